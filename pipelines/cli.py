@@ -1,0 +1,71 @@
+"""The ``trialpipe`` command line.
+
+Commands are imported lazily (``LazyGroup``) so ``trialpipe --help`` does not pay for Dagster,
+DuckDB or Great Expectations. Every command ends with one plain closing line; a
+:class:`~pipelines.errors.TrialpipeError` is printed without a traceback and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+# name -> "module:attribute" of a click.Command; imported only when the command runs.
+COMMANDS: dict[str, str] = {
+    "simulate": "pipelines.commands:simulate",
+    "run": "pipelines.commands:run",
+    "demo": "pipelines.commands:demo",
+    "validate": "pipelines.commands:validate",
+    "mmrm": "pipelines.stats.cli:mmrm",
+}
+
+SHORT_HELP = {
+    "simulate": "Write a simulated, Feder-2021-calibrated study folder.",
+    "run": "Materialize the whole pipeline for a study folder through Dagster.",
+    "demo": "Simulate a Feder-sized trial and run the whole pipeline on it.",
+    "validate": "Ingest and validate a study folder only; report what was quarantined.",
+    "mmrm": "Fit an MMRM on any CSV (R mmrm formula syntax).",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        if ctx.resilient_parsing or "--help" in sys.argv and name not in sys.argv:
+            # `trialpipe --help` lists commands without importing them.
+            return click.Command(name, short_help=SHORT_HELP.get(name))
+        module_name, attr = target.split(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="trialpipe")
+def cli() -> None:
+    """trialpipe: psychiatric clinical-trial data from raw exports to MMRM results."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    from pipelines.errors import TrialpipeError
+
+    try:
+        cli.main(args=argv, prog_name="trialpipe", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except TrialpipeError as exc:
+        click.secho(f"error: {exc}", fg="red", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

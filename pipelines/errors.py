@@ -1,0 +1,57 @@
+"""User-facing errors.
+
+A ``TrialpipeError`` is a problem with the user's input or configuration. Its message must let a
+biostatistician fix the input without reading code: it names the file, the row, the column and the
+value at fault, and what was expected. The CLI prints it without a traceback.
+"""
+
+from __future__ import annotations
+
+
+class TrialpipeError(Exception):
+    """A problem the user can fix: bad input, bad manifest, bad option."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        row: int | None = None,
+        column: str | None = None,
+        value: object | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.message = message
+        self.file = file
+        self.row = row
+        self.column = column
+        self.value = value
+        self.hint = hint
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        where = []
+        if self.file is not None:
+            where.append(f"file {self.file}")
+        if self.row is not None:
+            where.append(f"row {self.row}")
+        if self.column is not None:
+            where.append(f"column {self.column!r}")
+        if self.value is not None:
+            where.append(f"value {self.value!r}")
+        text = f"{', '.join(where)}: {self.message}" if where else self.message
+        if self.hint:
+            text += f" ({self.hint})"
+        return text
+
+
+class ManifestError(TrialpipeError):
+    """The study manifest (study.yaml) is missing, malformed or inconsistent."""
+
+
+class InputFileError(TrialpipeError):
+    """A data file cannot be read or does not have the shape its manifest entry declares."""
+
+
+class ModelSpecError(TrialpipeError):
+    """A model formula or option cannot be fitted as written (unknown column, bad structure...)."""
