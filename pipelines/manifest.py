@@ -1,0 +1,464 @@
+"""The study manifest, ``study.yaml``: a typed schema and its loader.
+
+A study folder holds ``study.yaml`` and the data files it names. The manifest says everything
+trialpipe needs to read the files as they were received (REDCap/EDC exports, NDA structures,
+SDTM XPT, plain wide or long CSV/Parquet) without code: arms and their roles, the visit schedule,
+each source file with its layout, column mappings, code mappings and missing-value codes, and the
+analysis options. ``docs/study.example.yaml`` is a complete commented example.
+
+Errors point at the key at fault (``sources[1].columns.subject``) and, for YAML syntax errors, the
+line.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipelines.errors import ManifestError
+from pipelines.instruments import load_instruments, resolve_instrument
+
+MANIFEST_NAME = "study.yaml"
+
+Layout = Literal["wide", "long", "nda", "sdtm"]
+Kind = Literal["randomization", "pcl5", "caps5", "madrs", "assessments", "nda", "sdtm"]
+FileFormat = Literal["csv", "tsv", "txt", "parquet", "xpt"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def _as_str_list(v: Any) -> list[str]:
+    if v is None:
+        return []
+    if isinstance(v, (str, int, float)):
+        return [str(v)]
+    return [str(x) for x in v]
+
+
+class Arm(_Strict):
+    """A treatment arm. ``id`` is what outputs show (TRTP/TRT01P); ``codes`` are how the data spell it."""
+
+    id: str
+    label: str | None = None
+    role: Literal["experimental", "control"]
+    codes: list[str] = Field(default_factory=list)
+
+    _codes = field_validator("codes", mode="before")(lambda cls, v: _as_str_list(v))
+
+    @property
+    def display(self) -> str:
+        return self.label or self.id
+
+
+class Visit(_Strict):
+    """A scheduled visit: its id (AVISIT), nominal study day, and the labels the data use for it."""
+
+    id: str
+    label: str | None = None
+    day: int
+    baseline: bool = False
+    primary: bool = False
+    codes: list[str] = Field(default_factory=list)
+
+    _codes = field_validator("codes", mode="before")(lambda cls, v: _as_str_list(v))
+
+
+class Columns(_Strict):
+    """Our names (keys) -> the file's own column names (values). Only mapped columns are loaded."""
+
+    subject: str | None = None
+    visit: str | None = None
+    study_day: str | None = None
+    date: str | None = None
+    arm: str | None = None
+    site: str | None = None
+    sex: str | None = None
+    age: str | None = None
+    age_months: str | None = None
+    age_band: str | None = None
+    race: str | None = None
+    ethnicity: str | None = None
+    # long layouts: one row per item
+    item: str | None = None
+    value: str | None = None
+    instrument: str | None = None
+    total: str | None = None
+
+
+class Items(_Strict):
+    """Where an instrument's items are.
+
+    Wide layouts: ``columns`` (explicit list in the instrument's standard item order) or
+    ``pattern`` (``pcl5_{n}``; ``{n:02d}`` for zero padding; ``{code}``/``{code_lower}`` for
+    the item code such as ``B1``). Long layouts: ``codes`` maps the item column's values to item
+    numbers, or ``pattern`` describes them; plain item numbers are accepted as they are.
+    """
+
+    columns: list[str] | None = None
+    pattern: str | None = None
+    codes: dict[str, int] | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Items:
+        given = [x for x in (self.columns, self.pattern, self.codes) if x]
+        if len(given) > 1:
+            raise ValueError("give only one of 'columns', 'pattern' or 'codes'")
+        return self
+
+
+class InstrumentMap(_Strict):
+    items: Items = Field(default_factory=Items)
+    total: str | None = None
+
+    @field_validator("items", mode="before")
+    @classmethod
+    def _items_shorthand(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return {"pattern": v}
+        if isinstance(v, list):
+            return {"columns": v}
+        return v
+
+
+class Recode(_Strict):
+    """Value mappings from the file's codes to manifest ids (matched after trimming, case-insensitive)."""
+
+    visit: dict[str, str] = Field(default_factory=dict)
+    arm: dict[str, str] = Field(default_factory=dict)
+    instrument: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("visit", "arm", "instrument", mode="before")
+    @classmethod
+    def _keys_as_text(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return {str(k): str(val) for k, val in v.items()}
+        return v
+
+
+class NdaOptions(_Strict):
+    structure: str | None = None
+    item_set: str | None = None
+
+
+class SdtmOptions(_Strict):
+    domain: Literal["QS", "RS", "DM"] | None = None
+    # instrument id -> category values (QSCAT/RSCAT) that mean it
+    categories: dict[str, list[str]] = Field(default_factory=dict)
+    # instrument id -> test-code pattern such as "PCL01{n:02d}"
+    testcd_patterns: dict[str, str] = Field(default_factory=dict)
+
+
+class Source(_Strict):
+    """One data file and how to read it."""
+
+    file: str
+    name: str | None = None
+    kind: Kind
+    layout: Layout = "wide"
+    format: FileFormat | None = None
+    encoding: str = "utf-8"
+    delimiter: str | None = None
+    columns: Columns = Field(default_factory=Columns)
+    # shorthand for single-instrument sources (kind: pcl5 | caps5 | madrs)
+    items: Items | None = None
+    total: str | None = None
+    # several instruments in one wide/long file: instrument id -> where its items are
+    instruments: dict[str, InstrumentMap] = Field(default_factory=dict)
+    recode: Recode = Field(default_factory=Recode)
+    missing_codes: list[str] = Field(default_factory=list)
+    nda: NdaOptions = Field(default_factory=NdaOptions)
+    sdtm: SdtmOptions = Field(default_factory=SdtmOptions)
+    # randomization files: extra baseline covariates, our name -> file column
+    covariates: dict[str, str] = Field(default_factory=dict)
+
+    _mc = field_validator("missing_codes", mode="before")(lambda cls, v: _as_str_list(v))
+
+    @field_validator("items", mode="before")
+    @classmethod
+    def _items_shorthand(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return {"pattern": v}
+        if isinstance(v, list):
+            return {"columns": v}
+        return v
+
+    @field_validator("delimiter", mode="before")
+    @classmethod
+    def _delim(cls, v: Any) -> Any:
+        if isinstance(v, str) and v.lower() in ("tab", "\\t"):
+            return "\t"
+        return v
+
+    @field_validator("encoding")
+    @classmethod
+    def _encoding(cls, v: str) -> str:
+        import codecs
+
+        try:
+            codecs.lookup(v)
+        except LookupError as exc:
+            raise ValueError(f"unknown encoding {v!r} (use e.g. utf-8 or latin-1)") from exc
+        return v
+
+    @model_validator(mode="after")
+    def _normalise(self) -> Source:
+        if self.name is None:
+            self.name = re.sub(r"[^A-Za-z0-9_]+", "_", Path(self.file).stem).strip("_").lower() or "source"
+        if self.format is None:
+            ext = Path(self.file).suffix.lower().lstrip(".")
+            if ext in ("csv", "tsv", "txt", "parquet", "xpt"):
+                self.format = ext  # type: ignore[assignment]
+            elif ext == "pq":
+                self.format = "parquet"
+            else:
+                raise ValueError(
+                    f"cannot tell the format of {self.file!r} from its extension; set format: csv|tsv|parquet|xpt"
+                )
+        if self.kind in ("pcl5", "caps5", "madrs"):
+            if self.kind in self.instruments:
+                raise ValueError(f"kind {self.kind} already names the instrument; do not repeat it under 'instruments'")
+            if self.items is not None or self.total is not None or self.layout in ("wide", "long"):
+                self.instruments = {
+                    self.kind: InstrumentMap(items=self.items or Items(), total=self.total),
+                    **self.instruments,
+                }
+        for inst_id in self.instruments:
+            if resolve_instrument(inst_id) is None:
+                raise ValueError(
+                    f"unknown instrument {inst_id!r}; known: {', '.join(sorted(load_instruments()))}"
+                )
+        if self.kind == "nda" and self.layout != "nda":
+            self.layout = "nda"
+        if self.kind == "sdtm" and self.layout != "sdtm":
+            self.layout = "sdtm"
+        if self.layout in ("wide", "long") and self.kind == "assessments" and not self.instruments:
+            raise ValueError("kind 'assessments' needs 'instruments' saying where each instrument's items are")
+        if self.layout == "long" and self.kind != "randomization":
+            missing = [c for c in ("item", "value") if getattr(self.columns, c) is None]
+            if missing:
+                raise ValueError(f"layout long needs columns.{' and columns.'.join(missing)}")
+        return self
+
+    @property
+    def instrument_ids(self) -> list[str]:
+        return list(self.instruments)
+
+
+class MissingItems(_Strict):
+    """What to do when some items of a score are missing.
+
+    ``none`` (default): the score is missing if any of its items is missing.
+    ``prorate``: when at most ``max_missing`` items of the score are missing (scope ``scale``:
+    counted over the whole score; ``cluster``: counted per DSM-5 cluster), the score is the mean
+    of its answered items times its item count, rounded as ``rounding`` says; the record gets
+    DTYPE = 'PRORATED'.
+    """
+
+    method: Literal["none", "prorate"] = "none"
+    max_missing: int = 0
+    scope: Literal["scale", "cluster"] = "scale"
+    rounding: Literal["none", "half_up", "floor", "ceil"] = "none"
+
+
+class Remission(_Strict):
+    op: Literal["<", "<=", ">", ">="]
+    value: float
+
+
+class Model(_Strict):
+    """The primary MMRM (contract default: chg ~ base + trtp * avisit + us(avisit | usubjid))."""
+
+    covariance: Literal["us", "cs", "csh", "ar1", "ar1h", "toep", "toeph", "ad", "adh"] = "us"
+    df_method: Literal["kenward-roger", "satterthwaite", "residual", "between-within"] = "kenward-roger"
+    fallbacks: list[str] = Field(default_factory=lambda: ["toeph", "ar1h", "cs"])
+    reml: bool = True
+
+
+class Analysis(_Strict):
+    primary_parameter: str = "CAPS5TOT"
+    baseline: Literal["visit", "last_on_or_before_day0"] = "visit"
+    repeated_assessments: Literal["last", "first", "mean"] = "last"
+    missing_items: MissingItems = Field(default_factory=MissingItems)
+    # PARAMCD -> minimum % reduction from baseline that counts as response
+    response: dict[str, float] = Field(default_factory=dict)
+    # PARAMCD -> remission threshold
+    remission: dict[str, Remission] = Field(default_factory=dict)
+    pcl5_cutoff: float = 33
+    model: Model = Field(default_factory=Model)
+    multiplicity: Literal["holm", "hochberg", "fdr_bh", "fixed_sequence", "bonferroni", "none"] = "holm"
+    alpha: float = Field(0.05, gt=0, lt=1)
+    min_baseline_fraction: float = Field(0.8, ge=0, le=1)
+
+
+class Dates(_Strict):
+    """Calendar dates are identifiers unless shifted. ``shifted: true`` declares every date in the
+    files as already shifted per subject (NDA masking); they are turned into study days and dropped."""
+
+    shifted: bool = False
+
+
+class Deidentification(_Strict):
+    ages_top_coded: bool = False
+    # columns the guard must not flag (reviewed by the study's privacy officer)
+    allow_columns: list[str] = Field(default_factory=list)
+
+
+class Manifest(_Strict):
+    study_id: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
+    title: str | None = None
+    arms: list[Arm] = Field(min_length=1, max_length=2)
+    visits: list[Visit] = Field(min_length=1)
+    sources: list[Source] = Field(min_length=1)
+    dates: Dates = Field(default_factory=Dates)
+    deidentification: Deidentification = Field(default_factory=Deidentification)
+    analysis: Analysis = Field(default_factory=Analysis)
+
+    @model_validator(mode="after")
+    def _consistency(self) -> Manifest:
+        ids = [a.id for a in self.arms]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"arms: duplicate arm id in {ids}")
+        roles = [a.role for a in self.arms]
+        if len(self.arms) == 2 and sorted(roles) != ["control", "experimental"]:
+            raise ValueError("arms: a two-arm study needs one arm with role experimental and one with role control")
+        seen: dict[str, str] = {}
+        for arm in self.arms:
+            for code in {arm.id, arm.label or arm.id, *arm.codes}:
+                key = code.strip().lower()
+                if key in seen and seen[key] != arm.id:
+                    raise ValueError(f"arms: code {code!r} is given for both {seen[key]!r} and {arm.id!r}")
+                seen[key] = arm.id
+        vids = [v.id for v in self.visits]
+        if len(set(vids)) != len(vids):
+            raise ValueError(f"visits: duplicate visit id in {vids}")
+        baselines = [v.id for v in self.visits if v.baseline]
+        if len(baselines) != 1:
+            raise ValueError(f"visits: exactly one visit needs baseline: true (found {len(baselines)})")
+        primaries = [v.id for v in self.visits if v.primary]
+        if len(primaries) > 1:
+            raise ValueError(f"visits: at most one visit may be primary: true (found {primaries})")
+        if not primaries:
+            self.visits[-1].primary = True
+        vcodes: dict[str, str] = {}
+        for v in self.visits:
+            for code in {v.id, v.label or v.id, *v.codes}:
+                key = code.strip().lower()
+                if key in vcodes and vcodes[key] != v.id:
+                    raise ValueError(f"visits: code {code!r} is given for both {vcodes[key]!r} and {v.id!r}")
+                vcodes[key] = v.id
+        names = [s.name for s in self.sources]
+        if len(set(names)) != len(names):
+            raise ValueError(f"sources: two sources have the same name {names}; set 'name' to tell them apart")
+        for i, s in enumerate(self.sources):
+            for code, target in s.recode.visit.items():
+                if target not in vids:
+                    raise ValueError(f"sources[{i}].recode.visit: {code!r} maps to unknown visit {target!r}; visits are {vids}")
+            arm_targets: dict[str, str] = {}
+            for code, target in s.recode.arm.items():
+                if target not in ids:
+                    raise ValueError(f"sources[{i}].recode.arm: {code!r} maps to unknown arm {target!r}; arms are {ids}")
+                arm_targets.setdefault(target, code)
+            if len(s.recode.arm) > 1 and len(set(s.recode.arm.values())) == 1 and len(self.arms) == 2:
+                raise ValueError(
+                    f"sources[{i}].recode.arm: every code maps to {next(iter(s.recode.arm.values()))!r}; "
+                    "both arms cannot share one code"
+                )
+        return self
+
+    # -- convenience -----------------------------------------------------------------------
+    @property
+    def baseline_visit(self) -> Visit:
+        return next(v for v in self.visits if v.baseline)
+
+    @property
+    def primary_visit(self) -> Visit:
+        return next(v for v in self.visits if v.primary)
+
+    @property
+    def experimental_arm(self) -> Arm | None:
+        return next((a for a in self.arms if a.role == "experimental"), None)
+
+    @property
+    def control_arm(self) -> Arm | None:
+        return next((a for a in self.arms if a.role == "control"), None)
+
+    @property
+    def single_arm(self) -> bool:
+        return len(self.arms) == 1
+
+
+def _format_loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def _yaml_line(text: str, loc: tuple[Any, ...]) -> int | None:
+    """Best-effort line number of a key path in the YAML text (for error messages)."""
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                if k.value == part:
+                    node, line = v, k.start_mark.line + 1
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def parse_manifest(text: str, *, file: str = MANIFEST_NAME) -> Manifest:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ManifestError(f"not valid YAML{where}: {getattr(exc, 'problem', exc)}", file=file) from None
+    if not isinstance(data, dict):
+        raise ManifestError("must be a YAML mapping with study_id, arms, visits and sources", file=file)
+    try:
+        return Manifest.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors(include_url=False):
+            loc = tuple(err["loc"])
+            # pydantic puts the validator name into loc for unions; keep the keys people wrote
+            key = _format_loc(loc)
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key (check the spelling; see docs/study.example.yaml)"
+            elif err["type"] == "missing":
+                msg = "required key is missing"
+            line = _yaml_line(text, loc)
+            lines.append(f"{key}{f' (line {line})' if line else ''}: {msg}")
+        raise ManifestError("; ".join(lines), file=file) from None
+
+
+def load_manifest(study_dir: str | Path) -> Manifest:
+    """Read and check ``study.yaml`` in ``study_dir``; data files are checked when read."""
+    study_dir = Path(study_dir)
+    path = study_dir / MANIFEST_NAME
+    if not study_dir.is_dir():
+        raise ManifestError(f"study folder {study_dir} does not exist")
+    if not path.is_file():
+        raise ManifestError(f"no {MANIFEST_NAME} in {study_dir}; a study folder needs a manifest", file=str(path))
+    return parse_manifest(path.read_text(encoding="utf-8"), file=str(path))
