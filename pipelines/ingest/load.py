@@ -1,0 +1,250 @@
+"""Load a study folder into its working DuckDB: reference tables from the manifest, raw tables
+from the files, and one ``qc.source_files`` row per file saying what happened to it."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from pipelines import warehouse
+from pipelines.ingest.readers import SourceRead, read_source, visit_codes_for
+from pipelines.ingest.schema import create_raw_table_sql, raw_tables
+from pipelines.instruments import load_instruments, resolve_instrument
+from pipelines.manifest import Manifest
+
+log = logging.getLogger(__name__)
+
+
+def _norm(code: str) -> str:
+    return " ".join(str(code).strip().lower().split())
+
+
+def reference_frames(manifest: Manifest) -> dict[str, pl.DataFrame]:
+    """The manifest and the instrument definitions as tables SQL can join."""
+    sid = manifest.study_id
+    ref: dict[str, pl.DataFrame] = {}
+    a = manifest.analysis
+    ref["ref.study"] = pl.DataFrame(
+        {
+            "study_id": [sid],
+            "title": [manifest.title],
+            "n_arms": [len(manifest.arms)],
+            "baseline_visit": [manifest.baseline_visit.id],
+            "primary_visit": [manifest.primary_visit.id],
+            "primary_parameter": [a.primary_parameter],
+            "baseline_rule": [a.baseline],
+            "repeated_rule": [a.repeated_assessments],
+            "missing_items_method": [a.missing_items.method],
+            "missing_items_max": [a.missing_items.max_missing],
+            "missing_items_scope": [a.missing_items.scope],
+            "missing_items_rounding": [a.missing_items.rounding],
+            "pcl5_cutoff": [float(a.pcl5_cutoff)],
+            "alpha": [a.alpha],
+            "multiplicity": [a.multiplicity],
+            "dates_shifted": [manifest.dates.shifted],
+        }
+    )
+    ref["ref.arms"] = pl.DataFrame(
+        {
+            "study_id": [sid] * len(manifest.arms),
+            "arm": [x.id for x in manifest.arms],
+            "arm_label": [x.display for x in manifest.arms],
+            "arm_role": [x.role for x in manifest.arms],
+            "armn": list(range(1, len(manifest.arms) + 1)),
+        }
+    )
+    ref["ref.visits"] = pl.DataFrame(
+        {
+            "study_id": [sid] * len(manifest.visits),
+            "visit": [v.id for v in manifest.visits],
+            "visit_label": [v.label or v.id for v in manifest.visits],
+            "avisitn": list(range(len(manifest.visits))),
+            "nominal_day": [v.day for v in manifest.visits],
+            "is_baseline": [v.baseline for v in manifest.visits],
+            "is_primary": [v.primary for v in manifest.visits],
+        },
+        schema_overrides={"avisitn": pl.Int32, "nominal_day": pl.Int32},
+    )
+    # code tables: one row per (source, normalised code)
+    vc, ac, mc = [], [], []
+    for s in manifest.sources:
+        for code, visit in visit_codes_for(manifest, s).items():
+            vc.append((sid, s.name, _norm(code), visit))
+        arm_codes: dict[str, str] = {}
+        for arm in manifest.arms:
+            for code in (arm.id, arm.label, *arm.codes):
+                if code:
+                    arm_codes[code] = arm.id
+        arm_codes.update(s.recode.arm)
+        for code, arm_id in arm_codes.items():
+            ac.append((sid, s.name, _norm(code), arm_id))
+        for code in s.missing_codes:
+            mc.append((sid, s.name, _norm(code)))
+    ref["ref.visit_codes"] = pl.DataFrame(vc, schema=["study_id", "source", "code", "visit"], orient="row").unique(["source", "code"], keep="last", maintain_order=True)
+    ref["ref.arm_codes"] = pl.DataFrame(ac, schema=["study_id", "source", "code", "arm"], orient="row").unique(["source", "code"], keep="last", maintain_order=True)
+    ref["ref.missing_codes"] = pl.DataFrame(mc, schema={"study_id": pl.String, "source": pl.String, "code": pl.String}, orient="row")
+    # instruments
+    rows_i, rows_items, rows_scores, rows_anchor = [], [], [], []
+    for inst in load_instruments().values():
+        resp = a.response
+        rows_i.append((sid, inst.id, inst.instrument, inst.title, inst.item_min, inst.item_max, len(inst.core_items)))
+        for it in inst.items:
+            rows_items.append((sid, inst.id, inst.instrument, it.n, it.code, it.cluster, it.label, it.optional))
+        for k, text in inst.anchors.items():
+            rows_anchor.append((sid, inst.id, int(k), text))
+        for order, sc in enumerate(inst.scores):
+            pct = resp.get(sc.paramcd)
+            if pct is None and inst.response and inst.response.paramcd == sc.paramcd:
+                pct = inst.response.min_pct_reduction
+            rem = a.remission.get(sc.paramcd)
+            rem_op = rem.op if rem else (inst.remission.op if inst.remission and inst.remission.paramcd == sc.paramcd else None)
+            rem_val = rem.value if rem else (inst.remission.value if inst.remission and inst.remission.paramcd == sc.paramcd else None)
+            for n in sc.items:
+                it = inst.item(n)
+                rows_scores.append(
+                    (sid, inst.id, inst.instrument, sc.paramcd, sc.param, order, sc.primary_total, sc.optional,
+                     len(sc.items), n, it.cluster, pct, rem_op, rem_val)
+                )
+    ref["ref.instruments"] = pl.DataFrame(
+        rows_i, orient="row",
+        schema=["study_id", "instrument_id", "instrument", "title", "item_min", "item_max", "n_core_items"],
+    )
+    ref["ref.instrument_items"] = pl.DataFrame(
+        rows_items, orient="row",
+        schema=["study_id", "instrument_id", "instrument", "item", "item_code", "cluster", "item_label", "optional"],
+    )
+    ref["ref.item_anchors"] = pl.DataFrame(rows_anchor, orient="row", schema=["study_id", "instrument_id", "value", "anchor"])
+    ref["ref.scores"] = pl.DataFrame(
+        rows_scores, orient="row",
+        schema={
+            "study_id": pl.String, "instrument_id": pl.String, "instrument": pl.String, "paramcd": pl.String,
+            "param": pl.String, "paramn": pl.Int32, "is_total": pl.Boolean, "optional": pl.Boolean,
+            "n_items": pl.Int32, "item": pl.Int32, "cluster": pl.String, "response_pct": pl.Float64,
+            "remission_op": pl.String, "remission_value": pl.Float64,
+        },
+    )
+    return ref
+
+
+def source_frames(manifest: Manifest, reads: list[SourceRead], run_id: str) -> dict[str, pl.DataFrame]:
+    """What each file supplied: item columns, item codes, missing codes, and the file outcome."""
+    sid = manifest.study_id
+    items, codes, missing, files = [], [], [], []
+    for r in reads:
+        name = r.source.name
+        for inst_id, numbers in r.source_items.items():
+            for n, column in numbers.items():
+                items.append((sid, name, inst_id, n, column))
+        for c in r.item_codes:
+            codes.append((sid, name, c.instrument, _norm(c.code), c.item))
+        for code in r.missing_codes:
+            missing.append((sid, name, _norm(code)))
+        files.append(
+            {
+                "study_id": sid,
+                "run_id": run_id,
+                "source": name,
+                "_source_file": r.file,
+                "_source_sha256": r.sha256,
+                "kind": r.source.kind,
+                "layout": r.source.layout,
+                "status": "failed" if r.error else "loaded",
+                "message": str(r.error) if r.error else None,
+                "rows_read": r.rows_read if not r.error else None,
+                "rows_loaded": json.dumps(r.rows_loaded, sort_keys=True),
+                "rows_skipped": sum(r.skipped.values()),
+                "skip_reasons": json.dumps(r.skipped, sort_keys=True),
+                "unmapped_columns": ", ".join(r.unmapped_columns),
+                "notes": "; ".join(r.notes),
+            }
+        )
+    out = {
+        "ref.source_items": pl.DataFrame(items, orient="row", schema={"study_id": pl.String, "source": pl.String, "instrument_id": pl.String, "item": pl.Int32, "column_name": pl.String}),
+        "ref.item_codes": pl.DataFrame(codes, orient="row", schema={"study_id": pl.String, "source": pl.String, "instrument_id": pl.String, "code": pl.String, "item": pl.Int32}).unique(["source", "instrument_id", "code"], keep="first", maintain_order=True),
+        "ref.source_missing_codes": pl.DataFrame(missing, orient="row", schema={"study_id": pl.String, "source": pl.String, "code": pl.String}).unique(),
+        "qc.source_files": pl.DataFrame(
+            files,
+            schema={
+                "study_id": pl.String, "run_id": pl.String, "source": pl.String, "_source_file": pl.String,
+                "_source_sha256": pl.String, "kind": pl.String, "layout": pl.String, "status": pl.String,
+                "message": pl.String, "rows_read": pl.Int64, "rows_loaded": pl.String, "rows_skipped": pl.Int64,
+                "skip_reasons": pl.String, "unmapped_columns": pl.String, "notes": pl.String,
+            },
+        ),
+    }
+    return out
+
+
+@dataclass
+class IngestResult:
+    reads: list[SourceRead]
+
+    @property
+    def failed(self) -> list[SourceRead]:
+        return [r for r in self.reads if r.error]
+
+    def rows_by_table(self) -> dict[str, int]:
+        totals: dict[str, int] = {t: 0 for t in raw_tables()}
+        for r in self.reads:
+            for t, n in r.rows_loaded.items():
+                totals[t] += n
+        return totals
+
+
+def write_reference(con: duckdb.DuckDBPyConnection, manifest: Manifest) -> None:
+    warehouse.ensure_schemas(con)
+    for table, frame in reference_frames(manifest).items():
+        warehouse.write_frame(con, table, frame)
+
+
+def ingest(
+    con: duckdb.DuckDBPyConnection,
+    study_dir: Path,
+    manifest: Manifest,
+    run_id: str,
+    *,
+    on_file: Callable[[SourceRead], None] | None = None,
+    blocked: dict[str, str] | None = None,
+) -> IngestResult:
+    """Read every source into the raw tables (replacing the study's previous raw data).
+
+    ``blocked`` maps source names to a reason (e.g. from the identifier guard): those files are
+    not read at all and are recorded as blocked.
+    """
+    warehouse.ensure_schemas(con)
+    for table in raw_tables():
+        con.execute(create_raw_table_sql(table))
+        warehouse.document(con, f"raw.{table}")
+    reads: list[SourceRead] = []
+    for source in manifest.sources:
+        if blocked and source.name in blocked:
+            r = SourceRead(source=source, file=source.file)
+            from pipelines.errors import InputFileError
+
+            r.error = InputFileError(blocked[source.name], file=source.file)
+            reads.append(r)
+            if on_file:
+                on_file(r)
+            continue
+        r = read_source(study_dir, manifest, source)
+        for table, frame in r.frames.items():
+            warehouse.write_frame(con, f"raw.{table}", frame, mode="append")
+        if r.unmapped_columns:
+            log.info("%s: columns not mapped (not loaded): %s", r.file, ", ".join(r.unmapped_columns))
+        reads.append(r)
+        if on_file:
+            on_file(r)
+    for table, frame in source_frames(manifest, reads, run_id).items():
+        warehouse.write_frame(con, table, frame)
+    return IngestResult(reads)
+
+
+def ensure_instrument_id(name: str) -> str:
+    inst = resolve_instrument(name)
+    return inst.id if inst else name

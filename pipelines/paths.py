@@ -1,0 +1,27 @@
+"""Where things are: the project's SQL and suites, and the default local state."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SQL_DIR = PROJECT_ROOT / "sql"
+EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
+
+
+def dagster_home() -> Path:
+    """DAGSTER_HOME if set, else ``.dagster_home`` inside the project (ignored by git)."""
+    home = Path(os.environ.get("DAGSTER_HOME") or PROJECT_ROOT / ".dagster_home")
+    home.mkdir(parents=True, exist_ok=True)
+    cfg = home / "dagster.yaml"
+    if not cfg.exists():
+        cfg.write_text(
+            "# Local Dagster instance for trialpipe (SQLite storage under this folder).\n"
+            "telemetry:\n  enabled: false\n"
+        )
+    return home
+
+
+def default_warehouse() -> Path:
+    return Path(os.environ.get("TRIALPIPE_WAREHOUSE") or "warehouse/trialpipe.duckdb").resolve()

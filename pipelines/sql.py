@@ -1,0 +1,50 @@
+"""The one SQL runner.
+
+Every file ``sql/<layer>/<name>.sql`` is one ``select`` (import CTEs, transform CTEs,
+``select * from final``) with a header comment saying what the table is, its grain and its inputs.
+The runner wraps it in ``create or replace table <layer>.<name> as ...`` and applies the table's
+documentation from ``sql/_schema.yml`` as ``COMMENT ON``. Files hold no DDL. Values that are not
+data (the run id) are read in SQL with ``getvariable('run_id')``.
+
+Files are rendered with Jinja first, with one variable: ``instruments``, the ids of the instrument
+definitions (``pipelines/instruments/*.yaml``). It is what keeps the SQL generic over instruments:
+a new definition gets its raw table unpivoted and scored without a new code path.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import duckdb
+
+from pipelines import warehouse
+from pipelines.paths import SQL_DIR
+
+
+def model_path(model: str) -> Path:
+    layer, name = model.split(".")
+    return SQL_DIR / layer / f"{name}.sql"
+
+
+def models(layer: str) -> list[str]:
+    return sorted(f"{layer}.{p.stem}" for p in (SQL_DIR / layer).glob("*.sql"))
+
+
+def render(model: str) -> str:
+    import jinja2
+
+    from pipelines.instruments import load_instruments
+
+    template = jinja2.Template(model_path(model).read_text(encoding="utf-8"), undefined=jinja2.StrictUndefined)
+    return template.render(instruments=list(load_instruments()))
+
+
+def run_model(con: duckdb.DuckDBPyConnection, model: str) -> dict[str, float | int]:
+    """Build table ``model`` (``layer.name``) from its SQL file; returns row count and seconds."""
+    sql = render(model)
+    started = time.perf_counter()
+    warehouse.ensure_schemas(con)
+    con.execute(f"create or replace table {model} as\n{sql}")
+    warehouse.document(con, model)
+    return {"rows": warehouse.count(con, model), "seconds": round(time.perf_counter() - started, 3)}

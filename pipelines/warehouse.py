@@ -1,0 +1,130 @@
+"""DuckDB access: connections, frames in and out, table documentation.
+
+One study is built in its own *working* database file (``<warehouse dir>/.work/<study_id>.duckdb``)
+by one run at a time; the published warehouse analysts open is only ever replaced whole (see
+``pipelines.publish``). So no two writers ever share a DuckDB file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import yaml
+
+from pipelines.paths import SQL_DIR
+
+SCHEMAS = ("raw", "ref", "staging", "analysis", "results", "qc", "meta")
+
+
+@contextlib.contextmanager
+def connect(path: str | Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    path = Path(path)
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path), read_only=read_only)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def ensure_schemas(con: duckdb.DuckDBPyConnection) -> None:
+    for s in SCHEMAS:
+        con.execute(f"create schema if not exists {s}")
+
+
+def set_context(con: duckdb.DuckDBPyConnection, **variables: object) -> None:
+    """Values SQL models read with getvariable('name'), e.g. study_id and run_id."""
+    for name, value in variables.items():
+        con.execute(f"set variable {name} = ?", [value])
+
+
+def write_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, *, mode: str = "replace") -> None:
+    """Write a polars frame to ``schema.table`` (replace or append by column name)."""
+    arrow = frame.to_arrow()
+    con.register("_tp_frame", arrow)
+    try:
+        if mode == "replace":
+            con.execute(f"create or replace table {table} as select * from _tp_frame")
+        else:
+            con.execute(f"insert into {table} by name select * from _tp_frame")
+    finally:
+        con.unregister("_tp_frame")
+    document(con, table)
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    schema, name = table.split(".")
+    return bool(
+        con.execute(
+            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?", [schema, name]
+        ).fetchone()[0]
+    )
+
+
+def count(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    return int(con.execute(f"select count(*) from {table}").fetchone()[0])
+
+
+def preview_markdown(con: duckdb.DuckDBPyConnection, table: str, limit: int = 5) -> str:
+    df = con.execute(f"select * from {table} limit {limit}").pl()
+    return frame_markdown(df)
+
+
+def frame_markdown(df: pl.DataFrame, max_cols: int = 12) -> str:
+    if df.width > max_cols:
+        df = df.select(df.columns[:max_cols])
+    if df.height == 0:
+        return "_(no rows)_"
+    head = "| " + " | ".join(df.columns) + " |"
+    sep = "| " + " | ".join("---" for _ in df.columns) + " |"
+    rows = []
+    for r in df.iter_rows():
+        cells = []
+        for v in r:
+            if isinstance(v, float):
+                cells.append(f"{v:.4g}")
+            else:
+                cells.append("" if v is None else str(v).replace("|", "\\|")[:40])
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join([head, sep, *rows])
+
+
+# -- documentation: COMMENT ON for every table and column ------------------------------------
+
+
+@functools.cache
+def table_docs() -> dict[str, dict]:
+    """``sql/_schema.yml``: table -> {description, columns: {name: description}}."""
+    with (SQL_DIR / "_schema.yml").open(encoding="utf-8") as fh:
+        return yaml.safe_load(fh)["tables"]
+
+
+def _quote(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def document(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """Apply the table's documented comments (sql/_schema.yml, or generated for raw tables)."""
+    schema, name = table.split(".")
+    if schema == "raw":
+        from pipelines.ingest.schema import raw_comments
+
+        desc, cols = raw_comments(name)
+    else:
+        doc = table_docs().get(table)
+        if doc is None:
+            return
+        desc, cols = doc["description"], doc.get("columns", {})
+    con.execute(f"comment on table {table} is {_quote(desc.strip())}")
+    present = {r[0] for r in con.execute(
+        "select column_name from information_schema.columns where table_schema = ? and table_name = ?", [schema, name]
+    ).fetchall()}
+    for col, text in cols.items():
+        if col in present:
+            con.execute(f"comment on column {table}.{col} is {_quote(str(text).strip())}")

@@ -1,0 +1,57 @@
+-- qc.quarantine: every input row that was rejected, with a reason a person can act on.
+-- Grain: one row per rejected raw row (an assessment row of one instrument, or a randomization row).
+-- Rules, in words: a row is here when staging.assessment_rows or staging.randomization_rows
+--   quarantined it; raw_values holds the row's mapped cells exactly as received (JSON), so nothing
+--   is lost and the source can be corrected. run_id is the pipeline run that rejected it.
+-- Inputs: staging.assessment_rows, staging.randomization_rows, raw.*.
+with
+
+{% for inst in instruments %}
+raw_{{ inst }} as (
+    select _source_file, _source_row, to_json(x) as raw_values
+    from (select * exclude (study_id, _source_sha256) from raw.{{ inst }}) as x
+),
+{% endfor %}
+
+raw_randomization as (
+    select _source_file, _source_row, to_json(x) as raw_values
+    from (select * exclude (study_id, _source_sha256) from raw.randomization) as x
+),
+
+assessments as (
+    {% for inst in instruments %}
+    {{ 'union all' if not loop.first }}
+    select
+        a.study_id, a.source, a._source_file, a._source_row, 'raw.{{ inst }}' as raw_table,
+        a.usubjid, a.reason, r.raw_values
+    from staging.assessment_rows as a
+    inner join raw_{{ inst }} as r on r._source_file = a._source_file and r._source_row = a._source_row
+    where a.status = 'quarantined' and a.instrument_id = '{{ inst }}'
+    {% endfor %}
+),
+
+randomization as (
+    select
+        a.study_id, a.source, a._source_file, a._source_row, 'raw.randomization' as raw_table,
+        a.usubjid, a.reason, r.raw_values
+    from staging.randomization_rows as a
+    inner join raw_randomization as r on r._source_file = a._source_file and r._source_row = a._source_row
+    where a.status = 'quarantined'
+),
+
+final as (
+    select
+        study_id,
+        getvariable('run_id') as run_id,
+        source,
+        _source_file,
+        _source_row,
+        raw_table,
+        usubjid,
+        reason,
+        cast(raw_values as varchar) as raw_values
+    from (select * from assessments union all select * from randomization)
+)
+
+select * from final
+order by _source_file, _source_row, raw_table

@@ -1,0 +1,77 @@
+-- staging.subjects: one row per subject the study randomized, with the manifest arm.
+-- Grain: one row per usubjid.
+-- Rules, in words: subjects come from the accepted randomization rows (randomization files or
+--   SDTM DM). A study without any randomization source takes its subjects from the assessment
+--   rows: the arm from the rows' arm column when the source maps one, or the only arm of a
+--   single-arm study. Covariates keep the values as received (text).
+-- Inputs: staging.randomization_rows, raw.randomization, staging.assessment_items, ref.arms, ref.arm_codes.
+with
+
+randomized as (
+    select
+        rr.study_id,
+        rr.usubjid,
+        rr.arm,
+        r.site,
+        r.sex,
+        r.age,
+        r.age_band,
+        r.race,
+        r.ethnicity,
+        r.covariates,
+        rr.source,
+        rr._source_file,
+        rr._source_row
+    from staging.randomization_rows as rr
+    inner join raw.randomization as r
+        on r._source_file = rr._source_file and r._source_row = rr._source_row
+    where rr.status = 'accepted'
+),
+
+from_assessments as (
+    select
+        any_value(i.study_id) as study_id,
+        i.usubjid,
+        coalesce(
+            min(ac.arm),
+            case when (select count(*) from ref.arms) = 1 then (select min(arm) from ref.arms) end
+        ) as arm,
+        min(i.source) as source,
+        min(i._source_file) as _source_file
+    from staging.assessment_items as i
+    left join ref.arm_codes as ac on ac.source = i.source and ac.code = lower(i.arm_raw)
+    where i.usubjid is not null and i.usubjid <> ''
+        and not exists (select 1 from randomized)
+    group by i.usubjid
+),
+
+unioned as (
+    select * from randomized
+    union all by name
+    select * from from_assessments
+),
+
+final as (
+    select
+        u.study_id,
+        u.usubjid,
+        u.arm,
+        a.arm_label,
+        a.arm_role,
+        a.armn,
+        u.site,
+        u.sex,
+        try_cast(u.age as double) as age,
+        u.age_band,
+        u.race,
+        u.ethnicity,
+        u.covariates,
+        u.source,
+        u._source_file,
+        u._source_row
+    from unioned as u
+    left join ref.arms as a on a.arm = u.arm
+)
+
+select * from final
+order by usubjid
