@@ -1,0 +1,26 @@
+"""The Dagster code location: ``dagster dev -w workspace.yaml`` loads ``defs`` from here."""
+
+from __future__ import annotations
+
+from dagster import AssetKey, Definitions, in_process_executor
+
+from assets.analysis import analysis_assets
+from assets.publish import publish_asset
+from assets.raw import ingest_study
+from assets.staging import staging_assets
+from pipelines.jobs import study_job, validate_job
+from pipelines.resources import TrialpipeResource
+
+
+def _keys(assets_defs) -> list[AssetKey]:
+    return [k for a in assets_defs for k in a.keys]
+
+
+_upstream = [ingest_study, *staging_assets, *analysis_assets]
+
+defs = Definitions(
+    assets=[*_upstream, publish_asset(_keys(_upstream))],
+    jobs=[study_job, validate_job],
+    resources={"trialpipe": TrialpipeResource()},
+    executor=in_process_executor,
+)

@@ -1,0 +1,28 @@
+"""Jobs. Every job runs its steps in one process, one after the other: a study's steps share one
+working DuckDB file, and DuckDB allows one writer per file. Studies run in parallel as separate
+runs (each with its own working file); only the final publish is serialised."""
+
+from __future__ import annotations
+
+from dagster import AssetSelection, define_asset_job, in_process_executor
+
+from pipelines.partitions import studies_partitions
+
+STUDY_JOB = "study_job"
+VALIDATE_JOB = "validate_job"
+
+study_job = define_asset_job(
+    STUDY_JOB,
+    selection=AssetSelection.all(),
+    partitions_def=studies_partitions,
+    executor_def=in_process_executor,
+    description="Everything for one study: ingest, validate, score, analyse, report, publish.",
+)
+
+validate_job = define_asset_job(
+    VALIDATE_JOB,
+    selection=AssetSelection.groups("raw", "staging"),
+    partitions_def=studies_partitions,
+    executor_def=in_process_executor,
+    description="Ingestion and validation only (trialpipe validate): raw and staging with their checks.",
+)

@@ -1,0 +1,200 @@
+"""Run a study through Dagster from the command line.
+
+``trialpipe run`` registers the study folder as a partition of the persistent local instance
+(``DAGSTER_HOME``, default ``.dagster_home`` in the project) and executes the study job in this
+process against it, so the run shows in ``dagster dev``'s run history like any other. Dagster's own
+console log is silenced; progress is shown per step with rich.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipelines import registry
+from pipelines.errors import TrialpipeError
+from pipelines.manifest import load_manifest
+from pipelines.paths import dagster_home
+
+QUIET_LOGGERS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    study_id: str
+    success: bool
+    warehouse: Path
+    working_db: Path
+    report_dir: Path
+    failed_steps: list[tuple[str, str]] = field(default_factory=list)  # (step, error message)
+    failed_checks: list[tuple[str, str]] = field(default_factory=list)  # (check, description)
+    skipped_steps: list[str] = field(default_factory=list)
+
+
+def get_instance():
+    from dagster import DagsterInstance
+
+    os.environ["DAGSTER_HOME"] = str(dagster_home())
+    return DagsterInstance.get()
+
+
+def _step_label(step_key: str) -> str:
+    return step_key.replace("__", "/")
+
+
+def run_study(
+    study_dir: str | Path,
+    *,
+    warehouse: str | Path | None = None,
+    report_dir: str | Path | None = None,
+    job_name: str = "study_job",
+    console=None,
+) -> RunOutcome:
+    from dagster import DagsterEventType
+    from dagster._core.utils import make_new_run_id
+
+    from pipelines.definitions import defs
+    from pipelines.partitions import studies_partitions
+    from pipelines.paths import default_warehouse
+
+    study_dir = Path(study_dir)
+    manifest = load_manifest(study_dir)  # a manifest error stops here, before Dagster
+    entry = registry.register(study_dir, warehouse=warehouse or default_warehouse(), report_dir=report_dir)
+    instance = get_instance()
+    if not instance.has_dynamic_partition(studies_partitions.name, manifest.study_id):
+        instance.add_dynamic_partitions(studies_partitions.name, [manifest.study_id])
+    job = defs.resolve_job_def(job_name)
+    run_id = make_new_run_id()
+    holder: dict = {}
+
+    def target() -> None:
+        try:
+            holder["result"] = job.execute_in_process(
+                run_config=QUIET_LOGGERS,
+                instance=instance,
+                partition_key=manifest.study_id,
+                raise_on_error=False,
+                run_id=run_id,
+                tags={"trialpipe/study": manifest.study_id, "trialpipe/launched_by": "cli"},
+            )
+        except BaseException as exc:  # surfaced below; a thread must not die silently
+            holder["error"] = exc
+
+    thread = threading.Thread(target=target, name="trialpipe-run")
+    progress = _Progress(console)
+    thread.start()
+    cursor = None
+    seen_steps: set[str] = set()
+    failed_steps: list[tuple[str, str]] = []
+    failed_checks: list[tuple[str, str]] = []
+    skipped: list[str] = []
+
+    def drain() -> None:
+        nonlocal cursor
+        conn = instance.get_records_for_run(run_id, cursor=cursor)
+        cursor = conn.cursor
+        for rec in conn.records:
+            ev = rec.event_log_entry.dagster_event
+            if ev is None:
+                continue
+            step = _step_label(ev.step_key) if ev.step_key else None
+            if ev.event_type == DagsterEventType.STEP_START and step not in seen_steps:
+                seen_steps.add(step)
+                progress.start(step)
+            elif ev.event_type == DagsterEventType.STEP_SUCCESS:
+                progress.done(step)
+            elif ev.event_type == DagsterEventType.STEP_FAILURE:
+                err = ev.event_specific_data.error
+                msg = _user_message(err)
+                failed_steps.append((step, msg))
+                progress.failed(step, msg)
+            elif ev.event_type == DagsterEventType.STEP_SKIPPED:
+                skipped.append(step)
+            elif ev.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
+                data = ev.event_specific_data
+                if not data.passed:
+                    failed_checks.append((f"{data.asset_key.to_user_string()}:{data.check_name}", data.description or ""))
+                    progress.check_failed(data.check_name, data.description or "")
+
+    with progress:
+        while thread.is_alive():
+            thread.join(0.25)
+            drain()
+        drain()
+    if "error" in holder:
+        raise holder["error"]
+    result = holder["result"]
+    study_wh = Path(entry.warehouse) if entry.warehouse else default_warehouse()
+    return RunOutcome(
+        run_id=run_id,
+        study_id=manifest.study_id,
+        success=bool(result.success) and not failed_checks_blocking(failed_checks, skipped),
+        warehouse=study_wh,
+        working_db=study_wh.parent / ".work" / f"{manifest.study_id}.duckdb",
+        report_dir=Path(entry.report_dir) if entry.report_dir else study_wh.parent / "reports",
+        failed_steps=failed_steps,
+        failed_checks=failed_checks,
+        skipped_steps=skipped,
+    )
+
+
+def failed_checks_blocking(failed_checks: list, skipped: list) -> bool:
+    """A failed blocking check shows as downstream steps skipped."""
+    return bool(failed_checks) and bool(skipped)
+
+
+def _user_message(err) -> str:
+    """The user-facing part of a step error: our TrialpipeError message without the traceback."""
+    if err is None:
+        return "failed"
+    node = err
+    while node is not None:
+        if node.cls_name and node.cls_name.endswith(("Error",)) and node.cls_name in (
+            "TrialpipeError", "ManifestError", "InputFileError", "ModelSpecError",
+        ):
+            return node.message.split(": ", 1)[-1].strip() if node.message.startswith(node.cls_name) else node.message.strip()
+        node = node.cause
+    return err.message.strip().splitlines()[-1]
+
+
+class _Progress:
+    """Per-step progress with rich, or plain lines when there is no console."""
+
+    def __init__(self, console):
+        self.console = console
+        self._status = None
+
+    def __enter__(self):
+        if self.console is not None:
+            self._status = self.console.status("starting the run ...")
+            self._status.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self._status is not None:
+            self._status.__exit__(*exc)
+
+    def start(self, step: str) -> None:
+        if self._status is not None:
+            self._status.update(f"[bold]{step}[/] ...")
+
+    def done(self, step: str) -> None:
+        if self.console is not None:
+            self.console.print(f"  [green]✓[/] {step}")
+
+    def failed(self, step: str, msg: str) -> None:
+        if self.console is not None:
+            self.console.print(f"  [red]✗ {step}[/]: {msg}")
+
+    def check_failed(self, name: str, msg: str) -> None:
+        if self.console is not None:
+            self.console.print(f"  [yellow]! check {name} failed[/]: {msg}")
+
+
+def ensure_ok(outcome: RunOutcome) -> None:
+    if not outcome.success:
+        parts = [f"{s}: {m}" for s, m in outcome.failed_steps] + [f"check {c}: {d}" for c, d in outcome.failed_checks]
+        raise TrialpipeError("the run did not complete: " + " | ".join(parts))
