@@ -6,15 +6,11 @@ preview and the build time.
 """
 
 
-import re
-
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, TableColumn, TableSchema, asset
 
 from pipelines import sql, warehouse
 from pipelines.partitions import studies_partitions
 from pipelines.resources import TrialpipeResource
-
-_REF = re.compile(r"\b(raw|ref|staging|analysis|qc|results)\.([a-z][a-z0-9_]*)\b")
 
 # Tables written by Python assets rather than SQL models, and the asset that writes them.
 PRODUCED_BY = {
@@ -31,13 +27,9 @@ def model_description(model: str) -> str:
 
 def model_deps(model: str) -> list[AssetKey]:
     deps: set[AssetKey] = set()
-    code = re.sub(r"--[^\n]*", "", sql.render(model))  # header comments name other tables too
-    for schema, table in _REF.findall(code):
-        name = f"{schema}.{table}"
-        if name == model:
-            continue
-        key = PRODUCED_BY.get(name) or PRODUCED_BY.get(schema) or AssetKey([schema, table])
-        deps.add(key)
+    for name in sql.model_inputs(model):
+        schema = name.split(".")[0]
+        deps.add(PRODUCED_BY.get(name) or PRODUCED_BY.get(schema) or AssetKey(name.split(".")))
     return sorted(deps, key=lambda k: k.to_user_string())
 
 

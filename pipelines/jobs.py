@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from dagster import AssetSelection, define_asset_job, in_process_executor
 
-from pipelines.partitions import studies_partitions
 
 STUDY_JOB = "study_job"
 VALIDATE_JOB = "validate_job"
@@ -14,7 +13,6 @@ VALIDATE_JOB = "validate_job"
 study_job = define_asset_job(
     STUDY_JOB,
     selection=AssetSelection.all(),
-    partitions_def=studies_partitions,
     executor_def=in_process_executor,
     description="Everything for one study: ingest, validate, score, analyse, report, publish.",
 )
@@ -22,7 +20,6 @@ study_job = define_asset_job(
 validate_job = define_asset_job(
     VALIDATE_JOB,
     selection=AssetSelection.groups("raw", "staging"),
-    partitions_def=studies_partitions,
     executor_def=in_process_executor,
     description="Ingestion and validation only (trialpipe validate): raw and staging with their checks.",
 )

@@ -13,6 +13,7 @@ a new definition gets its raw table unpivoted and scored without a new code path
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -48,3 +49,26 @@ def run_model(con: duckdb.DuckDBPyConnection, model: str) -> dict[str, float | i
     con.execute(f"create or replace table {model} as\n{sql}")
     warehouse.document(con, model)
     return {"rows": warehouse.count(con, model), "seconds": round(time.perf_counter() - started, 3)}
+
+
+_TABLE_REF = re.compile(r"\b(raw|ref|staging|analysis|qc|results)\.([a-z][a-z0-9_]*)\b")
+
+
+def model_inputs(model: str) -> set[str]:
+    """Tables a model selects from (``schema.table``), read from its SQL without comments."""
+    code = re.sub(r"--[^\n]*", "", render(model))
+    return {f"{s}.{t}" for s, t in _TABLE_REF.findall(code)} - {model}
+
+
+def ordered_models(layers: tuple[str, ...] = ("staging", "qc", "analysis")) -> list[str]:
+    """Every SQL model of the layers, each after the models it reads (topological order)."""
+    pending = {m: model_inputs(m) for layer in layers for m in models(layer)}
+    order: list[str] = []
+    while pending:
+        ready = sorted(m for m, deps in pending.items() if not (deps & set(pending)))
+        if not ready:
+            raise RuntimeError(f"SQL models depend on each other in a cycle: {sorted(pending)}")
+        order += ready
+        for m in ready:
+            del pending[m]
+    return order

@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Bootstrap trialpipe on a machine with only Python 3.11 and pip, then run it.
+
+    python3 dev.py demo            # install (first time), then `trialpipe demo`
+    python3 dev.py test            # install (first time), then the test suite
+    python3 dev.py ui              # the Dagster UI on http://127.0.0.1:3000
+    python3 dev.py trialpipe ARGS  # any trialpipe command
+
+Installing: uv (pinned) goes into ``.tools/`` with pip; uv then builds ``.venv/`` exactly from
+``uv.lock``. Both folders are ignored by git; delete them to start over.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+TOOLS = ROOT / ".tools"
+VENV = ROOT / ".venv"
+UV_VERSION = "0.13.9"
+
+
+def _bin(env: Path, name: str) -> Path:
+    return env / ("Scripts" if os.name == "nt" else "bin") / name
+
+
+def _run(cmd: list[str], **kw) -> None:
+    result = subprocess.run(cmd, cwd=ROOT, **kw)
+    if result.returncode != 0:
+        sys.exit(result.returncode)
+
+
+def ensure_installed() -> None:
+    if sys.version_info[:2] != (3, 11):
+        sys.exit(f"trialpipe needs Python 3.11; this is {sys.version.split()[0]} ({sys.executable})")
+    uv = _bin(TOOLS, "uv")
+    if not uv.exists():
+        print(f"dev.py: installing uv {UV_VERSION} into {TOOLS.name}/ ...", flush=True)
+        venv.EnvBuilder(with_pip=True, clear=True).create(TOOLS)
+        _run([str(_bin(TOOLS, "python")), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", f"uv=={UV_VERSION}"])
+    stamp = VENV / ".synced"
+    lock = ROOT / "uv.lock"
+    if not stamp.exists() or stamp.stat().st_mtime < lock.stat().st_mtime:
+        print("dev.py: installing trialpipe and its locked dependencies into .venv/ ...", flush=True)
+        _run([str(uv), "sync", "--frozen", "--python", sys.executable, "--compile-bytecode", "--quiet"],
+             env={**os.environ, "UV_PROJECT_ENVIRONMENT": str(VENV)})
+        stamp.touch()
+
+
+def main(argv: list[str]) -> None:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return
+    ensure_installed()
+    cmd, rest = argv[0], argv[1:]
+    env = {**os.environ}
+    env.setdefault("DAGSTER_HOME", str(ROOT / ".dagster_home"))
+    if cmd == "demo":
+        args = [str(_bin(VENV, "trialpipe")), "demo", *rest]
+    elif cmd == "test":
+        args = [str(_bin(VENV, "pytest")), *rest]
+    elif cmd == "ui":
+        Path(env["DAGSTER_HOME"]).mkdir(exist_ok=True)
+        args = [str(_bin(VENV, "dagster")), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", *rest]
+    elif cmd == "trialpipe":
+        args = [str(_bin(VENV, "trialpipe")), *rest]
+    else:
+        sys.exit(f"dev.py: unknown command {cmd!r}; use demo, test, ui or trialpipe")
+    os.chdir(ROOT)
+    os.execve(args[0], args, env)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
