@@ -100,9 +100,15 @@ def frame_markdown(df: pl.DataFrame, max_cols: int = 12) -> str:
 
 @functools.cache
 def table_docs() -> dict[str, dict]:
-    """``sql/_schema.yml``: table -> {description, columns: {name: description}}."""
-    with (SQL_DIR / "_schema.yml").open(encoding="utf-8") as fh:
-        return yaml.safe_load(fh)["tables"]
+    """``sql/<layer>/_schema.yml`` files: table -> {description, columns: {name: description}}.
+
+    Every warehouse table and column is documented there (raw.* are generated from the instrument
+    definitions); the docs are applied as COMMENT ON so analysts see them in any SQL client."""
+    docs: dict[str, dict] = {}
+    for path in sorted(SQL_DIR.glob("*/_schema.yml")):
+        with path.open(encoding="utf-8") as fh:
+            docs.update(yaml.safe_load(fh)["tables"])
+    return docs
 
 
 def _quote(s: str) -> str:
