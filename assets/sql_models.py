@@ -51,14 +51,14 @@ def table_metadata(con, table: str, extra: dict | None = None) -> dict:
     return meta
 
 
-def sql_asset(model: str, group: str):
+def sql_asset(model: str, group: str, extra_deps: tuple[AssetKey, ...] = ()):
     layer, name = model.split(".")
 
     @asset(
         key=AssetKey([layer, name]),
         group_name=group,
         description=model_description(model),
-        deps=model_deps(model),
+        deps=sorted({*model_deps(model), *extra_deps}, key=lambda k: k.to_user_string()),
         partitions_def=studies_partitions,
         kinds={"duckdb", "sql"},
         code_version=None,
@@ -73,5 +73,7 @@ def sql_asset(model: str, group: str):
     return _model
 
 
-def sql_assets(layer: str, group: str | None = None, extra_models: tuple[str, ...] = ()) -> list:
-    return [sql_asset(m, group or layer) for m in [*sql.models(layer), *extra_models]]
+def sql_assets(
+    layer: str, group: str | None = None, extra_models: tuple[str, ...] = (), extra_deps: tuple[AssetKey, ...] = ()
+) -> list:
+    return [sql_asset(m, group or layer, extra_deps) for m in [*sql.models(layer), *extra_models]]

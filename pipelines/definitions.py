@@ -8,6 +8,7 @@ from assets.analysis import analysis_assets
 from assets.publish import publish_asset
 from assets.raw import ingest_study
 from assets.staging import staging_assets
+from pipelines.checks import validation_checks
 from pipelines.jobs import study_job, validate_job
 from pipelines.resources import TrialpipeResource
 
@@ -20,6 +21,7 @@ _upstream = [ingest_study, *staging_assets, *analysis_assets]
 
 defs = Definitions(
     assets=[*_upstream, publish_asset(_keys(_upstream))],
+    asset_checks=validation_checks(),
     jobs=[study_job, validate_job],
     resources={"trialpipe": TrialpipeResource()},
     executor=in_process_executor,

@@ -13,6 +13,7 @@ import duckdb
 import polars as pl
 
 from pipelines import warehouse
+from pipelines.ingest.guard import IdentifiableDataError
 from pipelines.ingest.readers import SourceRead, read_source, visit_codes_for
 from pipelines.ingest.schema import create_raw_table_sql, raw_tables
 from pipelines.instruments import load_instruments, resolve_instrument
@@ -154,7 +155,7 @@ def source_frames(manifest: Manifest, reads: list[SourceRead], run_id: str) -> d
                 "_source_sha256": r.sha256,
                 "kind": r.source.kind,
                 "layout": r.source.layout,
-                "status": "failed" if r.error else "loaded",
+                "status": ("blocked" if isinstance(r.error, IdentifiableDataError) else "failed") if r.error else "loaded",
                 "message": str(r.error) if r.error else None,
                 "rows_read": r.rows_read if not r.error else None,
                 "rows_loaded": json.dumps(r.rows_loaded, sort_keys=True),

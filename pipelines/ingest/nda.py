@@ -22,7 +22,7 @@ from pathlib import Path
 import polars as pl
 
 from pipelines.errors import InputFileError
-from pipelines.ingest import files
+from pipelines.ingest import files, guard
 from pipelines.ingest.readers import (
     SourceRead,
     VISIT_CANDIDATES,
@@ -105,6 +105,7 @@ def read_nda(path: Path, manifest: Manifest, source: Source, out: SourceRead) ->
     table = files.read_delimited(
         path, label=label, encoding=source.encoding, delimiter=delimiter, skip_lines=skip, extra_header_lines=drop
     )
+    guard.check(table, manifest, source)
     out.rows_read = table.frame.height
     cols = _Cols(table.columns, label)
     nda = inst.formats.nda

@@ -18,7 +18,7 @@ from pathlib import Path
 import polars as pl
 
 from pipelines.errors import InputFileError, TrialpipeError
-from pipelines.ingest import files
+from pipelines.ingest import files, guard
 from pipelines.ingest.schema import ASSESSMENT_COLUMNS, RANDOMIZATION_COLUMNS, item_column, raw_tables
 from pipelines.instruments import Instrument, load_instruments, resolve_instrument
 from pipelines.manifest import Items, Manifest, Source
@@ -128,6 +128,7 @@ def read_source(study_dir: Path, manifest: Manifest, source: Source) -> SourceRe
             read_sdtm(path, manifest, source, out)
         else:
             table = files.read_any(path, source.format or "csv", label=label, encoding=source.encoding, delimiter=source.delimiter)
+            guard.check(table, manifest, source)
             out.rows_read = table.frame.height
             if source.kind == "randomization":
                 read_randomization(table, manifest, source, out)

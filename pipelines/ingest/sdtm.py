@@ -16,7 +16,7 @@ from pathlib import Path
 import polars as pl
 
 from pipelines.errors import InputFileError
-from pipelines.ingest import files
+from pipelines.ingest import files, guard
 from pipelines.ingest.readers import ItemCode, SourceRead, _Cols, add_frame
 from pipelines.instruments import Instrument, load_instruments, resolve_instrument
 from pipelines.manifest import Manifest, Source
@@ -29,6 +29,7 @@ def read_sdtm(path: Path, manifest: Manifest, source: Source, out: SourceRead) -
     label = source.file
     fmt = source.format or "xpt"
     table = files.read_any(path, fmt, label=label, encoding=source.encoding, delimiter=source.delimiter)
+    guard.check(table, manifest, source)
     out.rows_read = table.frame.height
     cols = _Cols(table.columns, label)
     domain = _domain(table, cols, source, path)

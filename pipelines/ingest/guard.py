@@ -1,0 +1,195 @@
+"""De-identification guard: refuse a file that looks identifiable, before any of it is loaded.
+
+Runs on every parsed file, on all its columns (mapped or not: a file holding identifiers should
+not have reached an analytics warehouse at all). A finding blocks that file entirely; the message
+names the file, the column, the first row and the kind of identifier, and never echoes the value.
+The checks follow HIPAA Safe Harbor (45 CFR 164.514(b)(2)) as summarised in domain.md section 5:
+
+1. column names that say identifier (name, address, zip, phone, fax, email, ssn, mrn, dob/birth,
+   ip, url, account, licence, vehicle, device serial, photo);
+2. values that look like e-mail addresses, phone numbers, SSNs, URLs, IPv4 addresses or ZIP+4 codes;
+3. full calendar dates, unless the manifest declares dates as already shifted per subject;
+4. ages over 89 (``interview_age`` over 1068 months) unless the manifest says ages are top-coded
+   (then nothing above 90 / 1080 months may appear);
+5. free text (long multi-word values, or comment/notes columns with sentences).
+
+``deidentification.allow_columns`` in the manifest exempts columns a privacy review has cleared.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import polars as pl
+
+from pipelines.errors import InputFileError
+from pipelines.ingest.files import ROW_COL, TextTable
+from pipelines.manifest import Manifest, Source
+
+
+class IdentifiableDataError(InputFileError):
+    """The file holds (or looks like it holds) identifiers; it was not loaded."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    column: str
+    kind: str
+    row: int | None = None
+
+    def text(self) -> str:
+        where = f" (first at row {self.row})" if self.row is not None else ""
+        return f"column {self.column!r}: {self.kind}{where}"
+
+
+# -- 1. column names ------------------------------------------------------------------------
+
+_PERSON = r"(first|last|middle|given|family|full|sur|maiden|patient|subject|participant|parent|mother|father|guardian|contact|pt)"
+_NAME_PATTERNS: list[tuple[str, str]] = [
+    (rf"^(name|names|{_PERSON}_?name|name_?(first|last|full))$", "a person's name"),
+    (r"^initials?$|_initials$", "a person's initials"),
+    (r"(^|_)(address|street|addr|city|county|town|precinct)(_|$)", "a street address or place smaller than a state"),
+    (r"(^|_)(zip|zipcode|zip_code|postal|postcode|postal_code)(_|$)", "a ZIP / postal code"),
+    (r"(^|_)(phone|telephone|tel|mobile|cell|cellphone|fax)(_|$)", "a phone or fax number"),
+    (r"(^|_)(email|e_mail|emailaddress|email_address)(_|$)", "an e-mail address"),
+    (r"(^|_)(ssn|social_security|socsec)(_|$)", "a social security number"),
+    (r"(^|_)(mrn|medical_record|medicalrecord|med_rec|chart_number)(_|$)", "a medical record number"),
+    (r"(^|_)(dob|birth|birthdate|birth_date|date_of_birth|brthdtc|birthday)(_|$)|^dob", "a date of birth"),
+    (r"(^|_)(ip|ip_address|ipaddress)(_|$)", "an IP address"),
+    (r"(^|_)(url|website|web_address)(_|$)", "a URL"),
+    (r"(^|_)(account|acct|insurance_id|health_plan|beneficiary)(_|$)", "an account or health-plan number"),
+    (r"(^|_)(license|licence|certificate)(_no|_number|_num)?$", "a licence / certificate number"),
+    (r"(^|_)(vehicle|license_plate|plate_number|vin)(_|$)", "a vehicle identifier"),
+    (r"(^|_)(device_serial|serial_number|serial_no)(_|$)", "a device serial number"),
+    (r"(^|_)(photo|photograph|face_image|fingerprint|voiceprint)(_|$)", "a photo or biometric identifier"),
+]
+
+
+def _snake(name: str) -> str:
+    s = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name.strip())
+    return re.sub(r"[^a-z0-9]+", "_", s.lower()).strip("_")
+
+
+def name_finding(column: str) -> str | None:
+    key = _snake(column)
+    for pattern, kind in _NAME_PATTERNS:
+        if re.search(pattern, key):
+            return f"its name says it holds {kind}"
+    return None
+
+
+# -- 2. value patterns ----------------------------------------------------------------------
+
+_VALUE_PATTERNS: list[tuple[str, str]] = [
+    (r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}", "e-mail addresses"),
+    (r"(?i)\b(https?://|www\.)\S+", "URLs"),
+    (r"\b\d{3}-\d{2}-\d{4}\b", "social security numbers"),
+    (r"(?:^|[^\d])(\+?1[-. ]?)?\(?\d{3}\)?[-. ]\d{3}[-. ]\d{4}(?:$|[^\d])", "phone numbers"),
+    (r"\b(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)\b", "IP addresses"),
+    (r"\b\d{5}-\d{4}\b", "ZIP+4 codes"),
+]
+
+# -- 3. dates -------------------------------------------------------------------------------
+
+_DATE = (
+    r"^\s*("
+    r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2})?)?"  # ISO 8601
+    r"|\d{1,2}/\d{1,2}/\d{4}"  # MM/DD/YYYY (NDA)
+    r"|\d{1,2}\.\d{1,2}\.\d{4}"  # DD.MM.YYYY
+    r"|\d{1,2}-[A-Za-z]{3}-\d{2,4}|\d{2}[A-Za-z]{3}\d{4}"  # 05-Jan-2021, 05JAN2021 (SAS)
+    r")\s*$"
+)
+
+# -- 4. ages --------------------------------------------------------------------------------
+
+_AGE_YEARS = re.compile(r"^(age|age_years|age_at_(consent|baseline|screening|entry)|ageyrs|age_yrs)$")
+_AGE_MONTHS = re.compile(r"^(interview_age|age_months|age_in_months)$")
+
+# -- 5. free text ---------------------------------------------------------------------------
+
+_COMMENTISH = re.compile(r"(^|_)(comment|comments|note|notes|narrative|description|describe|specify|free_text|freetext|remarks|text)(_|$)")
+
+
+def _first_row(table: TextTable, mask: pl.Series) -> int | None:
+    hits = table.frame.filter(mask)
+    return int(hits[ROW_COL][0]) if hits.height else None
+
+
+def screen(table: TextTable, manifest: Manifest, source: Source) -> list[Finding]:
+    """All identifier findings for a parsed file (empty list: the file may be loaded)."""
+    allow = {c.lower() for c in manifest.deidentification.allow_columns}
+    findings: list[Finding] = []
+    for col in table.columns:
+        if col.lower() in allow:
+            continue
+        values = table.frame[col]
+        filled = values.str.len_chars().fill_null(0) > 0
+        if not filled.any():
+            continue  # an empty column holds nothing identifying
+        kind = name_finding(col)
+        if kind:
+            findings.append(Finding(col, kind, _first_row(table, filled)))
+            continue
+        key = _snake(col)
+        for pattern, what in _VALUE_PATTERNS:
+            mask = values.str.contains(pattern).fill_null(False)
+            if mask.any():
+                findings.append(Finding(col, f"values look like {what}", _first_row(table, mask)))
+                break
+        else:
+            dates = values.str.contains(_DATE).fill_null(False)
+            if dates.any() and not manifest.dates.shifted:
+                findings.append(
+                    Finding(col, "holds full calendar dates; dates are identifiers unless shifted per subject "
+                                 "(declare dates.shifted: true if they are, or remove the column)", _first_row(table, dates))
+                )
+                continue
+            age = _age_finding(table, col, key, manifest)
+            if age:
+                findings.append(age)
+                continue
+            text = _free_text(table, col, key, values)
+            if text:
+                findings.append(text)
+    return findings
+
+
+def _age_finding(table: TextTable, col: str, key: str, manifest: Manifest) -> Finding | None:
+    months = bool(_AGE_MONTHS.match(key))
+    if not (months or _AGE_YEARS.match(key)):
+        return None
+    nums = table.frame[col].str.strip_chars().cast(pl.Float64, strict=False)
+    limit = (1080 if months else 90) if manifest.deidentification.ages_top_coded else (1068 if months else 89)
+    mask = (nums > limit).fill_null(False)
+    if not mask.any():
+        return None
+    unit = "months" if months else "years"
+    rule = (
+        f"ages above the top code ({limit} {unit})"
+        if manifest.deidentification.ages_top_coded
+        else f"ages over 89 years ({limit} {unit}); top-code them as 90 and set deidentification.ages_top_coded: true"
+    )
+    return Finding(col, f"holds {rule}", _first_row(table, mask))
+
+
+def _free_text(table: TextTable, col: str, key: str, values: pl.Series) -> Finding | None:
+    words = values.str.count_matches(r"[A-Za-z]{2,}").fill_null(0)
+    long_text = (values.str.len_chars().fill_null(0) >= 100) | (words >= 8)
+    if _COMMENTISH.search(key):
+        long_text = long_text | (words >= 3)
+    if long_text.any():
+        return Finding(col, "holds free text, which may name people or places; remove it or clear it in allow_columns",
+                       _first_row(table, long_text))
+    return None
+
+
+def check(table: TextTable, manifest: Manifest, source: Source) -> None:
+    """Raise IdentifiableDataError naming every finding (the file is then not loaded)."""
+    findings = screen(table, manifest, source)
+    if findings:
+        raise IdentifiableDataError(
+            "refused before loading: it looks identifiable - " + "; ".join(f.text() for f in findings),
+            file=source.file,
+            hint="trialpipe loads de-identified data only; fix the file or clear columns in deidentification.allow_columns",
+        )
