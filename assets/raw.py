@@ -15,7 +15,7 @@ from dagster import (
 )
 
 from assets.sql_models import table_metadata
-from pipelines import warehouse
+from pipelines import validation, warehouse
 from pipelines.ingest.load import ingest, write_reference
 from pipelines.ingest.schema import raw_tables
 from pipelines.partitions import studies_partitions
@@ -103,6 +103,15 @@ def ingest_study(context: AssetExecutionContext, trialpipe: TrialpipeResource):
             metadata={**table_metadata(con, "qc.source_files"), "files": MetadataValue.md(files_md)},
         )
         failed = result.failed
+        outcome = validation.CheckOutcome(
+            "all_sources_loaded", "qc.source_files", not failed,
+            "; ".join(str(r.error) for r in failed) or "all files loaded",
+            [validation.ExpectationOutcome(f"loaded({r.file})", f"{r.file} was found, read and mapped", r.error is None,
+                                           None if r.error is None else 1,
+                                           {} if r.error is None else {"examples": [str(r.error)]})
+             for r in result.reads],
+        )
+        validation.record(con, outcome, study.study_id, run_id)
         yield AssetCheckResult(
             asset_key=SOURCE_FILES_SPEC.key,
             check_name="all_sources_loaded",

@@ -39,37 +39,21 @@ def _run(study_dir: Path, warehouse: Path | None, report_dir: Path | None, job: 
     return run_study(study_dir, warehouse=warehouse, report_dir=report_dir, job_name=job, console=console), console
 
 
-def _summary(outcome, console, *, published: bool) -> None:
+def _summary(outcome, console):
+    """Per-file counts and blocking failures of this run, from the study's working database."""
     import duckdb
 
-    db = outcome.warehouse if published and outcome.warehouse.exists() else outcome.working_db
-    if not db.exists():
-        return
-    con = duckdb.connect(str(db), read_only=True)
+    from pipelines.report.validation import print_summary, summarize
+
+    if not outcome.working_db.exists():
+        return None
+    con = duckdb.connect(str(outcome.working_db), read_only=True)
     try:
-        sid = outcome.study_id
-        files = con.execute(
-            "select _source_file, status, rows_read, rows_skipped, message from qc.source_files where study_id = ? order by 1",
-            [sid],
-        ).fetchall()
-        q = dict(con.execute(
-            "select _source_file, count(*) from qc.quarantine where study_id = ? group by 1", [sid]
-        ).fetchall()) if _has(con, "qc", "quarantine") else {}
-        for f, status, read, skipped, msg in files:
-            line = f"  {f}: {status}"
-            if status == "loaded":
-                line += f", {read} rows read, {q.get(f, 0)} quarantined" + (f", {skipped} skipped" if skipped else "")
-            else:
-                line += f" - {msg}"
-            console.print(line)
+        summary = summarize(con, outcome.study_id, outcome.run_id)
     finally:
         con.close()
-
-
-def _has(con, schema: str, table: str) -> bool:
-    return bool(con.execute(
-        "select count(*) from duckdb_tables() where schema_name = ? and table_name = ?", [schema, table]
-    ).fetchone()[0])
+    print_summary(summary, console)
+    return summary
 
 
 @click.command()
@@ -81,7 +65,7 @@ def _has(con, schema: str, table: str) -> bool:
 def run(study_dir: Path, warehouse: Path | None, report_dir: Path | None) -> None:
     """Materialize the whole pipeline for STUDY_DIR through Dagster and publish the warehouse."""
     outcome, console = _run(study_dir, warehouse, report_dir, "study_job")
-    _summary(outcome, console, published=outcome.success)
+    _summary(outcome, console)
     if not outcome.success:
         click.echo(f"trialpipe run: {outcome.study_id} FAILED (run {outcome.run_id}); the published warehouse was not changed.")
         raise SystemExit(1)
@@ -90,15 +74,27 @@ def run(study_dir: Path, warehouse: Path | None, report_dir: Path | None) -> Non
 
 @click.command()
 @click.argument("study_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--warehouse", type=click.Path(dir_okay=False, path_type=Path), default=None)
-def validate(study_dir: Path, warehouse: Path | None) -> None:
-    """Ingest and validate STUDY_DIR only; print what failed, where, and what was quarantined."""
-    outcome, console = _run(study_dir, warehouse, None, "validate_job")
-    _summary(outcome, console, published=False)
+@click.option("--warehouse", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Warehouse the study publishes to; its working files live beside it.")
+@click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the HTML validation report goes [default: reports/ beside the warehouse].")
+def validate(study_dir: Path, warehouse: Path | None, report_dir: Path | None) -> None:
+    """Ingest and validate STUDY_DIR only; print what failed, where, and what was quarantined.
+
+    Exits non-zero only when something blocks the study (a file that cannot be used, a failed
+    blocking check); quarantined rows alone are reported, not fatal."""
+    from pipelines.report.validation import write_html
+
+    outcome, console = _run(study_dir, warehouse, report_dir, "validate_job")
+    summary = _summary(outcome, console)
+    report = None
+    if summary is not None:
+        report = write_html(summary, outcome.report_dir / f"{outcome.study_id}.validation.html")
+        console.print(f"  validation report: {report}")
     if not outcome.success:
-        click.echo(f"trialpipe validate: {outcome.study_id} has blocking failures (run {outcome.run_id}).")
+        click.echo(f"trialpipe validate: {outcome.study_id} has blocking failures (run {outcome.run_id}); report {report}.")
         raise SystemExit(1)
-    click.echo(f"trialpipe validate: {outcome.study_id} passed (run {outcome.run_id}).")
+    click.echo(f"trialpipe validate: {outcome.study_id} passed (run {outcome.run_id}); report {report}.")
 
 
 @click.command()
@@ -114,7 +110,7 @@ def demo(directory: Path, seed: int) -> None:
     console.print(f"simulated a 15 + 15 ketamine vs midazolam trial into {study_dir}")
     warehouse = directory / "warehouse" / "trialpipe.duckdb"
     outcome, console = _run(study_dir, warehouse, None, "study_job")
-    _summary(outcome, console, published=outcome.success)
+    _summary(outcome, console)
     if not outcome.success:
         click.echo(f"trialpipe demo: FAILED (run {outcome.run_id}).")
         raise SystemExit(1)

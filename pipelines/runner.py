@@ -110,7 +110,8 @@ def run_study(
                 err = ev.event_specific_data.error
                 msg = _user_message(err)
                 failed_steps.append((step, msg))
-                progress.failed(step, msg)
+                if not (err and err.cls_name == "DagsterAssetCheckFailedError"):
+                    progress.failed(step, msg)
             elif ev.event_type == DagsterEventType.STEP_SKIPPED:
                 skipped.append(step)
             elif ev.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
@@ -191,7 +192,8 @@ class _Progress:
 
     def check_failed(self, name: str, msg: str) -> None:
         if self.console is not None:
-            self.console.print(f"  [yellow]! check {name} failed[/]: {msg}")
+            short = msg if len(msg) <= 240 else msg[:237] + "..."
+            self.console.print(f"  [yellow]! check {name} failed[/]: {short}", highlight=False)
 
 
 def ensure_ok(outcome: RunOutcome) -> None:
