@@ -78,7 +78,7 @@ class TrialpipeResource(ConfigurableResource):
     # One run per study at a time: the run holds an exclusive lock on the study's working files
     # for its whole life (runs of different studies proceed in parallel).
     def setup_for_execution(self, context: InitResourceContext) -> None:
-        run = context.dagster_run
+        run = context.run
         key = run.tags.get("dagster/partition") if run else None
         if not key:
             return

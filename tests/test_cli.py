@@ -1,0 +1,72 @@
+"""The command line end to end: real Dagster runs against a temporary instance, no tracebacks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pipelines.cli import cli
+from tests.conftest import query
+
+CORPUS = Path(__file__).parent / "data" / "bad_inputs"
+
+
+def _invoke(args):
+    result = CliRunner().invoke(cli, args, catch_exceptions=True)
+    return result
+
+
+def test_help_is_fast_and_lists_commands():
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "pipelines.cli", "--help"],
+                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": "."})
+    assert out.returncode == 0
+    for cmd in ("simulate", "run", "demo", "validate", "mmrm"):
+        assert cmd in out.stdout
+    # lazy imports: --help must not import Dagster, DuckDB or Great Expectations
+    assert "dagster" not in out.stderr and "great_expectations" not in out.stderr and "duckdb" not in out.stderr
+
+
+@pytest.mark.parametrize("case", ["subject_randomized_twice", "email_column", "empty_file"])
+def test_validate_blocking_cases_exit_1_without_traceback(case, tmp_path):
+    result = _invoke(["validate", str(CORPUS / case), "--warehouse", str(tmp_path / "w.duckdb")])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert "has blocking failures" in result.output
+    assert (tmp_path / "reports").glob("*.validation.html")
+
+
+def test_run_publishes_with_lineage_and_comments(tmp_path):
+    case = CORPUS / "pcl5_out_of_range"  # one quarantined row, the rest valid
+    wh = tmp_path / "wh" / "trialpipe.duckdb"
+    result = _invoke(["run", str(case), "--warehouse", str(wh)])
+    assert result.exit_code == 0, result.output
+    assert f"published to {wh}" in result.output
+    sid = "PCL5-OUT-OF-RANGE"
+    # every raw table carries the three lineage columns
+    for (table,) in query(wh, "select table_name from duckdb_tables() where schema_name = 'raw'"):
+        cols = {c for (c,) in query(wh, f"select column_name from duckdb_columns() where schema_name = 'raw' and table_name = '{table}'")}
+        assert {"_source_file", "_source_row", "_source_sha256", "study_id"} <= cols
+    # every table and every column is documented
+    undocumented = query(wh, "select schema_name || '.' || table_name from duckdb_tables() where comment is null or comment = ''")
+    assert undocumented == []
+    bare = query(wh, "select schema_name || '.' || table_name || '.' || column_name from duckdb_columns() "
+                     "where (comment is null or comment = '') and not internal and schema_name not in ('main', 'information_schema', 'pg_catalog')")
+    assert bare == []
+    assert query(wh, "select count(*) from qc.quarantine where study_id = ?", [sid]) == [(1,)]
+    assert query(wh, "select count(distinct usubjid) from staging.item_responses where study_id = ?", [sid]) == [(4,)]
+    assert query(wh, "select status from meta.runs where study_id = ?", [sid]) == [("success",)]
+
+
+def test_blocked_run_leaves_published_warehouse_untouched(tmp_path):
+    wh = tmp_path / "wh" / "trialpipe.duckdb"
+    ok = _invoke(["run", str(CORPUS / "utf8_bom"), "--warehouse", str(wh)])
+    assert ok.exit_code == 0, ok.output
+    before = wh.read_bytes()
+    bad = _invoke(["run", str(CORPUS / "subject_randomized_twice"), "--warehouse", str(wh)])
+    assert bad.exit_code == 1 and "FAILED" in bad.output and "Traceback" not in bad.output
+    assert wh.read_bytes() == before
