@@ -6,8 +6,9 @@ The runner wraps it in ``create or replace table <layer>.<name> as ...`` and app
 documentation from ``sql/_schema.yml`` as ``COMMENT ON``. Files hold no DDL. Values that are not
 data (the run id) are read in SQL with ``getvariable('run_id')``.
 
-Files are rendered with Jinja first, with one variable: ``instruments``, the ids of the instrument
-definitions (``pipelines/instruments/*.yaml``). It is what keeps the SQL generic over instruments:
+Files are rendered with Jinja first, with two variables: ``instruments``, the ids of the instrument
+definitions (``pipelines/instruments/*.yaml``), and ``item_columns``, each instrument's raw item
+columns. It is what keeps the SQL generic over instruments:
 a new definition gets its raw table unpivoted and scored without a new code path.
 """
 
@@ -38,17 +39,38 @@ def render(model: str) -> str:
     from pipelines.instruments import load_instruments
 
     template = jinja2.Template(model_path(model).read_text(encoding="utf-8"), undefined=jinja2.StrictUndefined)
-    return template.render(instruments=list(load_instruments()))
+    instruments = load_instruments()
+    return template.render(
+        instruments=list(instruments),
+        item_columns={k: [f"item_{n}" for n in i.item_numbers] for k, i in instruments.items()},
+    )
+
+
+def materialization(model: str) -> str:
+    """``table`` unless the header says ``-- materialized: view`` (intermediates too big to be
+    worth writing; views live in the study's working database and are not published)."""
+    for line in model_path(model).read_text(encoding="utf-8").splitlines():
+        if not line.startswith("--"):
+            break
+        m = re.match(r"--\s*materialized:\s*(table|view)\b", line)
+        if m:
+            return m.group(1)
+    return "table"
 
 
 def run_model(con: duckdb.DuckDBPyConnection, model: str) -> dict[str, float | int]:
-    """Build table ``model`` (``layer.name``) from its SQL file; returns row count and seconds."""
+    """Build ``model`` (``layer.name``) from its SQL file; returns row count and seconds."""
     sql = render(model)
     started = time.perf_counter()
     warehouse.ensure_schemas(con)
-    con.execute(f"create or replace table {model} as\n{sql}")
+    kind = materialization(model)
+    if kind == "view":
+        con.execute(f"drop table if exists {model}")
+    else:
+        con.execute(f"drop view if exists {model}")
+    con.execute(f"create or replace {kind} {model} as\n{sql}")
     warehouse.document(con, model)
-    return {"rows": warehouse.count(con, model), "seconds": round(time.perf_counter() - started, 3)}
+    return {"rows": warehouse.count(con, model), "seconds": round(time.perf_counter() - started, 3), "materialized": kind}
 
 
 _TABLE_REF = re.compile(r"\b(raw|ref|staging|analysis|qc|results)\.([a-z][a-z0-9_]*)\b")

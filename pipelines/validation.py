@@ -242,13 +242,20 @@ def check_subject_one_arm(con: duckdb.DuckDBPyConnection) -> CheckOutcome:
         order by usubjid
         """
     ).fetchall()
+    from pipelines.instruments import load_instruments
+
+    raw_arms = " union all ".join(
+        f"select source, _source_file, _source_row, trim(subject) as usubjid, lower(trim(arm)) as arm_code "
+        f"from raw.{i} where arm is not null and trim(arm) <> ''"
+        for i in load_instruments()
+    )
     disagree = con.execute(
-        """
+        f"""
         select i.usubjid, s.arm as randomized, ac.arm as in_file, min(i._source_file || ' row ' || i._source_row) as where_
-        from staging.assessment_items as i
+        from ({raw_arms}) as i
         join staging.subjects as s on s.usubjid = i.usubjid
-        join ref.arm_codes as ac on ac.source = i.source and ac.code = lower(i.arm_raw)
-        where i.arm_raw is not null and ac.arm <> s.arm
+        join ref.arm_codes as ac on ac.source = i.source and ac.code = i.arm_code
+        where ac.arm <> s.arm
         group by all order by 1
         """
     ).fetchall()

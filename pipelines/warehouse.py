@@ -27,6 +27,8 @@ def connect(path: str | Path, *, read_only: bool = False) -> Iterator[duckdb.Duc
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(path), read_only=read_only)
+    con.execute("set enable_progress_bar = false")
+    con.execute("set preserve_insertion_order = false")  # tables are sets; lets DuckDB write in parallel
     try:
         yield con
     finally:
@@ -44,7 +46,9 @@ def set_context(con: duckdb.DuckDBPyConnection, **variables: object) -> None:
         con.execute(f"set variable {name} = ?", [value])
 
 
-def write_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, *, mode: str = "replace") -> None:
+def write_frame(
+    con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, *, mode: str = "replace", documented: bool = True
+) -> None:
     """Write a polars frame to ``schema.table`` (replace or append by column name)."""
     arrow = frame.to_arrow()
     con.register("_tp_frame", arrow)
@@ -55,7 +59,8 @@ def write_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame,
             con.execute(f"insert into {table} by name select * from _tp_frame")
     finally:
         con.unregister("_tp_frame")
-    document(con, table)
+    if documented:
+        document(con, table)
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
@@ -127,7 +132,10 @@ def document(con: duckdb.DuckDBPyConnection, table: str) -> None:
         if doc is None:
             return
         desc, cols = doc["description"], doc.get("columns", {})
-    con.execute(f"comment on table {table} is {_quote(desc.strip())}")
+    is_view = bool(con.execute(
+        "select count(*) from duckdb_views() where schema_name = ? and view_name = ?", [schema, name]
+    ).fetchone()[0])
+    con.execute(f"comment on {'view' if is_view else 'table'} {table} is {_quote(desc.strip())}")
     present = {r[0] for r in con.execute(
         "select column_name from information_schema.columns where table_schema = ? and table_name = ?", [schema, name]
     ).fetchall()}

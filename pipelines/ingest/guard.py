@@ -132,6 +132,12 @@ def screen(table: TextTable, manifest: Manifest, source: Source) -> list[Finding
             findings.append(Finding(col, kind, _first_row(table, filled)))
             continue
         key = _snake(col)
+        # Most columns are ratings: plain numbers can only be ages; skip the text patterns.
+        if bool((values.str.contains(r"^\s*-?\d{1,4}(\.\d+)?\s*$").fill_null(True) | ~filled).all()):
+            age = _age_finding(table, col, key, manifest)
+            if age:
+                findings.append(age)
+            continue
         for pattern, what in _VALUE_PATTERNS:
             mask = values.str.contains(pattern).fill_null(False)
             if mask.any():

@@ -221,7 +221,6 @@ def ingest(
     warehouse.ensure_schemas(con)
     for table in raw_tables():
         con.execute(create_raw_table_sql(table))
-        warehouse.document(con, f"raw.{table}")
     reads: list[SourceRead] = []
     for source in manifest.sources:
         if blocked and source.name in blocked:
@@ -235,12 +234,14 @@ def ingest(
             continue
         r = read_source(study_dir, manifest, source)
         for table, frame in r.frames.items():
-            warehouse.write_frame(con, f"raw.{table}", frame, mode="append")
+            warehouse.write_frame(con, f"raw.{table}", frame, mode="append", documented=False)
         if r.unmapped_columns:
             log.info("%s: columns not mapped (not loaded): %s", r.file, ", ".join(r.unmapped_columns))
         reads.append(r)
         if on_file:
             on_file(r)
+    for table in raw_tables():
+        warehouse.document(con, f"raw.{table}")
     for table, frame in source_frames(manifest, reads, run_id).items():
         warehouse.write_frame(con, table, frame)
     return IngestResult(reads)

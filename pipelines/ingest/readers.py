@@ -140,7 +140,7 @@ def read_source(study_dir: Path, manifest: Manifest, source: Source) -> SourceRe
         out.error = exc
         out.frames = {}
     except Exception as exc:  # never crash the pipeline on user data; keep the detail for developers
-        log.exception("unexpected error reading %s", label)
+        log.debug("unexpected error reading %s", label, exc_info=True)
         out.error = InputFileError(f"could not be read ({type(exc).__name__}: {exc})", file=label)
         out.frames = {}
     out.missing_codes = sorted(set(out.missing_codes) | set(source.missing_codes))

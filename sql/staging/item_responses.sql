@@ -9,21 +9,21 @@
 with
 
 accepted as (
-    select instrument_id, _source_file, _source_row
+    select *
     from staging.assessment_rows
     where status = 'accepted'
 ),
 
 final as (
     select
-        i.study_id,
-        i.usubjid,
-        i.instrument,
+        r.study_id,
+        r.usubjid,
+        r.instrument,
         i.instrument_id,
-        i.visit,
-        i.avisitn,
-        i.study_day,
-        i.day_recorded,
+        r.visit,
+        r.avisitn,
+        r.study_day,
+        r.day_recorded,
         i.item,
         i.value,
         i.is_missing,
@@ -31,10 +31,9 @@ final as (
         i._source_file,
         i._source_row
     from staging.assessment_items as i
-    inner join accepted as a
-        on a.instrument_id = i.instrument_id and a._source_file = i._source_file and a._source_row = i._source_row
+    inner join accepted as r
+        on r.instrument_id = i.instrument_id and r._source_file = i._source_file and r._source_row = i._source_row
     where i.record_type = 'item'
 )
 
 select * from final
-order by usubjid, instrument, avisitn, study_day, item

@@ -6,27 +6,27 @@
 with
 
 accepted as (
-    select instrument_id, _source_file, _source_row
+    select *
     from staging.assessment_rows
     where status = 'accepted'
 ),
 
 final as (
     select
-        i.study_id,
-        i.usubjid,
-        i.instrument,
+        r.study_id,
+        r.usubjid,
+        r.instrument,
         i.instrument_id,
-        i.visit,
-        i.avisitn,
-        i.study_day,
+        r.visit,
+        r.avisitn,
+        r.study_day,
         i.value as reported_total,
         i.source,
         i._source_file,
         i._source_row
     from staging.assessment_items as i
-    inner join accepted as a
-        on a.instrument_id = i.instrument_id and a._source_file = i._source_file and a._source_row = i._source_row
+    inner join accepted as r
+        on r.instrument_id = i.instrument_id and r._source_file = i._source_file and r._source_row = i._source_row
     where i.record_type = 'total'
 )
 

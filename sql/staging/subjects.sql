@@ -4,7 +4,7 @@
 --   SDTM DM). A study without any randomization source takes its subjects from the assessment
 --   rows: the arm from the rows' arm column when the source maps one, or the only arm of a
 --   single-arm study. Covariates keep the values as received (text).
--- Inputs: staging.randomization_rows, raw.randomization, staging.assessment_items, ref.arms, ref.arm_codes.
+-- Inputs: staging.randomization_rows, raw.randomization, raw.<instrument>, ref.arms, ref.arm_codes.
 with
 
 randomized as (
@@ -28,21 +28,28 @@ randomized as (
     where rr.status = 'accepted'
 ),
 
+raw_assessment_arms as (
+    {% for inst in instruments %}
+    {{ 'union all' if not loop.first }}
+    select study_id, source, _source_file, trim(subject) as usubjid, lower(trim(arm)) as arm_code from raw.{{ inst }}
+    {% endfor %}
+),
+
 from_assessments as (
     select
-        any_value(i.study_id) as study_id,
-        i.usubjid,
+        any_value(r.study_id) as study_id,
+        r.usubjid,
         coalesce(
             min(ac.arm),
             case when (select count(*) from ref.arms) = 1 then (select min(arm) from ref.arms) end
         ) as arm,
-        min(i.source) as source,
-        min(i._source_file) as _source_file
-    from staging.assessment_items as i
-    left join ref.arm_codes as ac on ac.source = i.source and ac.code = lower(i.arm_raw)
-    where i.usubjid is not null and i.usubjid <> ''
+        min(r.source) as source,
+        min(r._source_file) as _source_file
+    from raw_assessment_arms as r
+    left join ref.arm_codes as ac on ac.source = r.source and ac.code = r.arm_code
+    where r.usubjid is not null and r.usubjid <> ''
         and not exists (select 1 from randomized)
-    group by i.usubjid
+    group by r.usubjid
 ),
 
 unioned as (
