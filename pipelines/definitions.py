@@ -11,6 +11,8 @@ from assets.staging import staging_assets
 from pipelines.checks import validation_checks
 from pipelines.jobs import study_job, validate_job
 from pipelines.resources import TrialpipeResource
+from pipelines.schedules import nightly
+from pipelines.sensors import studies_sensor
 
 
 def _keys(assets_defs) -> list[AssetKey]:
@@ -23,6 +25,8 @@ defs = Definitions(
     assets=[*_upstream, publish_asset(_keys(_upstream))],
     asset_checks=validation_checks(),
     jobs=[study_job, validate_job],
+    schedules=[nightly],
+    sensors=[studies_sensor],
     resources={"trialpipe": TrialpipeResource()},
     executor=in_process_executor,
 )

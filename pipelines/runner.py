@@ -17,6 +17,7 @@ from pipelines import registry
 from pipelines.errors import TrialpipeError
 from pipelines.manifest import load_manifest
 from pipelines.paths import dagster_home
+from pipelines.provenance import study_inputs
 
 QUIET_LOGGERS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
@@ -78,7 +79,11 @@ def run_study(
                 partition_key=manifest.study_id,
                 raise_on_error=False,
                 run_id=run_id,
-                tags={"trialpipe/study": manifest.study_id, "trialpipe/launched_by": "cli"},
+                tags={
+                    "trialpipe/study": manifest.study_id,
+                    "trialpipe/launched_by": "cli",
+                    "trialpipe/input_hash": study_inputs(study_dir)[0],
+                },
             )
         except BaseException as exc:  # surfaced below; a thread must not die silently
             holder["error"] = exc
