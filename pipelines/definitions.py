@@ -12,7 +12,7 @@ from pipelines.checks import validation_checks
 from pipelines.jobs import study_job, validate_job
 from pipelines.resources import TrialpipeResource
 from pipelines.schedules import nightly
-from pipelines.sensors import studies_sensor
+from pipelines.sensors import record_failed_runs, studies_sensor
 
 
 def _keys(assets_defs) -> list[AssetKey]:
@@ -26,7 +26,7 @@ defs = Definitions(
     asset_checks=validation_checks(),
     jobs=[study_job, validate_job],
     schedules=[nightly],
-    sensors=[studies_sensor],
+    sensors=[studies_sensor, record_failed_runs],
     resources={"trialpipe": TrialpipeResource()},
     executor=in_process_executor,
 )

@@ -56,51 +56,78 @@ def _columns(con: duckdb.DuckDBPyConnection, catalog: str, schema: str, table: s
     ).fetchall()
 
 
+class _Swap:
+    """Copy the published file, let the caller change the copy, then swap it in atomically."""
+
+    def __init__(self, warehouse_path: Path):
+        self.path = Path(warehouse_path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.lock_path = self.path.with_name(self.path.name + ".lock")
+
+    def __enter__(self) -> duckdb.DuckDBPyConnection:
+        self._lock = self.lock_path.open("w")
+        fcntl.flock(self._lock, fcntl.LOCK_EX)
+        for stale in self.path.parent.glob(f".{self.path.name}.*.tmp*"):
+            stale.unlink(missing_ok=True)  # left by a killed publish; we hold the lock, so nobody owns it
+        self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        if self.path.exists():
+            shutil.copyfile(self.path, self.tmp)
+        self.con = duckdb.connect(str(self.tmp))
+        self.con.execute("set enable_progress_bar = false")
+        return self.con
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self.con.execute("checkpoint")
+            self.con.close()
+            if exc_type is None:
+                _fsync_file(self.tmp)
+                os.replace(self.tmp, self.path)
+                _fsync_dir(self.path.parent)
+            else:
+                self.tmp.unlink(missing_ok=True)
+        finally:
+            self._lock.close()
+
+
 def publish(working_db: Path, warehouse_path: Path, study_id: str, run_row: dict | None = None) -> dict:
     """Replace ``study_id``'s rows in the published warehouse with the working database's."""
-    warehouse_path = Path(warehouse_path)
-    warehouse_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    lock_path = warehouse_path.with_name(warehouse_path.name + ".lock")
-    with lock_path.open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        for stale in warehouse_path.parent.glob(f".{warehouse_path.name}.*.tmp*"):
-            stale.unlink(missing_ok=True)  # left by a killed publish; we hold the lock, so nobody owns it
-        tmp = warehouse_path.with_name(f".{warehouse_path.name}.{os.getpid()}.tmp")
-        if warehouse_path.exists():
-            shutil.copyfile(warehouse_path, tmp)
-        con = duckdb.connect(str(tmp))
-        try:
-            con.execute(f"attach '{working_db}' as work (read_only)")
-            main = con.execute("select current_database()").fetchone()[0]
-            work_tables = _tables(con, "work")
-            # Remove the study everywhere first (tables a newer code version no longer builds too).
-            for schema, table in _tables(con, main):
-                if any(c == "study_id" for c, _ in _columns(con, main, schema, table)):
-                    con.execute(f'delete from "{schema}"."{table}" where study_id = ?', [study_id])
-            n_rows = 0
-            for schema, table in work_tables:
-                con.execute(f'create schema if not exists "{schema}"')
-                existing = {c for c, _ in _columns(con, main, schema, table)}
-                if not existing:
-                    con.execute(f'create table "{schema}"."{table}" as select * from work."{schema}"."{table}" limit 0')
-                else:
-                    for col, dtype in _columns(con, "work", schema, table):
-                        if col not in existing:
-                            con.execute(f'alter table "{schema}"."{table}" add column "{col}" {dtype}')
-                con.execute(f'insert into "{schema}"."{table}" by name select * from work."{schema}"."{table}"')
-                n_rows += int(con.execute(f'select count(*) from work."{schema}"."{table}"').fetchone()[0])
-                warehouse.document(con, f"{schema}.{table}")
-            if run_row is not None:
-                _record_run(con, run_row)
-            con.execute("detach work")
-            con.execute("checkpoint")
-        finally:
-            con.close()
-        _fsync_file(tmp)
-        os.replace(tmp, warehouse_path)
-        _fsync_dir(warehouse_path.parent)
+    with _Swap(warehouse_path) as con:
+        con.execute(f"attach '{working_db}' as work (read_only)")
+        main = con.execute("select current_database()").fetchone()[0]
+        work_tables = _tables(con, "work")
+        # Remove the study everywhere first (tables a newer code version no longer builds too);
+        # meta.runs keeps every run's row.
+        for schema, table in _tables(con, main):
+            if schema == "meta":
+                continue
+            if any(c == "study_id" for c, _ in _columns(con, main, schema, table)):
+                con.execute(f'delete from "{schema}"."{table}" where study_id = ?', [study_id])
+        n_rows = 0
+        for schema, table in work_tables:
+            con.execute(f'create schema if not exists "{schema}"')
+            existing = {c for c, _ in _columns(con, main, schema, table)}
+            if not existing:
+                con.execute(f'create table "{schema}"."{table}" as select * from work."{schema}"."{table}" limit 0')
+            else:
+                for col, dtype in _columns(con, "work", schema, table):
+                    if col not in existing:
+                        con.execute(f'alter table "{schema}"."{table}" add column "{col}" {dtype}')
+            con.execute(f'insert into "{schema}"."{table}" by name select * from work."{schema}"."{table}"')
+            n_rows += int(con.execute(f'select count(*) from work."{schema}"."{table}"').fetchone()[0])
+            warehouse.document(con, f"{schema}.{table}")
+        if run_row is not None:
+            _record_run(con, run_row)
+        con.execute("detach work")
     return {"tables": len(work_tables), "rows": n_rows, "seconds": round(time.perf_counter() - started, 3)}
+
+
+def record_run(warehouse_path: Path, run_row: dict) -> None:
+    """Add one meta.runs row (a failed run) to the published warehouse; nothing else changes."""
+    with _Swap(warehouse_path) as con:
+        _record_run(con, run_row)
 
 
 def _record_run(con: duckdb.DuckDBPyConnection, row: dict) -> None:

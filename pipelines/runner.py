@@ -134,7 +134,7 @@ def run_study(
         raise holder["error"]
     result = holder["result"]
     study_wh = Path(entry.warehouse) if entry.warehouse else default_warehouse()
-    return RunOutcome(
+    outcome = RunOutcome(
         run_id=run_id,
         study_id=manifest.study_id,
         success=bool(result.success) and not failed_checks_blocking(failed_checks, skipped),
@@ -144,6 +144,35 @@ def run_study(
         failed_steps=failed_steps,
         failed_checks=failed_checks,
         skipped_steps=skipped,
+    )
+    if not outcome.success and job_name == "study_job":
+        record_failure(instance, run_id, manifest.study_id, study_wh, study_dir)
+    return outcome
+
+
+def record_failure(instance, run_id: str, study_id: str, warehouse_path: Path, study_dir: Path) -> None:
+    """meta.runs gets a row for a failed run too (the published data stay as they were)."""
+    from datetime import UTC, datetime
+
+    from pipelines.provenance import code_version
+    from pipelines.publish import record_run
+
+    stats = instance.get_run_stats(run_id)
+    try:
+        hashes = study_inputs(study_dir)[1]
+    except Exception:  # noqa: BLE001 - the failure may be an unreadable input
+        hashes = {}
+    record_run(
+        warehouse_path,
+        {
+            "study_id": study_id,
+            "run_id": run_id,
+            "started_at": datetime.fromtimestamp(stats.start_time, UTC) if stats and stats.start_time else None,
+            "finished_at": datetime.now(UTC),
+            "code_version": code_version(),
+            "input_sha256s": hashes,
+            "status": "failed",
+        },
     )
 
 

@@ -11,11 +11,20 @@ from __future__ import annotations
 
 import json
 
-from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
+from dagster import (
+    DefaultSensorStatus,
+    RunFailureSensorContext,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    run_failure_sensor,
+    sensor,
+)
 
 from pipelines import registry
 from pipelines.errors import TrialpipeError
-from pipelines.jobs import STUDY_JOB
+from pipelines.jobs import STUDY_JOB, study_job
 from pipelines.manifest import load_manifest
 from pipelines.partitions import studies_partitions
 from pipelines.provenance import study_inputs
@@ -69,3 +78,19 @@ def studies_sensor(context: SensorEvaluationContext, trialpipe: TrialpipeResourc
         cursor=json.dumps(seen, sort_keys=True),
         dynamic_partitions_requests=[studies_partitions.build_add_request(new_partitions)] if new_partitions else [],
     )
+
+
+@run_failure_sensor(
+    monitored_jobs=[study_job],
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Records failed study runs in meta.runs of the published warehouse (its data stay as they were)",
+)
+def record_failed_runs(context: RunFailureSensorContext, trialpipe: TrialpipeResource):
+    from pipelines.runner import record_failure
+
+    run = context.dagster_run
+    sid = run.tags.get("dagster/partition")
+    if not sid or run.tags.get("trialpipe/launched_by") == "cli":
+        return  # the CLI records its own failures
+    study = trialpipe.study(sid)
+    record_failure(context.instance, run.run_id, sid, study.warehouse_path, study.dir)

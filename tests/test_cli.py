@@ -66,7 +66,13 @@ def test_blocked_run_leaves_published_warehouse_untouched(tmp_path):
     wh = tmp_path / "wh" / "trialpipe.duckdb"
     ok = _invoke(["run", str(CORPUS / "utf8_bom"), "--warehouse", str(wh)])
     assert ok.exit_code == 0, ok.output
-    before = wh.read_bytes()
+    snapshot = "select * from staging.item_responses order by all"
+    before = query(wh, snapshot)
     bad = _invoke(["run", str(CORPUS / "subject_randomized_twice"), "--warehouse", str(wh)])
     assert bad.exit_code == 1 and "FAILED" in bad.output and "Traceback" not in bad.output
-    assert wh.read_bytes() == before
+    assert query(wh, snapshot) == before
+    assert query(wh, "select count(*) from staging.subjects where study_id = 'SUBJECT-RANDOMIZED-TWICE'") == [(0,)]
+    # meta.runs has a row for every run, the failed one included
+    assert query(wh, "select study_id, status from meta.runs order by finished_at") == [
+        ("UTF8-BOM", "success"), ("SUBJECT-RANDOMIZED-TWICE", "failed")
+    ]
