@@ -64,10 +64,14 @@ def run_model(con: duckdb.DuckDBPyConnection, model: str) -> dict[str, float | i
     started = time.perf_counter()
     warehouse.ensure_schemas(con)
     kind = materialization(model)
-    if kind == "view":
-        con.execute(f"drop table if exists {model}")
-    else:
-        con.execute(f"drop view if exists {model}")
+    schema, name = model.split(".")
+    is_view = con.execute(
+        "select count(*) from duckdb_views() where schema_name = ? and view_name = ?", [schema, name]
+    ).fetchone()[0]
+    if is_view and kind == "table":
+        con.execute(f"drop view {model}")
+    elif not is_view and kind == "view" and warehouse.table_exists(con, model):
+        con.execute(f"drop table {model}")
     con.execute(f"create or replace {kind} {model} as\n{sql}")
     warehouse.document(con, model)
     return {"rows": warehouse.count(con, model), "seconds": round(time.perf_counter() - started, 3), "materialized": kind}

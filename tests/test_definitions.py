@@ -40,3 +40,15 @@ def test_sql_files_are_one_select_with_a_header():
             text = sql.model_path(model).read_text()
             assert text.startswith(f"-- {model}:"), model
             assert "create " not in text.lower().split("\n", 1)[1] or "create" in text.split("--")[0], model
+
+
+def test_models_rebuild_on_an_existing_working_database(tmp_path):
+    """A second run over the same working file replaces tables and views alike."""
+    from pathlib import Path
+
+    from pipelines.build import build_study
+
+    case = Path(__file__).parent / "data" / "bad_inputs" / "utf8_bom"
+    build_study(case, tmp_path / "w.duckdb")
+    _, timings = build_study(case, tmp_path / "w.duckdb")
+    assert timings["staging.item_responses"]["rows"] == 160
