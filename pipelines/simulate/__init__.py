@@ -12,4 +12,11 @@ The latent model and its calibration constants live in :mod:`pipelines.simulate.
 from pipelines.simulate.study import write_study, write_study_files
 from pipelines.simulate.trial import DEFAULT_PER_ARM, DEFAULT_SEED, build_trial, simulate_trial
 
-__all__ = ["DEFAULT_PER_ARM", "DEFAULT_SEED", "build_trial", "simulate_trial", "write_study", "write_study_files"]
+__all__ = [
+    "DEFAULT_PER_ARM",
+    "DEFAULT_SEED",
+    "build_trial",
+    "simulate_trial",
+    "write_study",
+    "write_study_files",
+]

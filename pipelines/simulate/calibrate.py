@@ -78,19 +78,31 @@ def summary(draws, is_ket, params: model.Params) -> dict[str, float]:
 STAGES = {
     "caps5": (
         ("level", "tau", "delta_ns", "delta_ket", "resp_sd"),
-        (("caps_bl_mean", model.TARGET_CAPS5_BL_MEAN), ("caps_bl_sd", model.TARGET_CAPS5_BL_SD),
-         ("resp_mid", model.TARGET_RESPONDERS_MID), ("caps_diff", model.TARGET_CAPS5_W2_DIFF),
-         ("resp_ket", model.TARGET_RESPONDERS_KET)),
+        (
+            ("caps_bl_mean", model.TARGET_CAPS5_BL_MEAN),
+            ("caps_bl_sd", model.TARGET_CAPS5_BL_SD),
+            ("resp_mid", model.TARGET_RESPONDERS_MID),
+            ("caps_diff", model.TARGET_CAPS5_W2_DIFF),
+            ("resp_ket", model.TARGET_RESPONDERS_KET),
+        ),
     ),
     "pcl5": (
         ("level", "loading", "tau", "resp_sd"),
-        (("pcl_bl_mean", model.TARGET_PCL5_BL_MEAN), ("pcl_bl_sd", model.TARGET_PCL5_BL_SD),
-         ("pcl_r_bl", model.TARGET_PCL5_CAPS5_R_BASELINE), ("pcl_r_chg", model.TARGET_PCL5_CAPS5_R_CHANGE)),
+        (
+            ("pcl_bl_mean", model.TARGET_PCL5_BL_MEAN),
+            ("pcl_bl_sd", model.TARGET_PCL5_BL_SD),
+            ("pcl_r_bl", model.TARGET_PCL5_CAPS5_R_BASELINE),
+            ("pcl_r_chg", model.TARGET_PCL5_CAPS5_R_CHANGE),
+        ),
     ),
     "madrs": (
         ("level", "tau", "delta_ns", "delta_ket"),
-        (("madrs_bl_mean", model.TARGET_MADRS_BL_MEAN), ("madrs_bl_sd", model.TARGET_MADRS_BL_SD),
-         ("madrs_chg_mid", model.TARGET_MADRS_W2_CHANGE_MID), ("madrs_diff", model.TARGET_MADRS_W2_DIFF)),
+        (
+            ("madrs_bl_mean", model.TARGET_MADRS_BL_MEAN),
+            ("madrs_bl_sd", model.TARGET_MADRS_BL_SD),
+            ("madrs_chg_mid", model.TARGET_MADRS_W2_CHANGE_MID),
+            ("madrs_diff", model.TARGET_MADRS_W2_DIFF),
+        ),
     ),
 }
 

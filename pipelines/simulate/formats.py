@@ -28,7 +28,11 @@ FORMATS = ("wide", "nda", "sdtm")
 # every instrument is written exactly once and every requested format gets at least one instrument
 # (each format is some instrument's first choice): PCL-5 is self-report and typically collected in
 # REDCap; CAPS-5 as NDA ptsd_dsm501 (the past-week set); MADRS, clinician-rated, in SDTM RS.
-PREFERENCE = {"pcl5": ("wide", "nda", "sdtm"), "caps5": ("nda", "sdtm", "wide"), "madrs": ("sdtm", "wide", "nda")}
+PREFERENCE = {
+    "pcl5": ("wide", "nda", "sdtm"),
+    "caps5": ("nda", "sdtm", "wide"),
+    "madrs": ("sdtm", "wide", "nda"),
+}
 
 
 @dataclass(frozen=True)
@@ -85,27 +89,38 @@ def age_band(years: int) -> str:
 # ``<form>_complete`` status 2 = Complete). ``items`` is the manifest pattern for the item columns.
 REDCAP = {
     "pcl5": {"file": "pcl5_redcap.csv", "items": "pcl5_{n}", "total": "pcl5_total", "form": "pcl5"},
-    "caps5": {"file": "caps5_redcap.csv", "items": "caps5_{code_lower}", "total": "caps5_total_sev", "form": "caps5_past_week"},
+    "caps5": {
+        "file": "caps5_redcap.csv",
+        "items": "caps5_{code_lower}",
+        "total": "caps5_total_sev",
+        "form": "caps5_past_week",
+    },
     "madrs": {"file": "madrs_redcap.csv", "items": "madrs_{n}", "total": "madrs_total", "form": "madrs"},
 }
 REDCAP_DAY_COLUMN = "days_from_baseline"
 
 
 def redcap_item_columns(inst: Instrument, pattern: str) -> list[str]:
-    return [pattern.format(n=it.n, code=it.code, code_lower=it.code.lower()) for it in inst.items if not it.optional]
+    return [
+        pattern.format(n=it.n, code=it.code, code_lower=it.code.lower())
+        for it in inst.items
+        if not it.optional
+    ]
 
 
 def write_randomization(trial: Trial, path: Path) -> None:
     """One row per randomized subject: record_id, arm (1 ketamine / 0 midazolam), site, sex, age band."""
     code = {a.id: a.code for a in ARMS}
     s = trial.subjects
-    pl.DataFrame({
-        "record_id": s["usubjid"],
-        "arm": [code[a] for a in s["arm"]],
-        "site": s["site"],
-        "sex": s["sex"],
-        "age_band": [age_band(int(y)) for y in s["age_years"]],
-    }).write_csv(path, line_terminator="\n")
+    pl.DataFrame(
+        {
+            "record_id": s["usubjid"],
+            "arm": [code[a] for a in s["arm"]],
+            "site": s["site"],
+            "sex": s["sex"],
+            "age_band": [age_band(int(y)) for y in s["age_years"]],
+        }
+    ).write_csv(path, line_terminator="\n")
 
 
 def write_redcap(trial: Trial, key: str, path: Path) -> None:
@@ -124,7 +139,9 @@ def write_redcap(trial: Trial, key: str, path: Path) -> None:
     for j, col in enumerate(cols):
         vals = trial.items[key][s_idx, v_idx, j].astype(np.int64)
         miss = trial.missing[key][s_idx, v_idx, j]
-        data[col] = pl.Series(col, vals, dtype=pl.Int64).scatter(np.flatnonzero(miss), None) if miss.any() else vals
+        data[col] = (
+            pl.Series(col, vals, dtype=pl.Int64).scatter(np.flatnonzero(miss), None) if miss.any() else vals
+        )
     data[spec["total"]] = pl.Series([_total(trial, key, s, v) for s, v in rows], dtype=pl.Int64)
     data[f"{spec['form']}_complete"] = np.full(len(rows), 2, dtype=np.int64)
     pl.DataFrame(data).write_csv(path, line_terminator="\n")
@@ -147,7 +164,9 @@ NDA_COMMON = ("subjectkey", "src_subject_id", "interview_date", "interview_age",
 NDA_COMMON_DESCRIPTIONS = {
     "subjectkey": "The NDAR Global Unique Identifier (GUID) for research subject",
     "src_subject_id": "Subject ID how it's defined in lab/project",
-    "interview_date": "Date on which the interview/genetic test/sampling/imaging/biospecimen was completed. MM/DD/YYYY",
+    "interview_date": (
+        "Date on which the interview/genetic test/sampling/imaging/biospecimen was completed. MM/DD/YYYY"
+    ),
     "interview_age": "Age in months at the time of the interview/test/sampling/imaging.",
     "sex": "Sex of subject at birth",
     "visit": "Visit name",
@@ -197,10 +216,18 @@ def write_nda(trial: Trial, key: str, path: Path) -> None:
             for j in range(len(elements))
         ]
         tot = _total(trial, key, si, vi)
-        rows.append([
-            s["subjectkey"][si], s["usubjid"][si], date.strftime("%m/%d/%Y"), str(months), s["sex"][si],
-            VISITS[vi].nda_label, *items, "" if tot is None else str(tot),
-        ])
+        rows.append(
+            [
+                s["subjectkey"][si],
+                s["usubjid"][si],
+                date.strftime("%m/%d/%Y"),
+                str(months),
+                s["sex"][si],
+                VISITS[vi].nda_label,
+                *items,
+                "" if tot is None else str(tot),
+            ]
+        )
     with path.open("w", newline="", encoding="utf-8") as fh:
         if spec["layout"] == "template":
             w = csv.writer(fh, lineterminator="\n")
@@ -211,8 +238,10 @@ def write_nda(trial: Trial, key: str, path: Path) -> None:
             w.writerow(header)
             descr = [NDA_COMMON_DESCRIPTIONS[c] for c in NDA_COMMON]
             descr += [_nda_description(inst, key, n) for n in inst.core_items]
-            descr.append(f"{inst.instrument} total severity" + (f" - {_RECALL[spec['item_set']]}"
-                                                              if spec["item_set"] in _RECALL else ""))
+            descr.append(
+                f"{inst.instrument} total severity"
+                + (f" - {_RECALL[spec['item_set']]}" if spec["item_set"] in _RECALL else "")
+            )
             w.writerow(descr)
         w.writerows(rows)
 
@@ -221,19 +250,40 @@ def write_nda(trial: Trial, key: str, path: Path) -> None:
 # CDISC SDTM (SAS XPORT v5)
 
 SDTM_FILES = {"DM": "dm.xpt", "QS": "qs.xpt", "RS": "rs.xpt"}
-SDTM_DATASET_LABELS = {"DM": "Demographics", "QS": "Questionnaires", "RS": "Disease Response and Clin Classification"}
+SDTM_DATASET_LABELS = {
+    "DM": "Demographics",
+    "QS": "Questionnaires",
+    "RS": "Disease Response and Clin Classification",
+}
 DM_LABELS = {
-    "STUDYID": "Study Identifier", "DOMAIN": "Domain Abbreviation", "USUBJID": "Unique Subject Identifier",
-    "SUBJID": "Subject Identifier for the Study", "SITEID": "Study Site Identifier", "AGE": "Age",
-    "AGEU": "Age Units", "SEX": "Sex", "ARMCD": "Planned Arm Code", "ARM": "Description of Planned Arm",
-    "ACTARMCD": "Actual Arm Code", "ACTARM": "Description of Actual Arm",
+    "STUDYID": "Study Identifier",
+    "DOMAIN": "Domain Abbreviation",
+    "USUBJID": "Unique Subject Identifier",
+    "SUBJID": "Subject Identifier for the Study",
+    "SITEID": "Study Site Identifier",
+    "AGE": "Age",
+    "AGEU": "Age Units",
+    "SEX": "Sex",
+    "ARMCD": "Planned Arm Code",
+    "ARM": "Description of Planned Arm",
+    "ACTARMCD": "Actual Arm Code",
+    "ACTARM": "Description of Actual Arm",
 }
 FINDINGS_LABELS = {
-    "STUDYID": "Study Identifier", "DOMAIN": "Domain Abbreviation", "USUBJID": "Unique Subject Identifier",
-    "--SEQ": "Sequence Number", "--TESTCD": "Short Name of Question or Assessment", "--TEST": "Name of Question or Assessment",
-    "--CAT": "Category", "--ORRES": "Result or Finding in Original Units",
-    "--STRESC": "Character Result/Finding in Std Format", "--STRESN": "Numeric Result/Finding in Standard Units",
-    "--STAT": "Completion Status", "--DRVFL": "Derived Flag", "VISITNUM": "Visit Number", "VISIT": "Visit Name",
+    "STUDYID": "Study Identifier",
+    "DOMAIN": "Domain Abbreviation",
+    "USUBJID": "Unique Subject Identifier",
+    "--SEQ": "Sequence Number",
+    "--TESTCD": "Short Name of Question or Assessment",
+    "--TEST": "Name of Question or Assessment",
+    "--CAT": "Category",
+    "--ORRES": "Result or Finding in Original Units",
+    "--STRESC": "Character Result/Finding in Std Format",
+    "--STRESN": "Numeric Result/Finding in Standard Units",
+    "--STAT": "Completion Status",
+    "--DRVFL": "Derived Flag",
+    "VISITNUM": "Visit Number",
+    "VISIT": "Visit Name",
     "--DY": "Study Day of Finding",
 }
 # SDTM SEX is a non-extensible codelist (F, M, U, UNDIFFERENTIATED); the registry's "other" sex or
@@ -248,8 +298,12 @@ def _write_xpt(df: pd.DataFrame, path: Path, domain: str, labels: dict[str, str]
     assert all(len(c) <= 8 for c in df.columns), df.columns
     assert all(len(v) <= 40 for v in labels.values()), labels
     pyreadstat.write_xport(
-        df, str(path), file_label=SDTM_DATASET_LABELS[domain], column_labels=labels,
-        table_name=domain, file_format_version=5,
+        df,
+        str(path),
+        file_label=SDTM_DATASET_LABELS[domain],
+        column_labels=labels,
+        table_name=domain,
+        file_format_version=5,
     )
     # XPORT headers carry the creation time; pin it so a seed gives byte-identical files.
     raw = path.read_bytes()
@@ -266,20 +320,22 @@ def sdtm_day(study_day: int) -> int:
 def write_dm(trial: Trial, path: Path) -> None:
     s = trial.subjects
     arm = {a.id: a for a in ARMS}
-    df = pd.DataFrame({
-        "STUDYID": trial.study_id,
-        "DOMAIN": "DM",
-        "USUBJID": s["usubjid"].to_list(),
-        "SUBJID": s["subjid"].to_list(),
-        "SITEID": s["site"].to_list(),
-        "AGE": s["age_years"].cast(pl.Float64).to_list(),
-        "AGEU": "YEARS",
-        "SEX": [SDTM_SEX[x] for x in s["sex"]],
-        "ARMCD": s["arm"].to_list(),
-        "ARM": [arm[a].sdtm_arm for a in s["arm"]],
-        "ACTARMCD": s["arm"].to_list(),
-        "ACTARM": [arm[a].sdtm_arm for a in s["arm"]],
-    })
+    df = pd.DataFrame(
+        {
+            "STUDYID": trial.study_id,
+            "DOMAIN": "DM",
+            "USUBJID": s["usubjid"].to_list(),
+            "SUBJID": s["subjid"].to_list(),
+            "SITEID": s["site"].to_list(),
+            "AGE": s["age_years"].cast(pl.Float64).to_list(),
+            "AGEU": "YEARS",
+            "SEX": [SDTM_SEX[x] for x in s["sex"]],
+            "ARMCD": s["arm"].to_list(),
+            "ARM": [arm[a].sdtm_arm for a in s["arm"]],
+            "ACTARMCD": s["arm"].to_list(),
+            "ACTARM": [arm[a].sdtm_arm for a in s["arm"]],
+        }
+    )
     _write_xpt(df, path, "DM", DM_LABELS)
 
 
@@ -297,9 +353,24 @@ def write_findings(trial: Trial, domain: str, keys: list[str], path: Path) -> No
     items are answered; an unanswered item is a record with --STAT = 'NOT DONE' and no result."""
     insts = load_instruments()
     p = domain
-    cols: dict[str, list] = {k: [] for k in (
-        "USUBJID", f"{p}SEQ", f"{p}TESTCD", f"{p}TEST", f"{p}CAT", f"{p}ORRES", f"{p}STRESC", f"{p}STRESN",
-        f"{p}STAT", f"{p}DRVFL", "VISITNUM", "VISIT", f"{p}DY")}
+    cols: dict[str, list] = {
+        k: []
+        for k in (
+            "USUBJID",
+            f"{p}SEQ",
+            f"{p}TESTCD",
+            f"{p}TEST",
+            f"{p}CAT",
+            f"{p}ORRES",
+            f"{p}STRESC",
+            f"{p}STRESN",
+            f"{p}STAT",
+            f"{p}DRVFL",
+            "VISITNUM",
+            "VISIT",
+            f"{p}DY",
+        )
+    }
     usubjid = trial.subjects["usubjid"].to_list()
     for si in range(trial.n):
         seq = 0
@@ -315,15 +386,33 @@ def write_findings(trial: Trial, domain: str, keys: list[str], path: Path) -> No
                 records = []
                 for j, n in enumerate(inst.core_items):
                     if miss[j]:
-                        records.append((inst.sdtm_testcd(n), sdtm_test_name(inst, n), "", None, "NOT DONE", ""))
+                        records.append(
+                            (inst.sdtm_testcd(n), sdtm_test_name(inst, n), "", None, "NOT DONE", "")
+                        )
                     else:
                         val = int(vals[j])
-                        records.append((inst.sdtm_testcd(n), sdtm_test_name(inst, n),
-                                        inst.anchors.get(val, str(val)), val, "", ""))
+                        records.append(
+                            (
+                                inst.sdtm_testcd(n),
+                                sdtm_test_name(inst, n),
+                                inst.anchors.get(val, str(val)),
+                                val,
+                                "",
+                                "",
+                            )
+                        )
                 if not miss.any():
                     total = next(sc for sc in inst.scores if sc.primary_total)
-                    records.append((sd.total_testcds[0], total.param[:40], str(int(vals.sum())),
-                                    int(vals.sum()), "", "Y"))
+                    records.append(
+                        (
+                            sd.total_testcds[0],
+                            total.param[:40],
+                            str(int(vals.sum())),
+                            int(vals.sum()),
+                            "",
+                            "Y",
+                        )
+                    )
                 for testcd, test, orres, num, stat, drv in records:
                     seq += 1
                     cols["USUBJID"].append(usubjid[si])
@@ -342,8 +431,16 @@ def write_findings(trial: Trial, domain: str, keys: list[str], path: Path) -> No
     df = pd.DataFrame({"STUDYID": trial.study_id, "DOMAIN": domain, **cols})
     labels = {c: FINDINGS_LABELS.get(c.replace(p, "--", 1) if c.startswith(p) else c, c) for c in df.columns}
     if domain == "QS":
-        labels.update({"QSTESTCD": "Question Short Name", "QSTEST": "Question Name", "QSCAT": "Category of Question"})
+        labels.update(
+            {"QSTESTCD": "Question Short Name", "QSTEST": "Question Name", "QSCAT": "Category of Question"}
+        )
     else:
-        labels.update({"RSTESTCD": "Assessment Short Name", "RSTEST": "Assessment Name",
-                       "RSCAT": "Category for Assessment", "RSDY": "Study Day of Assessment"})
+        labels.update(
+            {
+                "RSTESTCD": "Assessment Short Name",
+                "RSTEST": "Assessment Name",
+                "RSCAT": "Category for Assessment",
+                "RSDY": "Study Day of Assessment",
+            }
+        )
     _write_xpt(df, path, domain, labels)

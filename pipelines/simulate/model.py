@@ -91,12 +91,14 @@ class CapsParams:
     item_subject_sd: float = 0.45
     item_occasion_sd: float = 0.40
     # assumption: relative item severities B1..E6 (amnesia D1, flashbacks B3, recklessness E2 rarer)
+    # fmt: off
     offsets: tuple[float, ...] = (
         0.3, 0.0, -0.8, 0.4, 0.1,  # B1-B5
         0.5, 0.4,  # C1-C2
         -0.6, 0.2, -0.1, 0.4, 0.1, 0.3, 0.1,  # D1-D7
         0.0, -1.0, 0.5, 0.2, 0.3, 0.5,  # E1-E6
     )
+    # fmt: on
 
 
 @dataclass(frozen=True)
@@ -117,12 +119,14 @@ class PclParams:
     item_subject_sd: float = 0.50
     item_occasion_sd: float = 0.50
     # assumption: relative item severities 1..20 (same symptoms as CAPS-5, less floor)
+    # fmt: off
     offsets: tuple[float, ...] = (
-        0.4, 0.1, -0.4, 0.5, 0.3,
-        0.5, 0.4,
-        -0.2, 0.3, 0.1, 0.5, 0.3, 0.4, 0.3,
-        0.1, -0.8, 0.6, 0.4, 0.4, 0.6,
+        0.4, 0.1, -0.4, 0.5, 0.3,  # B
+        0.5, 0.4,  # C
+        -0.2, 0.3, 0.1, 0.5, 0.3, 0.4, 0.3,  # D
+        0.1, -0.8, 0.6, 0.4, 0.4, 0.6,  # E
     )
+    # fmt: on
 
 
 @dataclass(frozen=True)
@@ -232,31 +236,37 @@ def draw_latent(
     n, v = days.shape
     c, p, m = params.caps5, params.pcl5, params.madrs
     caps_r_common = rc.standard_normal(n)
-    caps_r = np.sqrt(c.rho_response) * caps_r_common[:, None] + np.sqrt(1 - c.rho_response) * rc.standard_normal((n, 4))
+    caps_r = np.sqrt(c.rho_response) * caps_r_common[:, None] + np.sqrt(
+        1 - c.rho_response
+    ) * rc.standard_normal((n, 4))
     caps_occ_common = _ou(rc, days, 1, params.occasion_days)
-    caps_occ = (np.sqrt(c.occasion_rho_clusters) * caps_occ_common
-                + np.sqrt(1 - c.occasion_rho_clusters) * _ou(rc, days, 4, params.occasion_days))
-    draws = dict(
-        caps_z=_equicorrelated(rc, n, 4, c.rho_clusters),
-        caps_r_common=caps_r_common,
-        caps_r=caps_r,
-        caps_occ=caps_occ,
-        caps_u=rc.standard_normal((n, 20)),
-        caps_e=rc.standard_normal((n, v, 20)),
-    )
+    caps_occ = np.sqrt(c.occasion_rho_clusters) * caps_occ_common + np.sqrt(
+        1 - c.occasion_rho_clusters
+    ) * _ou(rc, days, 4, params.occasion_days)
+    draws = {
+        "caps_z": _equicorrelated(rc, n, 4, c.rho_clusters),
+        "caps_r_common": caps_r_common,
+        "caps_r": caps_r,
+        "caps_occ": caps_occ,
+        "caps_u": rc.standard_normal((n, 20)),
+        "caps_e": rc.standard_normal((n, v, 20)),
+    }
     pcl_occ_common = _ou(rp, days, 1, params.occasion_days)
     draws.update(
         pcl_z=_equicorrelated(rp, n, 4, p.rho_clusters),
         pcl_r=_equicorrelated(rp, n, 4, p.rho_response),
-        pcl_occ=(np.sqrt(p.occasion_rho_clusters) * pcl_occ_common
-                 + np.sqrt(1 - p.occasion_rho_clusters) * _ou(rp, days, 4, params.occasion_days)),
+        pcl_occ=(
+            np.sqrt(p.occasion_rho_clusters) * pcl_occ_common
+            + np.sqrt(1 - p.occasion_rho_clusters) * _ou(rp, days, 4, params.occasion_days)
+        ),
         pcl_u=rp.standard_normal((n, 20)),
         pcl_e=rp.standard_normal((n, v, 20)),
     )
     z_d = draws["caps_z"][:, 2]
     draws.update(
         madrs_z=m.rho_caps_d * z_d + np.sqrt(1 - m.rho_caps_d**2) * rm.standard_normal(n),
-        madrs_r=m.rho_caps_response * caps_r_common + np.sqrt(1 - m.rho_caps_response**2) * rm.standard_normal(n),
+        madrs_r=m.rho_caps_response * caps_r_common
+        + np.sqrt(1 - m.rho_caps_response**2) * rm.standard_normal(n),
         madrs_occ=_ou(rm, days, 1, params.occasion_days)[:, :, 0],
         madrs_u=rm.standard_normal((n, 10)),
         madrs_e=rm.standard_normal((n, v, 10)),
@@ -264,9 +274,7 @@ def draw_latent(
     return LatentDraws(**draws)
 
 
-def item_scores(
-    draws: LatentDraws, is_ket: np.ndarray, params: Params = CALIBRATED
-) -> dict[str, np.ndarray]:
+def item_scores(draws: LatentDraws, is_ket: np.ndarray, params: Params = CALIBRATED) -> dict[str, np.ndarray]:
     """Integer item responses per instrument, shape (n subjects, 4 visits, n items).
 
     Keys are instrument ids (``caps5``, ``pcl5``, ``madrs``); items are in the instrument's standard
@@ -279,29 +287,50 @@ def item_scores(
     ket_cluster = np.array([1.0 if k in c.ket_clusters else 0.0 for k in CLUSTERS])[None, None, :]
 
     # CAPS-5 cluster severities (n, V, 4)
-    caps_dev = (c.tau * draws.caps_z[:, None, :]
-                + c.occasion_sd * draws.caps_occ
-                + g_ns * (c.delta_ns + c.resp_sd * draws.caps_r[:, None, :])
-                + ket * g_ket * c.delta_ket * ket_cluster)
-    caps_item = (c.level + caps_dev[:, :, CLUSTER_OF_ITEM] + np.asarray(c.offsets)
-                 + c.item_subject_sd * draws.caps_u[:, None, :] + c.item_occasion_sd * draws.caps_e)
+    caps_dev = (
+        c.tau * draws.caps_z[:, None, :]
+        + c.occasion_sd * draws.caps_occ
+        + g_ns * (c.delta_ns + c.resp_sd * draws.caps_r[:, None, :])
+        + ket * g_ket * c.delta_ket * ket_cluster
+    )
+    caps_item = (
+        c.level
+        + caps_dev[:, :, CLUSTER_OF_ITEM]
+        + np.asarray(c.offsets)
+        + c.item_subject_sd * draws.caps_u[:, None, :]
+        + c.item_occasion_sd * draws.caps_e
+    )
 
     # PCL-5: loads on the CAPS-5 cluster deviations, plus its own terms
-    pcl_dev = (p.loading * caps_dev
-               + p.tau * draws.pcl_z[:, None, :]
-               + p.occasion_sd * draws.pcl_occ
-               + g_ns * p.resp_sd * draws.pcl_r[:, None, :])
-    pcl_item = (p.level + pcl_dev[:, :, CLUSTER_OF_ITEM] + np.asarray(p.offsets)
-                + p.item_subject_sd * draws.pcl_u[:, None, :] + p.item_occasion_sd * draws.pcl_e)
+    pcl_dev = (
+        p.loading * caps_dev
+        + p.tau * draws.pcl_z[:, None, :]
+        + p.occasion_sd * draws.pcl_occ
+        + g_ns * p.resp_sd * draws.pcl_r[:, None, :]
+    )
+    pcl_item = (
+        p.level
+        + pcl_dev[:, :, CLUSTER_OF_ITEM]
+        + np.asarray(p.offsets)
+        + p.item_subject_sd * draws.pcl_u[:, None, :]
+        + p.item_occasion_sd * draws.pcl_e
+    )
 
     # MADRS: one depression factor (n, V)
     ket2 = ket[:, :, 0]
-    madrs_dev = (m.tau * draws.madrs_z[:, None]
-                 + m.occasion_sd * draws.madrs_occ
-                 + g_ns[:, :, 0] * (m.delta_ns + m.resp_sd * draws.madrs_r[:, None])
-                 + ket2 * g_ket[:, :, 0] * m.delta_ket)
-    madrs_item = (m.level + madrs_dev[:, :, None] + np.asarray(m.offsets)
-                  + m.item_subject_sd * draws.madrs_u[:, None, :] + m.item_occasion_sd * draws.madrs_e)
+    madrs_dev = (
+        m.tau * draws.madrs_z[:, None]
+        + m.occasion_sd * draws.madrs_occ
+        + g_ns[:, :, 0] * (m.delta_ns + m.resp_sd * draws.madrs_r[:, None])
+        + ket2 * g_ket[:, :, 0] * m.delta_ket
+    )
+    madrs_item = (
+        m.level
+        + madrs_dev[:, :, None]
+        + np.asarray(m.offsets)
+        + m.item_subject_sd * draws.madrs_u[:, None, :]
+        + m.item_occasion_sd * draws.madrs_e
+    )
 
     inst = load_instruments()
     latent = {"pcl5": pcl_item, "caps5": caps_item, "madrs": madrs_item}

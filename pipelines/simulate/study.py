@@ -85,7 +85,10 @@ def _source_blocks(plan: F.Plan) -> list[tuple[str, str]]:
     if plan.arm_source == "wide":
         codes = ", ".join(f"{_q(a.code)}: {a.id}" for a in ARMS)
         why = "" if "wide" in plan.formats else " (written because NDA structures carry no arm)"
-        out.append(("randomization.csv", f"""\
+        out.append(
+            (
+                "randomization.csv",
+                f"""\
   # One row per randomized subject{why}: arm 1 = ketamine, 0 = midazolam;
   # age is given as a band only.
   - file: randomization.csv
@@ -95,9 +98,14 @@ def _source_blocks(plan: F.Plan) -> list[tuple[str, str]]:
     columns: {{subject: record_id, arm: arm, site: site, sex: sex, age_band: age_band}}
     recode:
       arm: {{{codes}}}
-"""))
+""",
+            )
+        )
     else:
-        out.append(("sdtm/dm.xpt", """\
+        out.append(
+            (
+                "sdtm/dm.xpt",
+                """\
   # SDTM DM (SAS XPORT v5): one record per subject; arms from ARMCD (KET / MID). No dates.
   # SEX uses the SDTM codelist (the registry's "other" is written as U).
   - file: sdtm/dm.xpt
@@ -105,41 +113,56 @@ def _source_blocks(plan: F.Plan) -> list[tuple[str, str]]:
     layout: sdtm
     columns: {subject: USUBJID, arm: ARMCD, site: SITEID, sex: SEX, age: AGE}
     sdtm: {domain: DM}
-"""))
+""",
+            )
+        )
     for key in INSTRUMENT_ORDER:
         fmt = plan.instrument_format[key]
         name = inst[key].instrument
         if fmt == "wide":
             spec = F.REDCAP[key]
-            out.append((spec["file"], f"""\
+            out.append(
+                (
+                    spec["file"],
+                    f"""\
   # {name}, REDCap longitudinal export: one row per record x event; unanswered items are blank
-  # and {spec['total']} (a REDCap calculated field) is blank when any item is.
-  - file: {spec['file']}
+  # and {spec["total"]} (a REDCap calculated field) is blank when any item is.
+  - file: {spec["file"]}
     kind: {key}
     layout: wide
     delimiter: ","
     columns: {{subject: record_id, visit: redcap_event_name, study_day: {F.REDCAP_DAY_COLUMN}}}
-    items: {_q(spec['items'])}
-    total: {spec['total']}
-"""))
+    items: {_q(spec["items"])}
+    total: {spec["total"]}
+""",
+                )
+            )
         elif fmt == "nda":
             spec = F.NDA[key]
             structure = inst[key].formats.nda.structure  # type: ignore[union-attr]
-            layout = ("submission template (line 1 " + ",".join(F.nda_structure(key)) + ", line 2 element names)"
-                      if spec["layout"] == "template" else
-                      "download layout (tab-delimited, row 1 element names, row 2 descriptions)")
+            layout = (
+                "submission template (line 1 " + ",".join(F.nda_structure(key)) + ", line 2 element names)"
+                if spec["layout"] == "template"
+                else "download layout (tab-delimited, row 1 element names, row 2 descriptions)"
+            )
             delim = '","' if spec["layout"] == "template" else "tab"
-            out.append((f"nda/{spec['file']}", f"""\
+            out.append(
+                (
+                    f"nda/{spec['file']}",
+                    f"""\
   # {name} as NDA {structure}, {layout};
-  # item set {spec['item_set']}, {spec['missing']} = missing; interview_date is shifted per subject.
-  - file: nda/{spec['file']}
+  # item set {spec["item_set"]}, {spec["missing"]} = missing; interview_date is shifted per subject.
+  - file: nda/{spec["file"]}
     kind: nda
     layout: nda
     delimiter: {delim}
-    columns: {{subject: src_subject_id, visit: visit, date: interview_date, age_months: interview_age, sex: sex}}
-    nda: {{structure: {structure}, item_set: {spec['item_set']}}}
-    missing_codes: [{_q(spec['missing'])}]
-"""))
+    columns: {{subject: src_subject_id, visit: visit, date: interview_date,
+              age_months: interview_age, sex: sex}}
+    nda: {{structure: {structure}, item_set: {spec["item_set"]}}}
+    missing_codes: [{_q(spec["missing"])}]
+""",
+                )
+            )
     sdtm_keys = [k for k in INSTRUMENT_ORDER if plan.instrument_format[k] == "sdtm"]
     for domain in ("QS", "RS"):
         keys = [k for k in sdtm_keys if inst[k].formats.sdtm.domain == domain]  # type: ignore[union-attr]
@@ -150,7 +173,10 @@ def _source_blocks(plan: F.Plan) -> list[tuple[str, str]]:
         pats = ", ".join(f"{k}: {_q(inst[k].formats.sdtm.testcd_pattern)}" for k in keys)  # type: ignore[union-attr]
         names = " and ".join(inst[k].instrument for k in keys)
         totals = ", ".join(inst[k].formats.sdtm.total_testcds[0] for k in keys)  # type: ignore[union-attr]
-        out.append((file, f"""\
+        out.append(
+            (
+                file,
+                f"""\
   # {names} in SDTM {domain} (SAS XPORT v5): one record per item, derived totals {totals}
   # ({domain}DRVFL = Y, only when every item is answered); an unanswered item has {domain}STAT = NOT DONE and
   # no result. {domain}DY is the SDTM study day (day 1 = baseline, SDTM has no day 0), so it is not
@@ -163,7 +189,9 @@ def _source_blocks(plan: F.Plan) -> list[tuple[str, str]]:
       domain: {domain}
       categories: {{{cats}}}
       testcd_patterns: {{{pats}}}
-"""))
+""",
+            )
+        )
     return out
 
 
@@ -182,13 +210,17 @@ def manifest_text(trial: Trial, plan: F.Plan, missing_item_rate: float) -> str:
             lines.append("    primary: true")
         lines.append(f"    codes: {_flow(c)}")
         visits.append("\n".join(lines))
-    arms = "\n".join(
-        f"  - id: {a.id}\n    label: {a.label}\n    role: {a.role}" for a in ARMS
-    )
+    arms = "\n".join(f"  - id: {a.id}\n    label: {a.label}\n    role: {a.role}" for a in ARMS)
     nda = "nda" in plan.formats
-    dates = ("  shifted: true                # NDA interview_date: per-subject random shift (NDA masking);\n"
-             "                                # every other file holds study days only") if nda else \
-            "  shifted: false               # no file holds a calendar date; only study days"
+    dates = (
+        (
+            "  shifted: true                # NDA interview_date: per-subject random shift (NDA masking);\n"
+            "                                # every other file holds study days only"
+        )
+        if nda
+        else "  shifted: false               # no file holds a calendar date; only study days"
+    )
+    title = f"Simulated IV ketamine vs midazolam for chronic PTSD (Feder 2021 calibration, seed {trial.seed})"
     return f"""\
 # study.yaml - generated by `trialpipe simulate` (pipelines.simulate, trialpipe {_version()}):
 # seed {trial.seed}, {trial.per_arm} subjects per arm, formats {",".join(plan.formats)}, \
@@ -198,7 +230,7 @@ missing-item rate {missing_item_rate:g}.
 {chr(10).join(split)}
 
 study_id: {trial.study_id}
-title: {_q(f"Simulated repeated IV ketamine vs midazolam for chronic PTSD (Feder 2021 calibration, seed {trial.seed})")}
+title: {_q(title)}
 
 arms:
 {arms}
@@ -242,13 +274,16 @@ def write_study_files(
     """Like :func:`write_study`, also returning the files written."""
     plan = F.plan(formats)
     if study_id is not None and not STUDY_ID_PATTERN.match(study_id):
-        raise ValueError(f"study id {study_id!r} must start with a letter and hold only letters, digits, _ . - (max 64)")
+        raise ValueError(
+            f"study id {study_id!r} must start with a letter and hold only letters, digits, _ . - (max 64)"
+        )
     trial = build_trial(per_arm=per_arm, seed=seed, study_id=study_id, missing_item_rate=missing_item_rate)
     if "nda" in plan.formats:
         longest = max(len(u) for u in trial.subjects["usubjid"])
         if longest > NDA_SUBJECT_ID_MAX:
             raise ValueError(
-                f"subject ids like {trial.subjects['usubjid'][0]!r} exceed NDA's {NDA_SUBJECT_ID_MAX}-character "
+                f"subject ids like {trial.subjects['usubjid'][0]!r} exceed NDA's "
+                f"{NDA_SUBJECT_ID_MAX}-character "
                 "src_subject_id; choose a shorter --study-id"
             )
     folder = Path(out_dir)
@@ -272,8 +307,11 @@ def write_study_files(
             F.write_nda(trial, key, target(f"nda/{F.NDA[key]['file']}"))
     inst = load_instruments()
     for domain in ("QS", "RS"):
-        keys = [k for k in INSTRUMENT_ORDER
-                if plan.instrument_format[k] == "sdtm" and inst[k].formats.sdtm.domain == domain]  # type: ignore[union-attr]
+        keys = [
+            k
+            for k in INSTRUMENT_ORDER
+            if plan.instrument_format[k] == "sdtm" and inst[k].formats.sdtm.domain == domain
+        ]  # type: ignore[union-attr]
         if keys:
             F.write_findings(trial, domain, keys, target(f"sdtm/{F.SDTM_FILES[domain]}"))
     (folder / MANIFEST_NAME).write_text(manifest_text(trial, plan, missing_item_rate), encoding="utf-8")
@@ -301,6 +339,10 @@ def write_study(
     using each format's own missing code.
     """
     return write_study_files(
-        out_dir, per_arm=per_arm, seed=seed, formats=formats, study_id=study_id,
+        out_dir,
+        per_arm=per_arm,
+        seed=seed,
+        formats=formats,
+        study_id=study_id,
         missing_item_rate=missing_item_rate,
     ).folder

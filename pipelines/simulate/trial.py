@@ -36,10 +36,20 @@ class VisitSpec:
 # Feder 2021: baseline, 24 h after the first infusion, weekly visits; primary at week 2 (day 14).
 VISITS: tuple[VisitSpec, ...] = (
     VisitSpec("BL", "Baseline", 0, 1, "baseline_arm_1", "baseline", "BASELINE", ((0, 1.0),)),
-    VisitSpec("D1", "Day 1 (24 h after infusion 1)", 1, 2, "day_1_arm_1", "day 1", "DAY 1", ((1, 0.9), (2, 0.1))),
+    VisitSpec(
+        "D1", "Day 1 (24 h after infusion 1)", 1, 2, "day_1_arm_1", "day 1", "DAY 1", ((1, 0.9), (2, 0.1))
+    ),
     VisitSpec("W1", "Week 1", 7, 3, "week_1_arm_1", "week 1", "WEEK 1", ((6, 0.2), (7, 0.6), (8, 0.2))),
-    VisitSpec("W2", "Week 2", 14, 4, "week_2_arm_1", "week 2", "WEEK 2",
-              ((13, 0.15), (14, 0.6), (15, 0.2), (16, 0.05))),
+    VisitSpec(
+        "W2",
+        "Week 2",
+        14,
+        4,
+        "week_2_arm_1",
+        "week 2",
+        "WEEK 2",
+        ((13, 0.15), (14, 0.6), (15, 0.2), (16, 0.05)),
+    ),
 )
 PRIMARY_VISIT = "W2"
 
@@ -107,17 +117,23 @@ class Trial:
             s_idx, v_idx, i_idx = s_idx.ravel()[keep], v_idx.ravel()[keep], i_idx.ravel()[keep]
             value = vals.ravel()[keep].astype(np.int64)
             miss = self.missing[key].ravel()[keep]
-            frames.append(pl.DataFrame({
-                "study_id": self.study_id,
-                "usubjid": usubjid[s_idx],
-                "arm": arm[s_idx],
-                "visit": np.array([x.id for x in VISITS])[v_idx],
-                "visitnum": v_idx.astype(np.int64) + 1,
-                "study_day": self.days[s_idx, v_idx].astype(np.int64),
-                "instrument": inst[key].instrument,
-                "item": np.array(inst[key].core_items)[i_idx].astype(np.int64),
-                "value": pl.Series(value).scatter(np.flatnonzero(miss), None) if miss.any() else value,
-            }))
+            frames.append(
+                pl.DataFrame(
+                    {
+                        "study_id": self.study_id,
+                        "usubjid": usubjid[s_idx],
+                        "arm": arm[s_idx],
+                        "visit": np.array([x.id for x in VISITS])[v_idx],
+                        "visitnum": v_idx.astype(np.int64) + 1,
+                        "study_day": self.days[s_idx, v_idx].astype(np.int64),
+                        "instrument": inst[key].instrument,
+                        "item": np.array(inst[key].core_items)[i_idx].astype(np.int64),
+                        "value": pl.Series(value).scatter(np.flatnonzero(miss), None)
+                        if miss.any()
+                        else value,
+                    }
+                )
+            )
         return pl.concat(frames)
 
 
@@ -140,7 +156,7 @@ def _sex_counts(n: int) -> list[tuple[str, int]]:
     raw = [(code, share * n) for code, share in SEX_SHARES]
     counts = {code: int(np.floor(x)) for code, x in raw}
     left = n - sum(counts.values())
-    for code, x in sorted(raw, key=lambda t: -(t[1] - np.floor(t[1])))[:left]:
+    for code, _ in sorted(raw, key=lambda t: -(t[1] - np.floor(t[1])))[:left]:
         counts[code] += 1
     return [(code, counts[code]) for code, _ in SEX_SHARES]
 
@@ -211,7 +227,7 @@ def build_trial(
     dropouts = np.sort(drop_rng.choice(ket_idx, size=n_dropouts(per_arm), replace=False))
     last_visit = drop_rng.choice(np.array([1, 2]), size=dropouts.size)
     for s, last in zip(dropouts, last_visit, strict=True):
-        observed[s, last + 1:] = False
+        observed[s, last + 1 :] = False
     last_attended = np.full(n, len(VISITS) - 1)
     last_attended[dropouts] = last_visit
 
@@ -221,18 +237,20 @@ def build_trial(
     missing = {k: miss_rng.random(items[k].shape) < missing_item_rate for k in INSTRUMENT_ORDER}
 
     age_years = (age_days / 365.25).astype(np.int64)
-    subjects = pl.DataFrame({
-        "usubjid": usubjid,
-        "subjid": subjid,
-        "arm": arm_of,
-        "site": SITE,
-        "sex": sex,
-        "age_days": age_days,
-        "age_years": age_years,
-        "subjectkey": guids,
-        "baseline_date": base_dates,
-        "last_visit": np.array([v.id for v in VISITS])[last_attended],
-    })
+    subjects = pl.DataFrame(
+        {
+            "usubjid": usubjid,
+            "subjid": subjid,
+            "arm": arm_of,
+            "site": SITE,
+            "sex": sex,
+            "age_days": age_days,
+            "age_years": age_years,
+            "subjectkey": guids,
+            "baseline_date": base_dates,
+            "last_visit": np.array([v.id for v in VISITS])[last_attended],
+        }
+    )
     return Trial(study_id, seed, per_arm, subjects, days, observed, items, missing)
 
 
