@@ -350,85 +350,92 @@ def sdtm_test_name(inst: Instrument, n: int) -> str:
 
 def write_findings(trial: Trial, domain: str, keys: list[str], path: Path) -> None:
     """QS or RS: one record per subject x visit x item, plus a derived total (--DRVFL = 'Y') when all
-    items are answered; an unanswered item is a record with --STAT = 'NOT DONE' and no result."""
+    items are answered; an unanswered item is a record with --STAT = 'NOT DONE' and no result.
+    Records are ordered by subject, visit, instrument (in ``keys`` order) and item, total last;
+    --SEQ numbers them within the subject."""
     insts = load_instruments()
     p = domain
-    cols: dict[str, list] = {
-        k: []
-        for k in (
-            "USUBJID",
-            f"{p}SEQ",
-            f"{p}TESTCD",
-            f"{p}TEST",
-            f"{p}CAT",
-            f"{p}ORRES",
-            f"{p}STRESC",
-            f"{p}STRESN",
-            f"{p}STAT",
-            f"{p}DRVFL",
-            "VISITNUM",
-            "VISIT",
-            f"{p}DY",
+    parts = []  # per instrument: record arrays before sorting
+    for rank, key in enumerate(keys):
+        inst = insts[key]
+        sd = inst.formats.sdtm
+        assert sd is not None
+        vals, miss = trial.items[key], trial.missing[key]
+        k = vals.shape[2]
+        lo, hi = inst.item_min, inst.item_max
+        total_score = next(sc for sc in inst.scores if sc.primary_total)
+        # lookup tables: column j < k is item j, column k is the derived total
+        testcd = np.array(
+            [inst.sdtm_testcd(n) for n in inst.core_items] + [sd.total_testcds[0]], dtype=object
         )
+        test = np.array(
+            [sdtm_test_name(inst, n) for n in inst.core_items] + [total_score.param[:40]], dtype=object
+        )
+        anchor = np.array([inst.anchors.get(v, str(v)) for v in range(lo, hi + 1)], dtype=object)
+        s_idx, v_idx = np.nonzero(trial.observed)
+        # items
+        si = np.repeat(s_idx, k)
+        vi = np.repeat(v_idx, k)
+        j = np.tile(np.arange(k), s_idx.size)
+        val = vals[si, vi, j].astype(np.int64)
+        is_miss = miss[si, vi, j]
+        # derived totals, only for complete administrations
+        complete = ~miss[s_idx, v_idx].any(axis=1)
+        ts, tv = s_idx[complete], v_idx[complete]
+        tot = vals[ts, tv].sum(axis=1, dtype=np.int64)
+        rec_s = np.concatenate([si, ts])
+        rec_v = np.concatenate([vi, tv])
+        rec_j = np.concatenate([j, np.full(ts.size, k)])
+        rec_val = np.concatenate([val, tot])
+        rec_miss = np.concatenate([is_miss, np.zeros(ts.size, dtype=bool)])
+        is_total = rec_j == k
+        num_text = rec_val.astype(str).astype(object)
+        orres = np.where(is_total, num_text, anchor[np.clip(rec_val, lo, hi) - lo])
+        parts.append(
+            {
+                "s": rec_s,
+                "v": rec_v,
+                "rank": np.full(rec_s.size, rank),
+                "j": rec_j,
+                "TESTCD": testcd[rec_j],
+                "TEST": test[rec_j],
+                "CAT": np.full(rec_s.size, sd.categories[0], dtype=object),
+                "ORRES": np.where(rec_miss, "", orres).astype(object),
+                "STRESC": np.where(rec_miss, "", num_text).astype(object),
+                "STRESN": np.where(rec_miss, np.nan, rec_val.astype(float)),
+                "STAT": np.where(rec_miss, "NOT DONE", "").astype(object),
+                "DRVFL": np.where(is_total, "Y", "").astype(object),
+            }
+        )
+    rec = {c: np.concatenate([part[c] for part in parts]) for c in parts[0]}
+    order = np.lexsort((rec["j"], rec["rank"], rec["v"], rec["s"]))
+    rec = {c: x[order] for c, x in rec.items()}
+    first = np.r_[True, rec["s"][1:] != rec["s"][:-1]]
+    start = np.maximum.accumulate(np.where(first, np.arange(rec["s"].size), 0))
+    visitnum = np.array([float(v.visitnum) for v in VISITS])
+    visit = np.array([v.sdtm_label for v in VISITS], dtype=object)
+    cols = {
+        "USUBJID": trial.subjects["usubjid"].to_numpy().astype(object)[rec["s"]],
+        f"{p}SEQ": (np.arange(rec["s"].size) - start + 1).astype(float),
+        f"{p}TESTCD": rec["TESTCD"],
+        f"{p}TEST": rec["TEST"],
+        f"{p}CAT": rec["CAT"],
+        f"{p}ORRES": rec["ORRES"],
+        f"{p}STRESC": rec["STRESC"],
+        f"{p}STRESN": rec["STRESN"],
+        f"{p}STAT": rec["STAT"],
+        f"{p}DRVFL": rec["DRVFL"],
+        "VISITNUM": visitnum[rec["v"]],
+        "VISIT": visit[rec["v"]],
+        f"{p}DY": np.vectorize(sdtm_day, otypes=[float])(trial.days[rec["s"], rec["v"]].astype(np.int64)),
     }
-    usubjid = trial.subjects["usubjid"].to_list()
-    for si in range(trial.n):
-        seq = 0
-        for vi, visit in enumerate(VISITS):
-            if not trial.observed[si, vi]:
-                continue
-            for key in keys:
-                inst = insts[key]
-                sd = inst.formats.sdtm
-                assert sd is not None
-                vals = trial.items[key][si, vi]
-                miss = trial.missing[key][si, vi]
-                records = []
-                for j, n in enumerate(inst.core_items):
-                    if miss[j]:
-                        records.append(
-                            (inst.sdtm_testcd(n), sdtm_test_name(inst, n), "", None, "NOT DONE", "")
-                        )
-                    else:
-                        val = int(vals[j])
-                        records.append(
-                            (
-                                inst.sdtm_testcd(n),
-                                sdtm_test_name(inst, n),
-                                inst.anchors.get(val, str(val)),
-                                val,
-                                "",
-                                "",
-                            )
-                        )
-                if not miss.any():
-                    total = next(sc for sc in inst.scores if sc.primary_total)
-                    records.append(
-                        (
-                            sd.total_testcds[0],
-                            total.param[:40],
-                            str(int(vals.sum())),
-                            int(vals.sum()),
-                            "",
-                            "Y",
-                        )
-                    )
-                for testcd, test, orres, num, stat, drv in records:
-                    seq += 1
-                    cols["USUBJID"].append(usubjid[si])
-                    cols[f"{p}SEQ"].append(float(seq))
-                    cols[f"{p}TESTCD"].append(testcd)
-                    cols[f"{p}TEST"].append(test)
-                    cols[f"{p}CAT"].append(sd.categories[0])
-                    cols[f"{p}ORRES"].append(orres)
-                    cols[f"{p}STRESC"].append("" if num is None else str(num))
-                    cols[f"{p}STRESN"].append(np.nan if num is None else float(num))
-                    cols[f"{p}STAT"].append(stat)
-                    cols[f"{p}DRVFL"].append(drv)
-                    cols["VISITNUM"].append(float(visit.visitnum))
-                    cols["VISIT"].append(visit.sdtm_label)
-                    cols[f"{p}DY"].append(float(sdtm_day(int(trial.days[si, vi]))))
-    df = pd.DataFrame({"STUDYID": trial.study_id, "DOMAIN": domain, **cols})
+    n_rec = rec["s"].size
+    cols = {
+        "STUDYID": np.full(n_rec, trial.study_id, dtype=object),
+        "DOMAIN": np.full(n_rec, domain, dtype=object),
+        **cols,
+    }
+    df = pd.DataFrame({c: pd.Series(x, dtype=object if x.dtype == object else None) for c, x in cols.items()})
     labels = {c: FINDINGS_LABELS.get(c.replace(p, "--", 1) if c.startswith(p) else c, c) for c in df.columns}
     if domain == "QS":
         labels.update(
