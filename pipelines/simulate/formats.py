@@ -44,7 +44,10 @@ class Plan:
     arm_source: str  # "wide" (randomization.csv) or "sdtm" (dm.xpt)
 
 
-def plan(formats: Iterable[str]) -> Plan:
+def plan(formats: str | Iterable[str]) -> Plan:
+    """``formats`` is a sequence such as ("wide", "nda") or a comma list such as "wide,nda"."""
+    if isinstance(formats, str):
+        formats = formats.split(",")
     fmts = tuple(dict.fromkeys(f.strip().lower() for f in formats if f.strip()))
     unknown = [f for f in fmts if f not in FORMATS]
     if unknown or not fmts:

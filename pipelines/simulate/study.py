@@ -267,7 +267,7 @@ def write_study_files(
     *,
     per_arm: int = DEFAULT_PER_ARM,
     seed: int = DEFAULT_SEED,
-    formats: tuple[str, ...] | list[str] = ("wide",),
+    formats: str | tuple[str, ...] | list[str] = ("wide",),
     study_id: str | None = None,
     missing_item_rate: float = 0.0,
 ) -> WrittenStudy:
@@ -325,7 +325,7 @@ def write_study(
     *,
     per_arm: int = DEFAULT_PER_ARM,
     seed: int = DEFAULT_SEED,
-    formats: tuple[str, ...] | list[str] = ("wide",),
+    formats: str | tuple[str, ...] | list[str] = ("wide",),
     study_id: str | None = None,
     missing_item_rate: float = 0.0,
 ) -> Path:

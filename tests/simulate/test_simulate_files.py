@@ -372,3 +372,9 @@ def test_cli_writes_study_and_prints_one_line(tmp_path):
 def test_cli_rejects_unknown_format(tmp_path):
     res = CliRunner().invoke(simulate, [str(tmp_path / "s"), "--format", "wide,xlsx"])
     assert res.exit_code == 2 and "xlsx" in res.output
+
+
+def test_formats_accepts_a_comma_list(tmp_path):
+    m = load_manifest(write_study(tmp_path / "s", formats="sdtm, wide", per_arm=2))
+    # PCL-5 prefers wide; CAPS-5 (no NDA asked for) and MADRS go to SDTM RS; arms in randomization.csv
+    assert sorted(s.file for s in m.sources) == ["pcl5_redcap.csv", "randomization.csv", "sdtm/rs.xpt"]
