@@ -214,7 +214,7 @@ def manifest_text(trial: Trial, plan: F.Plan, missing_item_rate: float) -> str:
     nda = "nda" in plan.formats
     dates = (
         (
-            "  shifted: true                # NDA interview_date: per-subject random shift (NDA masking);\n"
+            "  shifted: true                 # NDA interview_date: per-subject random shift (NDA masking);\n"
             "                                # every other file holds study days only"
         )
         if nda
