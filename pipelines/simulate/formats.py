@@ -1,0 +1,456 @@
+"""Writers for the three layouts people receive: REDCap-style wide CSV, NDA structures, SDTM XPT.
+
+Every writer takes a :class:`~pipelines.simulate.trial.Trial` and writes one file; element names,
+test codes, categories and missing codes come from the instrument definitions
+(``pipelines/instruments/*.yaml``), not from this module. Files are byte-identical for a seed.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pyreadstat
+
+from pipelines.instruments import Instrument, load_instruments
+from pipelines.simulate.trial import ARMS, INSTRUMENT_ORDER, VISITS, Trial
+
+FORMATS = ("wide", "nda", "sdtm")
+
+# Where each instrument goes when several formats are asked for, in order of preference, so that
+# every instrument is written exactly once and every requested format gets at least one instrument
+# (each format is some instrument's first choice): PCL-5 is self-report and typically collected in
+# REDCap; CAPS-5 as NDA ptsd_dsm501 (the past-week set); MADRS, clinician-rated, in SDTM RS.
+PREFERENCE = {
+    "pcl5": ("wide", "nda", "sdtm"),
+    "caps5": ("nda", "sdtm", "wide"),
+    "madrs": ("sdtm", "wide", "nda"),
+}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Which format holds each instrument, and which file holds the arms."""
+
+    formats: tuple[str, ...]
+    instrument_format: dict[str, str]
+    arm_source: str  # "wide" (randomization.csv) or "sdtm" (dm.xpt)
+
+
+def plan(formats: str | Iterable[str]) -> Plan:
+    """``formats`` is a sequence such as ("wide", "nda") or a comma list such as "wide,nda"."""
+    if isinstance(formats, str):
+        formats = formats.split(",")
+    fmts = tuple(dict.fromkeys(f.strip().lower() for f in formats if f.strip()))
+    unknown = [f for f in fmts if f not in FORMATS]
+    if unknown or not fmts:
+        raise ValueError(f"unknown format {', '.join(unknown) or '(none)'}; choose from {', '.join(FORMATS)}")
+    where = {inst: next(f for f in PREFERENCE[inst] if f in fmts) for inst in INSTRUMENT_ORDER}
+    # NDA structures carry no arm: arms come from randomization.csv unless SDTM DM is the only option.
+    arm_source = "sdtm" if "sdtm" in fmts and "wide" not in fmts else "wide"
+    return Plan(fmts, where, arm_source)
+
+
+# --------------------------------------------------------------------------------------------
+# shared helpers
+
+
+def _observed_rows(trial: Trial) -> list[tuple[int, int]]:
+    """(subject index, visit index) of attended visits, sorted by subject id then visit."""
+    return [(s, v) for s in range(trial.n) for v in range(len(VISITS)) if trial.observed[s, v]]
+
+
+def _complete(trial: Trial, key: str, s: int, v: int) -> bool:
+    return not trial.missing[key][s, v].any()
+
+
+def _total(trial: Trial, key: str, s: int, v: int) -> int | None:
+    """The instrument total, or None when any item is missing (a total is never prorated here)."""
+    return int(trial.items[key][s, v].sum()) if _complete(trial, key, s, v) else None
+
+
+def age_band(years: int) -> str:
+    if years < 30:
+        return "18-29"
+    if years >= 60:
+        return "60-65"
+    lo = years // 10 * 10
+    return f"{lo}-{lo + 9}"
+
+
+# --------------------------------------------------------------------------------------------
+# wide (REDCap-style) exports
+
+# Column names of the REDCap instruments (our choice, REDCap conventions: lower-case field names,
+# ``<form>_complete`` status 2 = Complete). ``items`` is the manifest pattern for the item columns.
+REDCAP = {
+    "pcl5": {"file": "pcl5_redcap.csv", "items": "pcl5_{n}", "total": "pcl5_total", "form": "pcl5"},
+    "caps5": {
+        "file": "caps5_redcap.csv",
+        "items": "caps5_{code_lower}",
+        "total": "caps5_total_sev",
+        "form": "caps5_past_week",
+    },
+    "madrs": {"file": "madrs_redcap.csv", "items": "madrs_{n}", "total": "madrs_total", "form": "madrs"},
+}
+REDCAP_DAY_COLUMN = "days_from_baseline"
+
+
+def redcap_item_columns(inst: Instrument, pattern: str) -> list[str]:
+    return [
+        pattern.format(n=it.n, code=it.code, code_lower=it.code.lower())
+        for it in inst.items
+        if not it.optional
+    ]
+
+
+def write_randomization(trial: Trial, path: Path) -> None:
+    """One row per randomized subject: record_id, arm (1 ketamine / 0 midazolam), site, sex, age band."""
+    code = {a.id: a.code for a in ARMS}
+    s = trial.subjects
+    pl.DataFrame(
+        {
+            "record_id": s["usubjid"],
+            "arm": [code[a] for a in s["arm"]],
+            "site": s["site"],
+            "sex": s["sex"],
+            "age_band": [age_band(int(y)) for y in s["age_years"]],
+        }
+    ).write_csv(path, line_terminator="\n")
+
+
+def write_redcap(trial: Trial, key: str, path: Path) -> None:
+    """A REDCap longitudinal export: one row per record x event; blank cells for unanswered items."""
+    inst = load_instruments()[key]
+    spec = REDCAP[key]
+    cols = redcap_item_columns(inst, spec["items"])
+    rows = _observed_rows(trial)
+    s_idx = np.array([r[0] for r in rows])
+    v_idx = np.array([r[1] for r in rows])
+    data: dict[str, object] = {
+        "record_id": trial.subjects["usubjid"].to_numpy()[s_idx],
+        "redcap_event_name": [VISITS[v].redcap_event for v in v_idx],
+        REDCAP_DAY_COLUMN: trial.days[s_idx, v_idx].astype(np.int64),
+    }
+    for j, col in enumerate(cols):
+        vals = trial.items[key][s_idx, v_idx, j].astype(np.int64)
+        miss = trial.missing[key][s_idx, v_idx, j]
+        data[col] = (
+            pl.Series(col, vals, dtype=pl.Int64).scatter(np.flatnonzero(miss), None) if miss.any() else vals
+        )
+    data[spec["total"]] = pl.Series([_total(trial, key, s, v) for s, v in rows], dtype=pl.Int64)
+    data[f"{spec['form']}_complete"] = np.full(len(rows), 2, dtype=np.int64)
+    pl.DataFrame(data).write_csv(path, line_terminator="\n")
+
+
+# --------------------------------------------------------------------------------------------
+# NIMH Data Archive structures
+
+# Which item set and missing code each structure uses. CAPS-5 repeated assessments use the
+# past-week version (the `_v2` elements); PCL-5 uses the standard past-month form, whose total is
+# `pcl5_total`; MADRS has one set. Missing codes: pcl501 555 = Missing; madrs01 -9999 =
+# NK/NA/Missing; ptsd_dsm501 -9999 (one of the instrument's NDA missing codes).
+NDA = {
+    "pcl5": {"item_set": "past_month", "missing": "555", "layout": "template", "file": "pcl501.csv"},
+    "caps5": {"item_set": "past_week", "missing": "-9999", "layout": "download", "file": "ptsd_dsm501.txt"},
+    "madrs": {"item_set": "scale", "missing": "-9999", "layout": "template", "file": "madrs01.csv"},
+}
+NDA_COMMON = ("subjectkey", "src_subject_id", "interview_date", "interview_age", "sex", "visit")
+# Descriptions of the common elements as the NDA data dictionary gives them (download layout row 2).
+NDA_COMMON_DESCRIPTIONS = {
+    "subjectkey": "The NDAR Global Unique Identifier (GUID) for research subject",
+    "src_subject_id": "Subject ID how it's defined in lab/project",
+    "interview_date": (
+        "Date on which the interview/genetic test/sampling/imaging/biospecimen was completed. MM/DD/YYYY"
+    ),
+    "interview_age": "Age in months at the time of the interview/test/sampling/imaging.",
+    "sex": "Sex of subject at birth",
+    "visit": "Visit name",
+}
+_RECALL = {"past_month": "past month", "past_week": "past week"}
+
+
+def nda_structure(key: str) -> tuple[str, str]:
+    """'pcl501' -> ('pcl5', '01'): the template's first line is the name split from its version."""
+    name = load_instruments()[key].formats.nda.structure  # type: ignore[union-attr]
+    m = re.fullmatch(r"(.+?)(\d{2})", name)
+    assert m, name
+    return m.group(1), m.group(2)
+
+
+def nda_columns(key: str) -> tuple[list[str], str]:
+    inst = load_instruments()[key]
+    nda = inst.formats.nda
+    assert nda is not None
+    item_set = NDA[key]["item_set"]
+    elements = nda.item_sets[item_set][: len(inst.core_items)]
+    return elements, nda.totals[item_set]
+
+
+def _nda_description(inst: Instrument, key: str, n: int) -> str:
+    it = inst.item(n)
+    recall = _RECALL.get(NDA[key]["item_set"])
+    return f"{it.code} - {it.label}" + (f" - {recall}" if recall else "") if inst.clusters else it.label
+
+
+def write_nda(trial: Trial, key: str, path: Path) -> None:
+    """An NDA structure in its submission-template (CSV, line 1 'pcl5,01') or download layout
+    (tab-delimited .txt, row 1 element names, row 2 element descriptions, every field quoted)."""
+    inst = load_instruments()[key]
+    elements, total = nda_columns(key)
+    spec = NDA[key]
+    header = [*NDA_COMMON, *elements, total]
+    s = trial.subjects
+    rows = []
+    for si, vi in _observed_rows(trial):
+        day = int(trial.days[si, vi])
+        date = s["baseline_date"][si] + dt.timedelta(days=day)
+        # NDA: age rounded to the chronological month (15 days -> 0, 16 days -> 1).
+        months = int(np.floor((s["age_days"][si] + day) / 30.4375 + 0.5 - 1e-9))
+        items = [
+            spec["missing"] if trial.missing[key][si, vi, j] else str(int(trial.items[key][si, vi, j]))
+            for j in range(len(elements))
+        ]
+        tot = _total(trial, key, si, vi)
+        rows.append(
+            [
+                s["subjectkey"][si],
+                s["usubjid"][si],
+                date.strftime("%m/%d/%Y"),
+                str(months),
+                s["sex"][si],
+                VISITS[vi].nda_label,
+                *items,
+                "" if tot is None else str(tot),
+            ]
+        )
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        if spec["layout"] == "template":
+            w = csv.writer(fh, lineterminator="\n")
+            fh.write(",".join(nda_structure(key)) + "\n")
+            w.writerow(header)
+        else:
+            w = csv.writer(fh, delimiter="\t", quoting=csv.QUOTE_ALL, lineterminator="\n")
+            w.writerow(header)
+            descr = [NDA_COMMON_DESCRIPTIONS[c] for c in NDA_COMMON]
+            descr += [_nda_description(inst, key, n) for n in inst.core_items]
+            descr.append(
+                f"{inst.instrument} total severity"
+                + (f" - {_RECALL[spec['item_set']]}" if spec["item_set"] in _RECALL else "")
+            )
+            w.writerow(descr)
+        w.writerows(rows)
+
+
+# --------------------------------------------------------------------------------------------
+# CDISC SDTM (SAS XPORT v5)
+
+SDTM_FILES = {"DM": "dm.xpt", "QS": "qs.xpt", "RS": "rs.xpt"}
+SDTM_DATASET_LABELS = {
+    "DM": "Demographics",
+    "QS": "Questionnaires",
+    "RS": "Disease Response and Clin Classification",
+}
+DM_LABELS = {
+    "STUDYID": "Study Identifier",
+    "DOMAIN": "Domain Abbreviation",
+    "USUBJID": "Unique Subject Identifier",
+    "SUBJID": "Subject Identifier for the Study",
+    "SITEID": "Study Site Identifier",
+    "AGE": "Age",
+    "AGEU": "Age Units",
+    "SEX": "Sex",
+    "ARMCD": "Planned Arm Code",
+    "ARM": "Description of Planned Arm",
+    "ACTARMCD": "Actual Arm Code",
+    "ACTARM": "Description of Actual Arm",
+}
+FINDINGS_LABELS = {
+    "STUDYID": "Study Identifier",
+    "DOMAIN": "Domain Abbreviation",
+    "USUBJID": "Unique Subject Identifier",
+    "--SEQ": "Sequence Number",
+    "--TESTCD": "Short Name of Question or Assessment",
+    "--TEST": "Name of Question or Assessment",
+    "--CAT": "Category",
+    "--ORRES": "Result or Finding in Original Units",
+    "--STRESC": "Character Result/Finding in Std Format",
+    "--STRESN": "Numeric Result/Finding in Standard Units",
+    "--STAT": "Completion Status",
+    "--DRVFL": "Derived Flag",
+    "VISITNUM": "Visit Number",
+    "VISIT": "Visit Name",
+    "--DY": "Study Day of Finding",
+}
+# SDTM SEX is a non-extensible codelist (F, M, U, UNDIFFERENTIATED); the registry's "other" sex or
+# gender has no code there, so DM writes U (unknown) for it.
+SDTM_SEX = {"F": "F", "M": "M", "O": "U"}
+_XPT_TIMESTAMP = re.compile(rb"\d{2}[A-Z]{3}\d{2}:\d{2}:\d{2}:\d{2}")
+# Fixed header timestamp (the SAS epoch), so files are byte-identical for a seed.
+XPT_FIXED_TIMESTAMP = b"01JAN60:00:00:00"
+
+
+def _write_xpt(df: pd.DataFrame, path: Path, domain: str, labels: dict[str, str]) -> None:
+    assert all(len(c) <= 8 for c in df.columns), df.columns
+    assert all(len(v) <= 40 for v in labels.values()), labels
+    pyreadstat.write_xport(
+        df,
+        str(path),
+        file_label=SDTM_DATASET_LABELS[domain],
+        column_labels=labels,
+        table_name=domain,
+        file_format_version=5,
+    )
+    # XPORT headers carry the creation time; pin it so a seed gives byte-identical files.
+    raw = path.read_bytes()
+    obs = raw.find(b"HEADER RECORD*******OBS     HEADER RECORD")
+    head = _XPT_TIMESTAMP.sub(XPT_FIXED_TIMESTAMP, raw[:obs])
+    path.write_bytes(head + raw[obs:])
+
+
+def sdtm_day(study_day: int) -> int:
+    """SDTM --DY has no day 0: day 1 is the reference start (the first infusion, our day 0)."""
+    return study_day + 1 if study_day >= 0 else study_day
+
+
+def write_dm(trial: Trial, path: Path) -> None:
+    s = trial.subjects
+    arm = {a.id: a for a in ARMS}
+    df = pd.DataFrame(
+        {
+            "STUDYID": trial.study_id,
+            "DOMAIN": "DM",
+            "USUBJID": s["usubjid"].to_list(),
+            "SUBJID": s["subjid"].to_list(),
+            "SITEID": s["site"].to_list(),
+            "AGE": s["age_years"].cast(pl.Float64).to_list(),
+            "AGEU": "YEARS",
+            "SEX": [SDTM_SEX[x] for x in s["sex"]],
+            "ARMCD": s["arm"].to_list(),
+            "ARM": [arm[a].sdtm_arm for a in s["arm"]],
+            "ACTARMCD": s["arm"].to_list(),
+            "ACTARM": [arm[a].sdtm_arm for a in s["arm"]],
+        }
+    )
+    _write_xpt(df, path, "DM", DM_LABELS)
+
+
+def sdtm_test_name(inst: Instrument, n: int) -> str:
+    """--TEST (<= 40 characters): item code and label, cut at a word boundary."""
+    it = inst.item(n)
+    text = f"{it.code}-{it.label}" if inst.clusters else it.label
+    if len(text) <= 40:
+        return text
+    return text[:40].rsplit(" ", 1)[0]
+
+
+def write_findings(trial: Trial, domain: str, keys: list[str], path: Path) -> None:
+    """QS or RS: one record per subject x visit x item, plus a derived total (--DRVFL = 'Y') when all
+    items are answered; an unanswered item is a record with --STAT = 'NOT DONE' and no result.
+    Records are ordered by subject, visit, instrument (in ``keys`` order) and item, total last;
+    --SEQ numbers them within the subject."""
+    insts = load_instruments()
+    p = domain
+    parts = []  # per instrument: record arrays before sorting
+    for rank, key in enumerate(keys):
+        inst = insts[key]
+        sd = inst.formats.sdtm
+        assert sd is not None
+        vals, miss = trial.items[key], trial.missing[key]
+        k = vals.shape[2]
+        lo, hi = inst.item_min, inst.item_max
+        total_score = next(sc for sc in inst.scores if sc.primary_total)
+        # lookup tables: column j < k is item j, column k is the derived total
+        testcd = np.array(
+            [inst.sdtm_testcd(n) for n in inst.core_items] + [sd.total_testcds[0]], dtype=object
+        )
+        test = np.array(
+            [sdtm_test_name(inst, n) for n in inst.core_items] + [total_score.param[:40]], dtype=object
+        )
+        anchor = np.array([inst.anchors.get(v, str(v)) for v in range(lo, hi + 1)], dtype=object)
+        s_idx, v_idx = np.nonzero(trial.observed)
+        # items
+        si = np.repeat(s_idx, k)
+        vi = np.repeat(v_idx, k)
+        j = np.tile(np.arange(k), s_idx.size)
+        val = vals[si, vi, j].astype(np.int64)
+        is_miss = miss[si, vi, j]
+        # derived totals, only for complete administrations
+        complete = ~miss[s_idx, v_idx].any(axis=1)
+        ts, tv = s_idx[complete], v_idx[complete]
+        tot = vals[ts, tv].sum(axis=1, dtype=np.int64)
+        rec_s = np.concatenate([si, ts])
+        rec_v = np.concatenate([vi, tv])
+        rec_j = np.concatenate([j, np.full(ts.size, k)])
+        rec_val = np.concatenate([val, tot])
+        rec_miss = np.concatenate([is_miss, np.zeros(ts.size, dtype=bool)])
+        is_total = rec_j == k
+        num_text = rec_val.astype(str).astype(object)
+        orres = np.where(is_total, num_text, anchor[np.clip(rec_val, lo, hi) - lo])
+        parts.append(
+            {
+                "s": rec_s,
+                "v": rec_v,
+                "rank": np.full(rec_s.size, rank),
+                "j": rec_j,
+                "TESTCD": testcd[rec_j],
+                "TEST": test[rec_j],
+                "CAT": np.full(rec_s.size, sd.categories[0], dtype=object),
+                "ORRES": np.where(rec_miss, "", orres).astype(object),
+                "STRESC": np.where(rec_miss, "", num_text).astype(object),
+                "STRESN": np.where(rec_miss, np.nan, rec_val.astype(float)),
+                "STAT": np.where(rec_miss, "NOT DONE", "").astype(object),
+                "DRVFL": np.where(is_total, "Y", "").astype(object),
+            }
+        )
+    rec = {c: np.concatenate([part[c] for part in parts]) for c in parts[0]}
+    order = np.lexsort((rec["j"], rec["rank"], rec["v"], rec["s"]))
+    rec = {c: x[order] for c, x in rec.items()}
+    first = np.r_[True, rec["s"][1:] != rec["s"][:-1]]
+    start = np.maximum.accumulate(np.where(first, np.arange(rec["s"].size), 0))
+    visitnum = np.array([float(v.visitnum) for v in VISITS])
+    visit = np.array([v.sdtm_label for v in VISITS], dtype=object)
+    cols = {
+        "USUBJID": trial.subjects["usubjid"].to_numpy().astype(object)[rec["s"]],
+        f"{p}SEQ": (np.arange(rec["s"].size) - start + 1).astype(float),
+        f"{p}TESTCD": rec["TESTCD"],
+        f"{p}TEST": rec["TEST"],
+        f"{p}CAT": rec["CAT"],
+        f"{p}ORRES": rec["ORRES"],
+        f"{p}STRESC": rec["STRESC"],
+        f"{p}STRESN": rec["STRESN"],
+        f"{p}STAT": rec["STAT"],
+        f"{p}DRVFL": rec["DRVFL"],
+        "VISITNUM": visitnum[rec["v"]],
+        "VISIT": visit[rec["v"]],
+        f"{p}DY": np.vectorize(sdtm_day, otypes=[float])(trial.days[rec["s"], rec["v"]].astype(np.int64)),
+    }
+    n_rec = rec["s"].size
+    cols = {
+        "STUDYID": np.full(n_rec, trial.study_id, dtype=object),
+        "DOMAIN": np.full(n_rec, domain, dtype=object),
+        **cols,
+    }
+    df = pd.DataFrame({c: pd.Series(x, dtype=object if x.dtype == object else None) for c, x in cols.items()})
+    labels = {c: FINDINGS_LABELS.get(c.replace(p, "--", 1) if c.startswith(p) else c, c) for c in df.columns}
+    if domain == "QS":
+        labels.update(
+            {"QSTESTCD": "Question Short Name", "QSTEST": "Question Name", "QSCAT": "Category of Question"}
+        )
+    else:
+        labels.update(
+            {
+                "RSTESTCD": "Assessment Short Name",
+                "RSTEST": "Assessment Name",
+                "RSCAT": "Category for Assessment",
+                "RSDY": "Study Day of Assessment",
+            }
+        )
+    _write_xpt(df, path, domain, labels)

@@ -1,0 +1,337 @@
+"""The latent model behind simulated item responses (PCL-5, CAPS-5, MADRS).
+
+In words. Every subject has a *latent severity* per symptom cluster on the item scale (CAPS-5 and
+PCL-5: clusters B, C, D, E; MADRS: one depression factor). It is the sum of
+
+* a stable subject level, correlated across clusters (and, for MADRS, with CAPS-5 cluster D);
+* a treatment-course change that grows over the visits: a non-specific change shared by both arms
+  (expectancy, rater contact, the psychoactive control), the ketamine-specific change (CAPS-5
+  clusters B, C and D only; Feder 2021 reports no marked effect on E), and a subject-specific
+  response deviation shared across clusters and instruments (some subjects respond, some do not);
+* an occasion process: an Ornstein-Uhlenbeck (continuous-time AR(1)) deviation over the actual
+  study days, partly shared across clusters.
+
+An item's latent value is its cluster's severity plus an item offset (some symptoms are rarer),
+a stable subject-by-item deviation and occasion noise. The observed item is that value rounded to
+the nearest category and clipped to the item range (0-4, MADRS 0-6): an ordinal mapping with
+equally spaced thresholds. PCL-5 (self-report) loads on the CAPS-5 cluster severities plus its own
+subject, response and occasion terms, so both instruments correlate at baseline and in change.
+
+Because rounding and clipping bend the means, the constants marked *calibrated* below were solved
+numerically so that the **totals** hit the targets in expectation; they are hard-coded and never
+re-fitted at run time. They were found with ``python -m pipelines.simulate.calibrate --per-arm
+300000 --seed 7`` (Newton iterations on common random numbers, 300,000 subjects per arm; Monte
+Carlo error of the week-2 CAPS-5 difference ~0.02 points) and checked on a fresh sample. Sources:
+"Feder 2021" = Feder et al., Am J Psychiatry 2021;178:193-202 (shared/docs/domain.md section 1);
+"derived" = our arithmetic from those figures; "assumption" = a choice of ours, not a published number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pipelines.instruments import load_instruments
+
+# Nominal visit days (BL, D1, W1, W2); the per-subject actual days jitter around them (see trial.py).
+N_VISITS = 4
+
+# --- targets (what the calibrated constants serve) ------------------------------------------------
+# Feder 2021: CAPS-5 total, week-2 LS-mean change, ketamine - midazolam = -11.88 (SE 3.96).
+TARGET_CAPS5_W2_DIFF = -11.88
+# Derived: d = 1.13 (Feder 2021) -> baseline SD = 11.88 / 1.13 = 10.5 CAPS-5 points.
+TARGET_CAPS5_BL_SD = 10.5
+# Assumption (Feder 2021 baseline means are UNCONFIRMED in our sources): severe chronic PTSD ~ 40.
+TARGET_CAPS5_BL_MEAN = 40.0
+# Feder 2021: responders (>= 30 % CAPS-5 reduction at week 2) 67 % ketamine vs 20 % midazolam.
+TARGET_RESPONDERS_KET = 0.67
+TARGET_RESPONDERS_MID = 0.20
+# Assumptions for PCL-5 (not a Feder 2021 outcome): baseline mean 50 and SD 12 (close to the
+# real-world IV-ketamine sample of MacConnel et al., PCL-5 52.4, SD 11.9, domain.md section 1);
+# correlation with CAPS-5 total r = 0.7 at baseline and r = 0.7 in week-2 change (within arm).
+TARGET_PCL5_BL_MEAN = 50.0
+TARGET_PCL5_BL_SD = 12.0
+TARGET_PCL5_CAPS5_R_BASELINE = 0.70
+TARGET_PCL5_CAPS5_R_CHANGE = 0.70
+# Assumptions for MADRS (Feder 2021: "significantly greater improvement", size UNCONFIRMED):
+# baseline mean 30 (moderate-severe comorbid depression), SD 7.5, non-specific week-2 change -5,
+# ketamine - midazolam week-2 difference -7.5, i.e. a moderate-large d = 7.5 / 7.5 = 1.0.
+TARGET_MADRS_BL_MEAN = 30.0
+TARGET_MADRS_BL_SD = 7.5
+TARGET_MADRS_W2_CHANGE_MID = -5.0
+TARGET_MADRS_W2_DIFF = -7.5
+
+
+@dataclass(frozen=True)
+class CapsParams:
+    # calibrated (baseline mean 40): latent item level, before item offsets
+    level: float = 1.9081
+    # calibrated (baseline SD 10.5): SD of the stable subject level per cluster
+    tau: float = 0.5667
+    # calibrated (midazolam responders 20 %): non-specific latent change per item at week 2
+    delta_ns: float = -0.1904
+    # calibrated (week-2 difference -11.88): ketamine-specific latent change per B/C/D item
+    delta_ket: float = -0.9497
+    # calibrated (ketamine responders 67 %): SD of the subject's response deviation per item
+    resp_sd: float = 0.4660
+    # assumption: latent correlation between clusters B, C, D, E (CFA of DSM-5 PTSD factors
+    # typically shows strongly correlated factors)
+    rho_clusters: float = 0.6
+    # assumption: share of the response deviation that is common to all clusters
+    rho_response: float = 0.7
+    # assumption: which clusters carry the ketamine-specific effect (Feder 2021: B, C, D improved
+    # markedly, E did not) - the effect per item is the same in B, C and D, none in E
+    ket_clusters: tuple[str, ...] = ("B", "C", "D")
+    # assumption: occasion (visit) noise per cluster, its correlation over days exp(-dt / 7) and
+    # across clusters 0.5
+    occasion_sd: float = 0.25
+    occasion_rho_clusters: float = 0.5
+    # assumption: stable subject x item deviation and item-occasion noise (clinician rating)
+    item_subject_sd: float = 0.45
+    item_occasion_sd: float = 0.40
+    # assumption: relative item severities B1..E6 (amnesia D1, flashbacks B3, recklessness E2 rarer)
+    # fmt: off
+    offsets: tuple[float, ...] = (
+        0.3, 0.0, -0.8, 0.4, 0.1,  # B1-B5
+        0.5, 0.4,  # C1-C2
+        -0.6, 0.2, -0.1, 0.4, 0.1, 0.3, 0.1,  # D1-D7
+        0.0, -1.0, 0.5, 0.2, 0.3, 0.5,  # E1-E6
+    )
+    # fmt: on
+
+
+@dataclass(frozen=True)
+class PclParams:
+    # calibrated (baseline mean 50): latent item level
+    level: float = 2.2943
+    # calibrated (baseline SD 12 with r = 0.7): loading of PCL-5 clusters on CAPS-5 clusters
+    loading: float = 0.9240
+    # calibrated (baseline r = 0.7): SD of PCL-5's own stable subject level per cluster
+    tau: float = 0.4250
+    # calibrated (change r = 0.7): SD of PCL-5's own response deviation per item at week 2
+    resp_sd: float = 0.2589
+    rho_clusters: float = 0.6  # assumption, as CAPS-5
+    rho_response: float = 0.7  # assumption, as CAPS-5
+    occasion_sd: float = 0.25  # assumption
+    occasion_rho_clusters: float = 0.5  # assumption
+    # assumption: self-report items are noisier than clinician ratings
+    item_subject_sd: float = 0.50
+    item_occasion_sd: float = 0.50
+    # assumption: relative item severities 1..20 (same symptoms as CAPS-5, less floor)
+    # fmt: off
+    offsets: tuple[float, ...] = (
+        0.4, 0.1, -0.4, 0.5, 0.3,  # B
+        0.5, 0.4,  # C
+        -0.2, 0.3, 0.1, 0.5, 0.3, 0.4, 0.3,  # D
+        0.1, -0.8, 0.6, 0.4, 0.4, 0.6,  # E
+    )
+    # fmt: on
+
+
+@dataclass(frozen=True)
+class MadrsParams:
+    # calibrated (baseline mean 30): latent item level (0-6 scale)
+    level: float = 2.9403
+    # calibrated (baseline SD 7.5): SD of the stable subject level
+    tau: float = 0.6400
+    # calibrated (midazolam week-2 change -5): non-specific latent change per item
+    delta_ns: float = -0.5155
+    # calibrated (week-2 difference -7.5): ketamine-specific latent change per item
+    delta_ket: float = -0.8007
+    # assumption: SD of the subject's own response deviation per item
+    resp_sd: float = 0.55
+    # assumption: correlation of the MADRS subject level with CAPS-5 cluster D (negative mood)
+    rho_caps_d: float = 0.6
+    # assumption: correlation of the MADRS response deviation with the CAPS-5 common response
+    rho_caps_response: float = 0.6
+    occasion_sd: float = 0.30  # assumption
+    item_subject_sd: float = 0.60  # assumption
+    item_occasion_sd: float = 0.55  # assumption
+    # assumption: relative item severities in MADRS order (appetite and suicidal thoughts rarer)
+    offsets: tuple[float, ...] = (0.2, 0.5, 0.6, 0.6, -0.8, 0.3, 0.2, 0.2, 0.0, -1.2)
+
+
+@dataclass(frozen=True)
+class Params:
+    caps5: CapsParams = field(default_factory=CapsParams)
+    pcl5: PclParams = field(default_factory=PclParams)
+    madrs: MadrsParams = field(default_factory=MadrsParams)
+    # assumption: days over which the occasion process decorrelates to 1/e (weekly rhythm)
+    occasion_days: float = 7.0
+    # assumption: fraction of the week-2 change reached at D1 and W1. Ketamine-specific change is
+    # visible 24 h after the first infusion (Feder 2021 / press release: improvement in responders
+    # at 24 h); the non-specific change builds more slowly.
+    profile_nonspecific: tuple[float, ...] = (0.0, 0.30, 0.70, 1.00)
+    profile_ketamine: tuple[float, ...] = (0.0, 0.60, 0.85, 1.00)
+
+
+CALIBRATED = Params()
+
+CLUSTERS = ("B", "C", "D", "E")
+# DSM-5 cluster of items 1..20 (the same for PCL-5 and CAPS-5; pipelines/instruments/*.yaml).
+CLUSTER_OF_ITEM = np.array([0] * 5 + [1] * 2 + [2] * 7 + [3] * 6)
+
+
+def _equicorrelated(rng: np.random.Generator, n: int, k: int, rho: float) -> np.ndarray:
+    """n draws of k standard normals with pairwise correlation rho (one common factor)."""
+    common = rng.standard_normal((n, 1))
+    own = rng.standard_normal((n, k))
+    return np.sqrt(rho) * common + np.sqrt(1.0 - rho) * own
+
+
+def _ou(rng: np.random.Generator, days: np.ndarray, k: int, scale_days: float) -> np.ndarray:
+    """Standard-normal Ornstein-Uhlenbeck paths at each subject's visit days: (n, V, k).
+
+    corr(visit a, visit b) = exp(-|day_a - day_b| / scale_days) - an AR(1) over irregular days.
+    """
+    n, v = days.shape
+    eps = rng.standard_normal((n, v, k))
+    out = np.empty_like(eps)
+    out[:, 0] = eps[:, 0]
+    for j in range(1, v):
+        phi = np.exp(-(days[:, j] - days[:, j - 1]) / scale_days)[:, None]
+        out[:, j] = phi * out[:, j - 1] + np.sqrt(1.0 - phi**2) * eps[:, j]
+    return out
+
+
+def _to_items(latent: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Ordinal mapping: nearest category (thresholds at k + 0.5), clipped to the item range."""
+    return np.clip(np.floor(latent + 0.5), lo, hi).astype(np.int8)
+
+
+@dataclass
+class LatentDraws:
+    """Standard-normal draws, independent of the parameters (common random numbers for calibration)."""
+
+    caps_z: np.ndarray
+    caps_r_common: np.ndarray
+    caps_r: np.ndarray
+    caps_occ: np.ndarray
+    caps_u: np.ndarray
+    caps_e: np.ndarray
+    pcl_z: np.ndarray
+    pcl_r: np.ndarray
+    pcl_occ: np.ndarray
+    pcl_u: np.ndarray
+    pcl_e: np.ndarray
+    madrs_z: np.ndarray
+    madrs_r: np.ndarray
+    madrs_occ: np.ndarray
+    madrs_u: np.ndarray
+    madrs_e: np.ndarray
+
+
+def draw_latent(
+    rngs: tuple[np.random.Generator, np.random.Generator, np.random.Generator],
+    days: np.ndarray,
+    params: Params = CALIBRATED,
+) -> LatentDraws:
+    """All random draws for n subjects; ``rngs`` are separate streams for CAPS-5, PCL-5 and MADRS.
+
+    Only the fixed correlation structure (rho_* and the occasion time scale) is used here, so the
+    calibrated constants can be changed without changing a single draw.
+    """
+    rc, rp, rm = rngs
+    n, v = days.shape
+    c, p, m = params.caps5, params.pcl5, params.madrs
+    caps_r_common = rc.standard_normal(n)
+    caps_r = np.sqrt(c.rho_response) * caps_r_common[:, None] + np.sqrt(
+        1 - c.rho_response
+    ) * rc.standard_normal((n, 4))
+    caps_occ_common = _ou(rc, days, 1, params.occasion_days)
+    caps_occ = np.sqrt(c.occasion_rho_clusters) * caps_occ_common + np.sqrt(
+        1 - c.occasion_rho_clusters
+    ) * _ou(rc, days, 4, params.occasion_days)
+    draws = {
+        "caps_z": _equicorrelated(rc, n, 4, c.rho_clusters),
+        "caps_r_common": caps_r_common,
+        "caps_r": caps_r,
+        "caps_occ": caps_occ,
+        "caps_u": rc.standard_normal((n, 20)),
+        "caps_e": rc.standard_normal((n, v, 20)),
+    }
+    pcl_occ_common = _ou(rp, days, 1, params.occasion_days)
+    draws.update(
+        pcl_z=_equicorrelated(rp, n, 4, p.rho_clusters),
+        pcl_r=_equicorrelated(rp, n, 4, p.rho_response),
+        pcl_occ=(
+            np.sqrt(p.occasion_rho_clusters) * pcl_occ_common
+            + np.sqrt(1 - p.occasion_rho_clusters) * _ou(rp, days, 4, params.occasion_days)
+        ),
+        pcl_u=rp.standard_normal((n, 20)),
+        pcl_e=rp.standard_normal((n, v, 20)),
+    )
+    z_d = draws["caps_z"][:, 2]
+    draws.update(
+        madrs_z=m.rho_caps_d * z_d + np.sqrt(1 - m.rho_caps_d**2) * rm.standard_normal(n),
+        madrs_r=m.rho_caps_response * caps_r_common
+        + np.sqrt(1 - m.rho_caps_response**2) * rm.standard_normal(n),
+        madrs_occ=_ou(rm, days, 1, params.occasion_days)[:, :, 0],
+        madrs_u=rm.standard_normal((n, 10)),
+        madrs_e=rm.standard_normal((n, v, 10)),
+    )
+    return LatentDraws(**draws)
+
+
+def item_scores(draws: LatentDraws, is_ket: np.ndarray, params: Params = CALIBRATED) -> dict[str, np.ndarray]:
+    """Integer item responses per instrument, shape (n subjects, 4 visits, n items).
+
+    Keys are instrument ids (``caps5``, ``pcl5``, ``madrs``); items are in the instrument's standard
+    order (CAPS-5 B1..E6 = items 1-20, PCL-5 1-20, MADRS 1-10).
+    """
+    c, p, m = params.caps5, params.pcl5, params.madrs
+    ket = is_ket.astype(float)[:, None, None]  # (n, 1, 1)
+    g_ns = np.asarray(params.profile_nonspecific)[None, :, None]  # (1, V, 1)
+    g_ket = np.asarray(params.profile_ketamine)[None, :, None]
+    ket_cluster = np.array([1.0 if k in c.ket_clusters else 0.0 for k in CLUSTERS])[None, None, :]
+
+    # CAPS-5 cluster severities (n, V, 4)
+    caps_dev = (
+        c.tau * draws.caps_z[:, None, :]
+        + c.occasion_sd * draws.caps_occ
+        + g_ns * (c.delta_ns + c.resp_sd * draws.caps_r[:, None, :])
+        + ket * g_ket * c.delta_ket * ket_cluster
+    )
+    caps_item = (
+        c.level
+        + caps_dev[:, :, CLUSTER_OF_ITEM]
+        + np.asarray(c.offsets)
+        + c.item_subject_sd * draws.caps_u[:, None, :]
+        + c.item_occasion_sd * draws.caps_e
+    )
+
+    # PCL-5: loads on the CAPS-5 cluster deviations, plus its own terms
+    pcl_dev = (
+        p.loading * caps_dev
+        + p.tau * draws.pcl_z[:, None, :]
+        + p.occasion_sd * draws.pcl_occ
+        + g_ns * p.resp_sd * draws.pcl_r[:, None, :]
+    )
+    pcl_item = (
+        p.level
+        + pcl_dev[:, :, CLUSTER_OF_ITEM]
+        + np.asarray(p.offsets)
+        + p.item_subject_sd * draws.pcl_u[:, None, :]
+        + p.item_occasion_sd * draws.pcl_e
+    )
+
+    # MADRS: one depression factor (n, V)
+    ket2 = ket[:, :, 0]
+    madrs_dev = (
+        m.tau * draws.madrs_z[:, None]
+        + m.occasion_sd * draws.madrs_occ
+        + g_ns[:, :, 0] * (m.delta_ns + m.resp_sd * draws.madrs_r[:, None])
+        + ket2 * g_ket[:, :, 0] * m.delta_ket
+    )
+    madrs_item = (
+        m.level
+        + madrs_dev[:, :, None]
+        + np.asarray(m.offsets)
+        + m.item_subject_sd * draws.madrs_u[:, None, :]
+        + m.item_occasion_sd * draws.madrs_e
+    )
+
+    inst = load_instruments()
+    latent = {"pcl5": pcl_item, "caps5": caps_item, "madrs": madrs_item}
+    return {k: _to_items(x, inst[k].item_min, inst[k].item_max) for k, x in latent.items()}

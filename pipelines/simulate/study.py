@@ -1,0 +1,348 @@
+"""Write a complete simulated study folder: the data files and the ``study.yaml`` that reads them."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipelines.instruments import load_instruments
+from pipelines.manifest import MANIFEST_NAME, load_manifest
+from pipelines.simulate import formats as F
+from pipelines.simulate.trial import (
+    ARMS,
+    DEFAULT_PER_ARM,
+    DEFAULT_SEED,
+    INSTRUMENT_ORDER,
+    PRIMARY_VISIT,
+    VISITS,
+    Trial,
+    build_trial,
+)
+
+STUDY_ID_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")  # as pipelines.manifest.Manifest.study_id
+NDA_SUBJECT_ID_MAX = 45  # NDA src_subject_id is String(45)
+
+
+@dataclass(frozen=True)
+class WrittenStudy:
+    folder: Path
+    files: list[Path]  # relative to folder, study.yaml last
+    n_subjects: int
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("trialpipe")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _q(value: str) -> str:
+    """A YAML scalar that survives as text (JSON strings are valid YAML)."""
+    return json.dumps(value)
+
+
+def _flow(values: list[str]) -> str:
+    return "[" + ", ".join(_q(v) for v in values) + "]"
+
+
+def instrument_file(plan: F.Plan, key: str) -> str:
+    """The file (relative to the study folder) that holds an instrument under this plan."""
+    fmt = plan.instrument_format[key]
+    if fmt == "wide":
+        return F.REDCAP[key]["file"]
+    if fmt == "nda":
+        return f"nda/{F.NDA[key]['file']}"
+    return f"sdtm/{F.SDTM_FILES[load_instruments()[key].formats.sdtm.domain]}"  # type: ignore[union-attr]
+
+
+def _visit_codes(plan: F.Plan) -> tuple[list[list[str]], str]:
+    fmts = {plan.instrument_format[k] for k in INSTRUMENT_ORDER}
+    codes: list[list[str]] = [[] for _ in VISITS]
+    says = []
+    if "wide" in fmts:
+        says.append("REDCap event")
+        for c, v in zip(codes, VISITS, strict=True):
+            c.append(v.redcap_event)
+    if "nda" in fmts or "sdtm" in fmts:
+        says.append("NDA visit / SDTM VISIT (matched case-insensitively)")
+        for c, v in zip(codes, VISITS, strict=True):
+            c.append(v.nda_label)
+    if "sdtm" in fmts:
+        says.append("SDTM VISITNUM")
+        for c, v in zip(codes, VISITS, strict=True):
+            c.append(str(v.visitnum))
+    return codes, ", ".join(says)
+
+
+def _source_blocks(plan: F.Plan) -> list[tuple[str, str]]:
+    """(relative file path, YAML block) per source, arms first."""
+    inst = load_instruments()
+    out: list[tuple[str, str]] = []
+    if plan.arm_source == "wide":
+        codes = ", ".join(f"{_q(a.code)}: {a.id}" for a in ARMS)
+        why = "" if "wide" in plan.formats else " (written because NDA structures carry no arm)"
+        out.append(
+            (
+                "randomization.csv",
+                f"""\
+  # One row per randomized subject{why}: arm 1 = ketamine, 0 = midazolam;
+  # age is given as a band only.
+  - file: randomization.csv
+    kind: randomization
+    layout: wide
+    delimiter: ","
+    columns: {{subject: record_id, arm: arm, site: site, sex: sex, age_band: age_band}}
+    recode:
+      arm: {{{codes}}}
+""",
+            )
+        )
+    else:
+        out.append(
+            (
+                "sdtm/dm.xpt",
+                """\
+  # SDTM DM (SAS XPORT v5): one record per subject; arms from ARMCD (KET / MID). No dates.
+  # SEX uses the SDTM codelist (the registry's "other" is written as U).
+  - file: sdtm/dm.xpt
+    kind: sdtm
+    layout: sdtm
+    columns: {subject: USUBJID, arm: ARMCD, site: SITEID, sex: SEX, age: AGE}
+    sdtm: {domain: DM}
+""",
+            )
+        )
+    for key in INSTRUMENT_ORDER:
+        fmt = plan.instrument_format[key]
+        name = inst[key].instrument
+        if fmt == "wide":
+            spec = F.REDCAP[key]
+            out.append(
+                (
+                    spec["file"],
+                    f"""\
+  # {name}, REDCap longitudinal export: one row per record x event; unanswered items are blank
+  # and {spec["total"]} (a REDCap calculated field) is blank when any item is.
+  - file: {spec["file"]}
+    kind: {key}
+    layout: wide
+    delimiter: ","
+    columns: {{subject: record_id, visit: redcap_event_name, study_day: {F.REDCAP_DAY_COLUMN}}}
+    items: {_q(spec["items"])}
+    total: {spec["total"]}
+""",
+                )
+            )
+        elif fmt == "nda":
+            spec = F.NDA[key]
+            structure = inst[key].formats.nda.structure  # type: ignore[union-attr]
+            layout = (
+                "submission template (line 1 " + ",".join(F.nda_structure(key)) + ", line 2 element names)"
+                if spec["layout"] == "template"
+                else "download layout (tab-delimited, row 1 element names, row 2 descriptions)"
+            )
+            delim = '","' if spec["layout"] == "template" else "tab"
+            out.append(
+                (
+                    f"nda/{spec['file']}",
+                    f"""\
+  # {name} as NDA {structure}, {layout};
+  # item set {spec["item_set"]}, {spec["missing"]} = missing; interview_date is shifted per subject.
+  - file: nda/{spec["file"]}
+    kind: nda
+    layout: nda
+    delimiter: {delim}
+    columns: {{subject: src_subject_id, visit: visit, date: interview_date,
+              age_months: interview_age, sex: sex}}
+    nda: {{structure: {structure}, item_set: {spec["item_set"]}}}
+    missing_codes: [{_q(spec["missing"])}]
+""",
+                )
+            )
+    sdtm_keys = [k for k in INSTRUMENT_ORDER if plan.instrument_format[k] == "sdtm"]
+    for domain in ("QS", "RS"):
+        keys = [k for k in sdtm_keys if inst[k].formats.sdtm.domain == domain]  # type: ignore[union-attr]
+        if not keys:
+            continue
+        file = f"sdtm/{F.SDTM_FILES[domain]}"
+        cats = ", ".join(f"{k}: {_flow([inst[k].formats.sdtm.categories[0]])}" for k in keys)  # type: ignore[union-attr]
+        pats = ", ".join(f"{k}: {_q(inst[k].formats.sdtm.testcd_pattern)}" for k in keys)  # type: ignore[union-attr]
+        names = " and ".join(inst[k].instrument for k in keys)
+        totals = ", ".join(inst[k].formats.sdtm.total_testcds[0] for k in keys)  # type: ignore[union-attr]
+        out.append(
+            (
+                file,
+                f"""\
+  # {names} in SDTM {domain} (SAS XPORT v5): one record per item, derived totals {totals}
+  # ({domain}DRVFL = Y, only when every item is answered); an unanswered item has {domain}STAT = NOT DONE and
+  # no result. {domain}DY is the SDTM study day (day 1 = baseline, SDTM has no day 0), so it is not
+  # mapped as study_day.
+  - file: {file}
+    kind: sdtm
+    layout: sdtm
+    columns: {{subject: USUBJID, visit: VISIT}}
+    sdtm:
+      domain: {domain}
+      categories: {{{cats}}}
+      testcd_patterns: {{{pats}}}
+""",
+            )
+        )
+    return out
+
+
+def manifest_text(trial: Trial, plan: F.Plan, missing_item_rate: float) -> str:
+    inst = load_instruments()
+    blocks = _source_blocks(plan)
+    split = [f"#   {inst[k].instrument:7s}-> {instrument_file(plan, k)}" for k in INSTRUMENT_ORDER]
+    split.append(f"#   arms   -> {blocks[0][0]}")
+    codes, codes_say = _visit_codes(plan)
+    visits = []
+    for v, c in zip(VISITS, codes, strict=True):
+        lines = [f"  - id: {v.id}", f"    label: {_q(v.label)}", f"    day: {v.day}"]
+        if v.day == 0:
+            lines.append("    baseline: true")
+        if v.id == PRIMARY_VISIT:
+            lines.append("    primary: true")
+        lines.append(f"    codes: {_flow(c)}")
+        visits.append("\n".join(lines))
+    arms = "\n".join(f"  - id: {a.id}\n    label: {a.label}\n    role: {a.role}" for a in ARMS)
+    nda = "nda" in plan.formats
+    dates = (
+        (
+            "  shifted: true                 # NDA interview_date: per-subject random shift (NDA masking);\n"
+            "                                # every other file holds study days only"
+        )
+        if nda
+        else "  shifted: false               # no file holds a calendar date; only study days"
+    )
+    title = f"Simulated IV ketamine vs midazolam for chronic PTSD (Feder 2021 calibration, seed {trial.seed})"
+    return f"""\
+# study.yaml - generated by `trialpipe simulate` (pipelines.simulate, trialpipe {_version()}):
+# seed {trial.seed}, {trial.per_arm} subjects per arm, formats {",".join(plan.formats)}, \
+missing-item rate {missing_item_rate:g}.
+# Synthetic data calibrated to Feder et al. 2021 (Am J Psychiatry 178:193-202); no real person.
+# Each instrument is written exactly once; the split across the requested formats:
+{chr(10).join(split)}
+
+study_id: {trial.study_id}
+title: {_q(title)}
+
+arms:
+{arms}
+
+visits:                         # codes: {codes_say}
+{chr(10).join(visits)}
+
+dates:
+{dates}
+
+deidentification:
+  ages_top_coded: false         # adults 18-65: no age above 89 to top-code
+  allow_columns: []
+
+sources:
+{"".join(block for _, block in blocks)}
+analysis:                       # the contract's defaults, spelled out
+  primary_parameter: CAPS5TOT
+  baseline: visit
+  repeated_assessments: last
+  missing_items: {{method: none, max_missing: 0, scope: scale, rounding: none}}
+  response: {{CAPS5TOT: 30, PCL5TOT: 30, MADRSTOT: 50}}
+  remission: {{MADRSTOT: {{op: "<=", value: 10}}, PCL5TOT: {{op: "<", value: 33}}}}
+  pcl5_cutoff: 33
+  model: {{covariance: us, df_method: kenward-roger, fallbacks: [toeph, ar1h, cs], reml: true}}
+  multiplicity: holm
+  alpha: 0.05
+  min_baseline_fraction: 0.8
+"""
+
+
+def write_study_files(
+    out_dir: str | Path,
+    *,
+    per_arm: int = DEFAULT_PER_ARM,
+    seed: int = DEFAULT_SEED,
+    formats: str | tuple[str, ...] | list[str] = ("wide",),
+    study_id: str | None = None,
+    missing_item_rate: float = 0.0,
+) -> WrittenStudy:
+    """Like :func:`write_study`, also returning the files written."""
+    plan = F.plan(formats)
+    if study_id is not None and not STUDY_ID_PATTERN.match(study_id):
+        raise ValueError(
+            f"study id {study_id!r} must start with a letter and hold only letters, digits, _ . - (max 64)"
+        )
+    trial = build_trial(per_arm=per_arm, seed=seed, study_id=study_id, missing_item_rate=missing_item_rate)
+    if "nda" in plan.formats:
+        longest = max(len(u) for u in trial.subjects["usubjid"])
+        if longest > NDA_SUBJECT_ID_MAX:
+            raise ValueError(
+                f"subject ids like {trial.subjects['usubjid'][0]!r} exceed NDA's "
+                f"{NDA_SUBJECT_ID_MAX}-character "
+                "src_subject_id; choose a shorter --study-id"
+            )
+    folder = Path(out_dir)
+    files: list[Path] = []
+
+    def target(rel: str) -> Path:
+        path = folder / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        files.append(Path(rel))
+        return path
+
+    if plan.arm_source == "wide":
+        F.write_randomization(trial, target("randomization.csv"))
+    else:
+        F.write_dm(trial, target(f"sdtm/{F.SDTM_FILES['DM']}"))
+    for key in INSTRUMENT_ORDER:
+        fmt = plan.instrument_format[key]
+        if fmt == "wide":
+            F.write_redcap(trial, key, target(F.REDCAP[key]["file"]))
+        elif fmt == "nda":
+            F.write_nda(trial, key, target(f"nda/{F.NDA[key]['file']}"))
+    inst = load_instruments()
+    for domain in ("QS", "RS"):
+        keys = [
+            k
+            for k in INSTRUMENT_ORDER
+            if plan.instrument_format[k] == "sdtm" and inst[k].formats.sdtm.domain == domain
+        ]  # type: ignore[union-attr]
+        if keys:
+            F.write_findings(trial, domain, keys, target(f"sdtm/{F.SDTM_FILES[domain]}"))
+    (folder / MANIFEST_NAME).write_text(manifest_text(trial, plan, missing_item_rate), encoding="utf-8")
+    files.append(Path(MANIFEST_NAME))
+    load_manifest(folder)  # the generated manifest must parse; a failure here is a simulator bug
+    return WrittenStudy(folder, files, trial.n)
+
+
+def write_study(
+    out_dir: str | Path,
+    *,
+    per_arm: int = DEFAULT_PER_ARM,
+    seed: int = DEFAULT_SEED,
+    formats: str | tuple[str, ...] | list[str] = ("wide",),
+    study_id: str | None = None,
+    missing_item_rate: float = 0.0,
+) -> Path:
+    """Simulate a Feder-2021-calibrated trial and write it as a study folder; returns the folder.
+
+    ``formats`` is any of ``wide`` (REDCap-style CSV), ``nda`` (NIMH Data Archive structures) and
+    ``sdtm`` (SAS XPORT v5). With one format every instrument is written in it; with several, the
+    instruments are split so that each is written exactly once (see ``formats.PREFERENCE``); the
+    arms come from ``randomization.csv`` unless only SDTM is asked for (then ``dm.xpt``). The same
+    seed gives byte-identical files; ``missing_item_rate`` blanks that share of item responses
+    using each format's own missing code.
+    """
+    return write_study_files(
+        out_dir,
+        per_arm=per_arm,
+        seed=seed,
+        formats=formats,
+        study_id=study_id,
+        missing_item_rate=missing_item_rate,
+    ).folder

@@ -1,0 +1,273 @@
+"""The simulated trial in memory: design, subjects, visit days, dropout, items, missing items.
+
+Everything random comes from one ``numpy.random.SeedSequence(seed)`` split into named, independent
+streams, so a seed fixes the whole study, and the item values do not depend on the output formats
+or on ``missing_item_rate`` (the missing-item mask is drawn from its own stream and nested: a
+higher rate only adds missing cells).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from pipelines.instruments import load_instruments
+from pipelines.simulate import model
+
+DEFAULT_SEED = 20210105  # Feder 2021 was published online on 5 Jan 2021
+DEFAULT_PER_ARM = 15  # Feder 2021: N = 30 randomized 1:1
+
+
+@dataclass(frozen=True)
+class VisitSpec:
+    id: str
+    label: str
+    day: int  # nominal study day (day 0 = baseline, the day of the first infusion)
+    visitnum: int  # SDTM VISITNUM
+    redcap_event: str  # REDCap event name
+    nda_label: str  # NDA ``visit`` element
+    sdtm_label: str  # SDTM VISIT
+    jitter: tuple[tuple[int, float], ...]  # (actual day, probability); assumption
+
+
+# Feder 2021: baseline, 24 h after the first infusion, weekly visits; primary at week 2 (day 14).
+VISITS: tuple[VisitSpec, ...] = (
+    VisitSpec("BL", "Baseline", 0, 1, "baseline_arm_1", "baseline", "BASELINE", ((0, 1.0),)),
+    VisitSpec(
+        "D1", "Day 1 (24 h after infusion 1)", 1, 2, "day_1_arm_1", "day 1", "DAY 1", ((1, 0.9), (2, 0.1))
+    ),
+    VisitSpec("W1", "Week 1", 7, 3, "week_1_arm_1", "week 1", "WEEK 1", ((6, 0.2), (7, 0.6), (8, 0.2))),
+    VisitSpec(
+        "W2",
+        "Week 2",
+        14,
+        4,
+        "week_2_arm_1",
+        "week 2",
+        "WEEK 2",
+        ((13, 0.15), (14, 0.6), (15, 0.2), (16, 0.05)),
+    ),
+)
+PRIMARY_VISIT = "W2"
+
+
+@dataclass(frozen=True)
+class ArmSpec:
+    id: str
+    label: str
+    role: str
+    code: str  # randomization.csv code
+    sdtm_arm: str  # DM.ARM
+
+
+ARMS: tuple[ArmSpec, ...] = (
+    ArmSpec("KET", "Ketamine 0.5 mg/kg", "experimental", "1", "KETAMINE 0.5 MG/KG IV"),
+    ArmSpec("MID", "Midazolam 0.045 mg/kg", "control", "0", "MIDAZOLAM 0.045 MG/KG IV"),
+)
+SITE = "01"  # Feder 2021 was a single-site trial (Icahn School of Medicine at Mount Sinai)
+
+# Feder 2021 registry table (NCT02397889): age 38.9 (SD 13.2) years; 23 female, 6 male, 1 other of 30.
+AGE_MEAN, AGE_SD, AGE_MIN, AGE_MAX = 38.9, 13.2, 18, 65  # adults 18-65 (assumption for the range)
+SEX_SHARES = (("F", 23 / 30), ("M", 6 / 30), ("O", 1 / 30))
+# Shifted (NDA-masked) baseline dates fall in this window; random per subject, derived from nothing.
+SHIFT_WINDOW = (dt.date(2016, 1, 1), dt.date(2019, 12, 31))
+GUID_ALPHABET = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"))
+
+_STREAMS = ("design", "caps5", "pcl5", "madrs", "days", "dropout", "missing", "keys")
+INSTRUMENT_ORDER = ("pcl5", "caps5", "madrs")
+
+
+def n_dropouts(per_arm: int) -> int:
+    """Ketamine-arm dropouts before week 2: Feder 2021 had 1 of 15 (reason "Physician Decision");
+    scaled as round(per_arm / 15), at least 1; none in the midazolam arm (15/15 completed)."""
+    return min(per_arm, max(1, round(per_arm / 15)))
+
+
+@dataclass
+class Trial:
+    """One simulated study. Arrays are indexed [subject, visit, item] in subject-id order."""
+
+    study_id: str
+    seed: int
+    per_arm: int
+    subjects: pl.DataFrame
+    days: np.ndarray  # (n, V) actual study day
+    observed: np.ndarray  # (n, V) visit attended
+    items: dict[str, np.ndarray]  # instrument id -> (n, V, k) int8
+    missing: dict[str, np.ndarray]  # instrument id -> (n, V, k) bool (item not answered)
+
+    @property
+    def n(self) -> int:
+        return self.subjects.height
+
+    def long(self) -> pl.DataFrame:
+        """One row per subject x attended visit x instrument x item (value null when missing)."""
+        inst = load_instruments()
+        usubjid = self.subjects["usubjid"].to_numpy()
+        arm = self.subjects["arm"].to_numpy()
+        frames = []
+        for key in INSTRUMENT_ORDER:
+            vals = self.items[key]
+            n, v, k = vals.shape
+            s_idx, v_idx, i_idx = np.meshgrid(np.arange(n), np.arange(v), np.arange(k), indexing="ij")
+            keep = np.broadcast_to(self.observed[:, :, None], vals.shape).ravel()
+            s_idx, v_idx, i_idx = s_idx.ravel()[keep], v_idx.ravel()[keep], i_idx.ravel()[keep]
+            value = vals.ravel()[keep].astype(np.int64)
+            miss = self.missing[key].ravel()[keep]
+            frames.append(
+                pl.DataFrame(
+                    {
+                        "study_id": self.study_id,
+                        "usubjid": usubjid[s_idx],
+                        "arm": arm[s_idx],
+                        "visit": np.array([x.id for x in VISITS])[v_idx],
+                        "visitnum": v_idx.astype(np.int64) + 1,
+                        "study_day": self.days[s_idx, v_idx].astype(np.int64),
+                        "instrument": inst[key].instrument,
+                        "item": np.array(inst[key].core_items)[i_idx].astype(np.int64),
+                        "value": pl.Series(value).scatter(np.flatnonzero(miss), None)
+                        if miss.any()
+                        else value,
+                    }
+                )
+            )
+        return pl.concat(frames)
+
+
+def _streams(seed: int) -> dict[str, np.random.Generator]:
+    children = np.random.SeedSequence(seed).spawn(len(_STREAMS))
+    return {name: np.random.Generator(np.random.PCG64(s)) for name, s in zip(_STREAMS, children, strict=True)}
+
+
+def visit_days(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Actual study day of each visit: baseline day 0, the others jittered around nominal (assumption)."""
+    cols = []
+    for v in VISITS:
+        days, probs = zip(*v.jitter, strict=True)
+        cols.append(rng.choice(np.array(days), size=n, p=np.array(probs)))
+    return np.stack(cols, axis=1).astype(float)
+
+
+def _sex_counts(n: int) -> list[tuple[str, int]]:
+    """Largest-remainder split of n subjects in the registry proportions (30 -> 23 F, 6 M, 1 O)."""
+    raw = [(code, share * n) for code, share in SEX_SHARES]
+    counts = {code: int(np.floor(x)) for code, x in raw}
+    left = n - sum(counts.values())
+    for code, _ in sorted(raw, key=lambda t: -(t[1] - np.floor(t[1])))[:left]:
+        counts[code] += 1
+    return [(code, counts[code]) for code, _ in SEX_SHARES]
+
+
+def _ages_days(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Age at baseline in days: normal(38.9, 13.2) years truncated to 18-65 (rejection sampling)."""
+    out = np.empty(0)
+    while out.size < n:
+        years = rng.normal(AGE_MEAN, AGE_SD, size=2 * n)
+        out = np.concatenate([out, years[(years >= AGE_MIN) & (years < AGE_MAX + 1)]])
+    return np.floor(out[:n] * 365.25).astype(np.int64)
+
+
+def _guids(rng: np.random.Generator, n: int) -> list[str]:
+    """NDA pseudo-GUIDs NDAR_INV + 8 random upper-case alphanumerics (random, derived from nothing)."""
+    keys: list[str] = []
+    seen: set[str] = set()
+    while len(keys) < n:
+        key = "NDAR_INV" + "".join(rng.choice(GUID_ALPHABET, size=8))
+        if key not in seen:
+            seen.add(key)
+            keys.append(key)
+    return keys
+
+
+def default_study_id(seed: int) -> str:
+    return f"FEDERSIM-{seed}"
+
+
+def build_trial(
+    *,
+    per_arm: int = DEFAULT_PER_ARM,
+    seed: int = DEFAULT_SEED,
+    study_id: str | None = None,
+    missing_item_rate: float = 0.0,
+    params: model.Params = model.CALIBRATED,
+) -> Trial:
+    """Simulate one study in memory (no files)."""
+    if per_arm < 1:
+        raise ValueError(f"per_arm must be at least 1 (got {per_arm})")
+    if not 0.0 <= missing_item_rate < 1.0:
+        raise ValueError(f"missing_item_rate must be in [0, 1) (got {missing_item_rate})")
+    study_id = study_id or default_study_id(seed)
+    rng = _streams(seed)
+    n = 2 * per_arm
+
+    # Design: enrolment-order ids P0001..; 1:1 allocation by a random permutation, so ids carry no arm.
+    design = rng["design"]
+    arm_of = design.permutation(np.repeat(np.array([a.id for a in ARMS]), per_arm))
+    sex = design.permutation(np.concatenate([np.repeat(code, k) for code, k in _sex_counts(n)]))
+    age_days = _ages_days(design, n)
+    width = max(4, len(str(n)))
+    subjid = [f"P{i:0{width}d}" for i in range(1, n + 1)]
+    usubjid = [f"{study_id}-{s}" for s in subjid]
+
+    keys = rng["keys"]
+    span = (SHIFT_WINDOW[1] - SHIFT_WINDOW[0]).days
+    base_dates = [SHIFT_WINDOW[0] + dt.timedelta(days=int(d)) for d in keys.integers(0, span + 1, size=n)]
+    guids = _guids(keys, n)
+
+    days = visit_days(rng["days"], n)
+    is_ket = arm_of == "KET"
+
+    # Dropout (MCAR): Feder 2021 lost 1 ketamine subject before week 2; last visit attended D1 or W1.
+    observed = np.ones((n, len(VISITS)), dtype=bool)
+    drop_rng = rng["dropout"]
+    ket_idx = np.flatnonzero(is_ket)
+    dropouts = np.sort(drop_rng.choice(ket_idx, size=n_dropouts(per_arm), replace=False))
+    last_visit = drop_rng.choice(np.array([1, 2]), size=dropouts.size)
+    for s, last in zip(dropouts, last_visit, strict=True):
+        observed[s, last + 1 :] = False
+    last_attended = np.full(n, len(VISITS) - 1)
+    last_attended[dropouts] = last_visit
+
+    draws = model.draw_latent((rng["caps5"], rng["pcl5"], rng["madrs"]), days, params)
+    items = model.item_scores(draws, is_ket, params)
+    miss_rng = rng["missing"]
+    missing = {k: miss_rng.random(items[k].shape) < missing_item_rate for k in INSTRUMENT_ORDER}
+
+    age_years = (age_days / 365.25).astype(np.int64)
+    subjects = pl.DataFrame(
+        {
+            "usubjid": usubjid,
+            "subjid": subjid,
+            "arm": arm_of,
+            "site": SITE,
+            "sex": sex,
+            "age_days": age_days,
+            "age_years": age_years,
+            "subjectkey": guids,
+            "baseline_date": base_dates,
+            "last_visit": np.array([v.id for v in VISITS])[last_attended],
+        }
+    )
+    return Trial(study_id, seed, per_arm, subjects, days, observed, items, missing)
+
+
+def simulate_trial(
+    *,
+    per_arm: int = DEFAULT_PER_ARM,
+    seed: int = DEFAULT_SEED,
+    study_id: str | None = None,
+    missing_item_rate: float = 0.0,
+) -> pl.DataFrame:
+    """The simulated study as long item data (polars), without writing files.
+
+    One row per subject x attended visit x instrument x item with columns ``study_id, usubjid,
+    arm ('KET'/'MID'), visit ('BL','D1','W1','W2'), visitnum, study_day, instrument ('PCL-5',
+    'CAPS-5', 'MADRS'), item (1..n in the instrument's standard order), value`` (null when the item
+    is missing). Visits after a dropout have no rows. Same seed, same data as :func:`write_study`.
+    """
+    return build_trial(
+        per_arm=per_arm, seed=seed, study_id=study_id, missing_item_rate=missing_item_rate
+    ).long()
