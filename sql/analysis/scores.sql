@@ -62,9 +62,7 @@ study as (
 
 -- S1: one value per assessment x item
 assessment_items as (
-    select
-        study_id, usubjid, instrument_id, instrument, visit, avisitn, study_day, item,
-        max(value) as value
+    select usubjid, instrument_id, visit, study_day, item, max(value) as value
     from responses
     group by all
 ),
@@ -179,30 +177,41 @@ score_values as (
 ),
 
 -- S7: symptom counts per assessment x cluster of the instrument's rule
-cluster_symptoms as (
+rule_items as (
+    select distinct s.instrument_id, s.item, s.cluster, r.item_threshold, r.min_items
+    from score_items as s
+    inner join symptom_rules as r on r.instrument_id = s.instrument_id and r.cluster = s.cluster
+),
+
+rule_sizes as (
+    select instrument_id, cluster, any_value(min_items) as min_items, count(*) as n_c
+    from rule_items
+    group by all
+),
+
+cluster_answers as (
     select
-        a.usubjid, a.instrument_id, a.visit, a.study_day, r.cluster, r.min_items,
-        count(distinct i.item) as n_c,
-        count(distinct i.item) filter (where ai.value is not null) as answered_c,
-        count(distinct i.item) filter (where ai.value >= r.item_threshold) as symptoms_c
-    from assessments as a
-    inner join symptom_rules as r on r.instrument_id = a.instrument_id
-    inner join (select distinct instrument_id, item, cluster from score_items) as i
-        on i.instrument_id = r.instrument_id and i.cluster = r.cluster
-    left join assessment_items as ai
-        on ai.usubjid = a.usubjid and ai.instrument_id = a.instrument_id and ai.visit = a.visit
-        and ai.study_day = a.study_day and ai.item = i.item
+        a.usubjid, a.instrument_id, a.visit, a.study_day, ri.cluster,
+        count(*) as answered_c,
+        count(*) filter (where a.value >= ri.item_threshold) as symptoms_c
+    from assessment_items as a
+    inner join rule_items as ri on ri.instrument_id = a.instrument_id and ri.item = a.item
+    where a.value is not null
     group by all
 ),
 
 symptom_flags as (
     select
-        usubjid, instrument_id, visit, study_day,
+        a.usubjid, a.instrument_id, a.visit, a.study_day,
         case
-            when bool_and(symptoms_c >= min_items) then 'Y'
-            when bool_or(symptoms_c + (n_c - answered_c) < min_items) then 'N'
+            when bool_and(coalesce(ca.symptoms_c, 0) >= rs.min_items) then 'Y'
+            when bool_or(coalesce(ca.symptoms_c, 0) + rs.n_c - coalesce(ca.answered_c, 0) < rs.min_items) then 'N'
         end as sxcritfl
-    from cluster_symptoms
+    from assessments as a
+    inner join rule_sizes as rs on rs.instrument_id = a.instrument_id
+    left join cluster_answers as ca
+        on ca.usubjid = a.usubjid and ca.instrument_id = a.instrument_id and ca.visit = a.visit
+        and ca.study_day = a.study_day and ca.cluster = rs.cluster
     group by all
 ),
 
