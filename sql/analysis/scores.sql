@@ -166,9 +166,9 @@ group_values as (
 score_values as (
     select
         usubjid, instrument_id, visit, study_day, paramcd,
-        sum(n_g) as n_items,
-        sum(n_g - a_g) as n_items_missing,
-        sum(a_g) as n_answered,
+        cast(sum(n_g) as integer) as n_items,
+        cast(sum(n_g - a_g) as integer) as n_items_missing,
+        cast(sum(a_g) as integer) as n_answered,
         sum(s_g) as answered_sum,
         case when count(*) filter (where v_g is null) = 0 then sum(v_g) end as unrounded,
         count(*) filter (where v_g is null) = 0 and sum(n_g - a_g) > 0 as prorated
