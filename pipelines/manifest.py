@@ -256,8 +256,10 @@ class MissingItems(_Strict):
     ``none`` (default): the score is missing if any of its items is missing.
     ``prorate``: when at most ``max_missing`` items of the score are missing (scope ``scale``:
     counted over the whole score; ``cluster``: counted per DSM-5 cluster), the score is the mean
-    of its answered items times its item count, rounded as ``rounding`` says; the record gets
-    DTYPE = 'PRORATED'.
+    of its answered items times its item count; under ``cluster`` each cluster is prorated on its
+    own and a total is the sum of its prorated clusters (a scale without clusters is one group).
+    ``rounding`` is applied once, to the prorated score: none (exact), half_up (x.5 up), floor,
+    ceil. The record gets DTYPE = 'PRORATED'. See sql/analysis/scores.sql.
     """
 
     method: Literal["none", "prorate"] = "none"
