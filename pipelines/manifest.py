@@ -256,14 +256,24 @@ class MissingItems(_Strict):
     ``none`` (default): the score is missing if any of its items is missing.
     ``prorate``: when at most ``max_missing`` items of the score are missing (scope ``scale``:
     counted over the whole score; ``cluster``: counted per DSM-5 cluster), the score is the mean
-    of its answered items times its item count, rounded as ``rounding`` says; the record gets
-    DTYPE = 'PRORATED'.
+    of its answered items times its item count; under ``cluster`` each cluster is prorated on its
+    own and a total is the sum of its prorated clusters (a scale without clusters is one group).
+    ``rounding`` is applied once, to the prorated score: none (exact), half_up (x.5 up), floor,
+    ceil. The record gets DTYPE = 'PRORATED'. See sql/analysis/scores.sql.
     """
 
     method: Literal["none", "prorate"] = "none"
-    max_missing: int = 0
+    max_missing: int = Field(0, ge=0)
     scope: Literal["scale", "cluster"] = "scale"
     rounding: Literal["none", "half_up", "floor", "ceil"] = "none"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MissingItems:
+        if self.method == "prorate" and self.max_missing < 1:
+            raise ValueError("method prorate needs max_missing of at least 1 (with 0 nothing is ever prorated)")
+        if self.method == "none" and self.max_missing > 0:
+            raise ValueError("max_missing is used only with method: prorate; set method: prorate or drop max_missing")
+        return self
 
 
 class Remission(_Strict):
@@ -294,6 +304,22 @@ class Analysis(_Strict):
     multiplicity: Literal["holm", "hochberg", "fdr_bh", "fixed_sequence", "bonferroni", "none"] = "holm"
     alpha: float = Field(0.05, gt=0, lt=1)
     min_baseline_fraction: float = Field(0.8, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _known_parameters(self) -> Analysis:
+        from pipelines.instruments import all_paramcds
+
+        known = all_paramcds()
+        used = [("primary_parameter", self.primary_parameter)]
+        used += [(f"response.{k}", k) for k in self.response]
+        used += [(f"remission.{k}", k) for k in self.remission]
+        for key, paramcd in used:
+            if paramcd not in known:
+                raise ValueError(f"{key}: unknown parameter {paramcd!r}; known: {', '.join(known)}")
+        for paramcd, pct in self.response.items():
+            if not 0 < pct <= 100:
+                raise ValueError(f"response.{paramcd}: {pct} is not a percent reduction between 0 (exclusive) and 100")
+        return self
 
 
 class Dates(_Strict):

@@ -91,9 +91,13 @@ def reference_frames(manifest: Manifest) -> dict[str, pl.DataFrame]:
     ref["ref.arm_codes"] = pl.DataFrame(ac, schema=["study_id", "source", "code", "arm"], orient="row").unique(["source", "code"], keep="last", maintain_order=True)
     ref["ref.missing_codes"] = pl.DataFrame(mc, schema={"study_id": pl.String, "source": pl.String, "code": pl.String}, orient="row")
     # instruments
-    rows_i, rows_items, rows_scores, rows_anchor = [], [], [], []
+    rows_i, rows_items, rows_scores, rows_anchor, rows_sx = [], [], [], [], []
     for inst in load_instruments().values():
         resp = a.response
+        dx = inst.diagnosis
+        if dx and dx.symptom_rule:
+            for cluster, need in dx.symptom_rule.min_items.items():
+                rows_sx.append((sid, inst.id, inst.instrument, cluster, dx.symptom_rule.item_threshold, need))
         rows_i.append((sid, inst.id, inst.instrument, inst.title, inst.item_min, inst.item_max, len(inst.core_items)))
         for it in inst.items:
             rows_items.append((sid, inst.id, inst.instrument, it.n, it.code, it.cluster, it.label, it.optional))
@@ -106,11 +110,14 @@ def reference_frames(manifest: Manifest) -> dict[str, pl.DataFrame]:
             rem = a.remission.get(sc.paramcd)
             rem_op = rem.op if rem else (inst.remission.op if inst.remission and inst.remission.paramcd == sc.paramcd else None)
             rem_val = rem.value if rem else (inst.remission.value if inst.remission and inst.remission.paramcd == sc.paramcd else None)
+            cutoff = dx.cutoff.value if dx and dx.cutoff and dx.cutoff.paramcd == sc.paramcd else None
+            if cutoff is not None and sc.paramcd == "PCL5TOT":
+                cutoff = float(a.pcl5_cutoff)  # the manifest's PCL-5 cut-off overrides the definition's
             for n in sc.items:
                 it = inst.item(n)
                 rows_scores.append(
                     (sid, inst.id, inst.instrument, sc.paramcd, sc.param, order, sc.primary_total, sc.optional,
-                     len(sc.items), n, it.cluster, pct, rem_op, rem_val)
+                     len(sc.items), n, it.cluster, pct, rem_op, rem_val, cutoff)
                 )
     ref["ref.instruments"] = pl.DataFrame(
         rows_i, orient="row",
@@ -127,7 +134,14 @@ def reference_frames(manifest: Manifest) -> dict[str, pl.DataFrame]:
             "study_id": pl.String, "instrument_id": pl.String, "instrument": pl.String, "paramcd": pl.String,
             "param": pl.String, "paramn": pl.Int32, "is_total": pl.Boolean, "optional": pl.Boolean,
             "n_items": pl.Int32, "item": pl.Int32, "cluster": pl.String, "response_pct": pl.Float64,
-            "remission_op": pl.String, "remission_value": pl.Float64,
+            "remission_op": pl.String, "remission_value": pl.Float64, "cutoff_value": pl.Float64,
+        },
+    )
+    ref["ref.symptom_rules"] = pl.DataFrame(
+        rows_sx, orient="row",
+        schema={
+            "study_id": pl.String, "instrument_id": pl.String, "instrument": pl.String, "cluster": pl.String,
+            "item_threshold": pl.Float64, "min_items": pl.Int32,
         },
     )
     return ref

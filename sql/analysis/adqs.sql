@@ -1,0 +1,270 @@
+-- analysis.adqs: ADaM-style questionnaire analysis dataset (BDS) - scores by visit with baseline, change and response.
+-- Grain: one row per subject x parameter x visit x assessment (a visit assessed on two days has two
+--   records; ANL01FL picks one), plus one derived 'AVERAGE' record per subject x parameter x visit
+--   when repeated_assessments is mean and the visit has two or more valued records.
+-- Inputs: analysis.scores, staging.subjects, ref.visits, ref.study, ref.scores.
+-- Rules, in words:
+--   A1 AVISIT is the manifest's visit id, AVISITN its position in the manifest's visit list (baseline
+--      visit first when listed first). ADY is the study day as staged: the recorded day, or the
+--      visit's nominal day when none was recorded (day 0 = the manifest's baseline day; there is no
+--      SDTM-style "no day 0" shift).
+--   A2 TRTP is the randomized arm id (staging.subjects.arm); TRTPN its number in the manifest.
+--   A3 ANL01FL: among the records of a subject x parameter x visit that have a value, one is 'Y':
+--      repeated_assessments last = the one with the latest ADY, first = the earliest; ties (never
+--      expected: one assessment per day) go to the first source file and row. mean = when two or more
+--      records have a value, a derived record with DTYPE 'AVERAGE', AVAL = their mean (not rounded),
+--      ADY = the latest of their days, N_ITEMS_MISSING = the largest of theirs, is 'Y' and the
+--      observed records 'N'. Records without a value are always 'N', so a visit whose records are
+--      all missing has no ANL01FL record.
+--   A4 Baseline (ABLFL = 'Y' on at most one record per subject x parameter):
+--      baseline visit (default) = the ANL01FL record of the manifest's baseline visit;
+--      last_on_or_before_day0 = the observed record (not an AVERAGE) with a value and the latest
+--      ADY <= 0, any visit; ties go to the later visit, then the first source file and row.
+--      A subject x parameter without such a record has no ABLFL record and BASE, CHG, PCHG NULL.
+--   A5 BASE = the baseline record's AVAL, on every record of the subject x parameter.
+--   A6 Post-baseline = a record of a visit after the manifest's baseline visit (AVISITN greater).
+--      CHG = AVAL - BASE and PCHG = 100 * CHG / BASE on post-baseline records only; NULL on the
+--      baseline record and on pre-baseline or baseline-visit records (ADaMIG: CHG is for
+--      post-baseline records; a CHG of 0 on the baseline record would enter change models).
+--      PCHG is NULL when BASE is 0 or missing; CHG is NULL when AVAL or BASE is missing.
+--   A7 CRIT1FL (response) and CRIT2FL (remission) are judged on post-baseline records with an AVAL
+--      and a BASE, for parameters with the rule; NULL otherwise. Response: a reduction from baseline
+--      of at least response_pct percent, i.e. 100 * (BASE - AVAL) >= response_pct * BASE (compared
+--      without division, to 1e-9; BASE 0 is not evaluable). Defaults CAPS5TOT and PCL5TOT 30,
+--      MADRSTOT 50. Remission: AVAL compared with remission_value by remission_op (PCL5TOT < 33,
+--      MADRSTOT <= 10; CAPS-5 none). Thresholds come from ref.scores (manifest overrides applied).
+--      CRIT1 / CRIT2 state the rule with its threshold on every record of the parameter.
+--   A8 Diagnosis flags (sxcritfl, dxcutfl) are carried from analysis.scores; the AVERAGE record has
+--      dxcutfl from its averaged value and no sxcritfl.
+with
+
+scores as (
+    select * from analysis.scores
+),
+
+subjects as (
+    select * from staging.subjects
+),
+
+visits as (
+    select * from ref.visits
+),
+
+study as (
+    select * from ref.study
+),
+
+score_rules as (
+    select
+        paramcd,
+        any_value(instrument_id) as instrument_id,
+        any_value(response_pct) as response_pct,
+        any_value(remission_op) as remission_op,
+        any_value(remission_value) as remission_value,
+        any_value(cutoff_value) as cutoff_value
+    from ref.scores
+    group by paramcd
+),
+
+param_order as (
+    select
+        paramcd,
+        cast(dense_rank() over (order by instrument_id, paramn) as integer) as paramn
+    from (select distinct instrument_id, paramcd, paramn from ref.scores)
+),
+
+observed as (
+    select
+        s.study_id,
+        s.usubjid,
+        s.paramcd,
+        s.param,
+        s.instrument as parcat1,
+        s.visit as avisit,
+        s.avisitn,
+        s.study_day as ady,
+        s.aval,
+        s.n_items,
+        s.n_items_missing,
+        s.dtype,
+        s.sxcritfl,
+        s.dxcutfl,
+        s.source,
+        s._source_file,
+        s._source_row
+    from scores as s
+),
+
+-- A3
+ranked as (
+    select
+        o.*,
+        count(o.aval) over per_visit as n_valued,
+        row_number() over (
+            partition by o.usubjid, o.paramcd, o.avisit
+            order by
+                o.aval is null,
+                case when st.repeated_rule = 'first' then o.ady end asc,
+                case when st.repeated_rule <> 'first' then o.ady end desc,
+                o._source_file,
+                o._source_row
+        ) as pick,
+        st.repeated_rule
+    from observed as o
+    cross join study as st
+    window per_visit as (partition by o.usubjid, o.paramcd, o.avisit)
+),
+
+averages as (
+    select
+        any_value(r.study_id) as study_id,
+        r.usubjid,
+        r.paramcd,
+        any_value(r.param) as param,
+        any_value(r.parcat1) as parcat1,
+        r.avisit,
+        any_value(r.avisitn) as avisitn,
+        max(r.ady) as ady,
+        avg(r.aval) as aval,
+        any_value(r.n_items) as n_items,
+        max(r.n_items_missing) as n_items_missing,
+        'AVERAGE' as dtype,
+        cast(null as varchar) as sxcritfl,
+        case
+            when any_value(sr.cutoff_value) is null then null
+            when avg(r.aval) >= any_value(sr.cutoff_value) then 'Y'
+            else 'N'
+        end as dxcutfl,
+        cast(null as varchar) as source,
+        cast(null as varchar) as _source_file,
+        cast(null as bigint) as _source_row,
+        'Y' as anl01fl
+    from ranked as r
+    inner join score_rules as sr on sr.paramcd = r.paramcd
+    where r.repeated_rule = 'mean' and r.n_valued >= 2 and r.aval is not null
+    group by r.usubjid, r.paramcd, r.avisit
+),
+
+records as (
+    select
+        * exclude (n_valued, pick, repeated_rule),
+        case
+            when aval is null then 'N'
+            when repeated_rule = 'mean' and n_valued >= 2 then 'N'
+            when pick = 1 then 'Y'
+            else 'N'
+        end as anl01fl
+    from ranked
+    union all by name
+    select * from averages
+),
+
+-- A4
+baseline_candidates as (
+    select
+        r.*,
+        row_number() over (
+            partition by r.usubjid, r.paramcd
+            order by r.ady desc, r.avisitn desc, r._source_file, r._source_row
+        ) as latest
+    from records as r
+    cross join study as st
+    where st.baseline_rule = 'last_on_or_before_day0'
+        and r.aval is not null and r.ady <= 0 and r.dtype is distinct from 'AVERAGE'
+),
+
+baseline as (
+    select r.usubjid, r.paramcd, r.avisit, r.ady, r.dtype, r.aval as base
+    from records as r
+    cross join study as st
+    where st.baseline_rule = 'visit' and r.avisit = st.baseline_visit and r.anl01fl = 'Y'
+    union all
+    select usubjid, paramcd, avisit, ady, dtype, aval as base
+    from baseline_candidates
+    where latest = 1
+),
+
+with_base as (
+    select
+        r.*,
+        b.base,
+        case
+            when b.usubjid is not null
+                and r.avisit = b.avisit
+                and r.ady is not distinct from b.ady
+                and r.dtype is not distinct from b.dtype
+                then 'Y'
+        end as ablfl,
+        r.avisitn > bv.avisitn as post_baseline
+    from records as r
+    left join baseline as b on b.usubjid = r.usubjid and b.paramcd = r.paramcd
+    cross join (select v.avisitn from visits as v inner join study as st on st.baseline_visit = v.visit) as bv
+),
+
+-- A6, A7
+derived as (
+    select
+        w.*,
+        case when w.post_baseline then w.aval - w.base end as chg,
+        case when w.post_baseline and w.base <> 0 then 100 * (w.aval - w.base) / w.base end as pchg,
+        sr.response_pct,
+        sr.remission_op,
+        sr.remission_value,
+        w.post_baseline and w.aval is not null and w.base is not null as evaluable
+    from with_base as w
+    inner join score_rules as sr on sr.paramcd = w.paramcd
+),
+
+final as (
+    select
+        d.study_id,
+        d.usubjid,
+        s.arm as trtp,
+        s.armn as trtpn,
+        d.paramcd,
+        d.param,
+        p.paramn,
+        d.parcat1,
+        d.avisit,
+        d.avisitn,
+        d.ady,
+        d.aval,
+        d.base,
+        d.chg,
+        d.pchg,
+        d.ablfl,
+        d.anl01fl,
+        d.n_items,
+        d.n_items_missing,
+        d.dtype,
+        case when d.response_pct is not null then
+            d.paramcd || ' reduction from baseline >= ' || format('{:g}', d.response_pct) || '%'
+        end as crit1,
+        case
+            when d.response_pct is null or not d.evaluable or d.base = 0 then null
+            when round(100 * (d.base - d.aval) - d.response_pct * d.base, 9) >= 0 then 'Y'
+            else 'N'
+        end as crit1fl,
+        case when d.remission_op is not null then
+            d.paramcd || ' ' || d.remission_op || ' ' || format('{:g}', d.remission_value)
+        end as crit2,
+        case
+            when d.remission_op is null or not d.evaluable then null
+            when d.remission_op = '<' and d.aval < d.remission_value then 'Y'
+            when d.remission_op = '<=' and d.aval <= d.remission_value then 'Y'
+            when d.remission_op = '>' and d.aval > d.remission_value then 'Y'
+            when d.remission_op = '>=' and d.aval >= d.remission_value then 'Y'
+            else 'N'
+        end as crit2fl,
+        d.sxcritfl,
+        d.dxcutfl,
+        d.source,
+        d._source_file,
+        d._source_row
+    from derived as d
+    left join subjects as s on s.usubjid = d.usubjid
+    left join param_order as p on p.paramcd = d.paramcd
+)
+
+select * from final
+order by usubjid, paramn, avisitn, ady, dtype nulls first

@@ -1,0 +1,307 @@
+-- analysis.scores: every score (total, DSM-5 cluster, dissociation) of every assessment, from its items.
+-- Grain: one row per subject x instrument x visit x study day (an assessment) x score (PARAMCD).
+-- Inputs: staging.item_responses, staging.reported_totals, ref.scores, ref.symptom_rules, ref.study.
+-- Rules, in words (the scores and their items are data: ref.scores, from pipelines/instruments/*.yaml):
+--   S1 An assessment is one subject, instrument, visit and study day. Several source rows may make it
+--      up (long layouts: one row per item); an item received twice with the same value counts once
+--      (staging quarantines copies that disagree).
+--   S2 An item is missing when it is empty, a missing-value code, or not received at all;
+--      n_items is the number of items the score sums, n_items_missing how many of them are missing.
+--   S3 Default (missing_items.method none): the score is the sum of its items, and missing when any
+--      of its items is missing.
+--   S4 Prorating (method prorate): the score's items are split into groups - scope scale: one group,
+--      all items of the score; scope cluster: one group per DSM-5 cluster of the score's items (a
+--      scale without clusters, such as MADRS, is one group). A group with no missing item counts its
+--      sum. A group with 1..max_missing missing items and at least one answered item counts the mean
+--      of its answered items times its item count. A group with more missing items makes the score
+--      missing. The score is the sum of its groups (so a total under scope cluster is prorated
+--      cluster by cluster and summed), rounded once at the end as configured: none (kept exact),
+--      half_up (x.5 goes up), floor, ceil; rounding compares at 1e-9 so binary fractions cannot
+--      flip a half. Such a score has dtype = 'PRORATED'; a score without missing items is never
+--      rounded or marked.
+--   S5 Reported totals: when the assessment carries a total the source reported (NDA pcl5_total,
+--      madrstot, caps_sum_bcdetotal, an SDTM derived record, a mapped total column) it is kept in
+--      reported_total on the instrument's total score. The item-derived score wins. When none of the
+--      total's items was answered (a totals-only source), aval is the reported total and
+--      dtype = 'REPORTED'. total_check compares them: agrees / differs (items complete, sum differs)
+--      / items_incomplete (some items answered, not all: the reported total is not used) / reported_only.
+--   S6 Which records exist: every non-optional score of an assessment with at least one answered
+--      item of the instrument (so an unscoreable score shows as aval NULL with its missing count);
+--      the total score also when the assessment carries a reported total (totals-only sources); an
+--      optional score (CAPS-5 dissociation, items 29+30) only when one of its own items was answered.
+--   S7 Diagnosis flags, on the total score's record only (NULL on the others):
+--      sxcritfl - the instrument's DSM-5 symptom-count rule (ref.symptom_rules; PCL-5 and CAPS-5:
+--        an item rated >= 2 is a symptom; >= 1 B, >= 1 C, >= 2 D and >= 2 E). For PCL-5 this is the
+--        provisional diagnosis by the DSM-5 rule; for CAPS-5 it is "symptom criteria B-E met" (a
+--        CAPS-5 diagnosis also needs criteria A, F and G). Judged on the answered items: 'Y' when
+--        met, 'N' when it could not be met even if every missing item were a symptom, NULL when the
+--        missing items decide it (and for totals-only records).
+--      dxcutfl - the score is at or above the instrument's cut-off (ref.scores.cutoff_value; PCL-5:
+--        analysis.pcl5_cutoff, default 33): 'Y'/'N', NULL when the score is missing.
+with
+
+responses as (
+    select * from staging.item_responses
+),
+
+reported_rows as (
+    select * from staging.reported_totals
+),
+
+score_items as (
+    select * from ref.scores
+),
+
+symptom_rules as (
+    select * from ref.symptom_rules
+),
+
+study as (
+    select * from ref.study
+),
+
+-- S1: one value per assessment x item
+assessment_items as (
+    select usubjid, instrument_id, visit, study_day, item, max(value) as value
+    from responses
+    group by all
+),
+
+item_assessments as (
+    select
+        study_id, usubjid, instrument_id, instrument, visit, avisitn, study_day,
+        count(value) > 0 as has_answers,
+        first(source order by _source_file, _source_row) as source,
+        first(_source_file order by _source_file, _source_row) as _source_file,
+        first(_source_row order by _source_file, _source_row) as _source_row
+    from responses
+    group by all
+),
+
+reported as (
+    select
+        study_id, usubjid, instrument_id, instrument, visit, avisitn, study_day,
+        max(reported_total) as reported_total,
+        first(source order by _source_file, _source_row) as r_source,
+        first(_source_file order by _source_file, _source_row) as r_source_file,
+        first(_source_row order by _source_file, _source_row) as r_source_row
+    from reported_rows
+    group by all
+),
+
+assessments as (
+    select
+        study_id, usubjid, instrument_id, instrument, visit, avisitn, study_day,
+        coalesce(i.has_answers, false) as has_items,
+        r.r_source_file is not null as has_reported,
+        r.reported_total,
+        coalesce(i.source, r.r_source) as source,
+        coalesce(i._source_file, r.r_source_file) as _source_file,
+        coalesce(i._source_row, r.r_source_row) as _source_row,
+        r.r_source_file as reported_source_file,
+        r.r_source_row as reported_source_row
+    from item_assessments as i
+    full join reported as r using (study_id, usubjid, instrument_id, instrument, visit, avisitn, study_day)
+),
+
+score_defs as (
+    select
+        instrument_id, paramcd,
+        any_value(param) as param,
+        any_value(paramn) as paramn,
+        any_value(is_total) as is_total,
+        any_value(optional) as optional,
+        any_value(n_items) as n_items,
+        any_value(cutoff_value) as cutoff_value
+    from score_items
+    group by all
+),
+
+-- S4: the proration group of each item of each score
+score_groups as (
+    select
+        s.instrument_id,
+        s.paramcd,
+        s.item,
+        case when st.missing_items_scope = 'cluster' then coalesce(s.cluster, '(scale)') else '(scale)' end as grp
+    from score_items as s
+    cross join study as st
+),
+
+group_sizes as (
+    select instrument_id, paramcd, grp, count(*) as n_g
+    from score_groups
+    group by all
+),
+
+group_answers as (
+    select
+        a.usubjid, a.instrument_id, a.visit, a.study_day, g.paramcd, g.grp,
+        count(*) as a_g,
+        sum(a.value) as s_g
+    from assessment_items as a
+    inner join score_groups as g on g.instrument_id = a.instrument_id and g.item = a.item
+    where a.value is not null
+    group by all
+),
+
+group_values as (
+    select
+        a.usubjid, a.instrument_id, a.visit, a.study_day, gs.paramcd, gs.grp, gs.n_g,
+        coalesce(ga.a_g, 0) as a_g,
+        ga.s_g,
+        case
+            when coalesce(ga.a_g, 0) = gs.n_g then ga.s_g
+            when st.missing_items_method = 'prorate' and ga.a_g > 0 and gs.n_g - ga.a_g <= st.missing_items_max
+                then ga.s_g * gs.n_g / ga.a_g
+        end as v_g
+    from assessments as a
+    inner join group_sizes as gs on gs.instrument_id = a.instrument_id
+    cross join study as st
+    left join group_answers as ga
+        on ga.usubjid = a.usubjid and ga.instrument_id = a.instrument_id and ga.visit = a.visit
+        and ga.study_day = a.study_day and ga.paramcd = gs.paramcd and ga.grp = gs.grp
+),
+
+score_values as (
+    select
+        usubjid, instrument_id, visit, study_day, paramcd,
+        cast(sum(n_g) as integer) as n_items,
+        cast(sum(n_g - a_g) as integer) as n_items_missing,
+        cast(sum(a_g) as integer) as n_answered,
+        sum(s_g) as answered_sum,
+        case when count(*) filter (where v_g is null) = 0 then sum(v_g) end as unrounded,
+        count(*) filter (where v_g is null) = 0 and sum(n_g - a_g) > 0 as prorated
+    from group_values
+    group by all
+),
+
+-- S7: symptom counts per assessment x cluster of the instrument's rule
+rule_items as (
+    select distinct s.instrument_id, s.item, s.cluster, r.item_threshold, r.min_items
+    from score_items as s
+    inner join symptom_rules as r on r.instrument_id = s.instrument_id and r.cluster = s.cluster
+),
+
+rule_sizes as (
+    select instrument_id, cluster, any_value(min_items) as min_items, count(*) as n_c
+    from rule_items
+    group by all
+),
+
+cluster_answers as (
+    select
+        a.usubjid, a.instrument_id, a.visit, a.study_day, ri.cluster,
+        count(*) as answered_c,
+        count(*) filter (where a.value >= ri.item_threshold) as symptoms_c
+    from assessment_items as a
+    inner join rule_items as ri on ri.instrument_id = a.instrument_id and ri.item = a.item
+    where a.value is not null
+    group by all
+),
+
+symptom_flags as (
+    select
+        a.usubjid, a.instrument_id, a.visit, a.study_day,
+        case
+            when bool_and(coalesce(ca.symptoms_c, 0) >= rs.min_items) then 'Y'
+            when bool_or(coalesce(ca.symptoms_c, 0) + rs.n_c - coalesce(ca.answered_c, 0) < rs.min_items) then 'N'
+        end as sxcritfl
+    from assessments as a
+    inner join rule_sizes as rs on rs.instrument_id = a.instrument_id
+    left join cluster_answers as ca
+        on ca.usubjid = a.usubjid and ca.instrument_id = a.instrument_id and ca.visit = a.visit
+        and ca.study_day = a.study_day and ca.cluster = rs.cluster
+    group by all
+),
+
+scored as (
+    select
+        a.*,
+        d.paramcd,
+        d.param,
+        d.paramn,
+        d.is_total,
+        d.cutoff_value,
+        coalesce(v.n_items, d.n_items) as n_items,
+        coalesce(v.n_items_missing, d.n_items) as n_items_missing,
+        coalesce(v.n_answered, 0) as n_answered,
+        v.answered_sum,
+        case
+            when not v.prorated then v.unrounded
+            when st.missing_items_rounding = 'half_up' then floor(round(v.unrounded, 9) + 0.5)
+            when st.missing_items_rounding = 'floor' then floor(round(v.unrounded, 9))
+            when st.missing_items_rounding = 'ceil' then ceil(round(v.unrounded, 9))
+            else v.unrounded
+        end as item_score,
+        v.prorated
+    from assessments as a
+    inner join score_defs as d on d.instrument_id = a.instrument_id
+    cross join study as st
+    left join score_values as v
+        on v.usubjid = a.usubjid and v.instrument_id = a.instrument_id and v.visit = a.visit
+        and v.study_day = a.study_day and v.paramcd = d.paramcd
+    -- S6
+    where (not d.optional and (a.has_items or (d.is_total and a.has_reported)))
+        or (d.optional and coalesce(v.n_answered, 0) > 0)
+),
+
+valued as (
+    select
+        s.*,
+        case
+            when s.item_score is not null then s.item_score
+            when s.is_total and s.n_answered = 0 then s.reported_total
+        end as aval,
+        case
+            when s.item_score is not null and s.prorated then 'PRORATED'
+            when s.item_score is null and s.is_total and s.n_answered = 0 and s.reported_total is not null then 'REPORTED'
+        end as dtype
+    from scored as s
+),
+
+final as (
+    select
+        v.study_id,
+        v.usubjid,
+        v.instrument_id,
+        v.instrument,
+        v.visit,
+        v.avisitn,
+        v.study_day,
+        v.paramcd,
+        v.param,
+        v.paramn,
+        v.is_total,
+        v.aval,
+        v.n_items,
+        v.n_items_missing,
+        v.dtype,
+        case when v.n_items_missing = 0 then v.answered_sum end as item_sum,
+        case when v.is_total then v.reported_total end as reported_total,
+        case
+            when not v.is_total or v.reported_total is null then null
+            when v.n_items_missing = 0 and v.answered_sum = v.reported_total then 'agrees'
+            when v.n_items_missing = 0 then 'differs'
+            when v.n_answered > 0 then 'items_incomplete'
+            else 'reported_only'
+        end as total_check,
+        case when v.is_total then f.sxcritfl end as sxcritfl,
+        case
+            when not v.is_total or v.cutoff_value is null or v.aval is null then null
+            when v.aval >= v.cutoff_value then 'Y'
+            else 'N'
+        end as dxcutfl,
+        v.source,
+        v._source_file,
+        v._source_row,
+        case when v.is_total then v.reported_source_file end as reported_source_file,
+        case when v.is_total then v.reported_source_row end as reported_source_row
+    from valued as v
+    left join symptom_flags as f
+        on f.usubjid = v.usubjid and f.instrument_id = v.instrument_id and f.visit = v.visit
+        and f.study_day = v.study_day
+)
+
+select * from final
+order by usubjid, instrument_id, avisitn, study_day, paramn
