@@ -14,7 +14,7 @@ import click
 
 # name -> "module:attribute" of a click.Command; imported only when the command runs.
 COMMANDS: dict[str, str] = {
-    "simulate": "pipelines.commands:simulate",
+    "simulate": "pipelines.simulate.cli:simulate",
     "run": "pipelines.commands:run",
     "demo": "pipelines.commands:demo",
     "validate": "pipelines.commands:validate",

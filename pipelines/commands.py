@@ -13,24 +13,6 @@ def _console():
     return Console(stderr=True, highlight=False)
 
 
-@click.command()
-@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--per-arm", type=click.IntRange(min=2), default=15, show_default=True, help="Subjects per arm.")
-@click.option("--seed", type=int, default=20210105, show_default=True, help="Random seed (same seed, same files).")
-@click.option("--format", "formats", default="wide", show_default=True, help="Comma list of wide, nda, sdtm.")
-@click.option("--study-id", default=None, help="Study id (default derived from the seed).")
-@click.option("--missing-item-rate", type=click.FloatRange(0, 0.5), default=0.0, show_default=True)
-def simulate(out_dir: Path, per_arm: int, seed: int, formats: str, study_id: str | None, missing_item_rate: float) -> None:
-    """Write a simulated, Feder-2021-calibrated study folder (data files + study.yaml)."""
-    from pipelines.simulate.cli import simulate as sim_cmd
-
-    ctx = click.get_current_context()
-    ctx.invoke(
-        sim_cmd, out_dir=out_dir, per_arm=per_arm, seed=seed, formats=formats, study_id=study_id,
-        missing_item_rate=missing_item_rate,
-    )
-
-
 def _run(study_dir: Path, warehouse: Path | None, report_dir: Path | None, job: str):
     from pipelines.runner import run_study
 

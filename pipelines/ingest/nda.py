@@ -169,6 +169,11 @@ def _choose_item_set(inst: Instrument, frame: pl.DataFrame, cols: _Cols, source:
     scored.sort(key=lambda t: (t[0], t[1]), reverse=True)
     filled, n_present, name, present = scored[0]
     core = set(inst.core_items)
+    if not present and not source.nda.item_set:
+        # a totals-only file (e.g. madrs01 with madrstot alone) is read for its totals
+        for set_name, total_el in (inst.formats.nda.totals if inst.formats.nda else {}).items():
+            if total_el.lower() in cols.by_lower:
+                return set_name, {}
     if not core.issubset(present):
         missing = [el for el, n in sets[name].items() if n in core and n not in present]
         raise InputFileError(

@@ -217,8 +217,11 @@ def visit_codes_for(manifest: Manifest, source: Source) -> dict[str, str]:
     return codes
 
 
-def resolve_items(cols: _Cols, inst: Instrument, spec: Items | None, label: str) -> dict[int, str]:
-    """item number -> the file's column, for a wide layout."""
+def resolve_items(
+    cols: _Cols, inst: Instrument, spec: Items | None, label: str, *, totals_only_ok: bool = False
+) -> dict[int, str]:
+    """item number -> the file's column, for a wide layout. With ``totals_only_ok`` (the source maps
+    a total and names no items), a file without item columns is a totals-only source: {}."""
     spec = spec or Items()
     if spec.codes:
         raise InputFileError(f"items.codes is for long layouts; for a wide {inst.instrument} file give items.columns or items.pattern", file=label)
@@ -254,6 +257,8 @@ def resolve_items(cols: _Cols, inst: Instrument, spec: Items | None, label: str)
                 file=label,
                 column=name,
             )
+    if totals_only_ok and not (spec.columns or spec.pattern):
+        return {}
     raise InputFileError(
         f"no {inst.instrument} item columns found; give items.pattern (e.g. 'pcl5_{{n}}') or items.columns "
         f"in study.yaml (columns are: {_preview(cols.names)})",
@@ -346,7 +351,9 @@ def read_wide(table: files.TextTable, manifest: Manifest, source: Source, out: S
     instruments = load_instruments()
     for inst_key, imap in source.instruments.items():
         inst = resolve_instrument(inst_key) or instruments[inst_key]
-        item_cols = resolve_items(cols, inst, imap.items, source.file)
+        item_cols = resolve_items(cols, inst, imap.items, source.file, totals_only_ok=bool(imap.total))
+        if not item_cols:
+            out.notes.append(f"{inst.instrument}: totals only (no item columns)")
         exprs = [pl.col(files.ROW_COL), *[e.alias(k) for k, e in base.items()]]
         exprs += [pl.col(c).alias(item_column(n)) for n, c in item_cols.items()]
         if imap.total:

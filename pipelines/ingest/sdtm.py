@@ -129,7 +129,14 @@ def _read_findings(
     ]
     if visitnum:
         exprs.append(pl.col(visitnum).alias("visitnum"))
-    if day:
+    if day and not m.study_day:
+        # SDTM --DY has no day 0: day 1 is the reference start (first dose / baseline), the day
+        # before it is -1. trialpipe's study day counts days since baseline (baseline = day 0).
+        dy = pl.col(day).str.strip_chars().cast(pl.Int64, strict=False)
+        exprs.append(
+            pl.when(dy >= 1).then(dy - 1).otherwise(dy).cast(pl.String).fill_null(pl.col(day)).alias("study_day")
+        )
+    elif day:
         exprs.append(pl.col(day).alias("study_day"))
     if stat:
         exprs.append(pl.col(stat).alias("status"))

@@ -172,7 +172,7 @@ def test_sdtm_xpt_qs_and_dm(tmp_path):
     })
     pyreadstat.write_xport(dm, str(study / "sdtm" / "dm.xpt"), file_format_version=5, table_name="DM")
     qs_rows = []
-    for subj, vis, vnum, day, base in [("X-001", "BASELINE", 1.0, 0.0, 3), ("X-001", "WEEK 2", 3.0, 15.0, 1)]:
+    for subj, vis, vnum, day, base in [("X-001", "BASELINE", 1.0, 1.0, 3), ("X-001", "WEEK 2", 3.0, 15.0, 1)]:
         for n in range(1, 21):
             qs_rows.append(("X", "QS", subj, "PCL-5", f"PCL01{n:02d}", str(base), float(base), vis, vnum, day, ""))
         qs_rows.append(("X", "QS", subj, "PCL-5", "PCL01TOT", str(base * 20), float(base * 20), vis, vnum, day, "Y"))
@@ -198,7 +198,7 @@ def test_sdtm_xpt_qs_and_dm(tmp_path):
         ("X-001", "KET", "F", 34.0), ("X-002", "MID", "M", 51.0)
     ]
     assert query(db, "select visit, study_day, count(*), sum(value) from staging.item_responses group by 1, 2 order by 1") == [
-        ("BL", 0, 20, 60.0), ("W2", 15, 20, 20.0)
+        ("BL", 0, 20, 60.0), ("W2", 14, 20, 20.0)  # SDTM QSDY 15 = study day 14 (no day 0)
     ]
     assert query(db, "select visit, reported_total from staging.reported_totals order by 1") == [("BL", 60.0), ("W2", 20.0)]
 
@@ -287,4 +287,27 @@ def test_long_csv_and_parquet_wide(tmp_path):
     assert [r.error for r in result.reads] == [None, None]
     assert query(db, "select instrument, visit, count(*), sum(value) from staging.item_responses group by 1, 2 order by 1, 2") == [
         ("CAPS-5", "BL", 20, 40.0), ("PCL-5", "BL", 20, 20.0), ("PCL-5", "W2", 20, 0.0)
+    ]
+
+
+def test_totals_only_sources_wide_and_nda(tmp_path):
+    # A wide export with only a MADRS total column, and an NDA madrs01 with madrstot alone.
+    wide = "id,visit,madrs_total\nS1,baseline,31\nS1,week 2,12\n"
+    nda = "madrs,01\nsubjectkey,src_subject_id,interview_age,sex,visit,madrstot\nNDAR_INVAB12CD34,S2,400,F,baseline,28\n"
+    manifest = f"""\
+    study_id: TOTALS
+    {ARMS_VISITS.replace(chr(10), chr(10) + '    ')}
+    sources:
+      - {{file: rand.csv, kind: randomization, columns: {{subject: id, arm: arm}}}}
+      - {{file: m.csv, kind: madrs, columns: {{subject: id, visit: visit}}, total: madrs_total}}
+      - {{file: madrs01.csv, kind: nda}}
+    """
+    result, db = _build(tmp_path, manifest, {"m.csv": wide, "madrs01.csv": nda, "rand.csv": "id,arm\nS1,1\nS2,0\n"})
+    assert [r.error for r in result.reads] == [None, None, None]
+    assert query(db, "select count(*) from staging.item_responses") == [(0,)]
+    assert query(db, "select usubjid, visit, reported_total from staging.reported_totals order by 1, 2") == [
+        ("S1", "BL", 31.0), ("S1", "W2", 12.0), ("S2", "BL", 28.0)
+    ]
+    assert query(db, "select usubjid, avisit, aval, dtype from analysis.adqs where paramcd = 'MADRSTOT' order by 1, 2") == [
+        ("S1", "BL", 31.0, "REPORTED"), ("S1", "W2", 12.0, "REPORTED"), ("S2", "BL", 28.0, "REPORTED")
     ]
