@@ -402,7 +402,8 @@ class MarginalModel:
         PZ = PZ.reshape(q, K, K)
         Pj = PZ[:, :p, :p]
         gj = PZ[:, :p, :] @ u  # X'V^-1 dV_j V^-1 r
-        T3 = np.einsum("iab,bc,jcd,da->ij", Pj, Phi, Pj, Phi)
+        PhiP = Phi[None] @ Pj  # (q, p, p)
+        T3 = PhiP.reshape(q, -1) @ np.swapaxes(PhiP, -1, -2).reshape(q, -1).T
         gPg = gj @ Phi @ gj.T
         if self.reml:
             H_obs = -T1 + 2 * TG - T3 + 2 * TR - 2 * gPg + SD

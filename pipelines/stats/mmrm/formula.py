@@ -148,25 +148,27 @@ def format_level(value) -> str:
     return str(value)
 
 
+def _unique_labels(series: pd.Series) -> list[str]:
+    uniq = pd.unique(series.dropna())
+    return list(dict.fromkeys(format_level(v) for v in uniq))
+
+
 def factor_levels(series: pd.Series, column: str, given: list | None, ref, file: str | None) -> list[str]:
     """Level order for a factor column (R order unless given), with the reference level first."""
     values = series.dropna()
     if given is not None:
         order = [format_level(v) for v in given]
-        present = set(values.map(format_level).unique())
-        unknown = sorted(present - set(order))
+        unknown = sorted(set(_unique_labels(values)) - set(order))
         if unknown:
             raise ModelSpecError(
                 f"levels given for {column} do not include {unknown[0]!r}", file=file, column=column, value=unknown[0]
             )
     elif isinstance(series.dtype, pd.CategoricalDtype):
         order = [format_level(v) for v in series.cat.categories]
-    elif pd.api.types.is_bool_dtype(series.dtype):
-        order = [format_level(v) for v in sorted(values.unique())]
-    elif pd.api.types.is_numeric_dtype(series.dtype):
-        order = [format_level(v) for v in sorted(values.unique())]
+    elif pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype):
+        order = [format_level(v) for v in sorted(pd.unique(values))]
     else:
-        order = sorted(values.astype(str).unique())
+        order = sorted(set(_unique_labels(values)))
     if ref is not None:
         ref_label = format_level(ref)
         if ref_label not in order:
@@ -182,8 +184,10 @@ def factor_levels(series: pd.Series, column: str, given: list | None, ref, file:
 
 
 def as_factor(series: pd.Series, levels: list[str]) -> pd.Categorical:
-    labels = series.map(lambda v: None if pd.isna(v) else format_level(v))
-    return pd.Categorical(labels, categories=levels)
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    pos = {lv: i for i, lv in enumerate(levels)}
+    lut = np.array([pos.get(format_level(u), -1) for u in uniques] + [-1], dtype=int)
+    return pd.Categorical.from_codes(lut[codes], categories=levels)
 
 
 def sum_coded_rhs(rhs: str, factors: list[str]) -> str:
@@ -215,3 +219,94 @@ def full_rank_columns(X: np.ndarray, tol: float = 1e-7) -> np.ndarray:
             keep[j] = True
             Q = np.column_stack([Q, v / r])
     return keep
+
+
+class DesignBuilder:
+    """Builds the fixed-effects matrix for a data frame (the analysis rows or an LS-means grid).
+
+    Hierarchical formulas of plain column names (the usual MMRM) are materialised directly with
+    numpy -- treatment contrasts, interaction columns with the first factor varying fastest, as
+    formulaic and R order them; anything else (transforms such as ``log(x)``, non-hierarchical
+    terms) goes through formulaic. Both give formulaic's column names."""
+
+    def __init__(self, rhs: str, data: pd.DataFrame, factors: set[str]):
+        import formulaic
+
+        self.rhs = rhs
+        self.factors = set(factors)
+        self.spec = None
+        formula = formulaic.Formula(rhs)
+        terms = list(formula)
+        self.term_factors = []
+        fast = True
+        for t in terms:
+            fs = []
+            for f in t.factors:
+                ev = getattr(f.eval_method, "value", str(f.eval_method))
+                if ev == "literal" and str(f) == "1":
+                    continue
+                if ev != "lookup":
+                    fast = False
+                fs.append(str(f))
+            self.term_factors.append(fs)
+        sets = {frozenset(fs) for fs in self.term_factors}
+        has_intercept = frozenset() in sets
+        for fs in self.term_factors:
+            for f in fs:
+                if f in self.factors:
+                    rest = frozenset(fs) - {f}
+                    if rest not in sets or (not rest and not has_intercept):
+                        fast = False
+        self.fast = fast
+        if fast:
+            self.levels = {f: list(data[f].cat.categories) for f in self.factors if f in data.columns}
+            self.columns = []
+            self.term_indices = {}
+            for fs in self.term_factors:
+                names = [""]
+                for f in fs:
+                    if f in self.factors:
+                        labs = [f"{f}[T.{lv}]" for lv in self.levels[f][1:]]
+                    else:
+                        labs = [f]
+                    names = [f"{n}:{lab}" if n else lab for lab in labs for n in names]
+                label = "1" if not fs else ":".join(fs)
+                start = len(self.columns)
+                self.columns += ["Intercept"] if not fs else names
+                self.term_indices[label] = list(range(start, len(self.columns)))
+        else:
+            mm = formulaic.model_matrix(rhs, data, na_action="raise")
+            self.spec = mm.model_spec
+            self.columns = list(mm.columns)
+            self.term_indices = {}
+            self.term_factors = []
+            for term, cols in self.spec.term_indices.items():
+                fs = [str(f) for f in term.factors if str(f) != "1"]
+                self.term_factors.append(fs)
+                self.term_indices["1" if str(term) == "1" else str(term)] = list(cols)
+            self._first = np.asarray(mm.values, dtype=float)
+
+    def matrix(self, data: pd.DataFrame) -> np.ndarray:
+        if not self.fast:
+            if getattr(self, "_first", None) is not None and data is None:
+                return self._first
+            return np.asarray(self.spec.get_model_matrix(data, na_action="raise").values, dtype=float)
+        n = len(data)
+        blocks = []
+        for fs in self.term_factors:
+            cur = np.ones((n, 1))
+            for f in fs:
+                if f in self.factors:
+                    codes = np.asarray(data[f].cat.codes, dtype=int)
+                    k = len(self.levels[f])
+                    D = np.zeros((n, k))
+                    D[np.arange(n), codes] = 1.0
+                    if np.any(codes < 0):
+                        D[codes < 0] = np.nan
+                    F = D[:, 1:]
+                else:
+                    F = np.asarray(data[f], dtype=float)[:, None]
+                # new factor's columns outer, existing columns inner (first factor fastest)
+                cur = (F[:, :, None] * cur[:, None, :]).reshape(n, -1)
+            blocks.append(cur)
+        return np.concatenate(blocks, axis=1) if blocks else np.zeros((n, 0))

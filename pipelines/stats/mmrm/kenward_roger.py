@@ -20,7 +20,8 @@ import numpy as np
 
 
 def kr_adjusted_vcov(Phi, P, W, SQ, SR, linear=False):
-    SPP = np.einsum("jk,jab,bc,kcd->ad", W, P, Phi, P)
+    PW = np.tensordot(W, P, axes=(1, 0))  # sum_k W_jk P_k
+    SPP = np.sum((P @ Phi[None]) @ PW, axis=0)
     lam = SQ - SPP - (0.0 if linear else 0.25 * SR)
     PhiA = Phi + 2.0 * Phi @ lam @ Phi
     return 0.5 * (PhiA + PhiA.T)
@@ -43,10 +44,11 @@ def kr_df(Phi, P, W, L):
         A1 = A2 = float(g @ W @ g) / s**2
     else:
         Theta = L.T @ np.linalg.solve(L @ Phi @ L.T, L)
-        U = np.einsum("ab,bc,jcd,de->jae", Theta, Phi, P, Phi)
-        tr = np.einsum("jaa->j", U)
+        q = P.shape[0]
+        U = (Theta @ Phi)[None] @ P @ Phi[None]
+        tr = np.trace(U, axis1=1, axis2=2)
         A1 = float(tr @ W @ tr)
-        A2 = float(np.einsum("ij,iab,jba->", W, U, U))
+        A2 = float(np.sum(W * (U.reshape(q, -1) @ np.swapaxes(U, -1, -2).reshape(q, -1).T)))
     if A2 <= 0:
         return np.inf, 1.0
     B = (A1 + 6.0 * A2) / (2.0 * l)

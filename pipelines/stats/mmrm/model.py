@@ -18,6 +18,8 @@ from pipelines.errors import ModelSpecError
 from .covariance import STRUCTURES, CovarianceStructure, make_structure
 from .engine import MarginalModel, NotPositiveDefinite
 from .formula import (
+    DesignBuilder,
+    _unique_labels,
     as_factor,
     factor_levels,
     format_level,
@@ -59,7 +61,8 @@ class Design:
     terms: list[str]  # term labels in order (R style, ':' for interactions)
     term_vars: dict[str, frozenset]
     model_spec: object
-    factors: dict[str, list[str]]  # factor column -> levels (fixed effects, time, group)
+    factors: dict[str, list[str]]  # factor column -> levels in coding order (reference first)
+    natural_levels: dict[str, list[str]]  # factor column -> levels in natural (display) order
     fixed_factors: list[str]
     fixed_continuous: list[str]
     subject_codes: np.ndarray
@@ -75,6 +78,24 @@ class Design:
     notes: list[str] = field(default_factory=list)
     X_sum: np.ndarray | None = None
     sum_term_cols: dict | None = None
+
+
+def sum_coded_design(design: Design):
+    """The same design with every factor in sum-to-zero coding (for Type III); cached on the design."""
+    import re
+
+    import formulaic
+
+    if design.X_sum is None:
+        mm_s = formulaic.model_matrix(sum_coded_rhs(design.parsed.fixed_rhs, design.fixed_factors), design.data,
+                                      na_action="raise")
+        design.X_sum = np.asarray(mm_s.values, dtype=float)
+        cols = {}
+        for term, idx in mm_s.model_spec.term_indices.items():
+            vs = frozenset(re.sub(r"^C\((.*), contr\.sum\)$", r"\1", str(f)) for f in term.factors if str(f) != "1")
+            cols[vs] = list(idx)
+        design.sum_term_cols = cols
+    return design.X_sum, design.sum_term_cols
 
 
 def _to_pandas(data) -> pd.DataFrame:
@@ -140,7 +161,7 @@ def build_design(data, formula, *, weights=None, ref=None, levels=None, file=Non
             raise ModelSpecError("reference/levels given for a column that is not in the data", file=file, column=var)
 
     n_rows_read = len(df)
-    n_subjects_read = int(df[parsed.subject].dropna().nunique())
+    n_subjects_read = len(_unique_labels(df[parsed.subject]))
     notes = []
 
     # response and numeric inputs
@@ -189,22 +210,27 @@ def build_design(data, formula, *, weights=None, ref=None, levels=None, file=Non
     if len(d) == 0:
         raise ModelSpecError("no rows left after dropping rows with missing values", file=file, column=parsed.response)
 
-    factors: dict[str, list[str]] = {}
+    factors: dict[str, list[str]] = {}  # coding order: reference level first
+    natural: dict[str, list[str]] = {}  # display / time order: R's order (or the given levels)
     for v in sorted(factor_set):
+        lv_nat = factor_levels(df[v], v, levels.get(v), None, file)
         lv_full = factor_levels(df[v], v, levels.get(v), ref.get(v), file)
-        present = set(d[v].map(format_level))
+        present = set(_unique_labels(d[v]))
         lv = [x for x in lv_full if x in present]
         dropped = [x for x in lv_full if x not in present]
         if dropped and v in fixed_vars:
             notes.append(f"level(s) {', '.join(dropped[:5])} of {v} have no analysis rows and were dropped")
         factors[v] = lv
+        natural[v] = [x for x in lv_nat if x in present]
         d[v] = as_factor(d[v], lv)
     y = y_all[used].to_numpy(dtype=float)
 
     # subjects, time, groups
-    subj_labels_series = d[parsed.subject].map(format_level)
-    subj_codes, subj_uniques = pd.factorize(subj_labels_series, sort=True)
-    subject_labels = list(subj_uniques)
+    raw_codes, raw_uniques = pd.factorize(d[parsed.subject])
+    raw_labels = [format_level(u) for u in raw_uniques]
+    subject_labels = sorted(set(raw_labels))
+    spos = {s_: i for i, s_ in enumerate(subject_labels)}
+    subj_codes = np.array([spos[x] for x in raw_labels], dtype=int)[raw_codes]
     time_codes = time_levels = coords = None
     if spatial:
         coords = np.column_stack([coords_cols[t][used].to_numpy(float) for t in parsed.time])
@@ -221,8 +247,10 @@ def build_design(data, formula, *, weights=None, ref=None, levels=None, file=Non
         time_order = coords[:, 0]
     else:
         tvar = parsed.time[0]
-        time_levels = factors[tvar]
-        time_codes = d[tvar].cat.codes.to_numpy().astype(int)
+        # the covariance structure uses the natural level order (a reference level changes contrasts only)
+        time_levels = natural[tvar]
+        tpos = np.array([time_levels.index(lv) for lv in factors[tvar]], dtype=int)
+        time_codes = tpos[d[tvar].cat.codes.to_numpy().astype(int)]
         key = pd.DataFrame({"s": subj_codes, "t": time_codes})
         dup = key.duplicated(keep="first")
         if dup.any():
@@ -235,8 +263,9 @@ def build_design(data, formula, *, weights=None, ref=None, levels=None, file=Non
         time_order = time_codes
     n_subj = len(subject_labels)
     if parsed.group:
-        gcodes = d[parsed.group].cat.codes.to_numpy().astype(int)
-        group_levels = factors[parsed.group]
+        group_levels = natural[parsed.group]
+        gpos = np.array([group_levels.index(lv) for lv in factors[parsed.group]], dtype=int)
+        gcodes = gpos[d[parsed.group].cat.codes.to_numpy().astype(int)]
         gos = np.full(n_subj, -1)
         for s_, g_ in zip(subj_codes, gcodes):
             if gos[s_] not in (-1, g_):
@@ -258,18 +287,19 @@ def build_design(data, formula, *, weights=None, ref=None, levels=None, file=Non
     # fixed-effects design (treatment contrasts, R names) and the sum-coded twin for Type III
     rhs = parsed.fixed_rhs
     try:
-        mm = formulaic.model_matrix(rhs, d, na_action="raise")
+        builder = DesignBuilder(rhs, d, factor_set)
+        X_all = builder.matrix(d if builder.fast else None)
+    except ModelSpecError:
+        raise
     except Exception as exc:
         raise ModelSpecError(f"cannot build the fixed-effects design from {rhs!r}: {exc}", file=file) from exc
-    spec = mm.model_spec
-    X_all = np.asarray(mm.values if hasattr(mm, "values") else mm, dtype=float)
-    names = [r_column_name(c) for c in mm.columns]
+    names = [r_column_name(c) for c in builder.columns]
     term_of_col = [""] * X_all.shape[1]
     terms, term_vars = [], {}
-    for term, cols in spec.term_indices.items():
-        label = "(Intercept)" if str(term) == "1" else str(term)
+    for (label, cols), fs in zip(builder.term_indices.items(), builder.term_factors):
+        label = "(Intercept)" if label == "1" else label
         terms.append(label)
-        term_vars[label] = frozenset(str(f) for f in term.factors if str(f) != "1")
+        term_vars[label] = frozenset(fs)
         for c in cols:
             term_of_col[c] = label
     keep = full_rank_columns(X_all)
@@ -277,27 +307,13 @@ def build_design(data, formula, *, weights=None, ref=None, levels=None, file=Non
         raise ModelSpecError("the fixed-effects design has non-finite values (check covariate transformations)", file=file)
     fixed_factors = [v for v in fixed_vars if v in factor_set]
     fixed_continuous = [v for v in fixed_vars if v not in factor_set]
-    X_sum = sum_cols = None
-    try:
-        mm_s = formulaic.model_matrix(sum_coded_rhs(rhs, fixed_factors), d, na_action="raise")
-        X_sum = np.asarray(mm_s.values, dtype=float)
-        sum_cols = {}
-        import re as _re
-
-        for term, cols in mm_s.model_spec.term_indices.items():
-            vs = frozenset(
-                _re.sub(r"^C\((.*), contr\.sum\)$", r"\1", str(f)) for f in term.factors if str(f) != "1"
-            )
-            sum_cols[vs] = list(cols)
-    except Exception:  # pragma: no cover - Type III then unavailable
-        X_sum = None
     return Design(
         parsed=parsed, data=d, y=y, X_all=X_all, keep=keep, names=names, term_of_col=term_of_col, terms=terms,
-        term_vars=term_vars, model_spec=spec, factors=factors, fixed_factors=fixed_factors,
+        term_vars=term_vars, model_spec=builder, factors=factors, natural_levels=natural, fixed_factors=fixed_factors,
         fixed_continuous=fixed_continuous, subject_codes=subj_codes, subject_labels=subject_labels,
         time_codes=time_codes if not spatial else np.argsort(np.argsort(time_order)), time_levels=time_levels,
         coords=coords, group_of_subject=group_of_subject, group_levels=group_levels, weights=wts,
-        n_rows_read=n_rows_read, n_subjects_read=n_subjects_read, notes=notes, X_sum=X_sum, sum_term_cols=sum_cols,
+        n_rows_read=n_rows_read, n_subjects_read=n_subjects_read, notes=notes,
     )
 
 

@@ -189,7 +189,7 @@ class MMRMResult:
             grid[f] = pd.Categorical(grid[f], categories=d.factors[f])
         for v in d.fixed_continuous:
             grid[v] = float(d.data[v].astype(float).mean())
-        Xg = np.asarray(d.model_spec.get_model_matrix(grid).values, dtype=float)
+        Xg = d.model_spec.matrix(grid)
         return grid, Xg
 
     def _estimable(self, L_all):
@@ -212,7 +212,7 @@ class MMRMResult:
                     column=f, hint=f"factors are {', '.join(d.fixed_factors) or 'none'}",
                 )
         grid, Xg = self._grid()
-        keys = list(itertools.product(*[d.factors[f] for f in spec]))
+        keys = list(itertools.product(*[d.natural_levels[f] for f in spec]))
         L = np.zeros((len(keys), Xg.shape[1]))
         if spec:
             gk = list(zip(*[grid[f].astype(str) for f in spec]))
@@ -271,13 +271,13 @@ class MMRMResult:
         d = self.design
         allf = [spec] + by
         keys, L = self._lsmean_rows(allf)
-        lv = d.factors.get(spec, [])
-        ref = lv[0] if ref is None else format_coord(ref)
+        lv = d.natural_levels.get(spec, [])
+        ref = d.factors[spec][0] if ref is None else format_coord(ref)
         if ref not in lv:
             raise ModelSpecError(f"reference level {ref!r} does not occur in {spec}", column=spec, value=ref)
         idx = {k: i for i, k in enumerate(keys)}
         out_keys, out_L = [], []
-        by_combos = list(itertools.product(*[d.factors[b] for b in by])) if by else [()]
+        by_combos = list(itertools.product(*[d.natural_levels[b] for b in by])) if by else [()]
         if pairs == "reference":
             pair_list = [(a, ref) for a in lv if a != ref]
         elif pairs == "all":
@@ -336,12 +336,12 @@ class MMRMResult:
         'its coefficients are zero'; covariates enter uncentred, so class effects in covariate
         interactions are tested at covariate 0, as in SAS), projected on the estimable functions,
         made orthogonal to the terms the term contains, and mapped to the fitted parameterisation."""
+        from .model import sum_coded_design
+
         d = self.design
-        if d.X_sum is None:
-            raise ModelSpecError("Type III tests are not available for this formula")
+        Xs, sum_cols = sum_coded_design(d)
         vars_t = d.term_vars[term]
-        Xs = d.X_sum
-        cols_t = d.sum_term_cols.get(vars_t)
+        cols_t = sum_cols.get(vars_t)
         if cols_t is None:
             raise ModelSpecError(f"term {term!r} not found in the sum-coded design")
         pinv = np.linalg.pinv(Xs)
@@ -349,7 +349,7 @@ class MMRMResult:
         E = np.zeros((len(cols_t), Xs.shape[1]))
         E[np.arange(len(cols_t)), cols_t] = 1.0
         Lt = E @ P_est
-        contained = [c for vs, c in d.sum_term_cols.items() if vs < vars_t]
+        contained = [c for vs, c in sum_cols.items() if vs < vars_t]
         if contained:
             cc = sorted(set(itertools.chain.from_iterable(contained)))
             Ec = np.zeros((len(cc), Xs.shape[1]))
