@@ -198,7 +198,11 @@ class Unstructured(CovarianceStructure):
         return self.m * (self.m + 1) // 2
 
     def _tril(self):
-        return np.tril_indices(self.m)  # row-wise lower triangle: (1,1),(2,1),(2,2),(3,1)...
+        # row-wise lower triangle: (1,1),(2,1),(2,2),(3,1)...; cached (called in every evaluation)
+        if not hasattr(self, "_tril_cache"):
+            self._tril_cache = np.tril_indices(self.m)
+            self._diag_mask = self._tril_cache[0] == self._tril_cache[1]
+        return self._tril_cache
 
     def param_names(self):
         r, c = self._tril()
@@ -209,11 +213,8 @@ class Unstructured(CovarianceStructure):
         m = self.m
         r, c = self._tril()
         L = np.zeros(theta.shape[:-1] + (m, m), dtype=theta.dtype)
-        vals = np.where(r == c, np.exp(theta), theta) if not np.iscomplexobj(theta) else None
-        if vals is None:  # complex: np.where evaluates both branches, fine, but keep explicit
-            vals = theta.copy()
-            diag = r == c
-            vals[..., diag] = np.exp(theta[..., diag])
+        vals = theta.copy()
+        vals[..., self._diag_mask] = np.exp(theta[..., self._diag_mask])
         L[..., r, c] = vals
         S = L @ np.swapaxes(L, -1, -2)
         return S[..., r, c]

@@ -155,32 +155,40 @@ def _unique_labels(series: pd.Series) -> list[str]:
 
 def factor_levels(series: pd.Series, column: str, given: list | None, ref, file: str | None) -> list[str]:
     """Level order for a factor column (R order unless given), with the reference level first."""
-    values = series.dropna()
+    return factor_info(series, column, given, ref, file)[1]
+
+
+def factor_info(series: pd.Series, column: str, given: list | None, ref, file: str | None):
+    """(natural level order, coding order with the reference first, codes into ``labels``, labels)
+    for a factor column; codes are -1 for missing values."""
+    codes, uniq = pd.factorize(series, use_na_sentinel=True)
+    labels = [format_level(u) for u in uniq]
     if given is not None:
-        order = [format_level(v) for v in given]
-        unknown = sorted(set(_unique_labels(values)) - set(order))
+        natural = [format_level(v) for v in given]
+        unknown = sorted(set(labels) - set(natural))
         if unknown:
             raise ModelSpecError(
                 f"levels given for {column} do not include {unknown[0]!r}", file=file, column=column, value=unknown[0]
             )
     elif isinstance(series.dtype, pd.CategoricalDtype):
-        order = [format_level(v) for v in series.cat.categories]
+        natural = [format_level(v) for v in series.cat.categories]
     elif pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype):
-        order = [format_level(v) for v in sorted(pd.unique(values))]
+        natural = [format_level(v) for v in sorted(uniq)]
     else:
-        order = sorted(set(_unique_labels(values)))
+        natural = sorted(set(labels))
+    order = natural
     if ref is not None:
         ref_label = format_level(ref)
-        if ref_label not in order:
+        if ref_label not in natural:
             raise ModelSpecError(
                 f"reference level {ref_label!r} does not occur in column {column}",
                 file=file,
                 column=column,
                 value=ref_label,
-                hint=f"levels are {', '.join(order[:10])}{' ...' if len(order) > 10 else ''}",
+                hint=f"levels are {', '.join(natural[:10])}{' ...' if len(natural) > 10 else ''}",
             )
-        order = [ref_label] + [lv for lv in order if lv != ref_label]
-    return order
+        order = [ref_label] + [lv for lv in natural if lv != ref_label]
+    return natural, order, codes, labels
 
 
 def as_factor(series: pd.Series, levels: list[str]) -> pd.Categorical:

@@ -20,8 +20,7 @@ from .engine import MarginalModel, NotPositiveDefinite
 from .formula import (
     DesignBuilder,
     _unique_labels,
-    as_factor,
-    factor_levels,
+    factor_info,
     format_level,
     full_rank_columns,
     parse_formula,
@@ -161,7 +160,7 @@ def build_design(data, formula, *, weights=None, ref=None, levels=None, file=Non
             raise ModelSpecError("reference/levels given for a column that is not in the data", file=file, column=var)
 
     n_rows_read = len(df)
-    n_subjects_read = len(_unique_labels(df[parsed.subject]))
+    n_subjects_read = len(set(_unique_labels(df[parsed.subject])))
     notes = []
 
     # response and numeric inputs
@@ -190,39 +189,44 @@ def build_design(data, formula, *, weights=None, ref=None, levels=None, file=Non
             factor_set.add(var)
 
     # analysis rows: complete cases of every model variable
-    used = y_all.notna()
+    y_np = y_all.to_numpy(dtype=float)
+    used_mask = ~np.isnan(y_np)
+    n_missing_y = int((~used_mask).sum())
     for v in [parsed.subject] + ([parsed.group] if parsed.group else []) + parsed.time + fixed_vars:
-        used &= df[v].notna()
+        used_mask &= ~df[v].isna().to_numpy()
     if spatial:
         for t in parsed.time:
-            used &= coords_cols[t].notna()
-    n_missing_y = int(y_all.isna().sum())
-    n_missing_cov = int((~used).sum()) - n_missing_y
+            used_mask &= ~np.isnan(coords_cols[t].to_numpy(dtype=float))
+    n_missing_cov = int((~used_mask).sum()) - n_missing_y
     if w_all is not None:
-        used &= w_all.notna()
-        nonpos = used & (w_all <= 0)
+        w_np = w_all.to_numpy(dtype=float)
+        used_mask &= ~np.isnan(w_np)
+        nonpos = used_mask & (w_np <= 0)
         if nonpos.any():
             notes.append(f"{int(nonpos.sum())} rows with non-positive weights were not used (as in SAS)")
-            used &= ~nonpos
+            used_mask &= ~nonpos
     if n_missing_cov > 0:
         notes.append(f"{n_missing_cov} rows with a missing covariate, time, group or subject were not used")
-    d = df.loc[used].copy()
-    if len(d) == 0:
+    used = pd.Series(used_mask, index=df.index)
+    if not used_mask.any():
         raise ModelSpecError("no rows left after dropping rows with missing values", file=file, column=parsed.response)
+    d = df.loc[used_mask, [c for c in dict.fromkeys(needed)]]
 
     factors: dict[str, list[str]] = {}  # coding order: reference level first
     natural: dict[str, list[str]] = {}  # display / time order: R's order (or the given levels)
     for v in sorted(factor_set):
-        lv_nat = factor_levels(df[v], v, levels.get(v), None, file)
-        lv_full = factor_levels(df[v], v, levels.get(v), ref.get(v), file)
-        present = set(_unique_labels(d[v]))
+        lv_nat, lv_full, codes_all, labels = factor_info(df[v], v, levels.get(v), ref.get(v), file)
+        codes_used = codes_all[used_mask]
+        present = {labels[c] for c in np.unique(codes_used) if c >= 0}
         lv = [x for x in lv_full if x in present]
         dropped = [x for x in lv_full if x not in present]
         if dropped and v in fixed_vars:
             notes.append(f"level(s) {', '.join(dropped[:5])} of {v} have no analysis rows and were dropped")
         factors[v] = lv
         natural[v] = [x for x in lv_nat if x in present]
-        d[v] = as_factor(d[v], lv)
+        pos = {lab: i for i, lab in enumerate(lv)}
+        lut = np.array([pos.get(lab, -1) for lab in labels] + [-1], dtype=int)
+        d[v] = pd.Categorical.from_codes(lut[codes_used], categories=lv, validate=False)
     y = y_all[used].to_numpy(dtype=float)
 
     # subjects, time, groups
@@ -251,10 +255,10 @@ def build_design(data, formula, *, weights=None, ref=None, levels=None, file=Non
         time_levels = natural[tvar]
         tpos = np.array([time_levels.index(lv) for lv in factors[tvar]], dtype=int)
         time_codes = tpos[d[tvar].cat.codes.to_numpy().astype(int)]
-        key = pd.DataFrame({"s": subj_codes, "t": time_codes})
-        dup = key.duplicated(keep="first")
-        if dup.any():
-            i = int(np.flatnonzero(dup.to_numpy())[0])
+        key = subj_codes.astype(np.int64) * (len(time_levels) + 1) + time_codes
+        _, first = np.unique(key, return_index=True)
+        if len(first) < len(key):
+            i = int(np.setdiff1d(np.arange(len(key)), first)[0])
             raise ModelSpecError(
                 f"subject {subject_labels[subj_codes[i]]!r} has more than one row at {tvar} = {time_levels[time_codes[i]]!r}",
                 file=file, row=int(d.index[i]) + 1, column=tvar, value=time_levels[time_codes[i]],

@@ -360,13 +360,15 @@ class MMRMResult:
                 Lt = Lt - (Lt @ Q) @ Q.T
         Lt = independent_rows(Lt)
         Xk = d.X_all[:, d.keep]
+        kept_terms = [t for t, k in zip(d.term_of_col, d.keep) if k]
+        own = [i for i, t in enumerate(kept_terms) if t == term]
+        if not own:  # every column of the term is aliased with earlier columns: nothing to test (SAS: 0 df)
+            return np.zeros((0, Xk.shape[1]))
         Lu = independent_rows(Lt @ pinv @ Xk)
         # Basis: one row per treatment-coded column of the term, with unit weight on it (the
         # rows SAS's Hermite form gives: each level against the reference level). F tests are
         # basis-free except SAS's multi-df Satterthwaite, which depends on it.
-        kept_terms = [t for t, k in zip(d.term_of_col, d.keep) if k]
-        own = [i for i, t in enumerate(kept_terms) if t == term]
-        if len(own) == Lu.shape[0] and own:
+        if len(own) == Lu.shape[0]:
             sub = Lu[:, own]
             if np.linalg.cond(sub) < 1e10:
                 Lu = np.linalg.solve(sub, Lu)
