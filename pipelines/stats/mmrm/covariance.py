@@ -155,29 +155,35 @@ class CovarianceStructure:
         full = self.sigma(phi)
         return full[..., geom[:, :, None], geom[:, None, :]]
 
-    def pattern_dsigma(self, phi, geom):
-        """dSigma/dphi_j for each pattern -> (q, P, mp, mp), by complex step."""
+    def full_dsigma(self, phi):
+        """dSigma/dphi_j of the full m x m matrix -> (q, m, m), by complex step."""
         q = self.n_params
         pc = np.asarray(phi, dtype=complex)[None, :] + 1j * _H_COMPLEX * np.eye(q)
-        return self.pattern_sigma(pc, geom).imag / _H_COMPLEX
+        return self.sigma(pc).imag / _H_COMPLEX
 
-    def pattern_d2sigma(self, phi, geom):
-        """d2Sigma/dphi_j dphi_k -> (q, q, P, mp, mp); zero for linear structures.
+    def full_d2sigma(self, phi):
+        """d2Sigma/dphi_j dphi_k of the full matrix -> (q, q, m, m); zero for linear structures.
 
-        Central differences of the (exact) complex-step first derivative.
-        """
+        Central differences of the (exact) complex-step first derivative."""
         q = self.n_params
         phi = np.asarray(phi, dtype=float)
-        P, mp = geom.shape[0], geom.shape[1]
-        out = np.zeros((q, q, P, mp, mp))
+        out = np.zeros((q, q, self.m, self.m))
         if self.linear:
             return out
         for k in range(q):
             h = 1e-5 * max(abs(phi[k]), 1e-2)
             e = np.zeros(q)
             e[k] = h
-            out[:, k] = (self.pattern_dsigma(phi + e, geom) - self.pattern_dsigma(phi - e, geom)) / (2 * h)
-        return 0.5 * (out + out.transpose(1, 0, 2, 3, 4))
+            out[:, k] = (self.full_dsigma(phi + e) - self.full_dsigma(phi - e)) / (2 * h)
+        return 0.5 * (out + out.transpose(1, 0, 2, 3))
+
+    def pattern_dsigma(self, phi, geom):
+        """dSigma/dphi_j for each pattern -> (q, P, mp, mp)."""
+        return self.full_dsigma(phi)[:, geom[:, :, None], geom[:, None, :]]
+
+    def pattern_d2sigma(self, phi, geom):
+        """d2Sigma/dphi_j dphi_k for each pattern -> (q, q, P, mp, mp)."""
+        return self.full_d2sigma(phi)[:, :, geom[:, :, None], geom[:, None, :]]
 
     def dphi_dtheta(self, theta) -> np.ndarray:
         """Jacobian J[l, j] = dphi_l / dtheta_j by complex step."""
@@ -576,6 +582,11 @@ class SpatialExponential(CovarianceStructure):
         rng = phi[..., 0, None, None, None]
         s2 = phi[..., 1, None, None, None]
         return s2 * np.exp(-geom / rng)
+
+    def pattern_dsigma(self, phi, geom):
+        q = 2
+        pc = np.asarray(phi, dtype=complex)[None, :] + 1j * _H_COMPLEX * np.eye(q)
+        return self.pattern_sigma(pc, geom).imag / _H_COMPLEX
 
     def pattern_d2sigma(self, phi, geom):
         q = 2

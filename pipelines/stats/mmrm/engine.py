@@ -290,7 +290,7 @@ class MarginalModel:
             F = 0.5 * (F + F.T)
             d = None
             used_newton = False
-            if newton:
+            if newton or it > 2:
                 try:
                     terms = self.inference_terms(self.theta_to_phi(theta))
                     H = self._theta_hessian(theta, J, ev.grad_phi, terms["H_obs"])
@@ -312,6 +312,12 @@ class MarginalModel:
                 used_newton = False
             if dec < tol and (used_newton or it > 1):
                 if used_newton:
+                    # one last full Newton step polishes the parameters (decrement ~ tol^2)
+                    t_new = theta + d
+                    f_new = self.objective(self.theta_to_phi(t_new))
+                    if np.isfinite(f_new) and f_new <= ev.f + 1e-12 * abs(ev.f):
+                        theta = t_new
+                        ev = self.evaluate(self.theta_to_phi(theta))
                     return OptimResult(theta, self.theta_to_phi(theta), ev.f, True, it, "converged", start, history)
                 newton = True  # confirm with the exact Hessian
                 continue
