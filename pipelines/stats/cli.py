@@ -127,10 +127,13 @@ def _table(console, title, frame, columns):
 def mmrm(data, formula, ml, df_method, vcov, weights, refs, lsmeans, json_out):
     """Fit an MMRM on DATA.csv with an R mmrm formula, e.g.
 
-    trialpipe mmrm fev.csv "FEV1 ~ RACE + SEX + ARMCD * AVISIT + us(AVISIT | USUBJID)" --ref SEX=Male
+    \b
+      trialpipe mmrm fev.csv "FEV1 ~ RACE + SEX + ARMCD * AVISIT + us(AVISIT | USUBJID)" --ref SEX=Male
 
-    Covariance terms: us, cs, csh, ar1, ar1h, toep, toeph, ad, adh, sp_exp; us(VISIT | GROUP / SUBJECT)
-    fits a separate covariance per GROUP level.
+    Covariance terms: us, cs, csh, ar1, ar1h, toep, toeph, ad, adh, sp_exp (numeric coordinates);
+    us(VISIT | GROUP / SUBJECT) fits a separate covariance per GROUP level. The time variable and text
+    columns are factors, factor(X) makes a numeric column one. --lsmeans ARMCD gives the ARMCD LS means
+    and each level minus the reference level; --lsmeans "ARMCD|AVISIT" does so within each visit.
     """
     from rich.console import Console
 

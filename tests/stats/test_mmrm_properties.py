@@ -123,6 +123,15 @@ def test_singular_covariance_is_reported_not_converged():
     assert res.warnings
 
 
+@pytest.mark.parametrize("cov", ["us", "cs", "ar1", "adh"])
+def test_degenerate_response_gives_a_warning_not_a_traceback(cov):
+    rows = [(f"S{s}", v, 1.0) for s in range(10) for v in "ABC"]  # constant response
+    res = fit_mmrm(pd.DataFrame(rows, columns=["id", "visit", "y"]), f"y ~ visit + {cov}(visit | id)")
+    assert res.converged is False
+    assert any("no residual variation" in w for w in res.warnings)
+    assert res.to_dict()["converged"] is False
+
+
 def test_rank_deficient_design_reports_aliased_columns(fev):
     data = fev.with_columns((2 * pl.col("FEV1_BL")).alias("BL2"))
     res = fit_mmrm(data, "FEV1 ~ FEV1_BL + BL2 + ARMCD * AVISIT + us(AVISIT | USUBJID)")

@@ -71,12 +71,16 @@ class Inference:
 
     def t_test(self, c, term_df=None) -> TestResult:
         c = np.asarray(c, dtype=float)
-        est = float(c @ self.beta)
-        var = float(c @ self.V @ c)
-        se = np.sqrt(var) if var > 0 else np.nan
-        df = self.df_1d(c, term_df)
-        t = est / se if se > 0 else np.nan
-        p = 2.0 * stats.t.sf(abs(t), df) if np.isfinite(t) and df > 0 else np.nan
+        with np.errstate(all="ignore"):
+            est = float(c @ self.beta)
+            var = float(c @ self.V @ c)
+            se = np.sqrt(var) if var > 0 else np.nan
+            try:
+                df = float(self.df_1d(c, term_df))
+            except (ArithmeticError, np.linalg.LinAlgError, ValueError):
+                df = np.nan
+            t = est / se if se > 0 else np.nan
+            p = 2.0 * stats.t.sf(abs(t), df) if np.isfinite(t) and df > 0 else np.nan
         return TestResult(est, se, df, t, p)
 
     def f_test(self, L, term_df=None):
@@ -84,7 +88,10 @@ class Inference:
         L = np.atleast_2d(np.asarray(L, dtype=float))
         l = L.shape[0]
         est = L @ self.beta
-        F = float(est @ np.linalg.solve(L @ self.V @ L.T, est)) / l
+        try:
+            F = float(est @ np.linalg.solve(L @ self.V @ L.T, est)) / l
+        except np.linalg.LinAlgError:
+            return l, np.nan, np.nan, np.nan
         m = self.df_method
         if m in ("kenward-roger", "kenward-roger-linear"):
             den, lam = kr_df(self.Phi, self.P, self.W, L)

@@ -34,7 +34,19 @@ def _gradients(Phi, P, c):
 
 
 def kr_df(Phi, P, W, L):
-    """Kenward-Roger denominator df m and F scale lambda for the hypothesis L beta = 0 (L: l x p, full row rank)."""
+    """Kenward-Roger denominator df m and F scale lambda for the hypothesis L beta = 0 (L: l x p,
+    full row rank). (nan, nan) when the approximation is undefined (degenerate fits)."""
+    try:
+        with np.errstate(all="ignore"):
+            m, lam = _kr_df(Phi, P, W, L)
+    except (ZeroDivisionError, np.linalg.LinAlgError, FloatingPointError):
+        return np.nan, np.nan
+    if not (np.isfinite(m) and np.isfinite(lam)) or m <= 0:
+        return np.nan, np.nan
+    return m, lam
+
+
+def _kr_df(Phi, P, W, L):
     L = np.atleast_2d(L)
     l = L.shape[0]
     if l == 1:
@@ -64,10 +76,12 @@ def kr_df(Phi, P, W, L):
 
 
 def satterthwaite_df_1d(Phi, P, W, c):
-    s = float(c @ Phi @ c)
-    g = _gradients(Phi, P, c)
-    den = float(g @ W @ g)
-    return 2.0 * s**2 / den if den > 0 else np.inf
+    with np.errstate(all="ignore"):
+        s = float(c @ Phi @ c)
+        g = _gradients(Phi, P, c)
+        den = float(g @ W @ g)
+        df = 2.0 * s**2 / den if den > 0 else np.inf
+    return df if np.isfinite(df) or df == np.inf else np.nan
 
 
 def satterthwaite_df_md(Phi, P, W, L):
@@ -77,7 +91,10 @@ def satterthwaite_df_md(Phi, P, W, L):
     l = L.shape[0]
     if l == 1:
         return satterthwaite_df_1d(Phi, P, W, L[0])
-    d, U = np.linalg.eigh(L @ Phi @ L.T)
+    try:
+        d, U = np.linalg.eigh(L @ Phi @ L.T)
+    except np.linalg.LinAlgError:
+        return np.nan
     rows = U.T @ L
     E = 0.0
     for r in rows:

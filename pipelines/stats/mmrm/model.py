@@ -446,6 +446,12 @@ def fit_mmrm(
         X, design.y, design.subject_codes, design.time_codes, design.group_of_subject, structures,
         weights=design.weights, coords=design.coords, reml=reml,
     )
+    sw = np.ones(N) if design.weights is None else np.sqrt(design.weights)
+    ols = np.linalg.lstsq(X * sw[:, None], design.y * sw, rcond=None)[0]
+    rss = float(np.sum(((design.y - X @ ols) * sw) ** 2))
+    if rss <= 1e-20 * max(1.0, float(np.sum((design.y * sw) ** 2))):
+        warn.append("the fixed effects reproduce the response exactly (no residual variation): the "
+                    "covariance parameters cannot be estimated")
     best = None
     tried = []
     for name, phi0 in _starting_values(model, design):
@@ -453,8 +459,12 @@ def fit_mmrm(
             theta0 = model.phi_to_theta(phi0)
         except (np.linalg.LinAlgError, ValueError, FloatingPointError):
             continue
-        with np.errstate(all="ignore"):
-            res = model.optimise(theta0, start=name)
+        try:
+            with np.errstate(all="ignore"):
+                res = model.optimise(theta0, start=name)
+        except (np.linalg.LinAlgError, ArithmeticError, ValueError, NotPositiveDefinite) as exc:
+            warn.append(f"start '{name}': the optimiser stopped on a numerical error ({exc})")
+            continue
         tried.append(res)
         if res.converged and (best is None or not best.converged or res.f < best.f - 1e-9):
             best = res
@@ -473,14 +483,32 @@ def fit_mmrm(
         )
     phi = best.phi
     say("computing standard errors and degrees of freedom")
-    with np.errstate(all="ignore"):
-        terms = model.inference_terms(phi, second_derivatives=True)
+    try:
+        with np.errstate(all="ignore"):
+            inf, W, kr_pieces, conv_ok = _inference(model, design, structures, phi, X, reml, df_method, vcov, warn)
+    except (np.linalg.LinAlgError, ArithmeticError, ValueError, NotPositiveDefinite) as exc:
+        warn.append(f"standard errors could not be computed at the solution ({exc}); the fit is degenerate")
+        return MMRMResult.failed(design, model, parsed, reml, df_method, vcov, warn, phi=phi, f=best.f)
+    converged = converged and conv_ok
+    return MMRMResult(
+        design=design, model=model, parsed=parsed, reml=reml, df_method=df_method, vcov=vcov, phi=phi,
+        f=best.f, converged=bool(converged), warnings=warn, inference=inf, W=W, optim=best, kr_pieces=kr_pieces,
+    )
+
+
+def _inference(model, design, structures, phi, X, reml, df_method, vcov, warn):
+    """Covariance of beta-hat, asymptotic covariance W of phi-hat and the df machinery at phi."""
+    N, p = X.shape
+    conv_ok = True
+    terms = model.inference_terms(phi, second_derivatives=True)
     H = terms["H_obs"]
+    if not np.all(np.isfinite(H)):
+        raise ValueError("non-finite information matrix")
     try:
         np.linalg.cholesky(H)
         W = 2.0 * np.linalg.inv(H)
     except np.linalg.LinAlgError:
-        converged = False
+        conv_ok = False
         warn.append(
             "the Hessian of the -2 log-likelihood is not positive definite at the solution: covariance "
             "parameters are not identified or lie on the boundary (results are not reliable)"
@@ -491,7 +519,7 @@ def fit_mmrm(
         if not st.spatial:
             ev = np.linalg.eigvalsh(st.full_sigma(ph))
             if ev[0] <= 1e-10 * ev[-1]:
-                converged = False
+                conv_ok = False
                 warn.append("the estimated covariance matrix is (numerically) singular")
     if not reml and df_method in ("kenward-roger", "kenward-roger-linear"):
         warn.append("Kenward-Roger is defined for REML; with ML it uses the ML information matrix")
@@ -502,19 +530,14 @@ def fit_mmrm(
         SQ, SR = model.kr_sums(terms, W)
         Vb = kr_adjusted_vcov(Phi, terms["P"], W, SQ, SR, linear=(df_method == "kenward-roger-linear"))
         kr_pieces = (SQ, SR)
-    emp = None
     if vcov == "empirical":
         e, _ = model.score_contributions(terms)
-        meat = e.T @ e
-        emp = Phi @ meat @ Phi
+        emp = Phi @ (e.T @ e) @ Phi
         Vb = 0.5 * (emp + emp.T)
     bw = _between_within(design, X) if df_method == "between-within" else None
     inf = Inference(beta=terms["beta"], Phi=Phi, P=terms["P"], W=W, df_method=df_method, V=Vb, N=N, p=p,
                     between_within=bw)
-    return MMRMResult(
-        design=design, model=model, parsed=parsed, reml=reml, df_method=df_method, vcov=vcov, phi=phi,
-        f=best.f, converged=bool(converged), warnings=warn, inference=inf, W=W, optim=best, kr_pieces=kr_pieces,
-    )
+    return inf, W, kr_pieces, conv_ok
 
 
 def _identifiability_notes(design: Design, parsed) -> list[str]:

@@ -69,13 +69,13 @@ class MMRMResult:
         self.bic = self.neg2_loglik + d * np.log(self.n_subjects)
 
     @classmethod
-    def failed(cls, design, model, parsed, reml, df_method, vcov, warnings):
+    def failed(cls, design, model, parsed, reml, df_method, vcov, warnings, phi=None, f=np.nan):
         obj = cls.__new__(cls)
         obj.design, obj.model, obj.parsed = design, model, parsed
         obj.formula, obj.covariance_type = parsed.formula, parsed.cov_type
         obj.reml, obj.method = reml, "REML" if reml else "ML"
         obj.df_method, obj.vcov_method = df_method, vcov or "model-based"
-        obj.phi = np.full(model.q, np.nan)
+        obj.phi = np.full(model.q, np.nan) if phi is None else np.asarray(phi, dtype=float)
         obj.converged = False
         obj.warnings = list(warnings)
         obj.inference = None
@@ -89,6 +89,8 @@ class MMRMResult:
         obj.n_cov_params = int(model.q)
         obj.rank = int(design.keep.sum())
         obj.neg2_loglik = obj.aic = obj.aicc = obj.bic = np.nan
+        if np.isfinite(f):
+            obj.neg2_loglik = float(f)
         return obj
 
     # ------------------------------------------------------------------------------ coefficients
@@ -203,7 +205,15 @@ class MMRMResult:
         viol = np.abs(L_all @ self._null).max(axis=1)
         return viol <= 1e-6 * np.maximum(1.0, np.abs(L_all).max(axis=1))
 
+    def _require_fit(self):
+        if self.inference is None:
+            raise ModelSpecError(
+                "the model could not be fitted, so there are no standard errors to test with",
+                hint="; ".join(self.warnings[-2:]) or None,
+            )
+
     def _lsmean_rows(self, spec: list[str]):
+        self._require_fit()
         d = self.design
         for f in spec:
             if f not in d.fixed_factors:
@@ -258,8 +268,7 @@ class MMRMResult:
         rows = self._tidy_rows(L, self._spec_term_df(allf))
         cols = {f: [k[i] for k in keys] for i, f in enumerate(allf)}
         frame = pl.DataFrame({**cols, **{c: [r[i] for r in rows] for i, c in enumerate(TIDY_COLUMNS)}})
-        order = by + spec
-        return frame.select(order + TIDY_COLUMNS)
+        return frame.select(allf + TIDY_COLUMNS)
 
     def lsmean_contrasts(self, spec: str, by=None, ref=None, pairs: str = "reference") -> pl.DataFrame:
         """Differences of LS means of factor ``spec`` within each level of ``by``: every level minus
@@ -305,6 +314,7 @@ class MMRMResult:
     def test(self, L, term=None) -> pl.DataFrame:
         """F test of the linear hypothesis L beta = 0; L has one column per coefficient (all columns
         of ``term_names``, aliased ones included) or per estimable coefficient."""
+        self._require_fit()
         L = np.atleast_2d(np.asarray(L, dtype=float))
         d = self.design
         if L.shape[1] == len(d.names):
@@ -377,6 +387,7 @@ class MMRMResult:
 
     def type3(self) -> pl.DataFrame:
         """Type III F tests of each term (SAS "Type 3 Tests of Fixed Effects")."""
+        self._require_fit()
         rows = []
         for term in self.design.terms:
             if term == "(Intercept)":
