@@ -26,7 +26,7 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipelines.stats.mmrm import fit_mmrm  # noqa: E402
+from pipelines.stats.mmrm import fit_mmrm
 
 # R mmrm 0.3.18, measured on this machine class (seconds per fit); not re-measured here.
 R_MMRM_SECONDS = {
@@ -62,23 +62,33 @@ def main(argv=None):
     bcva = pl.read_csv(args.refdata / "bcva_data.csv", null_values=["NA"])
     cases = {
         "fev UN + KR": lambda: fit_mmrm(
-            fev, "FEV1 ~ RACE + SEX + ARMCD * AVISIT + us(AVISIT | USUBJID)", ref={"SEX": "Male"},
+            fev,
+            "FEV1 ~ RACE + SEX + ARMCD * AVISIT + us(AVISIT | USUBJID)",
+            ref={"SEX": "Male"},
             df_method="kenward-roger",
         ),
         "bcva UN + Satterthwaite": lambda: fit_mmrm(
-            bcva, "BCVA_CHG ~ BCVA_BL + RACE + ARMCD * AVISIT + us(AVISIT | USUBJID)", df_method="satterthwaite"
+            bcva,
+            "BCVA_CHG ~ BCVA_BL + RACE + ARMCD * AVISIT + us(AVISIT | USUBJID)",
+            df_method="satterthwaite",
         ),
         "bcva UN + KR": lambda: fit_mmrm(
-            bcva, "BCVA_CHG ~ BCVA_BL + RACE + ARMCD * AVISIT + us(AVISIT | USUBJID)", df_method="kenward-roger"
+            bcva,
+            "BCVA_CHG ~ BCVA_BL + RACE + ARMCD * AVISIT + us(AVISIT | USUBJID)",
+            df_method="kenward-roger",
         ),
     }
-    print(f"{'case':<26}{'median (s)':>11}{'best (s)':>10}{'R mmrm (s)':>12}{'speed-up':>10}{'target (s)':>12}  met")
+    print(
+        f"{'case':<26}{'median (s)':>11}{'best (s)':>10}{'R mmrm (s)':>12}{'speed-up':>10}{'target (s)':>12}  met"
+    )
     for name, fn in cases.items():
         repeat = args.repeat if "fev" in name else max(3, args.repeat // 2)
         t, best, res = _time(fn, repeat)
         r = R_MMRM_SECONDS[name]
-        print(f"{name:<26}{t:>11.4f}{best:>10.4f}{r:>12.3f}{r / t:>9.1f}x{TARGET_SECONDS[name]:>12.3f}  "
-              f"{'yes' if t <= TARGET_SECONDS[name] else 'NO'}   (-2RLL {res.neg2_loglik:.4f})")
+        print(
+            f"{name:<26}{t:>11.4f}{best:>10.4f}{r:>12.3f}{r / t:>9.1f}x{TARGET_SECONDS[name]:>12.3f}  "
+            f"{'yes' if t <= TARGET_SECONDS[name] else 'NO'}   (-2RLL {res.neg2_loglik:.4f})"
+        )
 
 
 if __name__ == "__main__":

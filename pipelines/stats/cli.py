@@ -66,7 +66,9 @@ def _parse_refs(refs: tuple[str, ...]) -> dict[str, str]:
 def _parse_lsmeans(spec: str) -> tuple[str, str | None]:
     parts = [p.strip() for p in spec.split("|")]
     if len(parts) > 2 or not all(parts):
-        raise ModelSpecError(f"--lsmeans {spec!r} is not FACTOR or FACTOR|BY", hint='e.g. --lsmeans "ARMCD|AVISIT"')
+        raise ModelSpecError(
+            f"--lsmeans {spec!r} is not FACTOR or FACTOR|BY", hint='e.g. --lsmeans "ARMCD|AVISIT"'
+        )
     return parts[0], (parts[1] if len(parts) == 2 else None)
 
 
@@ -111,18 +113,25 @@ def _table(console, title, frame, columns):
 @click.argument("formula")
 @click.option("--ml", is_flag=True, help="Maximum likelihood instead of REML.")
 @click.option(
-    "--df", "df_method",
+    "--df",
+    "df_method",
     type=click.Choice(["kenward-roger", "satterthwaite", "residual", "between-within"]),
     default=None,
     help="Denominator df (default kenward-roger; between-within with --vcov empirical).",
 )
 @click.option(
-    "--vcov", type=click.Choice(["empirical", "kenward-roger-linear"]), default=None,
+    "--vcov",
+    type=click.Choice(["empirical", "kenward-roger-linear"]),
+    default=None,
     help="Covariance of the fixed effects: sandwich, or SAS DDFM=KR(LINEAR).",
 )
 @click.option("--weights", default=None, metavar="W", help="Column of observation weights (SAS WEIGHT).")
-@click.option("--ref", "refs", multiple=True, metavar="VAR=LEVEL", help="Reference level of a factor (repeatable).")
-@click.option("--lsmeans", default=None, metavar="SPEC", help='LS means and differences: "ARMCD" or "ARMCD|AVISIT".')
+@click.option(
+    "--ref", "refs", multiple=True, metavar="VAR=LEVEL", help="Reference level of a factor (repeatable)."
+)
+@click.option(
+    "--lsmeans", default=None, metavar="SPEC", help='LS means and differences: "ARMCD" or "ARMCD|AVISIT".'
+)
 @click.option("--json", "json_out", default=None, metavar="OUT", help="Write results as JSON to OUT.")
 def mmrm(data, formula, ml, df_method, vcov, weights, refs, lsmeans, json_out):
     """Fit an MMRM on DATA.csv with an R mmrm formula, e.g.
@@ -147,7 +156,14 @@ def mmrm(data, formula, ml, df_method, vcov, weights, refs, lsmeans, json_out):
         frame = read_csv(data)
     with err.status("fitting the MMRM") as status:
         res = fit_mmrm(
-            frame, formula, reml=not ml, df_method=df_method, vcov=vcov, weights=weights, ref=ref, file=data,
+            frame,
+            formula,
+            reml=not ml,
+            df_method=df_method,
+            vcov=vcov,
+            weights=weights,
+            ref=ref,
+            file=data,
             progress=lambda msg: status.update(msg),
         )
         ls_frame = contrast_frame = None
@@ -169,24 +185,48 @@ def mmrm(data, formula, ml, df_method, vcov, weights, refs, lsmeans, json_out):
         f"BIC {_fmt(s['bic'], 2)}  converged: {'yes' if res.converged else '[red]NO[/red]'}"
     )
     if coefs is not None:
-        _table(console, "Fixed effects", coefs, ["term", "estimate", "std_error", "df", "statistic", "p_value"])
+        _table(
+            console, "Fixed effects", coefs, ["term", "estimate", "std_error", "df", "statistic", "p_value"]
+        )
         for g, cv in res.covariance.items():
             if cv["matrix"] is None:
                 continue
             import polars as pl
 
-            cov_frame = pl.DataFrame({"": cv["labels"], **{lab: cv["matrix"][:, j] for j, lab in enumerate(cv["labels"])}})
+            cov_frame = pl.DataFrame(
+                {"": cv["labels"], **{lab: cv["matrix"][:, j] for j, lab in enumerate(cv["labels"])}}
+            )
             title = "Covariance matrix" + ("" if g == "all" else f" ({g})")
             _table(console, title, cov_frame, list(cov_frame.columns))
     if ls_frame is not None:
-        lead = [c for c in ls_frame.columns if c not in ("estimate", "std_error", "df", "statistic", "p_value",
-                                                          "conf_low", "conf_high")]
+        lead = [
+            c
+            for c in ls_frame.columns
+            if c not in ("estimate", "std_error", "df", "statistic", "p_value", "conf_low", "conf_high")
+        ]
         _table(console, "LS means", ls_frame, lead + ["estimate", "std_error", "df", "conf_low", "conf_high"])
-        lead = [c for c in contrast_frame.columns if c not in ("estimate", "std_error", "df", "statistic", "p_value",
-                                                                "conf_low", "conf_high", "reference")]
+        lead = [
+            c
+            for c in contrast_frame.columns
+            if c
+            not in (
+                "estimate",
+                "std_error",
+                "df",
+                "statistic",
+                "p_value",
+                "conf_low",
+                "conf_high",
+                "reference",
+            )
+        ]
         lead = [c for c in lead if c != ls_spec[0]]
-        _table(console, "Differences of LS means", contrast_frame,
-               lead + ["estimate", "std_error", "df", "p_value", "conf_low", "conf_high"])
+        _table(
+            console,
+            "Differences of LS means",
+            contrast_frame,
+            lead + ["estimate", "std_error", "df", "p_value", "conf_low", "conf_high"],
+        )
     for w in res.warnings:
         err.print(f"[yellow]warning:[/yellow] {w}")
     if json_out:

@@ -60,8 +60,15 @@ class LMMResult:
         }
 
 
-def fit_lmm(data, formula: str, groups: str, re_formula: str | None = None, reml: bool = True,
-            re_cov: str = "unstructured", conf_level: float = 0.95) -> LMMResult:
+def fit_lmm(
+    data,
+    formula: str,
+    groups: str,
+    re_formula: str | None = None,
+    reml: bool = True,
+    re_cov: str = "unstructured",
+    conf_level: float = 0.95,
+) -> LMMResult:
     """Fit ``formula`` with random effects ``re_formula`` per level of column ``groups``."""
     import statsmodels.formula.api as smf
     from statsmodels.regression.mixed_linear_model import MixedLMParams
@@ -137,25 +144,70 @@ def fit_lmm(data, formula: str, groups: str, re_formula: str | None = None, reml
     re_names = ["(Intercept)" if n in ("Group", "Intercept") else n for n in res.cov_re.index]
     rows = []
     for i, a in enumerate(re_names):
-        rows.append({"group": groups, "name": a, "name2": None, "variance": float(cov_re[i, i]),
-                     "sd": float(np.sqrt(cov_re[i, i])), "corr": None})
+        rows.append(
+            {
+                "group": groups,
+                "name": a,
+                "name2": None,
+                "variance": float(cov_re[i, i]),
+                "sd": float(np.sqrt(cov_re[i, i])),
+                "corr": None,
+            }
+        )
     for i in range(len(re_names)):
         for j in range(i):
             c = float(cov_re[i, j])
-            rows.append({"group": groups, "name": re_names[j], "name2": re_names[i], "variance": c, "sd": None,
-                         "corr": c / np.sqrt(cov_re[i, i] * cov_re[j, j]) if cov_re[i, i] > 0 and cov_re[j, j] > 0 else None})
-    rows.append({"group": "Residual", "name": None, "name2": None, "variance": float(res.scale),
-                 "sd": float(np.sqrt(res.scale)), "corr": None})
-    vc = pl.DataFrame(rows, schema={"group": pl.Utf8, "name": pl.Utf8, "name2": pl.Utf8, "variance": pl.Float64,
-                                    "sd": pl.Float64, "corr": pl.Float64})
+            rows.append(
+                {
+                    "group": groups,
+                    "name": re_names[j],
+                    "name2": re_names[i],
+                    "variance": c,
+                    "sd": None,
+                    "corr": c / np.sqrt(cov_re[i, i] * cov_re[j, j])
+                    if cov_re[i, i] > 0 and cov_re[j, j] > 0
+                    else None,
+                }
+            )
+    rows.append(
+        {
+            "group": "Residual",
+            "name": None,
+            "name2": None,
+            "variance": float(res.scale),
+            "sd": float(np.sqrt(res.scale)),
+            "corr": None,
+        }
+    )
+    vc = pl.DataFrame(
+        rows,
+        schema={
+            "group": pl.Utf8,
+            "name": pl.Utf8,
+            "name2": pl.Utf8,
+            "variance": pl.Float64,
+            "sd": pl.Float64,
+            "corr": pl.Float64,
+        },
+    )
     n_par = len(est) + (model.k_re * (model.k_re + 1) // 2 if re_cov == "unstructured" else model.k_re) + 1
     if reml:
         n_par -= len(est)  # lme4/SAS count covariance parameters only for REML criteria
     neg2 = -2.0 * float(res.llf)
     return LMMResult(
-        formula=formula, groups=groups, re_formula=re_formula, reml=reml, coefficients=coef,
-        variance_components=vc, neg2_loglik=neg2, aic=neg2 + 2 * n_par,
-        bic=neg2 + n_par * np.log(len(model.group_labels)), n_obs=int(model.nobs),
-        n_groups=len(model.group_labels), converged=converged, warnings=msgs,
-        vcov=np.asarray(res.cov_params())[: len(est), : len(est)], model_result=res,
+        formula=formula,
+        groups=groups,
+        re_formula=re_formula,
+        reml=reml,
+        coefficients=coef,
+        variance_components=vc,
+        neg2_loglik=neg2,
+        aic=neg2 + 2 * n_par,
+        bic=neg2 + n_par * np.log(len(model.group_labels)),
+        n_obs=int(model.nobs),
+        n_groups=len(model.group_labels),
+        converged=converged,
+        warnings=msgs,
+        vcov=np.asarray(res.cov_params())[: len(est), : len(est)],
+        model_result=res,
     )

@@ -19,7 +19,9 @@ def fev() -> pl.DataFrame:
 
 @pytest.fixture(scope="session")
 def antidepressant() -> pl.DataFrame:
-    return pl.read_csv(REFDATA / "antidepressant_data.csv", null_values=["NA"], schema_overrides={"POOLINV": pl.Utf8})
+    return pl.read_csv(
+        REFDATA / "antidepressant_data.csv", null_values=["NA"], schema_overrides={"POOLINV": pl.Utf8}
+    )
 
 
 @pytest.fixture(scope="session")

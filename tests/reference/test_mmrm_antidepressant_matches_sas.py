@@ -38,9 +38,11 @@ def test_antidepressant_fit_statistics_match_sas(fit):
 def test_antidepressant_week6_difference_matches_sas(fit):
     # results_SAS.pdf, Differences of LSMEANS (DRUG, VISIT 7) - (PLACEBO, VISIT 7):
     # estimate -2.8018, SE 1.1163, df 150, t -2.51, p 0.0131.
-    row = fit.lsmean_contrasts("THERAPY", by="VISIT", ref="PLACEBO").filter(
-        fit.lsmean_contrasts("THERAPY", by="VISIT", ref="PLACEBO")["VISIT"] == "7"
-    ).row(0, named=True)
+    row = (
+        fit.lsmean_contrasts("THERAPY", by="VISIT", ref="PLACEBO")
+        .filter(fit.lsmean_contrasts("THERAPY", by="VISIT", ref="PLACEBO")["VISIT"] == "7")
+        .row(0, named=True)
+    )
     assert estimate_ok(row["estimate"], -2.8018, 1.1163)
     assert se_ok(row["std_error"], 1.1163)
     assert df_rounded_ok(row["df"], 150)

@@ -159,21 +159,41 @@ KR_CASES = {
     # structure: (listing, SE of KR, SE of KR(LINEAR) or None when identical, full-precision df)
     "us": ("design/ddfm_covtype/kr_us.csv", 0.66124382270307, None, 160.733266403768),
     "cs": ("design/ddfm_covtype/kr_cs.csv (public case)", 0.7964696053595, None, 177.038485931223),
-    "ar1": ("design/ddfm_covtype/kr_ar1.csv, kr1_ar1.csv", 0.95865439662225, 0.96058142305176, 188.46934887972),
-    "ar1h": ("design/ddfm_covtype/kr_arh1.csv, kr1_arh1.csv", 0.7590316099633, 0.75924807546934, 188.225339095373),
+    "ar1": (
+        "design/ddfm_covtype/kr_ar1.csv, kr1_ar1.csv",
+        0.95865439662225,
+        0.96058142305176,
+        188.46934887972,
+    ),
+    "ar1h": (
+        "design/ddfm_covtype/kr_arh1.csv, kr1_arh1.csv",
+        0.7590316099633,
+        0.75924807546934,
+        188.225339095373,
+    ),
     "csh": ("design/KR/kr_csh.csv, kr1_csh.csv", 0.67414806011886, 0.67403858183242, 190.737701349941),
     "adh": ("design/KR/kr_adh.csv, kr_linear_ante.csv", 0.66172017349971, 0.66158550758897, 162.393385281755),
     "toeph": ("design/KR/kr_toeph.csv, kr1_toeph.csv", 0.72543828853831, 0.72537324518435, 180.062730071701),
     "toep": ("design/ddfm_covtype/kr_toep.csv", 0.87839805519623, None, 160.027408337368),
     # sp(exp)(VISITN VISITN2): full KR in design/KR/kr1_spexp.csv, KR(LINEAR) in
     # design/ddfm_covtype/kr_spexp.csv (ddfm_covtype.R writes the two under swapped names).
-    "sp_exp": ("design/KR/kr1_spexp.csv, design/ddfm_covtype/kr_spexp.csv", 0.90527620094771, 0.90552903839818,
-               195.584197921463),
+    "sp_exp": (
+        "design/KR/kr1_spexp.csv, design/ddfm_covtype/kr_spexp.csv",
+        0.90527620094771,
+        0.90552903839818,
+        195.584197921463,
+    ),
 }
 # Point estimates of the contrast, same CSVs.
 KR_ESTIMATES = {
-    "us": 3.81972492174648, "cs": 4.19663617897035, "ar1": 4.22574315817874, "ar1h": 3.72674356244499,
-    "csh": 3.77090812499029, "adh": 3.72344028834729, "toeph": 3.92287746213894, "toep": 4.47051860580552,
+    "us": 3.81972492174648,
+    "cs": 4.19663617897035,
+    "ar1": 4.22574315817874,
+    "ar1h": 3.72674356244499,
+    "csh": 3.77090812499029,
+    "adh": 3.72344028834729,
+    "toeph": 3.92287746213894,
+    "toep": 4.47051860580552,
     "sp_exp": 4.21488979997259,
 }
 
@@ -192,7 +212,11 @@ def test_kenward_roger_contrast_matches_sas(fev, cov):
     assert estimate_ok(row["estimate"], KR_ESTIMATES[cov], se_kr)
     assert se_ok(row["std_error"], se_kr)
     assert df_full_ok(row["df"], df)
-    lin = fit_mmrm(fev, _kr_formula(cov), vcov="kenward-roger-linear").lsmean_contrasts("ARMCD").row(0, named=True)
+    lin = (
+        fit_mmrm(fev, _kr_formula(cov), vcov="kenward-roger-linear")
+        .lsmean_contrasts("ARMCD")
+        .row(0, named=True)
+    )
     assert se_ok(lin["std_error"], se_lin if se_lin is not None else se_kr)
     assert df_full_ok(lin["df"], df)
 
@@ -203,7 +227,11 @@ def test_kenward_roger_second_order_term_matches_sas(fev, cov):
     parameterisation; SAS's (variances, correlations / range) is reproduced to ~1e-7."""
     _, se_kr, se_lin, _ = KR_CASES[cov]
     kr = fit_mmrm(fev, _kr_formula(cov)).lsmean_contrasts("ARMCD").row(0, named=True)["std_error"]
-    lin = fit_mmrm(fev, _kr_formula(cov), vcov="kenward-roger-linear").lsmean_contrasts("ARMCD").row(0, named=True)
+    lin = (
+        fit_mmrm(fev, _kr_formula(cov), vcov="kenward-roger-linear")
+        .lsmean_contrasts("ARMCD")
+        .row(0, named=True)
+    )
     assert abs((kr - lin["std_error"]) - (se_kr - se_lin)) <= 5e-7
 
 
@@ -232,7 +260,9 @@ def test_empirical_vcov_matches_sas(fev, reference_cases):
     case = reference_cases["fev_armcd_us_reml_empirical"]  # design/Robust/empirical_us*.csv / .txt
     res = fit_mmrm(fev, "FEV1 ~ ARMCD + us(AVISIT | USUBJID)", vcov="empirical")
     assert res.df_method == "between-within"
-    expected = np.array(case["empirical_vcov_full_precision"]["matrix"])  # design/Robust/empirical_us_covb.csv
+    expected = np.array(
+        case["empirical_vcov_full_precision"]["matrix"]
+    )  # design/Robust/empirical_us_covb.csv
     assert np.allclose(res.vcov, expected, rtol=2e-4, atol=0)
     row = res.lsmean_contrasts("ARMCD").row(0, named=True)
     ref = case["armcd_contrast_full_precision"]  # design/Robust/empirical_us_lsmean.csv

@@ -17,49 +17,175 @@ from pipelines.stats.mmrm import fit_mmrm
 # (covariance term, REML?, weights, -2 log-likelihood, intercept, SE or None, listing)
 CASES = [
     ("us(AVISIT | USUBJID)", False, None, 3700.68707570, 42.8367, 0.3499, "design/SAS/sas_log_simple.txt"),
-    ("us(AVISIT | USUBJID)", True, None, 3700.94648570, 42.8338, 0.3509, "design/SAS/sas_log_simple_reml.txt"),
+    (
+        "us(AVISIT | USUBJID)",
+        True,
+        None,
+        3700.94648570,
+        42.8338,
+        0.3509,
+        "design/SAS/sas_log_simple_reml.txt",
+    ),
     ("adh(AVISIT | USUBJID)", False, None, 3713.24501787, 42.9019, 0.3519, "design/SAS/sas_adh_ml.txt"),
     ("adh(AVISIT | USUBJID)", True, None, 3713.49317786, 42.9009, 0.3529, "design/SAS/sas_adh_reml.txt"),
-    ("adh(AVISIT | ARMCD / USUBJID)", False, None, 3688.48731427, 42.5284, 0.3339, "design/SAS/sas_group_adh_ml.txt"),
-    ("adh(AVISIT | ARMCD / USUBJID)", True, None, 3688.84024388, 42.5293, 0.3349, "design/SAS/sas_group_adh_reml.txt"),
+    (
+        "adh(AVISIT | ARMCD / USUBJID)",
+        False,
+        None,
+        3688.48731427,
+        42.5284,
+        0.3339,
+        "design/SAS/sas_group_adh_ml.txt",
+    ),
+    (
+        "adh(AVISIT | ARMCD / USUBJID)",
+        True,
+        None,
+        3688.84024388,
+        42.5293,
+        0.3349,
+        "design/SAS/sas_group_adh_reml.txt",
+    ),
     ("toep(AVISIT | USUBJID)", False, None, 3857.00777313, 42.3717, 0.4669, "design/SAS/sas_toep_ml.rtf"),
     ("toep(AVISIT | USUBJID)", True, None, 3856.68995273, 42.3721, 0.4684, "design/SAS/sas_toep_reml.rtf"),
     ("toeph(AVISIT | USUBJID)", False, None, 3722.29178558, 41.6769, 0.3812, "design/SAS/sas_toeph_ml.txt"),
     ("toeph(AVISIT | USUBJID)", True, None, 3722.38018329, 41.6726, 0.3822, "design/SAS/sas_toeph_reml.txt"),
-    ("toeph(AVISIT | ARMCD / USUBJID)", False, None, 3704.27043196, 41.4792, 0.3553,
-     "design/SAS/sas_group_toeph_ml.txt"),
-    ("toeph(AVISIT | ARMCD / USUBJID)", True, None, 3704.49921127, 41.4766, 0.3563,
-     "design/SAS/sas_group_toeph_reml.txt"),
+    (
+        "toeph(AVISIT | ARMCD / USUBJID)",
+        False,
+        None,
+        3704.27043196,
+        41.4792,
+        0.3553,
+        "design/SAS/sas_group_toeph_ml.txt",
+    ),
+    (
+        "toeph(AVISIT | ARMCD / USUBJID)",
+        True,
+        None,
+        3704.49921127,
+        41.4766,
+        0.3563,
+        "design/SAS/sas_group_toeph_reml.txt",
+    ),
     ("ar1(AVISIT | USUBJID)", False, None, 3875.95352406, 42.3252, 0.5000, "design/SAS/sas_ar1_ml.txt"),
     ("ar1(AVISIT | USUBJID)", True, None, 3875.49945459, 42.3255, 0.5013, "design/SAS/sas_ar1_reml.txt"),
     ("ar1h(AVISIT | USUBJID)", False, None, 3739.94416707, 41.7017, 0.3936, "design/SAS/sas_ar1h_ml.txt"),
     ("ar1h(AVISIT | USUBJID)", True, None, 3739.96835012, 41.6955, 0.3947, "design/SAS/sas_ar1h_reml.txt"),
-    ("ar1(AVISIT | ARMCD / USUBJID)", False, None, 3873.08507919, 41.9560, 0.4947, "design/SAS/sas_group_ar1_ml.txt"),
-    ("ar1(AVISIT | ARMCD / USUBJID)", True, None, 3872.65212395, 41.9576, 0.4960,
-     "design/SAS/sas_group_ar1_reml.txt"),
-    ("ar1h(AVISIT | ARMCD / USUBJID)", False, None, 3724.22021102, 41.7161, 0.3713,
-     "design/SAS/sas_group_ar1h_ml.txt"),
-    ("ar1h(AVISIT | ARMCD / USUBJID)", True, None, 3724.36099760, 41.7104, 0.37233778,
-     "design/SAS/sas_group_ar1h_reml.txt"),
+    (
+        "ar1(AVISIT | ARMCD / USUBJID)",
+        False,
+        None,
+        3873.08507919,
+        41.9560,
+        0.4947,
+        "design/SAS/sas_group_ar1_ml.txt",
+    ),
+    (
+        "ar1(AVISIT | ARMCD / USUBJID)",
+        True,
+        None,
+        3872.65212395,
+        41.9576,
+        0.4960,
+        "design/SAS/sas_group_ar1_reml.txt",
+    ),
+    (
+        "ar1h(AVISIT | ARMCD / USUBJID)",
+        False,
+        None,
+        3724.22021102,
+        41.7161,
+        0.3713,
+        "design/SAS/sas_group_ar1h_ml.txt",
+    ),
+    (
+        "ar1h(AVISIT | ARMCD / USUBJID)",
+        True,
+        None,
+        3724.36099760,
+        41.7104,
+        0.37233778,
+        "design/SAS/sas_group_ar1h_reml.txt",
+    ),
     ("cs(AVISIT | USUBJID)", False, None, 3918.12214544, 42.2897, 0.4273, "design/SAS/sas_cs_ml.txt"),
     ("cs(AVISIT | USUBJID)", True, None, 3917.98183508, 42.2896, 0.4285, "design/SAS/sas_cs_reml.txt"),
     ("csh(AVISIT | USUBJID)", False, None, 3784.63158043, 42.0018, 0.3566, "design/SAS/sas_csh_ml.txt"),
     ("csh(AVISIT | USUBJID)", True, None, 3784.85341599, 41.9964, 0.3575, "design/SAS/sas_csh_reml.txt"),
-    ("cs(AVISIT | ARMCD / USUBJID)", False, None, 3915.54243738, 41.9714, 0.4236, "design/SAS/sas_group_cs_ml.txt"),
-    ("cs(AVISIT | ARMCD / USUBJID)", True, None, 3915.41985780, 41.9734, 0.4247, "design/SAS/sas_group_cs_reml.txt"),
-    ("csh(AVISIT | ARMCD / USUBJID)", False, None, 3764.21336404, 41.8492, 0.3363,
-     "design/SAS/sas_group_csh_ml.txt"),
-    ("csh(AVISIT | ARMCD / USUBJID)", True, None, 3764.55218946, 41.8458, 0.3372,
-     "design/SAS/sas_group_csh_reml.txt"),
-    ("adh(AVISIT | USUBJID)", False, "WEIGHT", 3800.20590355, 42.3381, 0.3477, "design/SAS/sas_weighted_mmrm_ml.rtf"),
-    ("adh(AVISIT | USUBJID)", True, "WEIGHT", 3800.47793975, 42.3354, 0.3487,
-     "design/SAS/sas_weighted_mmrm_reml.rtf"),
+    (
+        "cs(AVISIT | ARMCD / USUBJID)",
+        False,
+        None,
+        3915.54243738,
+        41.9714,
+        0.4236,
+        "design/SAS/sas_group_cs_ml.txt",
+    ),
+    (
+        "cs(AVISIT | ARMCD / USUBJID)",
+        True,
+        None,
+        3915.41985780,
+        41.9734,
+        0.4247,
+        "design/SAS/sas_group_cs_reml.txt",
+    ),
+    (
+        "csh(AVISIT | ARMCD / USUBJID)",
+        False,
+        None,
+        3764.21336404,
+        41.8492,
+        0.3363,
+        "design/SAS/sas_group_csh_ml.txt",
+    ),
+    (
+        "csh(AVISIT | ARMCD / USUBJID)",
+        True,
+        None,
+        3764.55218946,
+        41.8458,
+        0.3372,
+        "design/SAS/sas_group_csh_reml.txt",
+    ),
+    (
+        "adh(AVISIT | USUBJID)",
+        False,
+        "WEIGHT",
+        3800.20590355,
+        42.3381,
+        0.3477,
+        "design/SAS/sas_weighted_mmrm_ml.rtf",
+    ),
+    (
+        "adh(AVISIT | USUBJID)",
+        True,
+        "WEIGHT",
+        3800.47793975,
+        42.3354,
+        0.3487,
+        "design/SAS/sas_weighted_mmrm_reml.rtf",
+    ),
     ("sp_exp(VISITN | USUBJID)", False, None, 3875.95353357, 42.3252, None, "design/SAS/sas_sp_exp_ml.txt"),
     ("sp_exp(VISITN | USUBJID)", True, None, 3875.49946734, 42.3254, None, "design/SAS/sas_sp_exp_reml.txt"),
-    ("sp_exp(VISITN, VISITN2 | USUBJID)", False, None, 3894.94943409, 42.2203, None,
-     "design/SAS/sas_sp_exp2_ml.txt"),
-    ("sp_exp(VISITN, VISITN2 | USUBJID)", True, None, 3894.60123182, 42.2202, None,
-     "design/SAS/sas_sp_exp2_reml.txt"),
+    (
+        "sp_exp(VISITN, VISITN2 | USUBJID)",
+        False,
+        None,
+        3894.94943409,
+        42.2203,
+        None,
+        "design/SAS/sas_sp_exp2_ml.txt",
+    ),
+    (
+        "sp_exp(VISITN, VISITN2 | USUBJID)",
+        True,
+        None,
+        3894.60123182,
+        42.2202,
+        None,
+        "design/SAS/sas_sp_exp2_reml.txt",
+    ),
 ]
 
 # SAS covariance parameter estimates (printed), for a few of the listings above.
@@ -80,9 +206,15 @@ COVPARMS = {
 COVPARM_ABS_REL = 2e-3  # printed to 4-6 significant digits
 
 
-@pytest.mark.parametrize("cov, reml, weights, neg2ll, est, se, listing", CASES,
-                         ids=[f"{c[0].split('(')[0]}{'-group' if '/' in c[0] else ''}-{'reml' if c[1] else 'ml'}"
-                              f"{'-w' if c[2] else ''}{'-2d' if ',' in c[0] else ''}" for c in CASES])
+@pytest.mark.parametrize(
+    "cov, reml, weights, neg2ll, est, se, listing",
+    CASES,
+    ids=[
+        f"{c[0].split('(')[0]}{'-group' if '/' in c[0] else ''}-{'reml' if c[1] else 'ml'}"
+        f"{'-w' if c[2] else ''}{'-2d' if ',' in c[0] else ''}"
+        for c in CASES
+    ],
+)
 def test_structure_fit_matches_sas(fev, cov, reml, weights, neg2ll, est, se, listing):
     res = fit_mmrm(fev, f"FEV1 ~ {cov}", reml=reml, weights=weights, df_method="satterthwaite")
     assert res.converged, res.warnings
@@ -108,8 +240,13 @@ def test_grouped_covariance_parameters_are_labelled_by_group(fev):
 
 def test_weighted_full_model_matches_sas(fev):
     # openpharma/mmrm design/SAS/sas_weighted.txt: full model, TYPE=UN, WEIGHT WEIGHT, AVISIT(ref='VIS4').
-    res = fit_mmrm(fev, "FEV1 ~ RACE + SEX + ARMCD * AVISIT + us(AVISIT | USUBJID)", weights="WEIGHT",
-                   ref={"SEX": "Male", "AVISIT": "VIS4"}, df_method="satterthwaite")
+    res = fit_mmrm(
+        fev,
+        "FEV1 ~ RACE + SEX + ARMCD * AVISIT + us(AVISIT | USUBJID)",
+        weights="WEIGHT",
+        ref={"SEX": "Male", "AVISIT": "VIS4"},
+        df_method="satterthwaite",
+    )
     assert res.converged
     assert abs(res.neg2_loglik - 3475.77144483) <= NEG2LL_ABS_FULL
     expected = {  # term: (estimate, SE)
@@ -133,8 +270,12 @@ def test_weighted_full_model_matches_sas(fev):
     for o, s in zip(res.covariance_parameters["estimate"].to_list(), un, strict=True):
         assert abs(o - s) <= 1e-3 * max(abs(s), 1.0)
     ls = res.lsmeans("ARMCD", by="AVISIT")
-    sas_ls = {("VIS1", "TRT"): (36.7707, 0.7762), ("VIS1", "PBO"): (33.3745, 0.7724),
-              ("VIS4", "TRT"): (52.4316, 1.2260), ("VIS4", "PBO"): (48.1700, 1.1632)}
+    sas_ls = {
+        ("VIS1", "TRT"): (36.7707, 0.7762),
+        ("VIS1", "PBO"): (33.3745, 0.7724),
+        ("VIS4", "TRT"): (52.4316, 1.2260),
+        ("VIS4", "PBO"): (48.1700, 1.1632),
+    }
     for (v, a), (e, s) in sas_ls.items():
         row = ls.filter((pl.col("AVISIT") == v) & (pl.col("ARMCD") == a)).row(0, named=True)
         assert estimate_ok(row["estimate"], e, s) and se_ok(row["std_error"], s)
@@ -150,5 +291,7 @@ def test_reference_level_does_not_reorder_the_time_axis(fev):
     a = fit_mmrm(fev, "FEV1 ~ ARMCD * AVISIT + ar1(AVISIT | USUBJID)")
     b = fit_mmrm(fev, "FEV1 ~ ARMCD * AVISIT + ar1(AVISIT | USUBJID)", ref={"AVISIT": "VIS4"})
     assert abs(a.neg2_loglik - b.neg2_loglik) < 1e-6
-    assert df_rounded_ok(a.lsmean_contrasts("ARMCD").row(0, named=True)["df"],
-                         b.lsmean_contrasts("ARMCD").row(0, named=True)["df"])
+    assert df_rounded_ok(
+        a.lsmean_contrasts("ARMCD").row(0, named=True)["df"],
+        b.lsmean_contrasts("ARMCD").row(0, named=True)["df"],
+    )

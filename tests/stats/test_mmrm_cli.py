@@ -21,8 +21,20 @@ def _run(args):
 
 def test_cli_json_matches_sas_listing(refdata_dir, tmp_path):
     out = tmp_path / "out.json"
-    res = _run([str(refdata_dir / "fev_data.csv"), FORMULA, "--ref", "SEX=Male", "--df", "satterthwaite",
-                "--lsmeans", "ARMCD|AVISIT", "--json", str(out)])
+    res = _run(
+        [
+            str(refdata_dir / "fev_data.csv"),
+            FORMULA,
+            "--ref",
+            "SEX=Male",
+            "--df",
+            "satterthwaite",
+            "--lsmeans",
+            "ARMCD|AVISIT",
+            "--json",
+            str(out),
+        ]
+    )
     payload = json.loads(out.read_text())
     # openpharma/mmrm design/SAS/sas_log_reml.txt
     assert abs(payload["neg2_loglik"] - 3386.44987722) <= 1e-3
@@ -35,7 +47,9 @@ def test_cli_json_matches_sas_listing(refdata_dir, tmp_path):
     assert payload["covariance"]["labels"] == ["VIS1", "VIS2", "VIS3", "VIS4"]
     assert abs(payload["covariance"]["matrix"][3][3] - 95.5528) <= 0.05
     vis2 = next(c for c in payload["contrasts"] if c["AVISIT"] == "VIS2")
-    assert abs(vis2["estimate"] - 3.7322) <= 0.01 * 0.8588 and abs(vis2["std_error"] - 0.8588) <= 0.002 * 0.8588
+    assert (
+        abs(vis2["estimate"] - 3.7322) <= 0.01 * 0.8588 and abs(vis2["std_error"] - 0.8588) <= 0.002 * 0.8588
+    )
     assert len(payload["lsmeans"]) == 8
     assert res.output.strip().splitlines()[-1].startswith("MMRM us REML on 537 observations")
 
@@ -53,8 +67,9 @@ def test_cli_done_when_command(refdata_dir, tmp_path):
 
 
 def test_cli_reports_non_convergence_with_exit_zero(tmp_path):
-    rows = ["id,visit,y"] + [f"S{s},{v},{(s * 7 + ord(v)) % 5}" for s in range(40) for v in
-                             (["A", "C"] if s % 2 else ["B", "C"])]
+    rows = ["id,visit,y"] + [
+        f"S{s},{v},{(s * 7 + ord(v)) % 5}" for s in range(40) for v in (["A", "C"] if s % 2 else ["B", "C"])
+    ]
     path = tmp_path / "d.csv"
     path.write_text("\n".join(rows) + "\n")
     out = tmp_path / "o.json"

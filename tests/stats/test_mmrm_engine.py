@@ -94,7 +94,9 @@ def test_gradient_and_observed_hessian_match_numerical_derivatives(name, reml):
         e = np.zeros(q)
         e[j] = h
         num_g[j] = (model.objective(phi + e) - model.objective(phi - e)) / (2 * h)
-        num_H[:, j] = (model.evaluate(phi + e, grad=True).grad_phi - model.evaluate(phi - e, grad=True).grad_phi) / (2 * h)
+        num_H[:, j] = (
+            model.evaluate(phi + e, grad=True).grad_phi - model.evaluate(phi - e, grad=True).grad_phi
+        ) / (2 * h)
     assert np.allclose(ev.grad_phi, num_g, rtol=1e-5, atol=1e-5)
     assert np.allclose(H, 0.5 * (num_H + num_H.T), rtol=1e-4, atol=1e-4)
 
@@ -109,8 +111,9 @@ def test_kenward_roger_df_of_one_contrast_equals_satterthwaite():
     T = model.inference_terms(res.phi)
     W = 2 * np.linalg.inv(T["H_obs"])
     c = np.array([0.0, 1.0, -0.5])
-    assert kr_df(T["Phi"], T["P"], W, c[None])[0] == pytest.approx(satterthwaite_df_1d(T["Phi"], T["P"], W, c),
-                                                                     rel=1e-10)
+    assert kr_df(T["Phi"], T["P"], W, c[None])[0] == pytest.approx(
+        satterthwaite_df_1d(T["Phi"], T["P"], W, c), rel=1e-10
+    )
 
 
 def test_optimiser_reaches_a_stationary_point():

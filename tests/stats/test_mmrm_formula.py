@@ -76,15 +76,19 @@ def test_full_rank_sweep_drops_later_dependent_columns():
     assert full_rank_columns(X).tolist() == [True, True, False, True]
 
 
-@pytest.mark.parametrize("rhs", ["A*B", "B*A", "x*A + B", "A:x + A", "A*B*x", "x:z + x + z", "1", "A + log(z)"])
+@pytest.mark.parametrize(
+    "rhs", ["A*B", "B*A", "x*A + B", "A:x + A", "A*B*x", "x:z + x + z", "1", "A + log(z)"]
+)
 def test_design_builder_equals_formulaic(rhs):
     rng = np.random.default_rng(1)
-    d = pd.DataFrame({
-        "A": pd.Categorical(rng.choice(list("abc"), 40), categories=list("abc")),
-        "B": pd.Categorical(rng.choice(list("xyz"), 40), categories=list("xyz")),
-        "x": rng.normal(size=40),
-        "z": rng.uniform(1, 2, size=40),
-    })
+    d = pd.DataFrame(
+        {
+            "A": pd.Categorical(rng.choice(list("abc"), 40), categories=list("abc")),
+            "B": pd.Categorical(rng.choice(list("xyz"), 40), categories=list("xyz")),
+            "x": rng.normal(size=40),
+            "z": rng.uniform(1, 2, size=40),
+        }
+    )
     b = DesignBuilder(rhs, d, {"A", "B"})
     mm = formulaic.model_matrix(rhs, d)
     assert b.columns == list(mm.columns)

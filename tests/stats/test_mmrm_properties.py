@@ -45,7 +45,9 @@ def test_visit_codes_do_not_change_results(fev, base):
     recoded = fev.with_columns(pl.col("AVISIT").replace_strict(codes))
     res = fit_mmrm(recoded, FORMULA)
     assert res.neg2_loglik == pytest.approx(base.neg2_loglik, abs=1e-7)
-    assert np.allclose(res.coefficients["estimate"].to_numpy(), base.coefficients["estimate"].to_numpy(), atol=1e-6)
+    assert np.allclose(
+        res.coefficients["estimate"].to_numpy(), base.coefficients["estimate"].to_numpy(), atol=1e-6
+    )
 
 
 def test_missing_responses_drop_rows_not_subjects(fev, base):
@@ -66,10 +68,14 @@ def test_cs_equals_random_intercept_mixedlm(sleepstudy):
     cs = fit_mmrm(sleepstudy, "Reaction ~ Days + cs(DAY | Subject)")
     ri = fit_lmm(sleepstudy, "Reaction ~ Days", groups="Subject")
     assert cs.neg2_loglik == pytest.approx(ri.neg2_loglik, abs=1e-6)
-    assert np.allclose(cs.coefficients["estimate"].to_numpy(), ri.coefficients["estimate"].to_numpy(), atol=1e-6)
+    assert np.allclose(
+        cs.coefficients["estimate"].to_numpy(), ri.coefficients["estimate"].to_numpy(), atol=1e-6
+    )
     # MMRM coefficient SEs are KR-adjusted by default; compare the model-based ones
     res = fit_mmrm(sleepstudy, "Reaction ~ Days + cs(DAY | Subject)", df_method="satterthwaite")
-    assert np.allclose(res.coefficients["std_error"].to_numpy(), ri.coefficients["std_error"].to_numpy(), rtol=1e-5)
+    assert np.allclose(
+        res.coefficients["std_error"].to_numpy(), ri.coefficients["std_error"].to_numpy(), rtol=1e-5
+    )
     cs_par, resid = res.covariance_parameters["estimate"].to_list()
     vc = {(r["group"], r["name"]): r["variance"] for r in ri.variance_components.iter_rows(named=True)}
     assert cs_par == pytest.approx(vc[("Subject", "(Intercept)")], rel=1e-5)
@@ -165,7 +171,9 @@ def test_lsmeans_use_equal_weights_and_covariate_means():
         sex = "F" if s % 4 == 0 else "M"  # unbalanced sex
         x = rng.normal(5, 1)
         for v in ("V1", "V2"):
-            rows.append((f"S{s}", arm, sex, v, x, 1.0 * (arm == "B") + 2.0 * (sex == "F") + 0.5 * x + rng.normal()))
+            rows.append(
+                (f"S{s}", arm, sex, v, x, 1.0 * (arm == "B") + 2.0 * (sex == "F") + 0.5 * x + rng.normal())
+            )
     d = pd.DataFrame(rows, columns=["id", "arm", "sex", "visit", "x", "y"])
     res = fit_mmrm(d, "y ~ arm + sex + x + visit + us(visit | id)")
     b = dict(zip(res.coefficients["term"], res.coefficients["estimate"]))
@@ -184,7 +192,11 @@ def test_lsmeans_use_equal_weights_and_covariate_means():
         ("FEV1 ~ RACE", {}, "covariance term"),
         ("ARMCD ~ RACE + us(AVISIT | USUBJID)", {}, "numeric"),
         ("FEV1 ~ RACE + us(AVISIT | USUBJID)", {"df_method": "magic"}, "df method"),
-        ("FEV1 ~ RACE + us(AVISIT | USUBJID)", {"vcov": "empirical", "df_method": "kenward-roger"}, "empirical"),
+        (
+            "FEV1 ~ RACE + us(AVISIT | USUBJID)",
+            {"vcov": "empirical", "df_method": "kenward-roger"},
+            "empirical",
+        ),
     ],
 )
 def test_user_errors_name_the_problem(fev, formula, kwargs, fragment):

@@ -11,4 +11,4 @@ from .covariance import STRUCTURES
 from .model import fit_mmrm
 from .result import MMRMResult
 
-__all__ = ["fit_mmrm", "MMRMResult", "STRUCTURES"]
+__all__ = ["STRUCTURES", "MMRMResult", "fit_mmrm"]

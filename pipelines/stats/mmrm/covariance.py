@@ -516,7 +516,6 @@ class AnteDependence(CovarianceStructure):
         return phi[..., 0, None, None] * _ante_corr(phi[..., 1:], self.m)
 
     def init_phi(self, S0):
-        m = self.m
         v = np.maximum(np.diag(S0), 1e-8)
         C = S0 / np.sqrt(np.outer(v, v))
         return np.concatenate([[float(np.mean(v))], np.clip(np.diag(C, 1), -0.9, 0.9)])

@@ -168,7 +168,10 @@ class MarginalModel:
 
     def theta_to_phi(self, theta):
         return np.concatenate(
-            [np.real(st.theta_to_phi(np.asarray(t, dtype=float))) for st, t in zip(self.structures, self.split_phi(theta))]
+            [
+                np.real(st.theta_to_phi(np.asarray(t, dtype=float)))
+                for st, t in zip(self.structures, self.split_phi(theta))
+            ]
         )
 
     def phi_to_theta(self, phi):
@@ -279,7 +282,9 @@ class MarginalModel:
         try:
             ev = self.evaluate(self.theta_to_phi(theta), grad=True, fisher=True)
         except NotPositiveDefinite as exc:
-            return OptimResult(theta, self.theta_to_phi(theta), np.inf, False, 0, f"invalid start: {exc}", start)
+            return OptimResult(
+                theta, self.theta_to_phi(theta), np.inf, False, 0, f"invalid start: {exc}", start
+            )
         history = [ev.f]
         newton = False
         tol = max(1e-9, 1e-13 * abs(ev.f))
@@ -318,7 +323,9 @@ class MarginalModel:
                     if np.isfinite(f_new) and f_new <= ev.f + 1e-12 * abs(ev.f):
                         theta = t_new
                         ev = self.evaluate(self.theta_to_phi(theta))
-                    return OptimResult(theta, self.theta_to_phi(theta), ev.f, True, it, "converged", start, history)
+                    return OptimResult(
+                        theta, self.theta_to_phi(theta), ev.f, True, it, "converged", start, history
+                    )
                 newton = True  # confirm with the exact Hessian
                 continue
             if dec < 1e-1:
@@ -338,17 +345,27 @@ class MarginalModel:
                     newton = False
                     continue
                 ok = dec < 1e-6
-                return OptimResult(theta, self.theta_to_phi(theta), ev.f, ok, it,
-                                   "line search failed" + ("" if ok else f" (Newton decrement {dec:.3g})"),
-                                   start, history)
+                return OptimResult(
+                    theta,
+                    self.theta_to_phi(theta),
+                    ev.f,
+                    ok,
+                    it,
+                    "line search failed" + ("" if ok else f" (Newton decrement {dec:.3g})"),
+                    start,
+                    history,
+                )
             theta = t_new
             try:
                 ev = self.evaluate(self.theta_to_phi(theta), grad=True, fisher=True)
             except NotPositiveDefinite as exc:  # pragma: no cover - objective was finite just now
-                return OptimResult(theta, self.theta_to_phi(theta), np.inf, False, it, str(exc), start, history)
+                return OptimResult(
+                    theta, self.theta_to_phi(theta), np.inf, False, it, str(exc), start, history
+                )
             history.append(ev.f)
-        return OptimResult(theta, self.theta_to_phi(theta), ev.f, False, max_iter, "iteration limit reached",
-                           start, history)
+        return OptimResult(
+            theta, self.theta_to_phi(theta), ev.f, False, max_iter, "iteration limit reached", start, history
+        )
 
     # ------------------------------------------------------------------------------- at the optimum
     def inference_terms(self, phi, second_derivatives=True):
@@ -397,7 +414,7 @@ class MarginalModel:
                 SD[a:b, a:b] += d2S.reshape(qg, qg, -1) @ B.reshape(-1)
             else:
                 d2S = None
-            per_block.append(dict(a=a, b=b, Sinv=Sinv, Aj=Aj, d2S=d2S))
+            per_block.append({"a": a, "b": b, "Sinv": Sinv, "Aj": Aj, "d2S": d2S})
         PZ = PZ.reshape(q, K, K)
         Pj = PZ[:, :p, :p]
         gj = PZ[:, :p, :] @ u  # X'V^-1 dV_j V^-1 r
@@ -412,9 +429,16 @@ class MarginalModel:
             H_exp = T1
         H_obs = 0.5 * (H_obs + H_obs.T)
         H_exp = 0.5 * (H_exp + H_exp.T)
-        return dict(
-            beta=beta, Phi=Phi, P=Pj, H_obs=H_obs, H_exp=H_exp, f=ev.f, per_block=per_block, facs=facs
-        )
+        return {
+            "beta": beta,
+            "Phi": Phi,
+            "P": Pj,
+            "H_obs": H_obs,
+            "H_exp": H_exp,
+            "f": ev.f,
+            "per_block": per_block,
+            "facs": facs,
+        }
 
     def kr_sums(self, terms, W):
         """sum_jk W_jk Q_jk and sum_jk W_jk R_jk (p x p) for Kenward-Roger."""

@@ -30,7 +30,9 @@ from pipelines.errors import ModelSpecError
 
 from .covariance import STRUCTURES
 
-_COV_RE = re.compile(r"^\s*(" + "|".join(sorted(STRUCTURES, key=len, reverse=True)) + r")\s*\((.*)\)\s*$", re.S)
+_COV_RE = re.compile(
+    r"^\s*(" + "|".join(sorted(STRUCTURES, key=len, reverse=True)) + r")\s*\((.*)\)\s*$", re.DOTALL
+)
 _FACTOR_RE = re.compile(r"\b(?:factor|as\.factor|C)\(\s*`?([A-Za-z_.][\w.]*)`?\s*\)")
 _IDENT = r"[A-Za-z_.][\w.]*"
 
@@ -168,7 +170,10 @@ def factor_info(series: pd.Series, column: str, given: list | None, ref, file: s
         unknown = sorted(set(labels) - set(natural))
         if unknown:
             raise ModelSpecError(
-                f"levels given for {column} do not include {unknown[0]!r}", file=file, column=column, value=unknown[0]
+                f"levels given for {column} do not include {unknown[0]!r}",
+                file=file,
+                column=column,
+                value=unknown[0],
             )
     elif isinstance(series.dtype, pd.CategoricalDtype):
         natural = [format_level(v) for v in series.cat.categories]

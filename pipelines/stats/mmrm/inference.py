@@ -111,6 +111,6 @@ def independent_rows(L, tol=1e-8):
     L = np.atleast_2d(L)
     if L.size == 0:
         return L
-    U, s, Vt = np.linalg.svd(L, full_matrices=False)
+    _U, s, Vt = np.linalg.svd(L, full_matrices=False)
     r = int(np.sum(s > tol * max(1.0, s[0])))
     return Vt[:r] * s[:r, None] if r else L[:0]

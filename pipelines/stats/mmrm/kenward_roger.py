@@ -92,7 +92,7 @@ def satterthwaite_df_md(Phi, P, W, L):
     if l == 1:
         return satterthwaite_df_1d(Phi, P, W, L[0])
     try:
-        d, U = np.linalg.eigh(L @ Phi @ L.T)
+        _d, U = np.linalg.eigh(L @ Phi @ L.T)
     except np.linalg.LinAlgError:
         return np.nan
     rows = U.T @ L

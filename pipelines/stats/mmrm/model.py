@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import difflib
-import itertools
-import math
-import warnings as _warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import polars as pl
-from scipy import stats
 
 from pipelines.errors import ModelSpecError
 
-from .covariance import STRUCTURES, CovarianceStructure, make_structure
+from .covariance import CovarianceStructure, make_structure
 from .engine import MarginalModel, NotPositiveDefinite
 from .formula import (
     DesignBuilder,
@@ -27,7 +23,7 @@ from .formula import (
     r_column_name,
     sum_coded_rhs,
 )
-from .inference import DF_METHODS, Inference, independent_rows
+from .inference import DF_METHODS, Inference
 from .kenward_roger import kr_adjusted_vcov
 
 VCOV_METHODS = (None, "empirical", "kenward-roger-linear")
@@ -86,12 +82,15 @@ def sum_coded_design(design: Design):
     import formulaic
 
     if design.X_sum is None:
-        mm_s = formulaic.model_matrix(sum_coded_rhs(design.parsed.fixed_rhs, design.fixed_factors), design.data,
-                                      na_action="raise")
+        mm_s = formulaic.model_matrix(
+            sum_coded_rhs(design.parsed.fixed_rhs, design.fixed_factors), design.data, na_action="raise"
+        )
         design.X_sum = np.asarray(mm_s.values, dtype=float)
         cols = {}
         for term, idx in mm_s.model_spec.term_indices.items():
-            vs = frozenset(re.sub(r"^C\((.*), contr\.sum\)$", r"\1", str(f)) for f in term.factors if str(f) != "1")
+            vs = frozenset(
+                re.sub(r"^C\((.*), contr\.sum\)$", r"\1", str(f)) for f in term.factors if str(f) != "1"
+            )
             cols[vs] = list(idx)
         design.sum_term_cols = cols
     return design.X_sum, design.sum_term_cols
@@ -109,8 +108,14 @@ def _check_columns(df: pd.DataFrame, names, file):
     for name in names:
         if name not in df.columns:
             close = difflib.get_close_matches(name, [str(c) for c in df.columns], n=3)
-            hint = f"did you mean {', '.join(close)}?" if close else f"columns are {', '.join(map(str, df.columns[:15]))}"
-            raise ModelSpecError("column named in the formula is not in the data", file=file, column=name, hint=hint)
+            hint = (
+                f"did you mean {', '.join(close)}?"
+                if close
+                else f"columns are {', '.join(map(str, df.columns[:15]))}"
+            )
+            raise ModelSpecError(
+                "column named in the formula is not in the data", file=file, column=name, hint=hint
+            )
 
 
 def _first_bad(series: pd.Series, ok_mask: pd.Series):
@@ -147,17 +152,28 @@ def build_design(data, formula, *, weights=None, ref=None, levels=None, file=Non
     ref = dict(ref or {})
     levels = dict(levels or {})
     try:
-        fixed_vars = sorted(formulaic.Formula(parsed.fixed_rhs).required_variables) if parsed.fixed_rhs.strip() not in ("1", "0", "-1") else []
+        fixed_vars = (
+            sorted(formulaic.Formula(parsed.fixed_rhs).required_variables)
+            if parsed.fixed_rhs.strip() not in ("1", "0", "-1")
+            else []
+        )
     except Exception as exc:  # formulaic parse errors
         raise ModelSpecError(f"cannot parse the fixed effects {parsed.fixed_rhs!r}: {exc}") from exc
     fixed_vars = [v for v in fixed_vars if v not in ("contr",)]
-    needed = [parsed.response, parsed.subject] + parsed.time + ([parsed.group] if parsed.group else []) + fixed_vars
+    needed = (
+        [parsed.response, parsed.subject]
+        + parsed.time
+        + ([parsed.group] if parsed.group else [])
+        + fixed_vars
+    )
     if weights is not None:
         needed.append(weights)
     _check_columns(df, needed, file)
     for var in list(ref) + list(levels):
         if var not in df.columns:
-            raise ModelSpecError("reference/levels given for a column that is not in the data", file=file, column=var)
+            raise ModelSpecError(
+                "reference/levels given for a column that is not in the data", file=file, column=var
+            )
 
     n_rows_read = len(df)
     n_subjects_read = len(set(_unique_labels(df[parsed.subject])))
@@ -209,7 +225,9 @@ def build_design(data, formula, *, weights=None, ref=None, levels=None, file=Non
         notes.append(f"{n_missing_cov} rows with a missing covariate, time, group or subject were not used")
     used = pd.Series(used_mask, index=df.index)
     if not used_mask.any():
-        raise ModelSpecError("no rows left after dropping rows with missing values", file=file, column=parsed.response)
+        raise ModelSpecError(
+            "no rows left after dropping rows with missing values", file=file, column=parsed.response
+        )
     d = df.loc[used_mask, [c for c in dict.fromkeys(needed)]]
 
     factors: dict[str, list[str]] = {}  # coding order: reference level first
@@ -245,7 +263,9 @@ def build_design(data, formula, *, weights=None, ref=None, levels=None, file=Non
             raise ModelSpecError(
                 f"subject {subject_labels[subj_codes[i]]!r} has two rows at the same coordinates "
                 f"({', '.join(format_level(c) for c in coords[i])})",
-                file=file, row=int(d.index[i]) + 1, column=parsed.time[0],
+                file=file,
+                row=int(d.index[i]) + 1,
+                column=parsed.time[0],
                 hint="each subject may have one observation per time point",
             )
         time_order = coords[:, 0]
@@ -261,7 +281,10 @@ def build_design(data, formula, *, weights=None, ref=None, levels=None, file=Non
             i = int(np.setdiff1d(np.arange(len(key)), first)[0])
             raise ModelSpecError(
                 f"subject {subject_labels[subj_codes[i]]!r} has more than one row at {tvar} = {time_levels[time_codes[i]]!r}",
-                file=file, row=int(d.index[i]) + 1, column=tvar, value=time_levels[time_codes[i]],
+                file=file,
+                row=int(d.index[i]) + 1,
+                column=tvar,
+                value=time_levels[time_codes[i]],
                 hint="each subject may have one observation per visit",
             )
         time_order = time_codes
@@ -275,7 +298,8 @@ def build_design(data, formula, *, weights=None, ref=None, levels=None, file=Non
             if gos[s_] not in (-1, g_):
                 raise ModelSpecError(
                     f"subject {subject_labels[s_]!r} belongs to more than one level of the covariance group {parsed.group}",
-                    file=file, column=parsed.group,
+                    file=file,
+                    column=parsed.group,
                     hint="the group of a group-specific covariance must be constant within subject",
                 )
             gos[s_] = g_
@@ -308,16 +332,37 @@ def build_design(data, formula, *, weights=None, ref=None, levels=None, file=Non
             term_of_col[c] = label
     keep = full_rank_columns(X_all)
     if not np.all(np.isfinite(X_all)):
-        raise ModelSpecError("the fixed-effects design has non-finite values (check covariate transformations)", file=file)
+        raise ModelSpecError(
+            "the fixed-effects design has non-finite values (check covariate transformations)", file=file
+        )
     fixed_factors = [v for v in fixed_vars if v in factor_set]
     fixed_continuous = [v for v in fixed_vars if v not in factor_set]
     return Design(
-        parsed=parsed, data=d, y=y, X_all=X_all, keep=keep, names=names, term_of_col=term_of_col, terms=terms,
-        term_vars=term_vars, model_spec=builder, factors=factors, natural_levels=natural, fixed_factors=fixed_factors,
-        fixed_continuous=fixed_continuous, subject_codes=subj_codes, subject_labels=subject_labels,
-        time_codes=time_codes if not spatial else np.argsort(np.argsort(time_order)), time_levels=time_levels,
-        coords=coords, group_of_subject=group_of_subject, group_levels=group_levels, weights=wts,
-        n_rows_read=n_rows_read, n_subjects_read=n_subjects_read, notes=notes,
+        parsed=parsed,
+        data=d,
+        y=y,
+        X_all=X_all,
+        keep=keep,
+        names=names,
+        term_of_col=term_of_col,
+        terms=terms,
+        term_vars=term_vars,
+        model_spec=builder,
+        factors=factors,
+        natural_levels=natural,
+        fixed_factors=fixed_factors,
+        fixed_continuous=fixed_continuous,
+        subject_codes=subj_codes,
+        subject_labels=subject_labels,
+        time_codes=time_codes if not spatial else np.argsort(np.argsort(time_order)),
+        time_levels=time_levels,
+        coords=coords,
+        group_of_subject=group_of_subject,
+        group_levels=group_levels,
+        weights=wts,
+        n_rows_read=n_rows_read,
+        n_subjects_read=n_subjects_read,
+        notes=notes,
     )
 
 
@@ -338,7 +383,9 @@ def _normalise_methods(reml, df_method, vcov):
             df_method = "kenward-roger"
     key = str(df_method).lower().replace("_", "-").replace(" ", "-")
     if key not in _DF_ALIASES:
-        raise ModelSpecError(f"unknown df method {df_method!r}", hint="use " + ", ".join(DF_METHODS[:1] + DF_METHODS[2:]))
+        raise ModelSpecError(
+            f"unknown df method {df_method!r}", hint="use " + ", ".join(DF_METHODS[:1] + DF_METHODS[2:])
+        )
     df_method = _DF_ALIASES[key]
     if vcov == "kenward-roger-linear":
         if df_method not in ("kenward-roger", "kenward-roger-linear"):
@@ -368,7 +415,9 @@ def _starting_values(model: MarginalModel, design: Design):
         for c in (corr, 0.5, 0.1):
             c = float(np.clip(c, 0.05, 0.95))
             rng = dist / -np.log(c) if dist > 0 else 1.0
-            starts.append((f"sp moments (corr {c:.2f})", np.concatenate([[rng, var]] * len(model.structures))))
+            starts.append(
+                (f"sp moments (corr {c:.2f})", np.concatenate([[rng, var]] * len(model.structures)))
+            )
         return starts
     S0s = model.residual_moments(beta0)
     variants = {"residual moments": lambda S: S, "diagonal": lambda S: np.diag(np.diag(S))}
@@ -441,17 +490,28 @@ def fit_mmrm(
     if N - p <= 0:
         raise ModelSpecError(f"{N} observations cannot estimate {p} fixed effects")
     warn += _identifiability_notes(design, parsed)
-    say(f"fitting {parsed.cov_type} covariance ({q} parameters) to {N} observations of {len(design.subject_labels)} subjects")
+    say(
+        f"fitting {parsed.cov_type} covariance ({q} parameters) to {N} observations of {len(design.subject_labels)} subjects"
+    )
     model = MarginalModel(
-        X, design.y, design.subject_codes, design.time_codes, design.group_of_subject, structures,
-        weights=design.weights, coords=design.coords, reml=reml,
+        X,
+        design.y,
+        design.subject_codes,
+        design.time_codes,
+        design.group_of_subject,
+        structures,
+        weights=design.weights,
+        coords=design.coords,
+        reml=reml,
     )
     sw = np.ones(N) if design.weights is None else np.sqrt(design.weights)
     ols = np.linalg.lstsq(X * sw[:, None], design.y * sw, rcond=None)[0]
     rss = float(np.sum(((design.y - X @ ols) * sw) ** 2))
     if rss <= 1e-20 * max(1.0, float(np.sum((design.y * sw) ** 2))):
-        warn.append("the fixed effects reproduce the response exactly (no residual variation): the "
-                    "covariance parameters cannot be estimated")
+        warn.append(
+            "the fixed effects reproduce the response exactly (no residual variation): the "
+            "covariance parameters cannot be estimated"
+        )
     best = None
     tried = []
     for name, phi0 in _starting_values(model, design):
@@ -466,9 +526,12 @@ def fit_mmrm(
             warn.append(f"start '{name}': the optimiser stopped on a numerical error ({exc})")
             continue
         tried.append(res)
-        if res.converged and (best is None or not best.converged or res.f < best.f - 1e-9):
-            best = res
-        elif best is None or (not best.converged and res.f < best.f):
+        if (
+            res.converged
+            and (best is None or not best.converged or res.f < best.f - 1e-9)
+            or best is None
+            or (not best.converged and res.f < best.f)
+        ):
             best = res
         if best is not None and best.converged:
             break
@@ -479,20 +542,35 @@ def fit_mmrm(
     if not converged:
         warn.append(
             f"the optimiser did not converge ({best.message} after {best.iterations} iterations, starts tried: "
-            + ", ".join(r.start for r in tried) + "); estimates are those of the best point reached"
+            + ", ".join(r.start for r in tried)
+            + "); estimates are those of the best point reached"
         )
     phi = best.phi
     say("computing standard errors and degrees of freedom")
     try:
         with np.errstate(all="ignore"):
-            inf, W, kr_pieces, conv_ok = _inference(model, design, structures, phi, X, reml, df_method, vcov, warn)
+            inf, W, kr_pieces, conv_ok = _inference(
+                model, design, structures, phi, X, reml, df_method, vcov, warn
+            )
     except (np.linalg.LinAlgError, ArithmeticError, ValueError, NotPositiveDefinite) as exc:
         warn.append(f"standard errors could not be computed at the solution ({exc}); the fit is degenerate")
         return MMRMResult.failed(design, model, parsed, reml, df_method, vcov, warn, phi=phi, f=best.f)
     converged = converged and conv_ok
     return MMRMResult(
-        design=design, model=model, parsed=parsed, reml=reml, df_method=df_method, vcov=vcov, phi=phi,
-        f=best.f, converged=bool(converged), warnings=warn, inference=inf, W=W, optim=best, kr_pieces=kr_pieces,
+        design=design,
+        model=model,
+        parsed=parsed,
+        reml=reml,
+        df_method=df_method,
+        vcov=vcov,
+        phi=phi,
+        f=best.f,
+        converged=bool(converged),
+        warnings=warn,
+        inference=inf,
+        W=W,
+        optim=best,
+        kr_pieces=kr_pieces,
     )
 
 
@@ -535,8 +613,9 @@ def _inference(model, design, structures, phi, X, reml, df_method, vcov, warn):
         emp = Phi @ (e.T @ e) @ Phi
         Vb = 0.5 * (emp + emp.T)
     bw = _between_within(design, X) if df_method == "between-within" else None
-    inf = Inference(beta=terms["beta"], Phi=Phi, P=terms["P"], W=W, df_method=df_method, V=Vb, N=N, p=p,
-                    between_within=bw)
+    inf = Inference(
+        beta=terms["beta"], Phi=Phi, P=terms["P"], W=W, df_method=df_method, V=Vb, N=N, p=p, between_within=bw
+    )
     return inf, W, kr_pieces, conv_ok
 
 
@@ -551,7 +630,9 @@ def _identifiability_notes(design: Design, parsed) -> list[str]:
         gname = "" if len(design.group_levels) == 1 else f" in group {design.group_levels[g]}"
         for lv, c in zip(tl, counts):
             if c < 2:
-                out.append(f"{parsed.time[0]} = {lv}{gname} has {c} observation(s): its variance is barely or not identified")
+                out.append(
+                    f"{parsed.time[0]} = {lv}{gname} has {c} observation(s): its variance is barely or not identified"
+                )
     return out
 
 
@@ -564,9 +645,8 @@ def _boundary_notes(structures: list[CovarianceStructure], phis, group_levels) -
             is_corr = n.startswith(("AR", "CSH", "TOEPH", "Rho", "ARH"))
             if is_corr and abs(v) > 0.9999:
                 out.append(f"covariance parameter {n}{gname} = {v:.6f} is on the boundary")
-            if n.startswith("Var") or n == "Residual":
-                if v < 1e-8:
-                    out.append(f"covariance parameter {n}{gname} = {v:.3g} is (nearly) zero")
+            if (n.startswith("Var") or n == "Residual") and v < 1e-8:
+                out.append(f"covariance parameter {n}{gname} = {v:.3g} is (nearly) zero")
     return out
 
 
@@ -593,10 +673,10 @@ def _between_within(design: Design, X) -> dict:
     if design.parsed.cov_type == "us":
         within_term = {t: False for t in within_term}
     between_cols = [i for i, t in enumerate(kept_terms) if not within_term[t]]
-    within_cols = [i for i, t in enumerate(kept_terms) if within_term[t]]
+    [i for i, t in enumerate(kept_terms) if within_term[t]]
     rank_b = np.linalg.matrix_rank(X[:, between_cols]) if between_cols else 0
     df_between = n_subj - rank_b
     df_within = N - n_subj - (X.shape[1] - rank_b)
     col_df = np.array([df_within if within_term[t] else df_between for t in kept_terms], dtype=float)
     term_df = {t: (df_within if w else df_between) for t, w in within_term.items()}
-    return dict(col_df=col_df, term_df=term_df, df_between=df_between, df_within=df_within)
+    return {"col_df": col_df, "term_df": term_df, "df_between": df_between, "df_within": df_within}

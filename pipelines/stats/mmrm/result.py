@@ -37,8 +37,25 @@ class MMRMResult:
     ``covariance``, ``covariance_parameters``; methods ``lsmeans``, ``lsmean_contrasts``, ``type3``,
     ``test``, ``estimate``, ``to_dict``."""
 
-    def __init__(self, *, design, model, parsed, reml, df_method, vcov, phi, f, converged, warnings, inference, W,
-                 optim, kr_pieces=None, conf_level=0.95):
+    def __init__(
+        self,
+        *,
+        design,
+        model,
+        parsed,
+        reml,
+        df_method,
+        vcov,
+        phi,
+        f,
+        converged,
+        warnings,
+        inference,
+        W,
+        optim,
+        kr_pieces=None,
+        conf_level=0.95,
+    ):
         self.design = design
         self.model = model
         self.parsed = parsed
@@ -47,7 +64,9 @@ class MMRMResult:
         self.reml = reml
         self.method = "REML" if reml else "ML"
         self.df_method = df_method
-        self.vcov_method = vcov or ("kenward-roger-adjusted" if df_method.startswith("kenward") else "model-based")
+        self.vcov_method = vcov or (
+            "kenward-roger-adjusted" if df_method.startswith("kenward") else "model-based"
+        )
         self.phi = np.asarray(phi, dtype=float)
         self.converged = converged
         self.warnings = list(warnings)
@@ -142,7 +161,13 @@ class MMRMResult:
         rows = []
         for g, st, ph in zip(self.design.group_levels, self.model.structures, self._group_phis()):
             for n, v in zip(st.param_names(), ph):
-                rows.append({"group": None if len(self.design.group_levels) == 1 else g, "name": n, "estimate": float(v)})
+                rows.append(
+                    {
+                        "group": None if len(self.design.group_levels) == 1 else g,
+                        "name": n,
+                        "estimate": float(v),
+                    }
+                )
         return pl.DataFrame(rows, schema={"group": pl.Utf8, "name": pl.Utf8, "estimate": pl.Float64})
 
     @property
@@ -197,7 +222,7 @@ class MMRMResult:
     def _estimable(self, L_all):
         d = self.design
         if not hasattr(self, "_null"):
-            U, s, Vt = np.linalg.svd(d.X_all, full_matrices=True)
+            _U, s, Vt = np.linalg.svd(d.X_all, full_matrices=True)
             r = int(np.sum(s > 1e-9 * s[0]))
             self._null = Vt[r:].T
         if self._null.shape[1] == 0:
@@ -219,7 +244,8 @@ class MMRMResult:
             if f not in d.fixed_factors:
                 raise ModelSpecError(
                     f"LS means need a factor of the fixed effects; {f!r} is not one",
-                    column=f, hint=f"factors are {', '.join(d.fixed_factors) or 'none'}",
+                    column=f,
+                    hint=f"factors are {', '.join(d.fixed_factors) or 'none'}",
                 )
         grid, Xg = self._grid()
         keys = list(itertools.product(*[d.natural_levels[f] for f in spec]))
@@ -290,7 +316,7 @@ class MMRMResult:
         if pairs == "reference":
             pair_list = [(a, ref) for a in lv if a != ref]
         elif pairs == "all":
-            pair_list = [(a, b) for i, a in enumerate(lv) for b in lv[i + 1:]]
+            pair_list = [(a, b) for i, a in enumerate(lv) for b in lv[i + 1 :]]
         else:
             raise ModelSpecError(f"pairs must be 'reference' or 'all', got {pairs!r}")
         for bc in by_combos:
@@ -337,7 +363,9 @@ class MMRMResult:
             L_all[:, d.keep] = L
         rows = self._tidy_rows(L_all)
         labels = labels or [f"L{i + 1}" for i in range(L.shape[0])]
-        return pl.DataFrame({"label": labels, **{c: [r[i] for r in rows] for i, c in enumerate(TIDY_COLUMNS)}})
+        return pl.DataFrame(
+            {"label": labels, **{c: [r[i] for r in rows] for i, c in enumerate(TIDY_COLUMNS)}}
+        )
 
     def type3_contrast(self, term: str) -> np.ndarray:
         """SAS Type III hypothesis matrix for ``term`` in the estimable-coefficient parameterisation.
@@ -427,23 +455,34 @@ class MMRMResult:
             {k: _nan_to_none(v) for k, v in row.items()} for row in self.coefficients.iter_rows(named=True)
         ]
         cov = self.covariance
+
         def mat(cv):
             m = cv["matrix"]
-            return {"labels": cv["labels"], "matrix": None if m is None else [[float(x) for x in r] for r in m]}
+            return {
+                "labels": cv["labels"],
+                "matrix": None if m is None else [[float(x) for x in r] for r in m],
+            }
+
         if len(cov) == 1:
             out["covariance"] = mat(next(iter(cov.values())))
         else:
             out["covariance"] = {"groups": [{"group": g, **mat(cv)} for g, cv in cov.items()]}
         out["covariance_parameters"] = self.covariance_parameters.to_dicts()
         if lsmeans is not None:
-            out["lsmeans"] = [{k: _nan_to_none(v) for k, v in r.items()} for r in lsmeans.iter_rows(named=True)]
+            out["lsmeans"] = [
+                {k: _nan_to_none(v) for k, v in r.items()} for r in lsmeans.iter_rows(named=True)
+            ]
         if contrasts is not None:
-            out["contrasts"] = [{k: _nan_to_none(v) for k, v in r.items()} for r in contrasts.iter_rows(named=True)]
+            out["contrasts"] = [
+                {k: _nan_to_none(v) for k, v in r.items()} for r in contrasts.iter_rows(named=True)
+            ]
         return out
 
     def __repr__(self):
-        return (f"<MMRMResult {self.formula!r} {self.method} {self.df_method}: -2LL {self.neg2_loglik:.6f}, "
-                f"converged={self.converged}>")
+        return (
+            f"<MMRMResult {self.formula!r} {self.method} {self.df_method}: -2LL {self.neg2_loglik:.6f}, "
+            f"converged={self.converged}>"
+        )
 
 
 def format_coord(v):
