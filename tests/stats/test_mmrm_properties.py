@@ -210,3 +210,14 @@ def test_duplicate_subject_visit_is_an_error_naming_both(fev):
     with pytest.raises(ModelSpecError) as info:
         fit_mmrm(dup, FORMULA)
     assert "PT1" in str(info.value) and "VIS2" in str(info.value)
+
+
+def test_spatial_exponential_on_unit_spaced_times_is_ar1(fev):
+    """sp_exp on visit numbers 1..4 is AR(1) with rho = exp(-1 / range), grouped or not."""
+    for group in ("", "ARMCD / "):
+        sp = fit_mmrm(fev, f"FEV1 ~ ARMCD + sp_exp(VISITN | {group}USUBJID)")
+        ar = fit_mmrm(fev, f"FEV1 ~ ARMCD + ar1(AVISIT | {group}USUBJID)")
+        assert sp.neg2_loglik == pytest.approx(ar.neg2_loglik, abs=1e-6)
+        rng, s2 = sp.covariance_parameters["estimate"].to_list()[:2]
+        rho, s2_ar = ar.covariance_parameters["estimate"].to_list()[:2]
+        assert np.exp(-1 / rng) == pytest.approx(rho, rel=1e-5) and s2 == pytest.approx(s2_ar, rel=1e-5)

@@ -535,6 +535,12 @@ def fit_mmrm(
             best = res
         if best is not None and best.converged:
             break
+    if best is not None and not best.converged and np.isfinite(best.f):
+        polished = _lbfgs_fallback(model, best)
+        if polished is not None:
+            tried.append(polished)
+            if polished.converged or polished.f < best.f:
+                best = polished
     converged = best is not None and best.converged and np.isfinite(best.f)
     if best is None or not np.isfinite(best.f):
         warn.append("the optimiser found no valid covariance parameters (all starting values failed)")
@@ -572,6 +578,35 @@ def fit_mmrm(
         optim=best,
         kr_pieces=kr_pieces,
     )
+
+
+def _lbfgs_fallback(model: MarginalModel, best):
+    """Second optimiser when scoring/Newton did not converge from any start: L-BFGS-B on theta with
+    the analytic gradient, then Newton again from where it stops (which decides convergence)."""
+    from scipy.optimize import minimize
+
+    def fg(theta):
+        try:
+            ev = model.evaluate(model.theta_to_phi(theta), grad=True)
+        except NotPositiveDefinite:
+            return np.inf, np.zeros_like(theta)
+        return ev.f, model.jacobian(theta).T @ ev.grad_phi
+
+    try:
+        with np.errstate(all="ignore"):
+            opt = minimize(
+                fg,
+                best.theta,
+                jac=True,
+                method="L-BFGS-B",
+                options={"maxiter": 2000, "ftol": 1e-14, "gtol": 1e-8},
+            )
+            if not np.isfinite(opt.fun):
+                return None
+            res = model.optimise(opt.x, start="L-BFGS-B from the best point")
+    except (np.linalg.LinAlgError, ArithmeticError, ValueError, NotPositiveDefinite):
+        return None
+    return res
 
 
 def _inference(model, design, structures, phi, X, reml, df_method, vcov, warn):
