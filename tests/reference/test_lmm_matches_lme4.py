@@ -36,7 +36,7 @@ def test_random_slope_matches_lme4(sleepstudy):
     assert abs(_vc(res, None) ** 0.5 / 25.59182 - 1) <= VC_REL
 
 
-def test_uncorrelated_random_effects_match_lme4(sleepstudy):
+def test_uncorrelated_random_effects_matches_lme4(sleepstudy):
     # lme4 docs/reference/lmer.html fm2 <- lmer(Reaction ~ Days + (Days || Subject)): REML
     # criterion 1743.669; variances 627.56905, 35.85838, residual 653.5835; SE 6.89, 1.56.
     res = fit_lmm(sleepstudy, "Reaction ~ Days", groups="Subject", re_formula="~Days", re_cov="diagonal")

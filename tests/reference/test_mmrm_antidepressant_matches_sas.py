@@ -24,7 +24,7 @@ def fit(antidepressant):
     return fit_mmrm(antidepressant, R_FORMULA)
 
 
-def test_antidepressant_fit_statistics_match_sas(fit):
+def test_antidepressant_fit_statistics_matches_sas(fit):
     # results_SAS.pdf: -2 Res Log Likelihood 3494.20285008 (iteration history), AIC 3514.2, AICC
     # 3514.6, BIC 3545.7; 608 observations, 172 patients.
     assert fit.converged
@@ -50,7 +50,7 @@ def test_antidepressant_week6_difference_matches_sas(fit):
     assert round(row["p_value"], 4) == 0.0131
 
 
-def test_antidepressant_lsmeans_match_sas(fit, reference_cases):
+def test_antidepressant_lsmeans_matches_sas(fit, reference_cases):
     case = reference_cases["antidepressant_mmrm_us_reml_kr"]  # LSMEANS THERAPY*VISIT at mean BASVAL
     ls = fit.lsmeans("THERAPY", by="VISIT")
     for ref in case["lsmeans"]:
@@ -60,7 +60,7 @@ def test_antidepressant_lsmeans_match_sas(fit, reference_cases):
         assert df_rounded_ok(row["df"], ref["df"]), ref
 
 
-def test_antidepressant_visitwise_differences_match_sas(fit, reference_cases):
+def test_antidepressant_visitwise_differences_matches_sas(fit, reference_cases):
     case = reference_cases["antidepressant_mmrm_us_reml_kr"]
     diffs = fit.lsmean_contrasts("THERAPY", by="VISIT", ref="PLACEBO")
     for ref in case["lsmean_differences"]:

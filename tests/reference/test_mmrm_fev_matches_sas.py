@@ -39,7 +39,7 @@ def _row(frame: pl.DataFrame, **keys) -> dict:
     return out.row(0, named=True)
 
 
-def test_fev_full_fit_statistics_match_sas(full_sat):
+def test_fev_full_fit_statistics_matches_sas(full_sat):
     # openpharma/mmrm design/SAS/sas_log_reml.txt (Iteration History, Fit Statistics, Dimensions)
     assert full_sat.converged and full_sat.warnings == []
     assert abs(full_sat.neg2_loglik - 3386.44987722) <= NEG2LL_ABS_FULL
@@ -59,7 +59,7 @@ def test_fev_full_armcd_coefficient_matches_sas(full_sat):
     assert df_rounded_ok(row["df"], 146)
 
 
-def test_fev_full_coefficients_match_sas(full_sat, reference_cases):
+def test_fev_full_coefficients_matches_sas(full_sat, reference_cases):
     case = reference_cases["fev_full_us_reml_satterthwaite"]  # source: design/SAS/sas_log_reml.txt
     coefs = full_sat.coefficients
     for fe in case["fixed_effects"]:
@@ -89,7 +89,7 @@ def test_fev_full_type3_matches_sas(full_sat, reference_cases):
         assert f_ok(ours["f_value"], row["F"]), row
 
 
-def test_fev_full_lsmeans_match_sas(full_sat, reference_cases):
+def test_fev_full_lsmeans_matches_sas(full_sat, reference_cases):
     case = reference_cases["fev_full_us_reml_satterthwaite"]  # Least Squares Means ARMCD*AVISIT
     ls = full_sat.lsmeans("ARMCD", by="AVISIT")
     for ref in case["lsmeans"]:
@@ -103,7 +103,7 @@ def test_fev_full_lsmeans_match_sas(full_sat, reference_cases):
         assert estimate_ok(row["conf_high"], ref["ci_upper"], ref["se"]), ref
 
 
-def test_fev_full_visitwise_differences_match_sas(full_sat, reference_cases):
+def test_fev_full_visitwise_differences_matches_sas(full_sat, reference_cases):
     case = reference_cases["fev_full_us_reml_satterthwaite"]  # Differences of LSMEANS, same visit
     diffs = full_sat.lsmean_contrasts("ARMCD", by="AVISIT")
     checked = 0
@@ -119,7 +119,7 @@ def test_fev_full_visitwise_differences_match_sas(full_sat, reference_cases):
     assert checked == 4
 
 
-def test_fev_full_slice_tests_match_sas(full_sat, reference_cases):
+def test_fev_full_slice_tests_matches_sas(full_sat, reference_cases):
     case = reference_cases["fev_full_us_reml_satterthwaite"]  # SLICE=AVISIT F tests
     diffs = full_sat.lsmean_contrasts("ARMCD", by="AVISIT")
     for ref in case["slice_tests"]:
@@ -236,7 +236,7 @@ def test_kenward_roger_second_order_term_matches_sas(fev, cov):
 
 
 @pytest.mark.parametrize("case_id", ["fev_armcd_us_reml_kr", "fev_armcd_cs_reml_kr", "fev_armcd_ar1_reml_kr"])
-def test_kenward_roger_lsmeans_match_sas(fev, reference_cases, case_id):
+def test_kenward_roger_lsmeans_matches_sas(fev, reference_cases, case_id):
     case = reference_cases[case_id]  # design/ddfm_covtype/kr_{us,cs,ar1}.txt
     cov = case_id.split("_")[2]
     res = fit_mmrm(fev, _kr_formula(cov))
