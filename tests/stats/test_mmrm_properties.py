@@ -221,3 +221,21 @@ def test_spatial_exponential_on_unit_spaced_times_is_ar1(fev):
         rng, s2 = sp.covariance_parameters["estimate"].to_list()[:2]
         rho, s2_ar = ar.covariance_parameters["estimate"].to_list()[:2]
         assert np.exp(-1 / rng) == pytest.approx(rho, rel=1e-5) and s2 == pytest.approx(s2_ar, rel=1e-5)
+
+
+def test_grouped_covariance_parameters_are_labelled_by_group(fev):
+    res = fit_mmrm(fev, "FEV1 ~ ar1(AVISIT | ARMCD / USUBJID)")
+    cp = res.covariance_parameters
+    assert cp["group"].to_list() == ["PBO", "PBO", "TRT", "TRT"]
+    assert cp["name"].to_list() == ["AR(1)", "Residual", "AR(1)", "Residual"]
+    assert set(res.covariance) == {"PBO", "TRT"}
+
+
+def test_reference_level_does_not_reorder_the_time_axis(fev):
+    """AR(1) positions follow the visit order, whatever the reference level of the contrasts."""
+    a = fit_mmrm(fev, "FEV1 ~ ARMCD * AVISIT + ar1(AVISIT | USUBJID)")
+    b = fit_mmrm(fev, "FEV1 ~ ARMCD * AVISIT + ar1(AVISIT | USUBJID)", ref={"AVISIT": "VIS4"})
+    assert abs(a.neg2_loglik - b.neg2_loglik) < 1e-6
+    da = a.lsmean_contrasts("ARMCD").row(0, named=True)["df"]
+    db = b.lsmean_contrasts("ARMCD").row(0, named=True)["df"]
+    assert abs(da - db) < 1e-6
