@@ -229,6 +229,8 @@ def test_grouped_covariance_parameters_are_labelled_by_group(fev):
     assert cp["group"].to_list() == ["PBO", "PBO", "TRT", "TRT"]
     assert cp["name"].to_list() == ["AR(1)", "Residual", "AR(1)", "Residual"]
     assert set(res.covariance) == {"PBO", "TRT"}
+    long = res.covariance_long
+    assert long.height == 2 * 16 and set(long["group"]) == {"PBO", "TRT"}
 
 
 def test_reference_level_does_not_reorder_the_time_axis(fev):

@@ -601,11 +601,6 @@ class SpatialExponential(CovarianceStructure):
     def sigma(self, phi):  # only meaningful at unit distance; used for display
         raise NotImplementedError("sp_exp has no fixed visit grid; use pattern_sigma")
 
-    def init_phi_from_moments(self, var, corr_at_mean_distance, mean_distance):
-        c = float(np.clip(corr_at_mean_distance, 0.05, 0.95))
-        rng = -mean_distance / np.log(c) if mean_distance > 0 else 1.0
-        return np.array([rng, var])
-
     def init_phi(self, S0):
         return np.array([1.0, float(np.mean(np.diag(S0)))])
 

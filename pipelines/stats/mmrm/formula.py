@@ -196,13 +196,6 @@ def factor_info(series: pd.Series, column: str, given: list | None, ref, file: s
     return natural, order, codes, labels
 
 
-def as_factor(series: pd.Series, levels: list[str]) -> pd.Categorical:
-    codes, uniques = pd.factorize(series, use_na_sentinel=True)
-    pos = {lv: i for i, lv in enumerate(levels)}
-    lut = np.array([pos.get(format_level(u), -1) for u in uniques] + [-1], dtype=int)
-    return pd.Categorical.from_codes(lut[codes], categories=levels)
-
-
 def sum_coded_rhs(rhs: str, factors: list[str]) -> str:
     """Wrap every factor in C(., contr.sum): the parameterisation in which SAS Type III hypotheses are
     the hypotheses 'all of this term's coefficients are zero'."""

@@ -118,16 +118,6 @@ def _check_columns(df: pd.DataFrame, names, file):
             )
 
 
-def _first_bad(series: pd.Series, ok_mask: pd.Series):
-    bad = series[~ok_mask]
-    idx = bad.index[0]
-    return int(df_row_number(series, idx)), bad.iloc[0]
-
-
-def df_row_number(series, idx) -> int:
-    return int(series.index.get_loc(idx)) + 1
-
-
 def _numeric(series: pd.Series, column: str, file, what: str) -> pd.Series:
     if pd.api.types.is_bool_dtype(series.dtype):
         return series.astype(float)
