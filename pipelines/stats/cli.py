@@ -88,12 +88,20 @@ def _pfmt(p):
     return "<.0001" if p < 1e-4 else f"{p:.4f}"
 
 
+_HEADERS = {"std_error": "SE", "statistic": "t", "p_value": "p", "conf_low": "lower", "conf_high": "upper"}
+
+
 def _table(console, title, frame, columns):
+    import polars as pl
     from rich.table import Table
 
     t = Table(title=title, title_justify="left", header_style="bold")
     for c in columns:
-        t.add_column(c, justify="left" if frame.schema[c].is_(__import__("polars").Utf8) else "right")
+        t.add_column(
+            _HEADERS.get(c, c),
+            justify="left" if frame.schema[c] == pl.Utf8 else "right",
+            no_wrap=c == "contrast",
+        )
     for row in frame.iter_rows(named=True):
         cells = []
         for c in columns:
@@ -220,7 +228,7 @@ def mmrm(data, formula, ml, df_method, vcov, weights, refs, lsmeans, json_out):
                 "reference",
             )
         ]
-        lead = [c for c in lead if c != ls_spec[0]]
+        lead = [c for c in lead if c != ls_spec[0] and c != "contrast"] + ["contrast"]
         _table(
             console,
             "Differences of LS means",
