@@ -157,6 +157,8 @@ def mmrm(data, formula, ml, df_method, vcov, weights, refs, lsmeans, json_out):
     from pipelines.stats.mmrm import fit_mmrm
 
     console = Console()
+    if not console.is_terminal:  # piped or captured: do not squeeze tables into 80 columns
+        console = Console(width=120)
     err = Console(stderr=True)
     ref = _parse_refs(refs)
     ls_spec = _parse_lsmeans(lsmeans) if lsmeans else None
