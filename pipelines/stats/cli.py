@@ -1,0 +1,253 @@
+"""``trialpipe mmrm``: fit an MMRM on any CSV.
+
+``--lsmeans SPEC`` syntax:
+
+* ``--lsmeans ARMCD`` -- LS means of every ARMCD level (averaged over the other factors with equal
+  weights, covariates at their mean) and each level minus the reference level;
+* ``--lsmeans "ARMCD|AVISIT"`` -- the same within each level of AVISIT (e.g. arm difference per visit).
+
+The reference level of the contrasts is the factor's reference (``--ref ARMCD=PBO``, otherwise its
+first level in R order). CSV reading: ``NA`` and empty cells are missing; a column whose values are
+all numbers is numeric unless a value has a leading zero (``"006"``), which marks an identifier and
+keeps the column as text.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import click
+
+from pipelines.errors import InputFileError, ModelSpecError
+
+_LEADING_ZERO = re.compile(r"^[+-]?0\d")
+
+
+def read_csv(path: str):
+    """Read a CSV for modelling (see module docstring for the typing rule); returns a pandas frame."""
+    import pandas as pd
+
+    p = Path(path)
+    if not p.exists():
+        raise InputFileError("file not found", file=str(path))
+    if p.is_dir():
+        raise InputFileError("is a directory, expected a CSV file", file=str(path))
+    try:
+        raw = pd.read_csv(p, dtype=str, keep_default_na=False, na_values=["NA", ""])
+    except pd.errors.EmptyDataError as exc:
+        raise InputFileError("the file is empty", file=str(path)) from exc
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise InputFileError(f"cannot be read as CSV: {exc}", file=str(path)) from exc
+    for col in raw.columns:
+        s = raw[col]
+        vals = s.dropna().str.strip()
+        if vals.empty:
+            raw[col] = pd.to_numeric(s, errors="coerce")
+            continue
+        num = pd.to_numeric(vals, errors="coerce")
+        if num.notna().all() and not vals.str.match(_LEADING_ZERO).any():
+            raw[col] = pd.to_numeric(s.str.strip(), errors="coerce")
+    return raw
+
+
+def _parse_refs(refs: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for item in refs:
+        if "=" not in item:
+            raise ModelSpecError(f"--ref {item!r} must be VAR=LEVEL", hint="e.g. --ref ARMCD=PBO")
+        var, level = item.split("=", 1)
+        out[var.strip()] = level.strip()
+    return out
+
+
+def _parse_lsmeans(spec: str) -> tuple[str, str | None]:
+    parts = [p.strip() for p in spec.split("|")]
+    if len(parts) > 2 or not all(parts):
+        raise ModelSpecError(
+            f"--lsmeans {spec!r} is not FACTOR or FACTOR|BY", hint='e.g. --lsmeans "ARMCD|AVISIT"'
+        )
+    return parts[0], (parts[1] if len(parts) == 2 else None)
+
+
+def _fmt(x, digits=4):
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "."
+    if isinstance(x, float):
+        if abs(x) != 0 and (abs(x) < 1e-4 or abs(x) >= 1e6):
+            return f"{x:.{digits}g}"
+        return f"{x:.{digits}f}"
+    return str(x)
+
+
+def _pfmt(p):
+    if p is None or not math.isfinite(p):
+        return "."
+    return "<.0001" if p < 1e-4 else f"{p:.4f}"
+
+
+_HEADERS = {"std_error": "SE", "statistic": "t", "p_value": "p", "conf_low": "lower", "conf_high": "upper"}
+
+
+def _table(console, title, frame, columns):
+    import polars as pl
+    from rich.table import Table
+
+    t = Table(title=title, title_justify="left", header_style="bold")
+    for c in columns:
+        t.add_column(
+            _HEADERS.get(c, c),
+            justify="left" if frame.schema[c] == pl.Utf8 else "right",
+            no_wrap=c == "contrast",
+        )
+    for row in frame.iter_rows(named=True):
+        cells = []
+        for c in columns:
+            v = row[c]
+            if c == "p_value":
+                cells.append(_pfmt(v))
+            elif c == "df":
+                cells.append(_fmt(v, 1))
+            else:
+                cells.append(_fmt(v))
+        t.add_row(*cells)
+    console.print(t)
+
+
+@click.command(name="mmrm", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("data", metavar="DATA.csv")
+@click.argument("formula")
+@click.option("--ml", is_flag=True, help="Maximum likelihood instead of REML.")
+@click.option(
+    "--df",
+    "df_method",
+    type=click.Choice(["kenward-roger", "satterthwaite", "residual", "between-within"]),
+    default=None,
+    help="Denominator df (default kenward-roger; between-within with --vcov empirical).",
+)
+@click.option(
+    "--vcov",
+    type=click.Choice(["empirical", "kenward-roger-linear"]),
+    default=None,
+    help="Covariance of the fixed effects: sandwich, or SAS DDFM=KR(LINEAR).",
+)
+@click.option("--weights", default=None, metavar="W", help="Column of observation weights (SAS WEIGHT).")
+@click.option(
+    "--ref", "refs", multiple=True, metavar="VAR=LEVEL", help="Reference level of a factor (repeatable)."
+)
+@click.option(
+    "--lsmeans", default=None, metavar="SPEC", help='LS means and differences: "ARMCD" or "ARMCD|AVISIT".'
+)
+@click.option("--json", "json_out", default=None, metavar="OUT", help="Write results as JSON to OUT.")
+def mmrm(data, formula, ml, df_method, vcov, weights, refs, lsmeans, json_out):
+    """Fit an MMRM on DATA.csv with an R mmrm formula, e.g.
+
+    \b
+      trialpipe mmrm fev.csv "FEV1 ~ RACE + SEX + ARMCD * AVISIT + us(AVISIT | USUBJID)" --ref SEX=Male
+
+    Covariance terms: us, cs, csh, ar1, ar1h, toep, toeph, ad, adh, sp_exp (numeric coordinates);
+    us(VISIT | GROUP / SUBJECT) fits a separate covariance per GROUP level. The time variable and text
+    columns are factors, factor(X) makes a numeric column one. --lsmeans ARMCD gives the ARMCD LS means
+    and each level minus the reference level; --lsmeans "ARMCD|AVISIT" does so within each visit.
+    """
+    from rich.console import Console
+
+    from pipelines.stats.mmrm import fit_mmrm
+
+    console = Console()
+    if not console.is_terminal:  # piped or captured: do not squeeze tables into 80 columns
+        console = Console(width=120)
+    err = Console(stderr=True)
+    ref = _parse_refs(refs)
+    ls_spec = _parse_lsmeans(lsmeans) if lsmeans else None
+    with err.status(f"reading {data}"):
+        frame = read_csv(data)
+    with err.status("fitting the MMRM") as status:
+        res = fit_mmrm(
+            frame,
+            formula,
+            reml=not ml,
+            df_method=df_method,
+            vcov=vcov,
+            weights=weights,
+            ref=ref,
+            file=data,
+            progress=lambda msg: status.update(msg),
+        )
+        ls_frame = contrast_frame = None
+        if ls_spec and res.inference is not None:
+            status.update("LS means")
+            factor, by = ls_spec
+            ls_frame = res.lsmeans(factor, by=by)
+            contrast_frame = res.lsmean_contrasts(factor, by=by)
+        coefs = res.coefficients if res.inference is not None else None
+
+    s = res.summary()
+    console.print(f"[bold]MMRM[/bold] {res.formula}")
+    console.print(
+        f"{res.covariance_type} covariance, {res.method}, df {res.df_method}, vcov {res.vcov_method}; "
+        f"{res.n_obs} observations, {res.n_subjects_used} subjects with data ({res.n_subjects} in the file)"
+    )
+    console.print(
+        f"-2 log-likelihood {_fmt(s['neg2_loglik'])}  AIC {_fmt(s['aic'], 2)}  AICC {_fmt(s['aicc'], 2)}  "
+        f"BIC {_fmt(s['bic'], 2)}  converged: {'yes' if res.converged else '[red]NO[/red]'}"
+    )
+    if coefs is not None:
+        _table(
+            console, "Fixed effects", coefs, ["term", "estimate", "std_error", "df", "statistic", "p_value"]
+        )
+        for g, cv in res.covariance.items():
+            if cv["matrix"] is None:
+                continue
+            import polars as pl
+
+            cov_frame = pl.DataFrame(
+                {"": cv["labels"], **{lab: cv["matrix"][:, j] for j, lab in enumerate(cv["labels"])}}
+            )
+            title = "Covariance matrix" + ("" if g == "all" else f" ({g})")
+            _table(console, title, cov_frame, list(cov_frame.columns))
+    if ls_frame is not None:
+        lead = [
+            c
+            for c in ls_frame.columns
+            if c not in ("estimate", "std_error", "df", "statistic", "p_value", "conf_low", "conf_high")
+        ]
+        _table(console, "LS means", ls_frame, lead + ["estimate", "std_error", "df", "conf_low", "conf_high"])
+        lead = [
+            c
+            for c in contrast_frame.columns
+            if c
+            not in (
+                "estimate",
+                "std_error",
+                "df",
+                "statistic",
+                "p_value",
+                "conf_low",
+                "conf_high",
+                "reference",
+            )
+        ]
+        lead = [c for c in lead if c != ls_spec[0] and c != "contrast"] + ["contrast"]
+        _table(
+            console,
+            "Differences of LS means",
+            contrast_frame,
+            lead + ["estimate", "std_error", "df", "p_value", "conf_low", "conf_high"],
+        )
+    for w in res.warnings:
+        err.print(f"[yellow]warning:[/yellow] {w}")
+    if json_out:
+        payload = res.to_dict(lsmeans=ls_frame, contrasts=contrast_frame)
+        try:
+            Path(json_out).write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
+        except OSError as exc:
+            raise InputFileError(f"cannot write the JSON output: {exc.strerror}", file=json_out) from exc
+    status_text = "converged" if res.converged else "did NOT converge (see warnings)"
+    tail = f"; results written to {json_out}" if json_out else ""
+    click.echo(
+        f"MMRM {res.covariance_type} {res.method} on {res.n_obs} observations from {res.n_subjects_used} subjects "
+        f"{status_text}: -2 log-likelihood {_fmt(s['neg2_loglik'])}{tail}."
+    )
