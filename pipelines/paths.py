@@ -16,10 +16,8 @@ def dagster_home() -> Path:
     home.mkdir(parents=True, exist_ok=True)
     cfg = home / "dagster.yaml"
     if not cfg.exists():
-        cfg.write_text(
-            "# Local Dagster instance for trialpipe (SQLite storage under this folder).\n"
-            "telemetry:\n  enabled: false\n"
-        )
+        # SQLite storage under this folder; a run queue of 2 with one run per study at a time.
+        cfg.write_text((PROJECT_ROOT / "docs" / "dagster" / "dagster.local.yaml").read_text())
     return home
 
 
