@@ -62,7 +62,9 @@ def main(argv: list[str]) -> None:
     if cmd == "demo":
         args = [str(_bin(VENV, "trialpipe")), "demo", *rest]
     elif cmd == "test":
-        args = [str(_bin(VENV, "pytest")), *rest]
+        # both cores; tests that share a server (the UI tests) are pinned to one worker by group
+        parallel = [] if any(a.startswith("-n") for a in rest) else ["-n", "2", "--dist", "loadgroup"]
+        args = [str(_bin(VENV, "pytest")), *parallel, *rest]
     elif cmd == "ui":
         Path(env["DAGSTER_HOME"]).mkdir(exist_ok=True)
         args = [str(_bin(VENV, "dagster")), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", *rest]

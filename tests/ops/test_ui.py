@@ -71,6 +71,7 @@ def webserver(tmp_path_factory):
         log.close()
 
 
+@pytest.mark.xdist_group("dagster_webserver")
 def test_graphql_lists_assets_checks_schedule_sensor_and_runs_a_study(webserver):
     port = webserver["port"]
     assets = {tuple(n["assetKey"]["path"]) for n in _gql(port, "{ assetNodes { assetKey { path } } }")["assetNodes"]}
@@ -117,6 +118,7 @@ def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
+@pytest.mark.xdist_group("dagster_webserver")
 @pytest.mark.skipif(_chromium() is None, reason="Chromium is not installed (apt-get install chromium)")
 def test_asset_graph_page_renders_in_headless_chromium(webserver, tmp_path):
     # the staging group's lineage page: its asset nodes carry the asset names
