@@ -73,12 +73,17 @@ def main() -> None:
     assessment_files = []
     for s in manifest.sources:
         if s.kind != "randomization":
-            pattern = "|".join(
-                f"^{m.items.pattern.replace('{n}', '[0-9]+').replace('{n:02d}', '[0-9]+')}$"
-                if m.items.pattern else "^(" + "|".join(m.items.columns or []) + ")$"
-                for m in s.instruments.values()
-            )
-            assessment_files.append((s.file, pattern))
+            # the item columns the manifest names, as one regex for DuckDB's COLUMNS()
+            from pipelines.instruments import load_instruments
+
+            names = []
+            for inst_id, m in s.instruments.items():
+                inst = load_instruments()[inst_id]
+                if m.items.columns:
+                    names += m.items.columns
+                else:
+                    names += [m.items.pattern.format(n=i.n, code=i.code, code_lower=i.code.lower()) for i in inst.items]
+            assessment_files.append((s.file, "^(" + "|".join(names) + ")$"))
     all_files = [s.file for s in manifest.sources]
     size_mb = sum((study / f).stat().st_size for f in all_files) / 1e6
 

@@ -87,8 +87,18 @@ def model_inputs(model: str) -> set[str]:
 
 
 def ordered_models(layers: tuple[str, ...] = ("staging", "qc", "analysis")) -> list[str]:
-    """Every SQL model of the layers, each after the models it reads (topological order)."""
-    pending = {m: model_inputs(m) for layer in layers for m in models(layer)}
+    """Every SQL model of the layers, each after the models it reads (topological order).
+
+    A model that reads another SQL model outside the chosen layers (qc.total_mismatches reads
+    analysis.scores) is left out when that layer is not chosen."""
+    all_models = {m for layer in {"staging", "qc", "analysis", "results"} for m in models(layer)}
+    pending = {m: model_inputs(m) & all_models for layer in layers for m in models(layer)}
+    while True:
+        missing = [m for m, deps in pending.items() if deps - set(pending)]
+        if not missing:
+            break
+        for m in missing:
+            del pending[m]
     order: list[str] = []
     while pending:
         ready = sorted(m for m, deps in pending.items() if not (deps & set(pending)))

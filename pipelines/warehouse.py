@@ -50,7 +50,7 @@ def write_frame(
     con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, *, mode: str = "replace", documented: bool = True
 ) -> None:
     """Write a polars frame to ``schema.table`` (replace or append by column name)."""
-    arrow = frame.to_arrow()
+    arrow = frame.to_arrow(compat_level=pl.CompatLevel.oldest())  # large_string: DuckDB ingests it ~2x faster than string_view
     con.register("_tp_frame", arrow)
     try:
         if mode == "replace":
@@ -135,10 +135,11 @@ def document(con: duckdb.DuckDBPyConnection, table: str) -> None:
     is_view = bool(con.execute(
         "select count(*) from duckdb_views() where schema_name = ? and view_name = ?", [schema, name]
     ).fetchone()[0])
-    con.execute(f"comment on {'view' if is_view else 'table'} {table} is {_quote(desc.strip())}")
+    statements = [f"comment on {'view' if is_view else 'table'} {table} is {_quote(desc.strip())}"]
     present = {r[0] for r in con.execute(
         "select column_name from information_schema.columns where table_schema = ? and table_name = ?", [schema, name]
     ).fetchall()}
-    for col, text in cols.items():
-        if col in present:
-            con.execute(f"comment on column {table}.{col} is {_quote(str(text).strip())}")
+    statements += [
+        f"comment on column {table}.{col} is {_quote(str(text).strip())}" for col, text in cols.items() if col in present
+    ]
+    con.execute(";\n".join(statements))  # one round trip for the whole table's documentation
