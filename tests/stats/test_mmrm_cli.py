@@ -55,15 +55,27 @@ def test_cli_json_matches_sas_listing(refdata_dir, tmp_path):
 
 
 def test_cli_done_when_command(refdata_dir, tmp_path):
-    """The issue's command (Kenward-Roger by default): SAS's -2RLL, estimates and df; SEs KR-adjusted."""
+    """The issue's command as written (default df = Satterthwaite, as R mmrm) reproduces the SAS listing."""
     out = tmp_path / "out.json"
     _run([str(refdata_dir / "fev_data.csv"), FORMULA, "--ref", "SEX=Male", "--json", str(out)])
     payload = json.loads(out.read_text())
-    assert payload["df_method"] == "kenward-roger"
+    assert payload["df_method"] == "satterthwaite"
+    # openpharma/mmrm design/SAS/sas_log_reml.txt
     assert abs(payload["neg2_loglik"] - 3386.44987722) <= 1e-3
     trt = next(c for c in payload["coefficients"] if c["term"] == "ARMCDTRT")
+    assert abs(trt["estimate"] - 3.7745) <= 0.01 * 1.0741  # SAS: 3.7745
+    assert abs(trt["std_error"] - 1.0741) <= 0.002 * 1.0741  # SAS: 1.0741
+    assert abs(trt["df"] - 146) <= 0.51  # SAS: 146
+
+
+def test_cli_kenward_roger_inflates_the_se(refdata_dir, tmp_path):
+    out = tmp_path / "out.json"
+    _run([str(refdata_dir / "fev_data.csv"), FORMULA, "--ref", "SEX=Male", "--df", "kenward-roger", "--json", str(out)])
+    payload = json.loads(out.read_text())
+    assert payload["df_method"] == "kenward-roger"
+    trt = next(c for c in payload["coefficients"] if c["term"] == "ARMCDTRT")
     assert abs(trt["estimate"] - 3.7745) <= 0.011 and abs(trt["df"] - 146) <= 0.51
-    assert trt["std_error"] > 1.0741  # KR inflates the model-based SE
+    assert trt["std_error"] > 1.0741  # KR adjusts the model-based SE (SAS DDFM=KR always does)
 
 
 def test_cli_reports_non_convergence_with_exit_zero(tmp_path):
