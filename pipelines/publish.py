@@ -108,13 +108,18 @@ def publish(working_db: Path, warehouse_path: Path, study_id: str, run_row: dict
         n_rows = 0
         for schema, table in work_tables:
             con.execute(f'create schema if not exists "{schema}"')
-            existing = {c for c, _ in _columns(con, main, schema, table)}
+            existing = dict(_columns(con, main, schema, table))
             if not existing:
                 con.execute(f'create table "{schema}"."{table}" as select * from work."{schema}"."{table}" limit 0')
             else:
                 for col, dtype in _columns(con, "work", schema, table):
                     if col not in existing:
                         con.execute(f'alter table "{schema}"."{table}" add column "{col}" {dtype}')
+                    elif existing[col] != dtype:
+                        # the same column typed differently by two studies (or code versions):
+                        # widen the published column so both fit; VARCHAR holds anything
+                        widened = dtype if existing[col] in ("INTEGER", "NULL") else "VARCHAR"
+                        con.execute(f'alter table "{schema}"."{table}" alter column "{col}" type {widened}')
             con.execute(f'insert into "{schema}"."{table}" by name select * from work."{schema}"."{table}"')
             n_rows += int(con.execute(f'select count(*) from work."{schema}"."{table}"').fetchone()[0])
             warehouse.document(con, f"{schema}.{table}")

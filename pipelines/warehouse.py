@@ -49,7 +49,13 @@ def set_context(con: duckdb.DuckDBPyConnection, **variables: object) -> None:
 def write_frame(
     con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, *, mode: str = "replace", documented: bool = True
 ) -> None:
-    """Write a polars frame to ``schema.table`` (replace or append by column name)."""
+    """Write a polars frame to ``schema.table`` (replace or append by column name).
+
+    A column with no values at all has no type in polars (Null); it is written as VARCHAR, so a
+    later study whose column has values (a manifest title, say) fits the same table."""
+    nulls = [c for c, t in frame.schema.items() if t == pl.Null]
+    if nulls:
+        frame = frame.with_columns([pl.col(c).cast(pl.String) for c in nulls])
     arrow = frame.to_arrow(compat_level=pl.CompatLevel.oldest())  # large_string: DuckDB ingests it ~2x faster than string_view
     con.register("_tp_frame", arrow)
     try:

@@ -76,3 +76,20 @@ def test_blocked_run_leaves_published_warehouse_untouched(tmp_path):
     assert query(wh, "select study_id, status from meta.runs order by finished_at") == [
         ("UTF8-BOM", "success"), ("SUBJECT-RANDOMIZED-TWICE", "failed")
     ]
+
+
+def test_simulate_all_formats_then_run(tmp_path):
+    """The foundation's done-when: simulate wide+NDA+SDTM, run, and find all three instruments."""
+    study, wh = tmp_path / "D", tmp_path / "W" / "trialpipe.duckdb"
+    sim = _invoke(["simulate", str(study), "--format", "wide,nda,sdtm"])
+    assert sim.exit_code == 0, sim.output
+    assert (study / "nda").is_dir() and (study / "sdtm" / "rs.xpt").exists()
+    result = _invoke(["run", str(study), "--warehouse", str(wh)])
+    assert result.exit_code == 0, result.output
+    assert query(wh, "select instrument, count(distinct usubjid) from staging.item_responses group by 1 order by 1") == [
+        ("CAPS-5", 30), ("MADRS", 30), ("PCL-5", 30)
+    ]
+    assert query(wh, "select count(*) from staging.item_responses where study_id is null") == [(0,)]
+    assert {f for (f,) in query(wh, "select distinct _source_file from raw.caps5")} == {"nda/ptsd_dsm501.txt"}
+    paramcds = {p for (p,) in query(wh, "select distinct paramcd from analysis.adqs")}
+    assert {"CAPS5TOT", "CAPS5B", "CAPS5C", "CAPS5D", "CAPS5E", "PCL5TOT", "PCL5B", "PCL5C", "PCL5D", "PCL5E", "MADRSTOT"} <= paramcds

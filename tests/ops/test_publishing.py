@@ -101,3 +101,18 @@ def test_sigkill_at_random_moments_leaves_published_warehouse_intact(tmp_path):
     assert _cli("run", target, "--warehouse", str(wh)).wait() == 0
     assert query(wh, "select count(*) from staging.subjects where study_id = 'SEMICOLON-DELIMITER'") == [(4,)]
     assert not list(wh.parent.glob(".*.tmp"))
+
+
+def test_publish_widens_a_column_two_studies_type_differently(tmp_path):
+    """Study A's table has an all-NULL column (typed INTEGER by DuckDB), study B's has text in it."""
+    from pipelines.publish import publish
+
+    wh = tmp_path / "w.duckdb"
+    for sid, value in (("A", "NULL"), ("B", "'a title'")):
+        work = tmp_path / f"{sid}.duckdb"
+        con = duckdb.connect(str(work))
+        con.execute("create schema ref")
+        con.execute(f"create table ref.study as select '{sid}' as study_id, {value} as title")
+        con.close()
+        publish(work, wh, sid)
+    assert query(wh, "select study_id, title from ref.study order by 1") == [("A", None), ("B", "a title")]

@@ -45,6 +45,13 @@ def webserver(tmp_path_factory):
     env = {**os.environ, "DAGSTER_HOME": str(home), "TRIALPIPE_STUDIES_ROOT": str(studies),
            "TRIALPIPE_WAREHOUSE": str(home / "warehouse" / "trialpipe.duckdb"), "PYTHONPATH": str(ROOT)}
     shutil.copy(ROOT / "docs" / "dagster" / "dagster.local.yaml", home / "dagster.yaml")
+    # a run from the command line before the UI starts: it must show in the UI's run history
+    cli_run = subprocess.run(
+        [str(Path(sys.executable).with_name("trialpipe")), "run", str(ROOT / "tests" / "data" / "bad_inputs" / "utf8_bom"),
+         "--warehouse", str(home / "warehouse" / "trialpipe.duckdb")],
+        env=env, capture_output=True, text=True,
+    )
+    assert cli_run.returncode == 0, cli_run.stdout + cli_run.stderr
     port = _free_port()
     log = open(home / "dagster_dev.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
@@ -61,7 +68,7 @@ def webserver(tmp_path_factory):
                 if proc.poll() is not None or time.monotonic() > deadline:
                     pytest.fail("dagster dev did not come up: " + (home / "dagster_dev.log").read_text()[-2000:])
                 time.sleep(0.5)
-        yield {"port": port, "home": home, "studies": studies, "env": env}
+        yield {"port": port, "home": home, "studies": studies, "env": env, "cli_output": cli_run.stdout}
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -86,6 +93,14 @@ def test_graphql_lists_assets_checks_schedule_sensor_and_runs_a_study(webserver)
     assert {"study_job", "validate_job"} <= {j["name"] for j in repo["jobs"]}
     assert [s["name"] for s in repo["schedules"]] == ["nightly"] and repo["schedules"][0]["cronSchedule"] == "0 2 * * *"
     assert {"studies_sensor", "record_failed_runs"} <= {s["name"] for s in repo["sensors"]}
+
+    # the command-line run is in the UI's history, with its study partition
+    runs = _gql(port, "{ runsOrError(limit: 20) { ... on Runs { results { runId jobName status tags { key value } } } } }")
+    cli_runs = [r for r in runs["runsOrError"]["results"]
+                if {"key": "trialpipe/launched_by", "value": "cli"} in r["tags"]]
+    assert cli_runs and cli_runs[0]["status"] == "SUCCESS" and cli_runs[0]["jobName"] == "study_job"
+    assert {"key": "dagster/partition", "value": "UTF8-BOM"} in cli_runs[0]["tags"]
+    assert cli_runs[0]["runId"] in webserver["cli_output"]
 
     # a simulated study, registered as a partition over GraphQL, run over GraphQL, polled to success
     study = webserver["studies"] / "ket"
