@@ -48,7 +48,9 @@ E6 Sensitivity (``lmm_ri``, ``lmm_rs``): statsmodels MixedLM with the same fixed
    intercept per subject (lmm_ri) or a random intercept and slope on study day (lmm_rs, ADY / 7 =
    weeks, unstructured G; fitted only when at least 5 subjects have post-baseline values on two or
    more distinct days). Residual covariance sigma^2 I. Wald z inference: ``df`` is NULL and
-   ``df_method = 'z (normal)'``. A fit statsmodels flags as not converged reports no effects.
+   ``df_method = 'z (normal)'``. A fit whose optimiser did not converge, or that could not be
+   fitted, reports no effects (converged = false); a converged fit with a variance component on the
+   boundary (zero, singular G) is kept, with statsmodels' warning in ``warnings``.
 E7 Single-arm study (one arm in the manifest): no between-arm contrast. The MMRM is fitted without
    the arm terms (chg ~ base + avisit + <cov>(avisit | usubjid), same fallbacks) and gives LS-mean
    changes per visit (``results.lsmeans``, model 'mmrm'). ``results.treatment_effects`` holds
@@ -172,7 +174,7 @@ def _families() -> list[tuple[str, list[str]]]:
 
 
 def _join(items) -> str | None:
-    items = [str(x) for x in items if x]
+    items = list(dict.fromkeys(str(x) for x in items if x))
     return " | ".join(items) if items else None
 
 
@@ -404,7 +406,7 @@ class _Run:
         )
         if not fit.converged:
             self.notes.append(
-                f"{paramcd}: {fit.kind} did not converge ({_join(warn) or 'statsmodels'}); no LS means or effects"
+                f"{paramcd}: {fit.kind} not usable ({_join(warn) or 'statsmodels'}); no LS means or effects"
             )
             return
         counts = {(a, v): n for a, v, n in data.group_by("trtp", "avisit").len().iter_rows()}

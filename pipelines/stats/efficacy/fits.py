@@ -7,6 +7,7 @@ Analysis data (one row per subject x post-baseline visit): ``usubjid, trtp, avis
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -194,9 +195,17 @@ class LMMFit:
     lsmeans: list[dict] = field(default_factory=list)  # trtp, avisit, estimate, std_error
     contrasts: list[dict] = field(default_factory=list)  # avisit, estimate, std_error, statistic, p_value
 
+    usable: bool = False
+
     @property
     def converged(self) -> bool:
-        return self.result is not None and self.error is None and bool(self.result.converged)
+        """Usable: statsmodels' optimiser converged, the only convergence warnings (if any) say a
+        variance component is on the boundary (estimated as zero / singular G), and the treatment
+        effects have finite standard errors. ``pipelines.stats.lmm.fit_lmm`` counts the boundary
+        warning as non-convergence; a zero variance component is a legitimate REML estimate (the
+        model reduces to fewer random effects) and SAS/lme4 report such fits, so we keep them and
+        list the warning in results.model_fits.warnings."""
+        return self.usable
 
 
 def lmm_design(data: pl.DataFrame, *, visit_levels: list[str], experimental: str) -> tuple[pl.DataFrame, list[str]]:
@@ -239,12 +248,16 @@ def fit_random_effects(
         re_formula = "~ady_weeks"
     out = LMMFit(kind, formula, re_formula)
     try:
-        res = fit_lmm(d, formula, groups="usubjid", re_formula=re_formula, reml=reml)
+        with warnings.catch_warnings():
+            # numerical RuntimeWarnings statsmodels emits outside fit_lmm's own recording (e.g. log(0)
+            # for a response without variation); the fit's convergence flag carries the verdict
+            warnings.simplefilter("ignore", RuntimeWarning)
+            res = fit_lmm(d, formula, groups="usubjid", re_formula=re_formula, reml=reml)
     except Exception as exc:
         out.error = f"could not be fitted ({type(exc).__name__}: {exc})"
         return out
     out.result = res
-    if not res.converged:
+    if not _lmm_usable(res):
         return out
     names = list(res.model_result.fe_params.index)
     beta = res.model_result.fe_params.to_numpy()
@@ -285,9 +298,22 @@ def fit_random_effects(
         z = e / s if np.isfinite(e) and s > 0 else float("nan")
         p = float(2.0 * stats.norm.sf(abs(z))) if np.isfinite(z) else float("nan")
         out.contrasts.append({"avisit": v, "estimate": e, "std_error": s, "statistic": z, "p_value": p})
-    if not any(np.isfinite(c["estimate"]) and np.isfinite(c["std_error"]) for c in out.contrasts):
-        out.error = "no estimable treatment effect (standard errors not finite)"
+    if not any(np.isfinite(c["estimate"]) and np.isfinite(c["std_error"]) and c["std_error"] > 0 for c in out.contrasts):
+        out.error = "no estimable treatment effect (standard errors not finite or zero)"
+    out.usable = out.error is None
     return out
+
+
+BOUNDARY_WARNINGS = ("on the boundary of the parameter space", "Random effects covariance is singular")
+
+
+def _lmm_usable(res) -> bool:
+    if res.converged:
+        return True
+    if not bool(getattr(res.model_result, "converged", False)):
+        return False
+    other = [w for w in res.warnings if not any(k in w for k in BOUNDARY_WARNINGS)]
+    return not any(("converge" in w.lower() or "failed" in w.lower()) for w in other)
 
 
 def slope_identifiable(data: pl.DataFrame) -> tuple[bool, str]:
