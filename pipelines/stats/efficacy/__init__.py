@@ -479,6 +479,8 @@ class _Run:
                         f"{multiplicity.LABELS[method]} adjustment (planned family size {len(members)})"
                     )
         primary = self.a.primary_parameter
+        if primary not in self.parameters:
+            return
         self.notes.append(
             f"The primary endpoint {primary} at {self.primary_visit} is tested unadjusted (p_adjusted = "
             f"p_value); the {multiplicity.LABELS[method]} adjustment applies within each instrument's "
