@@ -188,7 +188,11 @@ def logistic_baseline_adjusted(y, arm, base, alpha: float = 0.05) -> LogisticRes
             res = sm.Logit(y, X).fit(disp=0, maxiter=200)
         except Exception as exc:  # PerfectSeparationError (older statsmodels), LinAlgError
             return fail(f"the logistic model could not be fitted ({type(exc).__name__}: {exc})")
-    bad = [w for w in caught if issubclass(w.category, ConvergenceWarning) or "separation" in str(w.message).lower()]
+    bad = [
+        w
+        for w in caught
+        if issubclass(w.category, ConvergenceWarning) or "separation" in str(w.message).lower()
+    ]
     if bad or not res.mle_retvals.get("converged", False):
         msg = str(bad[0].message) if bad else "the optimiser did not converge"
         return fail(f"the logistic model did not converge or shows separation ({msg})")
@@ -243,7 +247,12 @@ def responder_rows(
                 x = int((a.get_column(flag_col) == "Y").sum())
                 counts[arm] = (x, a.height, randomized.get(arm, 0))
 
-            base_row = {"paramcd": paramcd, "criterion": criterion, "avisit": primary_visit, "criterion_text": rule}
+            base_row = {
+                "paramcd": paramcd,
+                "criterion": criterion,
+                "avisit": primary_visit,
+                "criterion_text": rule,
+            }
             for missing, pick in ((OBSERVED, lambda c: (c[0], c[1])), (NRI, lambda c: (c[0], c[2]))):
                 for arm in arms:
                     x, n = pick(counts[arm])

@@ -203,11 +203,14 @@ class _Run:
             self.adqs.select("avisit", "avisitn").unique().drop_nulls().iter_rows()
         )
         analysable = self.adqs.filter(
-            (pl.col("anl01fl") == "Y") & pl.col("chg").is_not_null() & pl.col("avisit").is_in(self.post_visits)
+            (pl.col("anl01fl") == "Y")
+            & pl.col("chg").is_not_null()
+            & pl.col("avisit").is_in(self.post_visits)
         )
         self.rows = analysable.select("usubjid", "trtp", "paramcd", "avisit", "ady", "base", "chg")
         present = set(self.rows.get_column("paramcd").unique().to_list())
-        with_values = set(self.adqs.filter(pl.col("aval").is_not_null()).get_column("paramcd").unique().to_list())
+        valued = self.adqs.filter(pl.col("aval").is_not_null())
+        with_values = set(valued.get_column("paramcd").unique().to_list())
         for p in _parameter_order(with_values - present):
             self.notes.append(f"{p}: values but no post-baseline change from baseline; not analysed")
         self.only = None if parameters is None else set(parameters)
@@ -472,7 +475,9 @@ class _Run:
                     r["p_adjusted"] = pa
                     r["adjust_method"] = method
                     r["family"] = family
-                absent = [p for p, r in zip(members, ordered, strict=True) if r is None or r["p_value"] is None]
+                absent = [
+                    p for p, r in zip(members, ordered, strict=True) if r is None or r["p_value"] is None
+                ]
                 if absent:
                     self.notes.append(
                         f"{family} ({model}): no p-value for {', '.join(absent)}; counted as p = 1 in the "

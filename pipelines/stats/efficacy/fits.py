@@ -208,7 +208,9 @@ class LMMFit:
         return self.usable
 
 
-def lmm_design(data: pl.DataFrame, *, visit_levels: list[str], experimental: str) -> tuple[pl.DataFrame, list[str]]:
+def lmm_design(
+    data: pl.DataFrame, *, visit_levels: list[str], experimental: str
+) -> tuple[pl.DataFrame, list[str]]:
     """Treatment-coded numeric columns for ``chg ~ base + trtp * avisit`` (first visit and the
     control arm are the reference): ``x_trt``, ``x_v<j>``, ``x_tv<j>`` for visits j >= 2."""
     d = data.with_columns(x_trt=(pl.col("trtp") == experimental).cast(pl.Float64))
@@ -298,7 +300,10 @@ def fit_random_effects(
         z = e / s if np.isfinite(e) and s > 0 else float("nan")
         p = float(2.0 * stats.norm.sf(abs(z))) if np.isfinite(z) else float("nan")
         out.contrasts.append({"avisit": v, "estimate": e, "std_error": s, "statistic": z, "p_value": p})
-    if not any(np.isfinite(c["estimate"]) and np.isfinite(c["std_error"]) and c["std_error"] > 0 for c in out.contrasts):
+    finite = [
+        np.isfinite(c["estimate"]) and np.isfinite(c["std_error"]) and c["std_error"] > 0 for c in out.contrasts
+    ]
+    if not any(finite):
         out.error = "no estimable treatment effect (standard errors not finite or zero)"
     out.usable = out.error is None
     return out
