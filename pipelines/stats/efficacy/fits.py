@@ -300,10 +300,7 @@ def fit_random_effects(
         z = e / s if np.isfinite(e) and s > 0 else float("nan")
         p = float(2.0 * stats.norm.sf(abs(z))) if np.isfinite(z) else float("nan")
         out.contrasts.append({"avisit": v, "estimate": e, "std_error": s, "statistic": z, "p_value": p})
-    finite = [
-        np.isfinite(c["estimate"]) and np.isfinite(c["std_error"]) and c["std_error"] > 0 for c in out.contrasts
-    ]
-    if not any(finite):
+    if not any(np.isfinite(c["estimate"]) and c["std_error"] > 0 for c in out.contrasts):  # NaN > 0 is False
         out.error = "no estimable treatment effect (standard errors not finite or zero)"
     out.usable = out.error is None
     return out
