@@ -168,6 +168,25 @@ class Params:
 
 CALIBRATED = Params()
 
+
+def with_effect_scale(params: Params, scale: float) -> Params:
+    """``params`` with every ketamine-specific latent change multiplied by ``scale`` (CAPS-5 and MADRS
+    ``delta_ket``; PCL-5 follows CAPS-5 through its loading).
+
+    ``scale = 0`` is a null trial: no term of the latent model depends on the arm, so both arms have
+    the same distribution (the non-specific change stays). Other values scale the *latent* effect;
+    the totals' differences are only roughly proportional because items are rounded and clipped.
+    """
+    import dataclasses
+
+    if scale == 1.0:
+        return params
+    return dataclasses.replace(
+        params,
+        caps5=dataclasses.replace(params.caps5, delta_ket=params.caps5.delta_ket * scale),
+        madrs=dataclasses.replace(params.madrs, delta_ket=params.madrs.delta_ket * scale),
+    )
+
 CLUSTERS = ("B", "C", "D", "E")
 # DSM-5 cluster of items 1..20 (the same for PCL-5 and CAPS-5; pipelines/instruments/*.yaml).
 CLUSTER_OF_ITEM = np.array([0] * 5 + [1] * 2 + [2] * 7 + [3] * 6)

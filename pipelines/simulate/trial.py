@@ -193,8 +193,10 @@ def build_trial(
     study_id: str | None = None,
     missing_item_rate: float = 0.0,
     params: model.Params = model.CALIBRATED,
+    effect_scale: float = 1.0,
 ) -> Trial:
-    """Simulate one study in memory (no files)."""
+    """Simulate one study in memory (no files). ``effect_scale`` multiplies the ketamine-specific
+    change (0 = a null trial; see :func:`model.with_effect_scale`); it changes no random draw."""
     if per_arm < 1:
         raise ValueError(f"per_arm must be at least 1 (got {per_arm})")
     if not 0.0 <= missing_item_rate < 1.0:
@@ -231,6 +233,7 @@ def build_trial(
     last_attended = np.full(n, len(VISITS) - 1)
     last_attended[dropouts] = last_visit
 
+    params = model.with_effect_scale(params, effect_scale)
     draws = model.draw_latent((rng["caps5"], rng["pcl5"], rng["madrs"]), days, params)
     items = model.item_scores(draws, is_ket, params)
     miss_rng = rng["missing"]
@@ -260,6 +263,7 @@ def simulate_trial(
     seed: int = DEFAULT_SEED,
     study_id: str | None = None,
     missing_item_rate: float = 0.0,
+    effect_scale: float = 1.0,
 ) -> pl.DataFrame:
     """The simulated study as long item data (polars), without writing files.
 
@@ -267,7 +271,12 @@ def simulate_trial(
     arm ('KET'/'MID'), visit ('BL','D1','W1','W2'), visitnum, study_day, instrument ('PCL-5',
     'CAPS-5', 'MADRS'), item (1..n in the instrument's standard order), value`` (null when the item
     is missing). Visits after a dropout have no rows. Same seed, same data as :func:`write_study`.
+    ``effect_scale`` as in :func:`build_trial` (0 = null trial).
     """
     return build_trial(
-        per_arm=per_arm, seed=seed, study_id=study_id, missing_item_rate=missing_item_rate
+        per_arm=per_arm,
+        seed=seed,
+        study_id=study_id,
+        missing_item_rate=missing_item_rate,
+        effect_scale=effect_scale,
     ).long()
