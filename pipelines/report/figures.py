@@ -201,7 +201,7 @@ def change_over_visits(panels: list[dict], *, xticklabels: list[str], primary_in
             if panel.get("note"):
                 ax.text(0.5, 0.5, panel["note"], transform=ax.transAxes, ha="center", va="center", color=GREY)
         if legend and handles:
-            fig.legend(list(handles.values()), list(handles.keys()), loc="outside upper right", ncols=len(handles),
+            fig.legend(list(handles.values()), list(handles.keys()), loc="outside upper left", ncols=len(handles),
                        frameon=False)
     return fig
 
@@ -277,7 +277,7 @@ def responders(groups: list[dict], *, level: float = 95, width: float = 7.5) -> 
         ax.set_axisbelow(True)
         ax.tick_params(axis="y", length=0)
         if handles:
-            fig.legend(list(handles.values()), list(handles.keys()), loc="outside upper right",
+            fig.legend(list(handles.values()), list(handles.keys()), loc="outside upper left",
                        ncols=len(handles), frameon=False)
     return fig
 
@@ -290,14 +290,14 @@ def flow_diagram(stages: list[str], arms: list[dict], total: list[int | None]) -
 
     with style():
         ncol = max(len(arms), 1)
-        fig = new_figure(2.9 * ncol + 0.2, 0.9 + 0.8 * len(stages))
+        fig = new_figure(max(2.9 * ncol, 3.6) + 0.2, 0.9 + 0.8 * len(stages))
         ax = fig.subplots()
         ax.set_axis_off()
-        ax.set_xlim(0, ncol)
+        ax.set_xlim(-0.1 if ncol == 1 else 0, ncol + (0.1 if ncol == 1 else 0))
         ax.set_ylim(-len(stages) - 0.1, 1.1)
 
         def box(x, y, text, color):
-            ax.add_patch(FancyBboxPatch((x - 0.44, y - 0.3), 0.88, 0.6, boxstyle="round,pad=0.02,rounding_size=0.06",
+            ax.add_patch(FancyBboxPatch((x - 0.44, y - 0.33), 0.88, 0.66, boxstyle="round,pad=0.02,rounding_size=0.06",
                                         fc="white", ec=color, lw=1.4))
             ax.text(x, y, text, ha="center", va="center", fontsize=9)
 
@@ -312,15 +312,13 @@ def flow_diagram(stages: list[str], arms: list[dict], total: list[int | None]) -
                 label = arm["label"] if i == 0 else _short_stage(stage)
                 box(x, y, f"{label}\nn = {n}", color)
                 if i:
-                    ax.annotate("", xy=(x, y + 0.3), xytext=(x, y + 0.65),
+                    ax.annotate("", xy=(x, y + 0.33), xytext=(x, y + 0.62),
                                 arrowprops={"arrowstyle": "-|>", "color": GREY, "lw": 0.9})
         ax.set_ylim(-0.9 - (len(stages) - 1) * 0.95 - 0.4, 0.95)
     return fig
 
 
 def _short_stage(stage: str) -> str:
-    s = stage.replace(" (analysed by the MMRM)", "\n(analysed by the MMRM)")
-    if len(s) > 38 and "\n" not in s:
-        cut = s.rfind(" ", 0, 38)
-        s = s[:cut] + "\n" + s[cut + 1:]
-    return s
+    import textwrap
+
+    return textwrap.fill(stage, 30)

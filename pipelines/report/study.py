@@ -11,6 +11,7 @@ Where each number comes from is stated in the section's note and in :mod:`pipeli
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -53,10 +54,20 @@ def _draw(build, *args, **kwargs):
         return None
 
 
-def svg(build, *args, **kwargs) -> str | None:
-    """A figure builder's figure as an SVG data URI (None when there is nothing to draw)."""
+@dataclass
+class Img:
+    uri: str  # data: URI
+    width: int  # natural size, CSS px
+    height: int
+
+
+def svg(build, *args, **kwargs) -> Img | None:
+    """A figure builder's figure as an SVG data URI with its natural size (None when there is nothing to draw)."""
     fig = _draw(build, *args, **kwargs)
-    return F.svg_data_uri(fig) if fig is not None else None
+    if fig is None:
+        return None
+    uri = F.svg_data_uri(fig)  # saving lays the figure out; the size is final afterwards
+    return Img(uri, round(fig.get_figwidth() * 96), round(fig.get_figheight() * 96))
 
 
 def png(build, *args, **kwargs) -> str | None:
@@ -231,7 +242,7 @@ def flow_figure(data: StudyData, flow: list[dict]) -> Figure | None:
         return None
     styles = arm_styles(data)
     arms = [{"label": a.label, "style": styles[a.id], "counts": [r["counts"].get(a.id, 0) for r in flow]} for a in data.arms]
-    return _draw(F.flow_diagram, [r["stage"] for r in flow], arms, [r["total"] for r in flow])
+    return _draw(F.flow_diagram, [r["short"] for r in flow], arms, [r["total"] for r in flow])
 
 
 # ----------------------------------------------------------------------------------- context

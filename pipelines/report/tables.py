@@ -56,7 +56,7 @@ def _falsy(v) -> bool:
 def participant_flow(data: StudyData) -> list[dict]:
     """Randomized (ADSL RANDFL), with a baseline value of the primary parameter (ADQS ABLFL), analysed
     by the MMRM (a baseline and at least one post-baseline change), completed the primary visit (ADSL
-    COMPLFL). Rows: {stage, counts: {arm_id: n}, total}."""
+    COMPLFL). Rows: {stage, short (for the diagram), counts: {arm_id: n}, total}."""
     adsl, adqs = data.adsl, data.adqs
     arms = [a.id for a in data.arms]
     if adsl is None or adsl.is_empty():
@@ -74,20 +74,24 @@ def participant_flow(data: StudyData) -> list[dict]:
     rows = []
     rand = adsl.filter(pl.col("randfl") == "Y")["usubjid"].to_list() if "randfl" in adsl.columns else adsl["usubjid"].to_list()
     c, t = count(rand)
-    rows.append({"stage": "Enrolled" if data.single_arm else "Randomized", "counts": c, "total": t})
+    first = "Enrolled" if data.single_arm else "Randomized"
+    rows.append({"stage": first, "short": first, "counts": c, "total": t})
     label = data.param(pcd).label
     if adqs is not None and not adqs.is_empty():
         q = adqs.filter(pl.col("paramcd") == pcd)
         base = q.filter(pl.col("ablfl") == "Y")["usubjid"].to_list()
         c, t = count(set(base) & set(rand))
-        rows.append({"stage": f"With a baseline {label}", "counts": c, "total": t})
+        rows.append({"stage": f"With a baseline {label}", "short": f"Baseline {label}", "counts": c, "total": t})
         post = q.filter(pl.col("chg").is_not_null())["usubjid"].unique().to_list()
         c, t = count(set(post) & set(rand))
-        rows.append({"stage": f"With at least one post-baseline {label} (analysed by the MMRM)", "counts": c, "total": t})
+        rows.append({"stage": f"With at least one post-baseline {label} (analysed by the MMRM)",
+                     "short": "Analysed by the MMRM", "counts": c, "total": t})
     if "complfl" in adsl.columns:
         comp = adsl.filter((pl.col("complfl") == "Y") & pl.col("usubjid").is_in(rand))["usubjid"].to_list()
         c, t = count(comp)
-        rows.append({"stage": f"Completed {data.visit_label(data.primary_visit)} ({label} assessed)", "counts": c, "total": t})
+        visit = data.visit_label(data.primary_visit)
+        rows.append({"stage": f"Completed {visit} ({label} assessed)", "short": f"Completed {visit}", "counts": c,
+                     "total": t})
     return rows
 
 
