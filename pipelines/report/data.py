@@ -22,8 +22,17 @@ log = logging.getLogger(__name__)
 INSTRUMENTS = ("CAPS-5", "PCL-5", "MADRS")
 # Display order: each instrument's total, then its clusters (the contract's PARAMCD list).
 PARAM_ORDER = (
-    "CAPS5TOT", "CAPS5B", "CAPS5C", "CAPS5D", "CAPS5E", "CAPS5DIS",
-    "PCL5TOT", "PCL5B", "PCL5C", "PCL5D", "PCL5E",
+    "CAPS5TOT",
+    "CAPS5B",
+    "CAPS5C",
+    "CAPS5D",
+    "CAPS5E",
+    "CAPS5DIS",
+    "PCL5TOT",
+    "PCL5B",
+    "PCL5C",
+    "PCL5D",
+    "PCL5E",
     "MADRSTOT",
 )
 _PREFIX = {"CAPS5": "CAPS-5", "PCL5": "PCL-5", "MADRS": "MADRS"}
@@ -35,19 +44,73 @@ MODEL_LABEL = {
 }
 DEFAULT_FORMULA = "chg ~ base + trtp * avisit + {cov}(avisit | usubjid)"
 # Short DSM-5 cluster names for tables and figure labels (the PARAM text carries the long ones).
-CLUSTER_NAMES = {"B": "Intrusion", "C": "Avoidance", "D": "Cognitions and mood", "E": "Arousal and reactivity"}
+CLUSTER_NAMES = {
+    "B": "Intrusion",
+    "C": "Avoidance",
+    "D": "Cognitions and mood",
+    "E": "Arousal and reactivity",
+}
 
 # The contract's columns of each results table: missing ones are added as NULL so callers can rely on them.
 CONTRACT_COLUMNS = {
-    "results.lsmeans": ["study_id", "paramcd", "model", "trtp", "avisit", "estimate", "std_error", "df",
-                        "conf_low", "conf_high"],
-    "results.treatment_effects": ["study_id", "paramcd", "model", "avisit", "is_primary", "estimate", "std_error",
-                                  "df", "df_method", "conf_low", "conf_high", "p_value", "p_adjusted",
-                                  "adjust_method", "cohens_d", "run_id"],
-    "results.responders": ["study_id", "paramcd", "criterion", "trtp", "n_responders", "n_evaluable", "proportion",
-                           "risk_difference", "conf_low", "conf_high", "p_value", "test"],
-    "results.model_fits": ["study_id", "paramcd", "model", "covariance", "estimation", "df_method", "converged",
-                           "neg2_loglik", "aic", "n_subjects", "n_obs", "warnings"],
+    "results.lsmeans": [
+        "study_id",
+        "paramcd",
+        "model",
+        "trtp",
+        "avisit",
+        "estimate",
+        "std_error",
+        "df",
+        "conf_low",
+        "conf_high",
+    ],
+    "results.treatment_effects": [
+        "study_id",
+        "paramcd",
+        "model",
+        "avisit",
+        "is_primary",
+        "estimate",
+        "std_error",
+        "df",
+        "df_method",
+        "conf_low",
+        "conf_high",
+        "p_value",
+        "p_adjusted",
+        "adjust_method",
+        "cohens_d",
+        "run_id",
+    ],
+    "results.responders": [
+        "study_id",
+        "paramcd",
+        "criterion",
+        "trtp",
+        "n_responders",
+        "n_evaluable",
+        "proportion",
+        "risk_difference",
+        "conf_low",
+        "conf_high",
+        "p_value",
+        "test",
+    ],
+    "results.model_fits": [
+        "study_id",
+        "paramcd",
+        "model",
+        "covariance",
+        "estimation",
+        "df_method",
+        "converged",
+        "neg2_loglik",
+        "aic",
+        "n_subjects",
+        "n_obs",
+        "warnings",
+    ],
 }
 
 
@@ -184,7 +247,9 @@ class StudyData:
     def effect(self, paramcd: str, visit: str | None = None, model: str = "mmrm") -> dict | None:
         visit = visit or self.primary_visit
         rows = self.rows("results.treatment_effects", paramcd=paramcd, model=model)
-        hit = [r for r in rows if r.get("avisit") == visit] or [r for r in rows if r.get("is_primary") and visit is None]
+        hit = [r for r in rows if r.get("avisit") == visit] or [
+            r for r in rows if r.get("is_primary") and visit is None
+        ]
         return hit[0] if hit else None
 
     def lsmean(self, paramcd: str, arm: str, visit: str | None = None, model: str = "mmrm") -> dict | None:
@@ -218,7 +283,7 @@ def _param_from_code(paramcd: str, long_label: str | None, defs: dict | None = N
     d = (defs or {}).get(paramcd, {})
     long_label = long_label or d.get("param") or paramcd
     cluster = None
-    suffix = paramcd[len(next((p for p in _PREFIX if paramcd.startswith(p)), "")):]
+    suffix = paramcd[len(next((p for p in _PREFIX if paramcd.startswith(p)), "")) :]
     if inst in ("CAPS-5", "PCL-5") and suffix in ("B", "C", "D", "E"):
         cluster = suffix
     if is_total:
@@ -234,10 +299,8 @@ def _param_from_code(paramcd: str, long_label: str | None, defs: dict | None = N
 
 def _instrument_defs() -> dict[str, dict]:
     """PARAMCD -> {param, max_score} from the instrument definitions (data, not code)."""
-    try:
-        from pipelines.instruments import load_instruments
-    except Exception:  # pragma: no cover - the report must still render without the definitions
-        return {}
+    from pipelines.instruments import load_instruments
+
     out: dict[str, dict] = {}
     for inst in load_instruments().values():
         for sc in inst.scores:
@@ -269,7 +332,9 @@ def columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
     ]
 
 
-def read_table(con: duckdb.DuckDBPyConnection, table: str, study_id: str, where: str = "") -> pl.DataFrame | None:
+def read_table(
+    con: duckdb.DuckDBPyConnection, table: str, study_id: str, where: str = ""
+) -> pl.DataFrame | None:
     """The study's rows of ``table`` (all rows when it has no study_id column); None when it does not exist."""
     if not has_table(con, table):
         return None
@@ -325,12 +390,18 @@ def load_study(con: duckdb.DuckDBPyConnection, study_id: str, run_id: str | None
 
     study = _first(read_table(con, "ref.study", study_id))
     if not study:
-        notes.append("ref.study is missing: study options (visits, primary visit, alpha) are inferred from the data.")
+        notes.append(
+            "ref.study is missing: study options (visits, primary visit, alpha) are inferred from the data."
+        )
 
     adsl = read_table(con, "analysis.adsl", study_id)
     if adsl is None:
         notes.append("analysis.adsl is missing: no participant flow or baseline characteristics.")
-    adqs = read_table(con, "analysis.adqs", study_id, "anl01fl = 'Y'") if has_table(con, "analysis.adqs") else None
+    adqs = (
+        read_table(con, "analysis.adqs", study_id, "anl01fl = 'Y'")
+        if has_table(con, "analysis.adqs")
+        else None
+    )
     if adqs is None:
         notes.append("analysis.adqs is missing: no observed values, trajectories or baseline scores.")
 
@@ -353,7 +424,9 @@ def load_study(con: duckdb.DuckDBPyConnection, study_id: str, run_id: str | None
         seen = {}
         for r in adsl.to_dicts():
             if r.get("trt01p") and r["trt01p"] not in seen:
-                seen[r["trt01p"]] = Arm(r["trt01p"], r.get("arm_label") or r["trt01p"], r.get("arm_role") or "")
+                seen[r["trt01p"]] = Arm(
+                    r["trt01p"], r.get("arm_label") or r["trt01p"], r.get("arm_role") or ""
+                )
         arms = list(seen.values())
     else:
         ls = results.get("results.lsmeans")
@@ -361,7 +434,11 @@ def load_study(con: duckdb.DuckDBPyConnection, study_id: str, run_id: str | None
             arms = [Arm(str(a), str(a), "") for a in sorted(ls["trtp"].drop_nulls().unique().to_list())]
     arms.sort(key=lambda a: {"experimental": 0, "control": 1}.get(a.role, 2))
     if adsl is not None and "trt01p" in adsl.columns:
-        counts = dict(adsl.filter(pl.col("randfl") == "Y").group_by("trt01p").len().iter_rows()) if "randfl" in adsl.columns else {}
+        counts = (
+            dict(adsl.filter(pl.col("randfl") == "Y").group_by("trt01p").len().iter_rows())
+            if "randfl" in adsl.columns
+            else {}
+        )
         for a in arms:
             a.n = int(counts.get(a.id, 0))
     if not arms:
@@ -373,18 +450,28 @@ def load_study(con: duckdb.DuckDBPyConnection, study_id: str, run_id: str | None
     if ref_visits is not None and not ref_visits.is_empty():
         for r in ref_visits.sort("avisitn").to_dicts():
             visits.append(
-                Visit(str(r["visit"]), r.get("visit_label") or str(r["visit"]), r.get("nominal_day"), int(r["avisitn"]),
-                      bool(r.get("is_baseline")), bool(r.get("is_primary")))
+                Visit(
+                    str(r["visit"]),
+                    r.get("visit_label") or str(r["visit"]),
+                    r.get("nominal_day"),
+                    int(r["avisitn"]),
+                    bool(r.get("is_baseline")),
+                    bool(r.get("is_primary")),
+                )
             )
     elif adqs is not None and not adqs.is_empty():
         vs = adqs.group_by("avisit").agg(pl.col("avisitn").min(), pl.col("ady").median()).sort("avisitn")
         for r in vs.to_dicts():
-            visits.append(Visit(r["avisit"], r["avisit"], int(r["ady"]) if is_num(r["ady"]) else None, int(r["avisitn"])))
+            visits.append(
+                Visit(
+                    r["avisit"], r["avisit"], int(r["ady"]) if is_num(r["ady"]) else None, int(r["avisitn"])
+                )
+            )
 
     primary_visit = study.get("primary_visit")
     if not primary_visit:
         te = results.get("results.treatment_effects")
-        prim = te.filter(pl.col("is_primary") == True) if te is not None and not te.is_empty() else None  # noqa: E712
+        prim = te.filter(pl.col("is_primary") == True) if te is not None and not te.is_empty() else None
         if prim is not None and not prim.is_empty():
             primary_visit = prim["avisit"][0]
         else:
@@ -448,7 +535,11 @@ def input_hashes(data: StudyData, provenance: dict | None = None) -> dict[str, s
         return dict(json.loads(v) if isinstance(v, str) else v)
     if data.run and data.run.get("input_sha256s"):
         try:
-            return dict(json.loads(data.run["input_sha256s"]))
+            recorded = dict(json.loads(data.run["input_sha256s"]))
         except (TypeError, ValueError):
-            pass
-    return {r["_source_file"]: r.get("_source_sha256") or "" for r in data.source_files if r.get("_source_file")}
+            recorded = {}
+        if recorded:
+            return recorded
+    return {
+        r["_source_file"]: r.get("_source_sha256") or "" for r in data.source_files if r.get("_source_file")
+    }

@@ -16,9 +16,7 @@ import math
 from contextlib import contextmanager
 
 import matplotlib
-
-matplotlib.use("Agg", force=False)
-from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.figure import Figure
 
 OKABE_ITO = {
     "blue": "#0072B2",
@@ -93,8 +91,15 @@ def _finite(*xs) -> bool:
 
 
 # -------------------------------------------------------------------------------------- forest
-def forest(panels: list[dict], *, xlabel: str, favours: tuple[str, str] | None, level: float = 95,
-           width: float = 9.0, gid_prefix: str = "forest-row") -> Figure:
+def forest(
+    panels: list[dict],
+    *,
+    xlabel: str,
+    favours: tuple[str, str] | None,
+    level: float = 95,
+    width: float = 9.0,
+    gid_prefix: str = "forest-row",
+) -> Figure:
     """One panel per instrument. ``panels``: [{title, rows: [{key, label, estimate, conf_low,
     conf_high, note}]}]. Each drawn row gets the SVG id ``<gid_prefix>-<key>``; the estimate and CI
     are printed at the right; ``favours`` = (left label, right label) under the axis."""
@@ -109,19 +114,37 @@ def forest(panels: list[dict], *, xlabel: str, favours: tuple[str, str] | None, 
             for y, r in zip(ys, rows, strict=True):
                 ok = _finite(r.get("estimate"), r.get("conf_low"), r.get("conf_high"))
                 if ok:
-                    line = ax.plot([r["conf_low"], r["conf_high"]], [y, y], color=GREY, lw=1.6, solid_capstyle="butt")[0]
+                    line = ax.plot(
+                        [r["conf_low"], r["conf_high"]], [y, y], color=GREY, lw=1.6, solid_capstyle="butt"
+                    )[0]
                     line.set_gid(f"{gid_prefix}-{r['key']}")
-                    ax.plot([r["estimate"]], [y], marker="s", ms=6.5, color=r.get("color") or OKABE_ITO["blue"],
-                            mec="white", mew=0.6, zorder=3)
+                    ax.plot(
+                        [r["estimate"]],
+                        [y],
+                        marker="s",
+                        ms=6.5,
+                        color=r.get("color") or OKABE_ITO["blue"],
+                        mec="white",
+                        mew=0.6,
+                        zorder=3,
+                    )
                     lims += [r["conf_low"], r["conf_high"]]
                     text = f"{r['estimate']:.2f} ({r['conf_low']:.2f}, {r['conf_high']:.2f})"
                 else:
                     mark = ax.plot([], [])[0]
                     mark.set_gid(f"{gid_prefix}-{r['key']}")
                     text = r.get("note") or "not estimable"
-                ax.annotate(text, xy=(1.0, y), xycoords=("axes fraction", "data"), xytext=(6, 0),
-                            textcoords="offset points", va="center", ha="left", fontsize=8.5,
-                            color="black" if ok else GREY)
+                ax.annotate(
+                    text,
+                    xy=(1.0, y),
+                    xycoords=("axes fraction", "data"),
+                    xytext=(6, 0),
+                    textcoords="offset points",
+                    va="center",
+                    ha="left",
+                    fontsize=8.5,
+                    color="black" if ok else GREY,
+                )
             ax.axvline(0, color="black", lw=0.8, zorder=1)
             ax.set_yticks(ys, [r["label"] for r in rows])
             ax.set_ylim(-0.7, len(rows) - 0.3)
@@ -134,27 +157,61 @@ def forest(panels: list[dict], *, xlabel: str, favours: tuple[str, str] | None, 
             ax.tick_params(axis="y", length=0)
             ax.grid(axis="x", color=LIGHT, lw=0.6)
             ax.set_axisbelow(True)
-            ax.annotate(f"Difference ({level:g}% CI)", xy=(1.0, 1.0), xycoords="axes fraction", xytext=(6, 4),
-                        textcoords="offset points", ha="left", va="bottom", fontsize=8, color=GREY)
+            ax.annotate(
+                f"Difference ({level:g}% CI)",
+                xy=(1.0, 1.0),
+                xycoords="axes fraction",
+                xytext=(6, 4),
+                textcoords="offset points",
+                ha="left",
+                va="bottom",
+                fontsize=8,
+                color=GREY,
+            )
         axes[-1].set_xlabel(xlabel)
         if favours:
             # Inside each panel, under its rows, anchored at zero: the two labels never overlap and
             # never collide with tick labels, whatever the axis range.
             for ax in axes:
                 ax.set_ylim(-1.5, ax.get_ylim()[1])
-                ax.annotate("\u2190 " + favours[0], xy=(0, -1.05), xycoords="data", xytext=(-4, 0),
-                            textcoords="offset points", ha="right", va="center", fontsize=8,
-                            color=arm_style(0)["color"], annotation_clip=False)
-                ax.annotate(favours[1] + " \u2192", xy=(0, -1.05), xycoords="data", xytext=(4, 0),
-                            textcoords="offset points", ha="left", va="center", fontsize=8,
-                            color=arm_style(1)["color"], annotation_clip=False)
+                ax.annotate(
+                    "\u2190 " + favours[0],
+                    xy=(0, -1.05),
+                    xycoords="data",
+                    xytext=(-4, 0),
+                    textcoords="offset points",
+                    ha="right",
+                    va="center",
+                    fontsize=8,
+                    color=arm_style(0)["color"],
+                    annotation_clip=False,
+                )
+                ax.annotate(
+                    favours[1] + " \u2192",
+                    xy=(0, -1.05),
+                    xycoords="data",
+                    xytext=(4, 0),
+                    textcoords="offset points",
+                    ha="left",
+                    va="center",
+                    fontsize=8,
+                    color=arm_style(1)["color"],
+                    annotation_clip=False,
+                )
         fig.get_layout_engine().set(w_pad=0.1, h_pad=0.12)
     return fig
 
 
 # ----------------------------------------------------------------------------- change over visits
-def change_over_visits(panels: list[dict], *, xticklabels: list[str], primary_index: int | None,
-                       ncols: int = 1, panel_size: tuple[float, float] = (6.5, 3.6), legend: bool = True) -> Figure:
+def change_over_visits(
+    panels: list[dict],
+    *,
+    xticklabels: list[str],
+    primary_index: int | None,
+    ncols: int = 1,
+    panel_size: tuple[float, float] = (6.5, 3.6),
+    legend: bool = True,
+) -> Figure:
     """Mean change by visit and arm with CI bars. ``panels``: [{title, ylabel, series: [{label, style,
     points: [(x_index, estimate, lo, hi)]}]}] (None panel = empty grid cell). The baseline point (0 at
     index 0) is drawn without a CI."""
@@ -179,8 +236,16 @@ def change_over_visits(panels: list[dict], *, xticklabels: list[str], primary_in
                     continue
                 xs = [p[0] + off for p in pts]
                 ys = [p[1] for p in pts]
-                h = ax.plot(xs, ys, color=st["color"], marker=st["marker"], linestyle=st["linestyle"], lw=1.6, ms=5,
-                            label=s["label"])[0]
+                h = ax.plot(
+                    xs,
+                    ys,
+                    color=st["color"],
+                    marker=st["marker"],
+                    linestyle=st["linestyle"],
+                    lw=1.6,
+                    ms=5,
+                    label=s["label"],
+                )[0]
                 handles.setdefault(s["label"], h)
                 for x, p in zip(xs, pts, strict=True):
                     if _finite(p[2], p[3]):
@@ -192,8 +257,12 @@ def change_over_visits(panels: list[dict], *, xticklabels: list[str], primary_in
                 ax.axvspan(primary_index - 0.4, primary_index + 0.4, color="#F2F2F2", zorder=0)
             ax.set_xticks(range(len(xticklabels)), xticklabels)
             ax.set_xlim(-0.4, len(xticklabels) - 0.6)
-            ax.set_title(panel["title"], loc="left", fontweight="bold" if n == 1 else None,
-                         fontsize=None if n == 1 else 9)
+            ax.set_title(
+                panel["title"],
+                loc="left",
+                fontweight="bold" if n == 1 else None,
+                fontsize=None if n == 1 else 9,
+            )
             if panel.get("ylabel"):
                 ax.set_ylabel(panel["ylabel"])
             ax.grid(axis="y", color=LIGHT, lw=0.6)
@@ -201,14 +270,25 @@ def change_over_visits(panels: list[dict], *, xticklabels: list[str], primary_in
             if panel.get("note"):
                 ax.text(0.5, 0.5, panel["note"], transform=ax.transAxes, ha="center", va="center", color=GREY)
         if legend and handles:
-            fig.legend(list(handles.values()), list(handles.keys()), loc="outside upper left", ncols=len(handles),
-                       frameon=False)
+            fig.legend(
+                list(handles.values()),
+                list(handles.keys()),
+                loc="outside upper left",
+                ncols=len(handles),
+                frameon=False,
+            )
     return fig
 
 
 # ---------------------------------------------------------------------------------- spaghetti
-def spaghetti(panels: list[dict], *, xlabel: str, ylabel: str, ylim: tuple[float, float] | None = None,
-              panel_size: tuple[float, float] = (3.9, 3.4)) -> Figure:
+def spaghetti(
+    panels: list[dict],
+    *,
+    xlabel: str,
+    ylabel: str,
+    ylim: tuple[float, float] | None = None,
+    panel_size: tuple[float, float] = (3.9, 3.4),
+) -> Figure:
     """One panel per arm: each subject's values over study day (thin lines), the arm's mean by
     visit (thick line, markers). ``panels``: [{title, style, subjects: [[(day, value), ...]],
     mean: [(day, value)]}]."""
@@ -224,8 +304,17 @@ def spaghetti(panels: list[dict], *, xlabel: str, ylabel: str, ylim: tuple[float
             m = [p for p in panel["mean"] if _finite(p[0], p[1])]
             if m:
                 ax.plot([p[0] for p in m], [p[1] for p in m], color="black", lw=3.2, zorder=3)
-                ax.plot([p[0] for p in m], [p[1] for p in m], color=st["color"], lw=2.0, marker=st["marker"], ms=5,
-                        linestyle=st["linestyle"], zorder=4, label="arm mean")
+                ax.plot(
+                    [p[0] for p in m],
+                    [p[1] for p in m],
+                    color=st["color"],
+                    lw=2.0,
+                    marker=st["marker"],
+                    ms=5,
+                    linestyle=st["linestyle"],
+                    zorder=4,
+                    label="arm mean",
+                )
             ax.set_title(panel["title"], loc="left", fontweight="bold")
             ax.set_xlabel(xlabel)
             ax.grid(color=LIGHT, lw=0.6)
@@ -245,7 +334,7 @@ def responders(groups: list[dict], *, level: float = 95, width: float = 7.5) -> 
     proportion (0-1), conf_low, conf_high, text}]}]."""
     with style():
         nbars = sum(len(g["bars"]) for g in groups)
-        fig = new_figure(width, 0.45 * nbars + 0.55 * len(groups) + 0.9)
+        fig = new_figure(width, 0.3 * nbars + 0.3 * len(groups) + 0.9)
         ax = fig.subplots()
         y = 0.0
         yt, yl = [], []
@@ -256,15 +345,31 @@ def responders(groups: list[dict], *, level: float = 95, width: float = 7.5) -> 
                 st = b["style"]
                 p = b.get("proportion")
                 if _finite(p):
-                    h = ax.barh(y, 100 * p, height=0.7, color=st["color"], alpha=0.85, label=b["label"],
-                                hatch=None if st["linestyle"] == "-" else "///", edgecolor="white", lw=0)
+                    h = ax.barh(
+                        y,
+                        100 * p,
+                        height=0.75,
+                        color=st["color"],
+                        alpha=0.85,
+                        label=b["label"],
+                        hatch=None if st["linestyle"] == "-" else "///",
+                        edgecolor="white",
+                        lw=0,
+                    )
                     handles.setdefault(b["label"], h)
                     if _finite(b.get("conf_low"), b.get("conf_high")):
                         ax.plot([100 * b["conf_low"], 100 * b["conf_high"]], [y, y], color="black", lw=1.1)
                         for x in (100 * b["conf_low"], 100 * b["conf_high"]):
                             ax.plot([x, x], [y - 0.15, y + 0.15], color="black", lw=1.1)
-                ax.annotate(b.get("text", ""), xy=(1.0, y), xycoords=("axes fraction", "data"), xytext=(6, 0),
-                            textcoords="offset points", va="center", fontsize=8.5)
+                ax.annotate(
+                    b.get("text", ""),
+                    xy=(1.0, y),
+                    xycoords=("axes fraction", "data"),
+                    xytext=(6, 0),
+                    textcoords="offset points",
+                    va="center",
+                    fontsize=8.5,
+                )
                 y += 1
             yt.append((top + y - 1) / 2)
             yl.append(g["label"] + ("\n" + g["sublabel"] if g.get("sublabel") else ""))
@@ -277,8 +382,13 @@ def responders(groups: list[dict], *, level: float = 95, width: float = 7.5) -> 
         ax.set_axisbelow(True)
         ax.tick_params(axis="y", length=0)
         if handles:
-            fig.legend(list(handles.values()), list(handles.keys()), loc="outside upper left",
-                       ncols=len(handles), frameon=False)
+            fig.legend(
+                list(handles.values()),
+                list(handles.keys()),
+                loc="outside upper left",
+                ncols=len(handles),
+                frameon=False,
+            )
     return fig
 
 
@@ -297,23 +407,42 @@ def flow_diagram(stages: list[str], arms: list[dict], total: list[int | None]) -
         ax.set_ylim(-len(stages) - 0.1, 1.1)
 
         def box(x, y, text, color):
-            ax.add_patch(FancyBboxPatch((x - 0.44, y - 0.33), 0.88, 0.66, boxstyle="round,pad=0.02,rounding_size=0.06",
-                                        fc="white", ec=color, lw=1.4))
+            ax.add_patch(
+                FancyBboxPatch(
+                    (x - 0.44, y - 0.33),
+                    0.88,
+                    0.66,
+                    boxstyle="round,pad=0.02,rounding_size=0.06",
+                    fc="white",
+                    ec=color,
+                    lw=1.4,
+                )
+            )
             ax.text(x, y, text, ha="center", va="center", fontsize=9)
 
-        box(ncol / 2, 0.55, f"{stages[0]}\nN = {total[0] if total and total[0] is not None else '?'}", "black")
+        box(
+            ncol / 2, 0.55, f"{stages[0]}\nN = {total[0] if total and total[0] is not None else '?'}", "black"
+        )
         for j, arm in enumerate(arms):
             x = j + 0.5
             color = arm["style"]["color"]
-            ax.annotate("", xy=(x, -0.6), xytext=(ncol / 2, 0.25),
-                        arrowprops={"arrowstyle": "-|>", "color": GREY, "lw": 0.9})
+            ax.annotate(
+                "",
+                xy=(x, -0.6),
+                xytext=(ncol / 2, 0.25),
+                arrowprops={"arrowstyle": "-|>", "color": GREY, "lw": 0.9},
+            )
             for i, (stage, n) in enumerate(zip(stages, arm["counts"], strict=True)):
                 y = -0.9 - i * 0.95 + 0.0
                 label = arm["label"] if i == 0 else _short_stage(stage)
                 box(x, y, f"{label}\nn = {n}", color)
                 if i:
-                    ax.annotate("", xy=(x, y + 0.33), xytext=(x, y + 0.62),
-                                arrowprops={"arrowstyle": "-|>", "color": GREY, "lw": 0.9})
+                    ax.annotate(
+                        "",
+                        xy=(x, y + 0.33),
+                        xytext=(x, y + 0.62),
+                        arrowprops={"arrowstyle": "-|>", "color": GREY, "lw": 0.9},
+                    )
         ax.set_ylim(-0.9 - (len(stages) - 1) * 0.95 - 0.4, 0.95)
     return fig
 

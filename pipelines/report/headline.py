@@ -23,8 +23,10 @@ from pipelines.report.data import StudyData, load_study
 
 
 def _effect_text(e: dict, level: float, *, d: bool = True, adjusted: bool = False) -> str:
-    parts = [f"{fmt.num(e.get('estimate'), missing='n/a')} ({fmt.ci_words(e.get('conf_low'), e.get('conf_high'), level)})",
-             fmt.p_text(e.get("p_value"))]
+    parts = [
+        f"{fmt.num(e.get('estimate'), missing='n/a')} ({fmt.ci_words(e.get('conf_low'), e.get('conf_high'), level)})",
+        fmt.p_text(e.get("p_value")),
+    ]
     if adjusted and fmt.is_num(e.get("p_adjusted")):
         parts.append(fmt.p_text(e.get("p_adjusted"), name="adjusted p"))
     if d and fmt.is_num(e.get("cohens_d")):
@@ -54,13 +56,21 @@ def _two_arm_lines(data: StudyData) -> list[str]:
         p = data.param(c)
         if p.instrument == primary.instrument and p.cluster:
             ec = data.effect(c)
-            lines.append(f"  {p.label}: " + (_effect_text(ec, data.level, d=False, adjusted=True) + _flags(data, c)
-                                              if ec else "no result"))
+            lines.append(
+                f"  {p.label}: "
+                + (
+                    _effect_text(ec, data.level, d=False, adjusted=True) + _flags(data, c)
+                    if ec
+                    else "no result"
+                )
+            )
     for c in data.paramcds():
         p = data.param(c)
         if p.is_total and c != pcd:
             ec = data.effect(c)
-            lines.append(f"{p.full_label}: " + (_effect_text(ec, data.level) + _flags(data, c) if ec else "no result"))
+            lines.append(
+                f"{p.full_label}: " + (_effect_text(ec, data.level) + _flags(data, c) if ec else "no result")
+            )
     lines += _responder_lines(data)
     return lines
 
@@ -78,7 +88,7 @@ def _responder_lines(data: StudyData) -> list[str]:
         label = data.param(g["paramcd"] or "").full_label
         rule = g["rule"]
         if rule.startswith(label + " reduction"):
-            rule = rule[len(label) + 1:]
+            rule = rule[len(label) + 1 :]
         text = f"{g['label'].replace(': ', ' ')}" + (f" ({rule})" if rule else "") + ": " + " vs ".join(arms)
         comp = g["comp"]
         if fmt.is_num(comp.get("p_value")):
@@ -97,9 +107,11 @@ def _single_arm_lines(data: StudyData) -> list[str]:
         ls = data.lsmean(c, arm.id)
         if not ls or not (p.is_total or p.instrument == data.param(data.primary_parameter).instrument):
             continue
-        lines.append(("  " if not p.is_total else "") + f"{p.full_label if p.is_total else p.label}: LS-mean change "
-                     f"{fmt.num(ls.get('estimate'), missing='n/a')} "
-                     f"({fmt.ci_words(ls.get('conf_low'), ls.get('conf_high'), data.level)})" + _flags(data, c))
+        lines.append(
+            ("  " if not p.is_total else "") + f"{p.full_label if p.is_total else p.label}: LS-mean change "
+            f"{fmt.num(ls.get('estimate'), missing='n/a')} "
+            f"({fmt.ci_words(ls.get('conf_low'), ls.get('conf_high'), data.level)})" + _flags(data, c)
+        )
     return lines + _responder_lines(data)
 
 
@@ -112,7 +124,9 @@ def headline_lines(con: duckdb.DuckDBPyConnection, study_id: str) -> list[str]:
         lines = _single_arm_lines(data)
         return lines if len(lines) > 1 else lines + ["  no LS means stored (results.lsmeans)"]
     if not data.has_rows("results.treatment_effects"):
-        return [f"{study_id}: no treatment effects stored (results.treatment_effects is missing or empty)."] + _responder_lines(data)
+        return [
+            f"{study_id}: no treatment effects stored (results.treatment_effects is missing or empty)."
+        ] + _responder_lines(data)
     return [_ascii(line) for line in _two_arm_lines(data)]
 
 

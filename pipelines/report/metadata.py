@@ -36,8 +36,10 @@ def md_table(header: list[str], rows: list[list[str]], align: list[str] | None =
         return str(x).replace("|", "\\|").replace("\n", " ")
 
     align = align or ["l"] + ["r"] * (len(header) - 1)
-    lines = ["| " + " | ".join(cell(h) for h in header) + " |",
-             "|" + "|".join("---:" if a == "r" else ":---" for a in align) + "|"]
+    lines = [
+        "| " + " | ".join(cell(h) for h in header) + " |",
+        "|" + "|".join("---:" if a == "r" else ":---" for a in align) + "|",
+    ]
     lines += ["| " + " | ".join(cell(c) for c in r) + " |" for r in rows]
     return "\n".join(lines)
 
@@ -57,8 +59,9 @@ def _arm_names(data: StudyData) -> str:
     return f"{data.experimental.label} \u2212 {data.control.label}"
 
 
-def treatment_effects_metadata(con: duckdb.DuckDBPyConnection, study_id: str,
-                               frame: pl.DataFrame | None = None) -> tuple[str, str | None]:
+def treatment_effects_metadata(
+    con: duckdb.DuckDBPyConnection, study_id: str, frame: pl.DataFrame | None = None
+) -> tuple[str, str | None]:
     """Primary-visit MMRM rows per parameter: difference, CI, p, adjusted p, Cohen's d; forest plot of
     the clusters."""
     table = "results.treatment_effects"
@@ -67,22 +70,35 @@ def treatment_effects_metadata(con: duckdb.DuckDBPyConnection, study_id: str,
         return f"No rows in {table} for {study_id}.", None
     rows = [r for r in T.effect_rows(data) if data.effect(r.paramcd)]
     if not rows:
-        return f"{table} has no mmrm rows at the primary visit ({data.visit_label(data.primary_visit)}).", None
+        return (
+            f"{table} has no mmrm rows at the primary visit ({data.visit_label(data.primary_visit)}).",
+            None,
+        )
     body = []
     for r in rows:
         c = r.cells
-        label = ("\u2003" if r.indent else "") + data.param(r.paramcd).full_label + (" \u2605" if r.is_primary else "")
+        label = (
+            ("\u2003" if r.indent else "")
+            + data.param(r.paramcd).full_label
+            + (" \u2605" if r.is_primary else "")
+        )
         body.append([label, c["estimate"], c["ci"], c["p"], c["p_adj"], c["d"], "; ".join(r.notes)])
-    md = (f"**{_arm_names(data)} in LS-mean change from baseline at {data.visit_label(data.primary_visit)}** "
-          f"(model mmrm; negative favours {data.experimental.label})\n\n"
-          + md_table(["Parameter", "Difference", f"{data.level:g}% CI", "p", "Adjusted p", "Cohen's d", "Note"], body,
-                     ["l", "r", "r", "r", "r", "r", "l"])
-          + f"\n\n{T.multiplicity_note(data, rows)}")
+    md = (
+        f"**{_arm_names(data)} in LS-mean change from baseline at {data.visit_label(data.primary_visit)}** "
+        f"(model mmrm; negative favours {data.experimental.label})\n\n"
+        + md_table(
+            ["Parameter", "Difference", f"{data.level:g}% CI", "p", "Adjusted p", "Cohen's d", "Note"],
+            body,
+            ["l", "r", "r", "r", "r", "r", "l"],
+        )
+        + f"\n\n{T.multiplicity_note(data, rows)}"
+    )
     return md, png(forest_figure, data, rows)
 
 
-def lsmeans_metadata(con: duckdb.DuckDBPyConnection, study_id: str,
-                     frame: pl.DataFrame | None = None) -> tuple[str, str | None]:
+def lsmeans_metadata(
+    con: duckdb.DuckDBPyConnection, study_id: str, frame: pl.DataFrame | None = None
+) -> tuple[str, str | None]:
     """The primary parameter's MMRM LS-mean change by arm and visit, with the mean-change plot."""
     table = "results.lsmeans"
     data = _data(con, study_id, table, frame)
@@ -92,20 +108,29 @@ def lsmeans_metadata(con: duckdb.DuckDBPyConnection, study_id: str,
         return f"No mmrm LS means for {pcd} in {table} ({study_id}).", None
     order = {v.id: v.order for v in data.visits}
     visits = sorted({r["avisit"] for r in rows}, key=lambda v: (order.get(v, 99), str(v)))
-    header = ["Visit"] + [f"{a.label}: LS mean (SE)" for a in data.arms] + [f"{a.label}: {data.level:g}% CI" for a in data.arms]
+    header = (
+        ["Visit"]
+        + [f"{a.label}: LS mean (SE)" for a in data.arms]
+        + [f"{a.label}: {data.level:g}% CI" for a in data.arms]
+    )
     body = []
     for v in visits:
         ls = [data.lsmean(pcd, a.id, v) or {} for a in data.arms]
-        body.append([data.visit_label(v) + (" (primary)" if v == data.primary_visit else "")]
-                    + [fmt.est_se(x.get("estimate"), x.get("std_error")) for x in ls]
-                    + [fmt.ci(x.get("conf_low"), x.get("conf_high")) for x in ls])
-    md = (f"**LS-mean change from baseline in {data.param(pcd).full_label} by arm and visit** (model mmrm; "
-          "lower = fewer symptoms)\n\n" + md_table(header, body))
+        body.append(
+            [data.visit_label(v) + (" (primary)" if v == data.primary_visit else "")]
+            + [fmt.est_se(x.get("estimate"), x.get("std_error")) for x in ls]
+            + [fmt.ci(x.get("conf_low"), x.get("conf_high")) for x in ls]
+        )
+    md = (
+        f"**LS-mean change from baseline in {data.param(pcd).full_label} by arm and visit** (model mmrm; "
+        "lower = fewer symptoms)\n\n" + md_table(header, body)
+    )
     return md, png(change_figure, data, pcd)
 
 
-def responders_metadata(con: duckdb.DuckDBPyConnection, study_id: str,
-                        frame: pl.DataFrame | None = None) -> tuple[str, str | None]:
+def responders_metadata(
+    con: duckdb.DuckDBPyConnection, study_id: str, frame: pl.DataFrame | None = None
+) -> tuple[str, str | None]:
     """Response and remission by arm at the primary visit, risk difference and test p, with the chart."""
     table = "results.responders"
     data = _data(con, study_id, table, frame)
@@ -117,29 +142,58 @@ def responders_metadata(con: duckdb.DuckDBPyConnection, study_id: str,
         header += ["Risk difference, % (CI)", "p", "Test"]
     body = []
     for g in groups:
-        body.append([g["label"]] + [g["cells"][a.id] for a in data.arms]
-                    + ([g["rd"], g["p"], g["test"]] if not data.single_arm else []))
+        body.append(
+            [g["label"]]
+            + [g["cells"][a.id] for a in data.arms]
+            + ([g["rd"], g["p"], g["test"]] if not data.single_arm else [])
+        )
     md = f"**Responders at {data.visit_label(data.primary_visit)}**\n\n" + md_table(
-        header, body, ["l"] + ["r"] * (len(header) - 2) + ["l"] if not data.single_arm else None)
+        header, body, ["l"] + ["r"] * (len(header) - 2) + ["l"] if not data.single_arm else None
+    )
     return md, png(responder_figure, data, groups)
 
 
-def model_fits_metadata(con: duckdb.DuckDBPyConnection, study_id: str,
-                        frame: pl.DataFrame | None = None) -> tuple[str, str | None]:
+def model_fits_metadata(
+    con: duckdb.DuckDBPyConnection, study_id: str, frame: pl.DataFrame | None = None
+) -> tuple[str, str | None]:
     """One row per fitted model: covariance used (fallbacks marked), converged, -2 log L, AIC, warnings."""
     table = "results.model_fits"
     data = _data(con, study_id, table, frame)
     fits = T.model_rows(data, data.options.get("covariance") or T.DEFAULT_COVARIANCE)
     if not fits:
         return f"No rows in {table} for {study_id}.", None
-    body = [[f["param"], MODEL_LABEL.get(f["model"], f["model"]),
-             f["covariance"] + (" (fallback)" if f["fallback"] else ""), f["converged"], f["neg2_loglik"], f["aic"],
-             f["n"], f["warnings"]] for f in fits]
+    body = [
+        [
+            f["param"],
+            MODEL_LABEL.get(f["model"], f["model"]),
+            f["covariance"] + (" (fallback)" if f["fallback"] else ""),
+            f["converged"],
+            f["neg2_loglik"],
+            f["aic"],
+            f["n"],
+            f["warnings"],
+        ]
+        for f in fits
+    ]
     n_bad = sum(f["not_converged"] for f in fits)
-    md = (f"**Model fits** ({len(fits)} models; {n_bad} not converged; "
-          f"{sum(f['fallback'] for f in fits)} MMRM covariance fallbacks)\n\n"
-          + md_table(["Parameter", "Model", "Covariance", "Converged", "-2 log L", "AIC", "Subjects / obs.", "Warnings"],
-                     body, ["l", "l", "l", "l", "r", "r", "r", "l"]))
+    md = (
+        f"**Model fits** ({len(fits)} models; {n_bad} not converged; "
+        f"{sum(f['fallback'] for f in fits)} MMRM covariance fallbacks)\n\n"
+        + md_table(
+            [
+                "Parameter",
+                "Model",
+                "Covariance",
+                "Converged",
+                "-2 log L",
+                "AIC",
+                "Subjects / obs.",
+                "Warnings",
+            ],
+            body,
+            ["l", "l", "l", "l", "r", "r", "r", "l"],
+        )
+    )
     return md, None
 
 
@@ -151,7 +205,8 @@ HELPERS = {
 }
 
 
-def results_metadata(con: duckdb.DuckDBPyConnection, study_id: str, table: str,
-                     frame: pl.DataFrame | None = None) -> tuple[str, str | None]:
+def results_metadata(
+    con: duckdb.DuckDBPyConnection, study_id: str, table: str, frame: pl.DataFrame | None = None
+) -> tuple[str, str | None]:
     """Dispatch on the contract table name (``results.lsmeans`` ...)."""
     return HELPERS[table](con, study_id, frame)

@@ -49,7 +49,7 @@ def _draw(build, *args, **kwargs):
     """Call a figure builder; a figure that cannot be drawn is left out (logged), never fatal."""
     try:
         return build(*args, **kwargs)
-    except Exception:  # noqa: BLE001 - a broken figure must not stop the report or the asset
+    except Exception:  # a broken figure must not stop the report or the asset
         log.exception("figure %s failed", getattr(build, "__name__", build))
         return None
 
@@ -91,28 +91,52 @@ def forest_figure(data: StudyData, rows: list[T.EffectRow]) -> Figure | None:
     """Cluster differences (experimental - control) with CIs, one panel per instrument."""
     panels = []
     for inst in data.instruments_present():
-        clusters = [r for r in rows if data.param(r.paramcd).instrument == inst and data.param(r.paramcd).cluster]
+        clusters = [
+            r for r in rows if data.param(r.paramcd).instrument == inst and data.param(r.paramcd).cluster
+        ]
         if not any(fmt.is_num(r.estimate) for r in clusters):
             continue
-        panels.append({
-            "title": f"{inst} clusters, {data.visit_label(data.primary_visit)}",
-            "rows": [{"key": r.paramcd, "label": r.label, "estimate": r.estimate, "conf_low": r.conf_low,
-                      "conf_high": r.conf_high, "note": "; ".join(r.notes) or None} for r in clusters],
-        })
+        panels.append(
+            {
+                "title": f"{inst} clusters, {data.visit_label(data.primary_visit)}",
+                "rows": [
+                    {
+                        "key": r.paramcd,
+                        "label": r.label,
+                        "estimate": r.estimate,
+                        "conf_low": r.conf_low,
+                        "conf_high": r.conf_high,
+                        "note": "; ".join(r.notes) or None,
+                    }
+                    for r in clusters
+                ],
+            }
+        )
     if not panels:
         return None
     exp, ctl = data.experimental.label, data.control.label
-    return _draw(F.forest, panels, level=data.level, favours=_favours(data),
-                   xlabel=f"Difference in LS-mean change from baseline, {exp} \u2212 {ctl} (points)")
+    return _draw(
+        F.forest,
+        panels,
+        level=data.level,
+        favours=_favours(data),
+        xlabel=f"Difference in LS-mean change from baseline, {exp} \u2212 {ctl} (points)",
+    )
 
 
 def _visit_axis(data: StudyData) -> tuple[list, list[str], int | None]:
     """Visits from baseline on (pre-baseline visits are not plotted), tick labels, primary index."""
-    visits = [v for v in data.visits if data.baseline_visit is None or v.order >= (data.visit(data.baseline_visit).order
-                                                                                  if data.visit(data.baseline_visit) else 0)]
+    visits = [
+        v
+        for v in data.visits
+        if data.baseline_visit is None
+        or v.order >= (data.visit(data.baseline_visit).order if data.visit(data.baseline_visit) else 0)
+    ]
     short = [v.label.split(" (")[0] for v in visits]
     labels = [s if len(s) <= 12 else v.id for s, v in zip(short, visits, strict=True)]
-    labels = [f"{lab}\n(day {v.day})" if v.day is not None else lab for lab, v in zip(labels, visits, strict=True)]
+    labels = [
+        f"{lab}\n(day {v.day})" if v.day is not None else lab for lab, v in zip(labels, visits, strict=True)
+    ]
     prim = next((i for i, v in enumerate(visits) if v.id == data.primary_visit), None)
     return visits, labels, prim
 
@@ -140,9 +164,11 @@ def change_figure(data: StudyData, paramcd: str) -> Figure | None:
     if not series:
         return None
     p = data.param(paramcd)
-    panel = {"title": f"{p.instrument} {'total' if p.is_total else p.label}: LS-mean change from baseline",
-             "ylabel": f"LS-mean change from baseline, points ({data.level:g}% CI)\nlower = fewer symptoms",
-             "series": series}
+    panel = {
+        "title": f"{p.instrument} {'total' if p.is_total else p.label}: LS-mean change from baseline",
+        "ylabel": f"LS-mean change from baseline, points ({data.level:g}% CI)\nlower = fewer symptoms",
+        "series": series,
+    }
     return _draw(F.change_over_visits, [panel], xticklabels=labels, primary_index=prim, panel_size=(7.0, 4.0))
 
 
@@ -157,19 +183,36 @@ def small_multiples_figure(data: StudyData) -> Figure | None:
     panels = []
     for i, c in enumerate(codes):
         p = data.param(c)
-        title = f"{p.instrument} total" if p.is_total else f"{p.instrument} cluster {p.cluster}\n" + (
-            p.label.split("(", 1)[-1].rstrip(")") if p.cluster else p.label)
-        panels.append({"title": title, "series": _lsmean_series(data, c, visits),
-                       "ylabel": "LS-mean change, points" if i % ncols == 0 else None})
-    return _draw(F.change_over_visits, panels, xticklabels=labels, primary_index=prim, ncols=ncols,
-                   panel_size=(2.3, 2.3))
+        title = (
+            f"{p.instrument} total"
+            if p.is_total
+            else f"{p.instrument} cluster {p.cluster}\n"
+            + (p.label.split("(", 1)[-1].rstrip(")") if p.cluster else p.label)
+        )
+        panels.append(
+            {
+                "title": title,
+                "series": _lsmean_series(data, c, visits),
+                "ylabel": "LS-mean change, points" if i % ncols == 0 else None,
+            }
+        )
+    return _draw(
+        F.change_over_visits,
+        panels,
+        xticklabels=labels,
+        primary_index=prim,
+        ncols=ncols,
+        panel_size=(2.3, 2.3),
+    )
 
 
 def spaghetti_figure(data: StudyData, paramcd: str, value: str = "aval") -> Figure | None:
     adqs = data.adqs
     if adqs is None or adqs.is_empty():
         return None
-    q = adqs.filter((pl.col("paramcd") == paramcd) & pl.col(value).is_not_null() & pl.col("ady").is_not_null())
+    q = adqs.filter(
+        (pl.col("paramcd") == paramcd) & pl.col(value).is_not_null() & pl.col("ady").is_not_null()
+    )
     if q.is_empty():
         return None
     styles = arm_styles(data)
@@ -179,19 +222,35 @@ def spaghetti_figure(data: StudyData, paramcd: str, value: str = "aval") -> Figu
         qa = q.filter(pl.col("trtp") == a.id).sort(["usubjid", "ady"])
         if qa.is_empty():
             continue
-        subjects = [list(zip(g["ady"].to_list(), g[value].to_list(), strict=True)) for _, g in qa.group_by("usubjid", maintain_order=True)]
-        means = (qa.group_by("avisit").agg(pl.col(value).mean().alias("m"), pl.col("avisitn").first())
-                 .sort("avisitn").to_dicts())
+        subjects = [
+            list(zip(g["ady"].to_list(), g[value].to_list(), strict=True))
+            for _, g in qa.group_by("usubjid", maintain_order=True)
+        ]
+        means = (
+            qa.group_by("avisit")
+            .agg(pl.col(value).mean().alias("m"), pl.col("avisitn").first())
+            .sort("avisitn")
+            .to_dicts()
+        )
         mean_pts = [(day_of.get(m["avisit"]), m["m"]) for m in means]
-        panels.append({"title": f"{a.label} (n = {qa['usubjid'].n_unique()})", "style": styles[a.id],
-                       "subjects": subjects, "mean": mean_pts,
-                       "xticks": sorted({d for d in day_of.values() if d is not None})})
+        panels.append(
+            {
+                "title": f"{a.label} (n = {qa['usubjid'].n_unique()})",
+                "style": styles[a.id],
+                "subjects": subjects,
+                "mean": mean_pts,
+                "xticks": sorted({d for d in day_of.values() if d is not None}),
+            }
+        )
     if not panels:
         return None
     p = data.param(paramcd)
     ylim = (0, p.max_score) if value == "aval" and p.max_score else None
-    ylabel = (f"{p.axis_label}, points" if value == "aval" else f"Change from baseline in {p.instrument} "
-              f"{'total' if p.is_total else p.label}, points") + "\nlower = fewer symptoms"
+    ylabel = (
+        f"{p.axis_label}, points"
+        if value == "aval"
+        else f"Change from baseline in {p.instrument} {'total' if p.is_total else p.label}, points"
+    ) + "\nlower = fewer symptoms"
     return _draw(F.spaghetti, panels, xlabel="Study day (days since baseline)", ylabel=ylabel, ylim=ylim)
 
 
@@ -204,9 +263,16 @@ def responder_figure(data: StudyData, groups: list[dict]) -> Figure | None:
             r = g["arms"].get(a.id)
             if r is None:
                 continue
-            bars.append({"label": a.label, "style": styles[a.id], "proportion": r.get("_prop"),
-                         "conf_low": r.get("conf_low"), "conf_high": r.get("conf_high"),
-                         "text": f"{r.get('n_responders')}/{r.get('n_evaluable')} ({fmt.pct(r.get('_prop'), 0)})"})
+            bars.append(
+                {
+                    "label": a.label,
+                    "style": styles[a.id],
+                    "proportion": r.get("_prop"),
+                    "conf_low": r.get("conf_low"),
+                    "conf_high": r.get("conf_high"),
+                    "text": f"{r.get('n_responders')}/{r.get('n_evaluable')} ({fmt.pct(r.get('_prop'), 0)})",
+                }
+            )
         if not bars:
             continue
         sub = []
@@ -229,19 +295,39 @@ def sensitivity_figure(data: StudyData, rows: list[dict]) -> Figure | None:
     if len(rows) < 2 or data.single_arm:
         return None
     p = data.param(data.primary_parameter)
-    panel = {"title": f"{p.instrument} {'total' if p.is_total else p.label}, {data.visit_label(data.primary_visit)}",
-             "rows": [{"key": r["model"], "label": r["label"], "estimate": r["estimate"], "conf_low": r["conf_low"],
-                       "conf_high": r["conf_high"], "note": "; ".join(r["notes"]) or None} for r in rows]}
-    return _draw(F.forest, [panel], level=data.level, favours=_favours(data), gid_prefix="sensitivity-row",
-                   xlabel=f"Difference in change from baseline, {data.experimental.label} \u2212 "
-                          f"{data.control.label} (points)")
+    panel = {
+        "title": f"{p.instrument} {'total' if p.is_total else p.label}, {data.visit_label(data.primary_visit)}",
+        "rows": [
+            {
+                "key": r["model"],
+                "label": r["label"],
+                "estimate": r["estimate"],
+                "conf_low": r["conf_low"],
+                "conf_high": r["conf_high"],
+                "note": "; ".join(r["notes"]) or None,
+            }
+            for r in rows
+        ],
+    }
+    return _draw(
+        F.forest,
+        [panel],
+        level=data.level,
+        favours=_favours(data),
+        gid_prefix="sensitivity-row",
+        xlabel=f"Difference in change from baseline, {data.experimental.label} \u2212 "
+        f"{data.control.label} (points)",
+    )
 
 
 def flow_figure(data: StudyData, flow: list[dict]) -> Figure | None:
     if not flow or not data.arms:
         return None
     styles = arm_styles(data)
-    arms = [{"label": a.label, "style": styles[a.id], "counts": [r["counts"].get(a.id, 0) for r in flow]} for a in data.arms]
+    arms = [
+        {"label": a.label, "style": styles[a.id], "counts": [r["counts"].get(a.id, 0) for r in flow]}
+        for a in data.arms
+    ]
     return _draw(F.flow_diagram, [r["short"] for r in flow], arms, [r["total"] for r in flow])
 
 
@@ -252,16 +338,38 @@ def _model_section(data: StudyData, provenance: dict | None) -> dict:
     requested = requested or T.DEFAULT_COVARIANCE
     fits = T.model_rows(data, requested)
     mmrm_fits = [f for f in fits if f["model"] == "mmrm"]
-    used_by = {r.get("paramcd"): r.get("covariance") for r in data.rows("results.model_fits", model="mmrm")
-               if r.get("covariance")}
+    used_by = {
+        r.get("paramcd"): r.get("covariance")
+        for r in data.rows("results.model_fits", model="mmrm")
+        if r.get("covariance")
+    }
     used = sorted(set(used_by.values()))
     common = max(used, key=lambda c: (list(used_by.values()).count(c), c == requested)) if used else None
     exceptions = [f"{data.param(p).full_label}: {c}" for p, c in used_by.items() if c != common]
-    used_text = (f"{common} for all parameters" + (f" except {'; '.join(exceptions)}" if exceptions else "")
-                 if common else "")
-    df_methods = sorted({str(r.get("df_method")) for r in data.rows("results.treatment_effects", model="mmrm") if r.get("df_method")}
-                        | {str(r.get("df_method")) for r in data.rows("results.model_fits", model="mmrm") if r.get("df_method")})
-    estimation = sorted({str(r.get("estimation")) for r in data.rows("results.model_fits", model="mmrm") if r.get("estimation")})
+    used_text = (
+        f"{common} for all parameters" + (f" except {'; '.join(exceptions)}" if exceptions else "")
+        if common
+        else ""
+    )
+    df_methods = sorted(
+        {
+            str(r.get("df_method"))
+            for r in data.rows("results.treatment_effects", model="mmrm")
+            if r.get("df_method")
+        }
+        | {
+            str(r.get("df_method"))
+            for r in data.rows("results.model_fits", model="mmrm")
+            if r.get("df_method")
+        }
+    )
+    estimation = sorted(
+        {
+            str(r.get("estimation"))
+            for r in data.rows("results.model_fits", model="mmrm")
+            if r.get("estimation")
+        }
+    )
     # The requested structure; a parameter that needed another one is listed as a fallback.
     formula = DEFAULT_FORMULA.format(cov=common if len(used) == 1 else requested)
     if data.single_arm:  # one arm: no treatment term
@@ -294,7 +402,9 @@ def _validation(con, data: StudyData, validation) -> tuple[object | None, str | 
         return None, f"No validation records for run {data.run_id} (qc tables missing or unreadable)."
 
 
-def context(con: duckdb.DuckDBPyConnection, data: StudyData, *, validation=None, provenance: dict | None = None) -> dict:
+def context(
+    con: duckdb.DuckDBPyConnection, data: StudyData, *, validation=None, provenance: dict | None = None
+) -> dict:
     """Everything the template shows (strings and data URIs)."""
     from pipelines.provenance import code_version
 
@@ -316,12 +426,16 @@ def context(con: duckdb.DuckDBPyConnection, data: StudyData, *, validation=None,
         "d": data,
         "fmt": fmt,
         "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "analysis_date": analysis_date.strftime("%Y-%m-%d %H:%M UTC") if hasattr(analysis_date, "strftime")
+        "analysis_date": analysis_date.strftime("%Y-%m-%d %H:%M UTC")
+        if hasattr(analysis_date, "strftime")
         else (str(analysis_date) if analysis_date else None),
         "primary": primary,
         "primary_visit_label": data.visit_label(data.primary_visit),
         "visits": visits_shown,
-        "styles": {a.id: s["color"] for a, s in zip(data.arms, [F.arm_style(i) for i in range(len(data.arms))], strict=True)},
+        "styles": {
+            a.id: s["color"]
+            for a, s in zip(data.arms, [F.arm_style(i) for i in range(len(data.arms))], strict=True)
+        },
         "flow": flow,
         "flow_fig": svg(flow_figure, data, flow),
         "baseline": T.baseline_characteristics(data),
@@ -352,14 +466,31 @@ def context(con: duckdb.DuckDBPyConnection, data: StudyData, *, validation=None,
     }
 
 
-def render(con: duckdb.DuckDBPyConnection, study_id: str, run_id: str | None = None, *, validation=None,
-           provenance: dict | None = None) -> str:
+def render(
+    con: duckdb.DuckDBPyConnection,
+    study_id: str,
+    run_id: str | None = None,
+    *,
+    validation=None,
+    provenance: dict | None = None,
+) -> str:
     data = load_study(con, study_id, run_id)
-    return _env().get_template("study.html.j2").render(**context(con, data, validation=validation, provenance=provenance))
+    return (
+        _env()
+        .get_template("study.html.j2")
+        .render(**context(con, data, validation=validation, provenance=provenance))
+    )
 
 
-def build_report(con: duckdb.DuckDBPyConnection, study_id: str, run_id: str | None, out_path: str | Path, *,
-                 validation=None, provenance: dict | None = None) -> Path:
+def build_report(
+    con: duckdb.DuckDBPyConnection,
+    study_id: str,
+    run_id: str | None,
+    out_path: str | Path,
+    *,
+    validation=None,
+    provenance: dict | None = None,
+) -> Path:
     """Write the study report to ``out_path`` (a directory gets ``<study_id>.html``); returns the file.
 
     ``validation``: a ``ValidationSummary`` (else ``validation.summarize(con, study_id, run_id)``);

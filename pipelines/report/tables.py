@@ -64,7 +64,11 @@ def participant_flow(data: StudyData) -> list[dict]:
     pcd = data.primary_parameter
     if "primary_paramcd" in adsl.columns and adsl["primary_paramcd"].drop_nulls().len():
         pcd = adsl["primary_paramcd"].drop_nulls()[0]
-    arm_of = dict(zip(adsl["usubjid"].to_list(), adsl["trt01p"].to_list(), strict=True)) if "trt01p" in adsl.columns else {}
+    arm_of = (
+        dict(zip(adsl["usubjid"].to_list(), adsl["trt01p"].to_list(), strict=True))
+        if "trt01p" in adsl.columns
+        else {}
+    )
 
     def count(subjects) -> tuple[dict, int]:
         subjects = set(subjects)
@@ -72,7 +76,11 @@ def participant_flow(data: StudyData) -> list[dict]:
         return c, len(subjects)
 
     rows = []
-    rand = adsl.filter(pl.col("randfl") == "Y")["usubjid"].to_list() if "randfl" in adsl.columns else adsl["usubjid"].to_list()
+    rand = (
+        adsl.filter(pl.col("randfl") == "Y")["usubjid"].to_list()
+        if "randfl" in adsl.columns
+        else adsl["usubjid"].to_list()
+    )
     c, t = count(rand)
     first = "Enrolled" if data.single_arm else "Randomized"
     rows.append({"stage": first, "short": first, "counts": c, "total": t})
@@ -81,17 +89,31 @@ def participant_flow(data: StudyData) -> list[dict]:
         q = adqs.filter(pl.col("paramcd") == pcd)
         base = q.filter(pl.col("ablfl") == "Y")["usubjid"].to_list()
         c, t = count(set(base) & set(rand))
-        rows.append({"stage": f"With a baseline {label}", "short": f"Baseline {label}", "counts": c, "total": t})
+        rows.append(
+            {"stage": f"With a baseline {label}", "short": f"Baseline {label}", "counts": c, "total": t}
+        )
         post = q.filter(pl.col("chg").is_not_null())["usubjid"].unique().to_list()
         c, t = count(set(post) & set(rand))
-        rows.append({"stage": f"With at least one post-baseline {label} (analysed by the MMRM)",
-                     "short": "Analysed by the MMRM", "counts": c, "total": t})
+        rows.append(
+            {
+                "stage": f"With at least one post-baseline {label} (analysed by the MMRM)",
+                "short": "Analysed by the MMRM",
+                "counts": c,
+                "total": t,
+            }
+        )
     if "complfl" in adsl.columns:
         comp = adsl.filter((pl.col("complfl") == "Y") & pl.col("usubjid").is_in(rand))["usubjid"].to_list()
         c, t = count(comp)
         visit = data.visit_label(data.primary_visit)
-        rows.append({"stage": f"Completed {visit} ({label} assessed)", "short": f"Completed {visit}", "counts": c,
-                     "total": t})
+        rows.append(
+            {
+                "stage": f"Completed {visit} ({label} assessed)",
+                "short": f"Completed {visit}",
+                "counts": c,
+                "total": t,
+            }
+        )
     return rows
 
 
@@ -117,7 +139,14 @@ def baseline_characteristics(data: StudyData) -> list[dict]:
     arms = [a.id for a in data.arms]
     groups = {a: adsl.filter(pl.col("trt01p") == a) for a in arms} if "trt01p" in adsl.columns else {}
     n = {a: g.height for a, g in groups.items()}
-    rows: list[dict] = [{"label": "N (enrolled)" if data.single_arm else "N (randomized)", "indent": False, "cells": {a: str(n[a]) for a in arms}, "total": str(adsl.height)}]
+    rows: list[dict] = [
+        {
+            "label": "N (enrolled)" if data.single_arm else "N (randomized)",
+            "indent": False,
+            "cells": {a: str(n[a]) for a in arms},
+            "total": str(adsl.height),
+        }
+    ]
 
     def numeric(label, col, frame_of, total_frame, digits=1):
         cells = {}
@@ -125,21 +154,38 @@ def baseline_characteristics(data: StudyData) -> list[dict]:
             k, m, s = _num_summary(frame_of(a)[col].to_list())
             cells[a] = fmt.mean_sd(m, s, digits) + (f"; n = {k}" if k and k < n[a] else "")
         k, m, s = _num_summary(total_frame[col].to_list())
-        rows.append({"label": label, "indent": False, "cells": cells,
-                     "total": fmt.mean_sd(m, s, digits) + (f"; n = {k}" if k and k < total_frame.height else "")})
+        rows.append(
+            {
+                "label": label,
+                "indent": False,
+                "cells": cells,
+                "total": fmt.mean_sd(m, s, digits) + (f"; n = {k}" if k and k < total_frame.height else ""),
+            }
+        )
 
     def categorical(label, col):
         vals = adsl[col]
         if vals.drop_nulls().len() == 0:
             return
         levels = sorted({str(v) for v in vals.drop_nulls().to_list()})
-        rows.append({"label": f"{label}, n (%)", "indent": False, "cells": {a: "" for a in arms}, "total": ""})
-        for lev in levels + (["missing"] if vals.null_count() else []):
-            def c(frame):
-                col_vals = frame[col].to_list()
-                k = sum(1 for v in col_vals if (v is None if lev == "missing" else str(v) == lev))
-                return f"{k} ({fmt.num(100 * k / len(col_vals), 1)}%)" if col_vals else "0"
-            rows.append({"label": lev, "indent": True, "cells": {a: c(groups[a]) for a in arms}, "total": c(adsl)})
+        rows.append(
+            {"label": f"{label}, n (%)", "indent": False, "cells": {a: "" for a in arms}, "total": ""}
+        )
+
+        def count(frame, level):
+            col_vals = frame[col].to_list()
+            k = sum(1 for v in col_vals if (v is None if level is None else str(v) == level))
+            return f"{k} ({fmt.num(100 * k / len(col_vals), 1)}%)" if col_vals else "0"
+
+        for lev in levels + ([None] if vals.null_count() else []):
+            rows.append(
+                {
+                    "label": "missing" if lev is None else lev,
+                    "indent": True,
+                    "cells": {a: count(groups[a], lev) for a in arms},
+                    "total": count(adsl, lev),
+                }
+            )
 
     if "age" in adsl.columns and adsl["age"].drop_nulls().len():
         adsl = adsl.with_columns(pl.col("age").cast(pl.Float64, strict=False))
@@ -158,7 +204,14 @@ def baseline_characteristics(data: StudyData) -> list[dict]:
         base = adqs.filter((pl.col("ablfl") == "Y") & pl.col("usubjid").is_in(adsl["usubjid"].to_list()))
         totals = [p for p in data.paramcds() if data.param(p).is_total]
         if totals and not base.is_empty():
-            rows.append({"label": "Baseline score, mean (SD)", "indent": False, "cells": {a: "" for a in arms}, "total": ""})
+            rows.append(
+                {
+                    "label": "Baseline score, mean (SD)",
+                    "indent": False,
+                    "cells": {a: "" for a in arms},
+                    "total": "",
+                }
+            )
             for p in totals:
                 b = base.filter(pl.col("paramcd") == p)
                 if b.is_empty():
@@ -168,8 +221,14 @@ def baseline_characteristics(data: StudyData) -> list[dict]:
                     k, m, s = _num_summary(b.filter(pl.col("trtp") == a)["aval"].to_list())
                     cells[a] = fmt.mean_sd(m, s) + (f"; n = {k}" if k < n[a] else "")
                 k, m, s = _num_summary(b["aval"].to_list())
-                rows.append({"label": data.param(p).axis_label, "indent": True, "cells": cells,
-                             "total": fmt.mean_sd(m, s) + (f"; n = {k}" if k < adsl.height else "")})
+                rows.append(
+                    {
+                        "label": data.param(p).axis_label,
+                        "indent": True,
+                        "cells": cells,
+                        "total": fmt.mean_sd(m, s) + (f"; n = {k}" if k < adsl.height else ""),
+                    }
+                )
     return rows
 
 
@@ -221,8 +280,13 @@ def effect_rows(data: StudyData, model: str = "mmrm", visit: str | None = None) 
     for pcd in data.paramcds():
         p = data.param(pcd)
         e = data.effect(pcd, visit, model) or {}
-        ls = {a.id: fmt.est_se((data.lsmean(pcd, a.id, visit, model) or {}).get("estimate"),
-                               (data.lsmean(pcd, a.id, visit, model) or {}).get("std_error")) for a in data.arms}
+        ls = {
+            a.id: fmt.est_se(
+                (data.lsmean(pcd, a.id, visit, model) or {}).get("estimate"),
+                (data.lsmean(pcd, a.id, visit, model) or {}).get("std_error"),
+            )
+            for a in data.arms
+        }
         notes = fit_notes(data, pcd, model)
         if not e and all(v == fmt.DASH for v in ls.values()):
             notes.append("no model results")
@@ -258,8 +322,10 @@ def multiplicity_note(data: StudyData, rows: list[EffectRow]) -> str:
     if not adjusted:
         method = data.multiplicity
         if method:
-            return (f"No adjusted p values are stored (the study's multiplicity method is "
-                    f"{ADJUST_LABEL.get(method, method)}).")
+            return (
+                f"No adjusted p values are stored (the study's multiplicity method is "
+                f"{ADJUST_LABEL.get(method, method)})."
+            )
         return "No adjusted p values are stored."
     methods = sorted({r.adjust_method or data.multiplicity or "unspecified" for r in adjusted})
     fams: dict[str, list[str]] = {}
@@ -270,9 +336,13 @@ def multiplicity_note(data: StudyData, rows: list[EffectRow]) -> str:
         f"{inst}: {'clusters ' if all(len(x) == 1 for x in members) else ''}{', '.join(members)}"
         for inst, members in fams.items()
     )
-    unadjusted = [data.param(r.paramcd).label for r in rows if not fmt.is_num(r.p_adjusted) and fmt.is_num(r.p_value)]
-    text = (f"Adjusted p: {', '.join(ADJUST_LABEL.get(m, m) for m in methods)}, within each instrument's family "
-            f"at {data.visit_label(data.primary_visit)} ({fam_text}).")
+    unadjusted = [
+        data.param(r.paramcd).label for r in rows if not fmt.is_num(r.p_adjusted) and fmt.is_num(r.p_value)
+    ]
+    text = (
+        f"Adjusted p: {', '.join(ADJUST_LABEL.get(m, m) for m in methods)}, within each instrument's family "
+        f"at {data.visit_label(data.primary_visit)} ({fam_text})."
+    )
     if unadjusted:
         text += f" Not adjusted: {', '.join(unadjusted)}."
     return text
@@ -294,23 +364,27 @@ def sensitivity_rows(data: StudyData, paramcd: str | None = None) -> list[dict]:
         notes = fit_notes(data, pcd, m)
         if not e:
             notes.append("no treatment-effect row")
-        rows.append({
-            "model": m,
-            "label": MODEL_LABEL.get(m, m),
-            "structure": covariance_text(fit.get("covariance")) if m == "mmrm" else (fit.get("covariance") or "residual \u03c3\u00b2I"),
-            "estimate": e.get("estimate"),
-            "conf_low": e.get("conf_low"),
-            "conf_high": e.get("conf_high"),
-            "cells": {
-                "estimate": fmt.est_se(e.get("estimate"), e.get("std_error")),
-                "df": fmt.num(df, 1) if fmt.is_num(df) else ("z (normal)" if e else fmt.DASH),
-                "ci": fmt.ci(e.get("conf_low"), e.get("conf_high")),
-                "p": fmt.p_value(e.get("p_value")),
-                "d": fmt.num(e.get("cohens_d")),
-                "aic": fmt.num(fit.get("aic"), 1),
-            },
-            "notes": notes,
-        })
+        rows.append(
+            {
+                "model": m,
+                "label": MODEL_LABEL.get(m, m),
+                "structure": covariance_text(fit.get("covariance"))
+                if m == "mmrm"
+                else (fit.get("covariance") or "residual \u03c3\u00b2I"),
+                "estimate": e.get("estimate"),
+                "conf_low": e.get("conf_low"),
+                "conf_high": e.get("conf_high"),
+                "cells": {
+                    "estimate": fmt.est_se(e.get("estimate"), e.get("std_error")),
+                    "df": fmt.num(df, 1) if fmt.is_num(df) else ("z (normal)" if e else fmt.DASH),
+                    "ci": fmt.ci(e.get("conf_low"), e.get("conf_high")),
+                    "p": fmt.p_value(e.get("p_value")),
+                    "d": fmt.num(e.get("cohens_d")),
+                    "aic": fmt.num(fit.get("aic"), 1),
+                },
+                "notes": notes,
+            }
+        )
     return rows
 
 
@@ -321,28 +395,35 @@ def model_rows(data: StudyData, requested_covariance: str | None) -> list[dict]:
     out = []
     fits = data.rows("results.model_fits")
     order = {p: i for i, p in enumerate(data.paramcds())}
-    fits.sort(key=lambda r: (MODELS.index(r["model"]) if r.get("model") in MODELS else 9, order.get(r.get("paramcd"), 99)))
+    fits.sort(
+        key=lambda r: (
+            MODELS.index(r["model"]) if r.get("model") in MODELS else 9,
+            order.get(r.get("paramcd"), 99),
+        )
+    )
     for f in fits:
         cov = f.get("covariance")
         fallback = f.get("model") == "mmrm" and requested_covariance and cov and cov != requested_covariance
         conv = f.get("converged")
-        out.append({
-            "paramcd": f.get("paramcd"),
-            "param": data.param(f.get("paramcd") or "").full_label,
-            "model": f.get("model"),
-            "covariance": cov or fmt.DASH,
-            "covariance_name": COVARIANCE_LABEL.get(cov, "") if cov else "",
-            "fallback": bool(fallback),
-            "estimation": f.get("estimation") or fmt.DASH,
-            "df_method": f.get("df_method") or fmt.DASH,
-            "converged": "yes" if _truthy(conv) else ("NO" if _falsy(conv) else fmt.DASH),
-            "not_converged": _falsy(conv),
-            "neg2_loglik": fmt.num(f.get("neg2_loglik"), 1),
-            "aic": fmt.num(f.get("aic"), 1),
-            "n": f"{f.get('n_subjects') if f.get('n_subjects') is not None else fmt.DASH} / "
-                 f"{f.get('n_obs') if f.get('n_obs') is not None else fmt.DASH}",
-            "warnings": _warnings_text(f.get("warnings")),
-        })
+        out.append(
+            {
+                "paramcd": f.get("paramcd"),
+                "param": data.param(f.get("paramcd") or "").full_label,
+                "model": f.get("model"),
+                "covariance": cov or fmt.DASH,
+                "covariance_name": COVARIANCE_LABEL.get(cov, "") if cov else "",
+                "fallback": bool(fallback),
+                "estimation": f.get("estimation") or fmt.DASH,
+                "df_method": f.get("df_method") or fmt.DASH,
+                "converged": "yes" if _truthy(conv) else ("NO" if _falsy(conv) else fmt.DASH),
+                "not_converged": _falsy(conv),
+                "neg2_loglik": fmt.num(f.get("neg2_loglik"), 1),
+                "aic": fmt.num(f.get("aic"), 1),
+                "n": f"{f.get('n_subjects') if f.get('n_subjects') is not None else fmt.DASH} / "
+                f"{f.get('n_obs') if f.get('n_obs') is not None else fmt.DASH}",
+                "warnings": _warnings_text(f.get("warnings")),
+            }
+        )
     return out
 
 
@@ -384,7 +465,7 @@ def pretty_rule(data: StudyData, rule: str) -> str:
         return ""
     code = rule.split(" ", 1)[0]
     if code in data.params:
-        rule = data.param(code).full_label + rule[len(code):]
+        rule = data.param(code).full_label + rule[len(code) :]
     return rule.replace(">=", "≥").replace("<=", "≤")
 
 
@@ -407,7 +488,13 @@ def responder_groups(data: StudyData) -> list[dict]:
     out = []
     for g in groups.values():
         comp = g["comparison"] or next(
-            (r for r in g["arms"].values() if fmt.is_num(r.get("risk_difference")) or fmt.is_num(r.get("p_value"))), None)
+            (
+                r
+                for r in g["arms"].values()
+                if fmt.is_num(r.get("risk_difference")) or fmt.is_num(r.get("p_value"))
+            ),
+            None,
+        )
         p = data.param(g["paramcd"] or "")
         kind = _kind(g["criterion"])
         g.update(
@@ -425,16 +512,26 @@ def responder_groups(data: StudyData) -> list[dict]:
             prop = r.get("proportion")
             if not fmt.is_num(prop) and fmt.is_num(r.get("n_responders")) and r.get("n_evaluable"):
                 prop = r["n_responders"] / r["n_evaluable"]
-            cells[a.id] = (f"{r.get('n_responders')}/{r.get('n_evaluable')} ({fmt.pct(prop)})"
-                           + (f" {fmt.ci(100 * r['conf_low'], 100 * r['conf_high'], 1)}"
-                              if fmt.is_num(r.get("conf_low")) and fmt.is_num(r.get("conf_high")) else ""))
+            cells[a.id] = f"{r.get('n_responders')}/{r.get('n_evaluable')} ({fmt.pct(prop)})" + (
+                f" {fmt.ci(100 * r['conf_low'], 100 * r['conf_high'], 1)}"
+                if fmt.is_num(r.get("conf_low")) and fmt.is_num(r.get("conf_high"))
+                else ""
+            )
             r["_prop"] = prop
         c = g["comp"]
         g["cells"] = cells
-        g["rd"] = (f"{fmt.num(100 * c['risk_difference'], 1)}"
-                   + (f" {fmt.ci(100 * c['conf_low'], 100 * c['conf_high'], 1)}"
-                      if fmt.is_num(c.get("conf_low")) and fmt.is_num(c.get("conf_high")) else "")
-                   ) if fmt.is_num(c.get("risk_difference")) else fmt.DASH
+        g["rd"] = (
+            (
+                f"{fmt.num(100 * c['risk_difference'], 1)}"
+                + (
+                    f" {fmt.ci(100 * c['conf_low'], 100 * c['conf_high'], 1)}"
+                    if fmt.is_num(c.get("conf_low")) and fmt.is_num(c.get("conf_high"))
+                    else ""
+                )
+            )
+            if fmt.is_num(c.get("risk_difference"))
+            else fmt.DASH
+        )
         g["p"] = fmt.p_value(c.get("p_value"))
         g["test"] = c.get("test") or ""
         out.append(g)
@@ -458,7 +555,10 @@ def observed_by_visit(data: StudyData, paramcd: str, value: str = "chg") -> dict
         se = s / math.sqrt(n) if s is not None and n > 1 else None
         t = stats.t.ppf(1 - (1 - data.level / 100) / 2, n - 1) if n > 1 else None
         out[(arm, visit)] = {
-            "n": n, "mean": m, "sd": s, "se": se,
+            "n": n,
+            "mean": m,
+            "sd": s,
+            "se": se,
             "lo": m - t * se if se is not None else None,
             "hi": m + t * se if se is not None else None,
         }
@@ -475,18 +575,20 @@ def within_arm_rows(data: StudyData) -> list[dict]:
         obs = observed_by_visit(data, pcd).get((arm, data.primary_visit)) if arm else None
         ls = data.lsmean(pcd, arm) if arm else None
         notes = fit_notes(data, pcd)
-        rows.append({
-            "paramcd": pcd,
-            "label": p.label,
-            "indent": not p.is_total,
-            "is_primary": pcd == data.primary_parameter,
-            "n": str(obs["n"]) if obs else fmt.DASH,
-            "observed": fmt.mean_sd(obs["mean"], obs["sd"], 2) if obs else fmt.DASH,
-            "observed_ci": fmt.ci(obs["lo"], obs["hi"]) if obs else fmt.DASH,
-            "lsmean": fmt.est_se(ls.get("estimate"), ls.get("std_error")) if ls else fmt.DASH,
-            "ls_ci": fmt.ci(ls.get("conf_low"), ls.get("conf_high")) if ls else fmt.DASH,
-            "notes": notes,
-        })
+        rows.append(
+            {
+                "paramcd": pcd,
+                "label": p.label,
+                "indent": not p.is_total,
+                "is_primary": pcd == data.primary_parameter,
+                "n": str(obs["n"]) if obs else fmt.DASH,
+                "observed": fmt.mean_sd(obs["mean"], obs["sd"], 2) if obs else fmt.DASH,
+                "observed_ci": fmt.ci(obs["lo"], obs["hi"]) if obs else fmt.DASH,
+                "lsmean": fmt.est_se(ls.get("estimate"), ls.get("std_error")) if ls else fmt.DASH,
+                "ls_ci": fmt.ci(ls.get("conf_low"), ls.get("conf_high")) if ls else fmt.DASH,
+                "notes": notes,
+            }
+        )
     return rows
 
 
@@ -508,13 +610,16 @@ def observed_proportions(data: StudyData) -> list[dict]:
             for a in data.arms:
                 ga = g.filter(pl.col("trtp") == a.id)
                 k = ga.filter(pl.col(col) == "Y").height
-                out.append({
-                    "label": f"{data.param(pcd).full_label}: {kind}",
-                    "rule": pretty_rule(data, ga[rule_col].drop_nulls()[0])
-                    if rule_col in ga.columns and ga[rule_col].drop_nulls().len() else "",
-                    "arm": a.id,
-                    "k": k,
-                    "n": ga.height,
-                    "text": fmt.count_pct(k, ga.height),
-                })
+                out.append(
+                    {
+                        "label": f"{data.param(pcd).full_label}: {kind}",
+                        "rule": pretty_rule(data, ga[rule_col].drop_nulls()[0])
+                        if rule_col in ga.columns and ga[rule_col].drop_nulls().len()
+                        else "",
+                        "arm": a.id,
+                        "k": k,
+                        "n": ga.height,
+                        "text": fmt.count_pct(k, ga.height),
+                    }
+                )
     return out

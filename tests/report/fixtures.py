@@ -51,16 +51,26 @@ LMM_W2 = {
 LSMEANS_CAPS_W2 = {"KET": (-13.92, 3.40, 27.0, -20.90, -6.94), "MID": (-2.04, 3.40, 27.0, -9.02, 4.94)}
 # (paramcd, criterion): {arm: (k, n, proportion, lo, hi)}, comparison (rd, lo, hi, p)
 RESPONDERS = {
-    ("CAPS5TOT", "response"): ({"KET": (10, 15, 10 / 15, 0.3838, 0.8818), "MID": (3, 15, 0.2, 0.0433, 0.4809)},
-                               (0.4667, 0.1500, 0.7833, 0.0253)),
-    ("PCL5TOT", "response"): ({"KET": (9, 15, 0.6, 0.3229, 0.8366), "MID": (4, 15, 4 / 15, 0.0779, 0.5510)},
-                              (0.3333, -0.0100, 0.6767, 0.1394)),
-    ("PCL5TOT", "remission"): ({"KET": (5, 15, 5 / 15, 0.1182, 0.6162), "MID": (2, 15, 2 / 15, 0.0166, 0.4046)},
-                               (0.2000, -0.0900, 0.4900, 0.3898)),
-    ("MADRSTOT", "response"): ({"KET": (7, 15, 7 / 15, 0.2127, 0.7341), "MID": (2, 15, 2 / 15, 0.0166, 0.4046)},
-                               (0.3333, 0.0300, 0.6367, 0.1086)),
-    ("MADRSTOT", "remission"): ({"KET": (6, 15, 0.4, 0.1634, 0.6771), "MID": (1, 15, 1 / 15, 0.0017, 0.3195)},
-                                (0.3333, 0.0600, 0.6067, 0.0801)),
+    ("CAPS5TOT", "response"): (
+        {"KET": (10, 15, 10 / 15, 0.3838, 0.8818), "MID": (3, 15, 0.2, 0.0433, 0.4809)},
+        (0.4667, 0.1500, 0.7833, 0.0253),
+    ),
+    ("PCL5TOT", "response"): (
+        {"KET": (9, 15, 0.6, 0.3229, 0.8366), "MID": (4, 15, 4 / 15, 0.0779, 0.5510)},
+        (0.3333, -0.0100, 0.6767, 0.1394),
+    ),
+    ("PCL5TOT", "remission"): (
+        {"KET": (5, 15, 5 / 15, 0.1182, 0.6162), "MID": (2, 15, 2 / 15, 0.0166, 0.4046)},
+        (0.2000, -0.0900, 0.4900, 0.3898),
+    ),
+    ("MADRSTOT", "response"): (
+        {"KET": (7, 15, 7 / 15, 0.2127, 0.7341), "MID": (2, 15, 2 / 15, 0.0166, 0.4046)},
+        (0.3333, 0.0300, 0.6367, 0.1086),
+    ),
+    ("MADRSTOT", "remission"): (
+        {"KET": (6, 15, 0.4, 0.1634, 0.6771), "MID": (1, 15, 1 / 15, 0.0017, 0.3195)},
+        (0.3333, 0.0600, 0.6067, 0.0801),
+    ),
 }
 # Covariance used per parameter (CAPS5C fell back to heterogeneous Toeplitz).
 COVARIANCE = {p: "us" for p in EFFECTS_W2} | {"CAPS5C": "toeph"}
@@ -75,13 +85,28 @@ def _observed_lsmeans(con: duckdb.DuckDBPyConnection) -> list[dict]:
     for paramcd, trtp, avisit, n, m, s in q:
         se = s / math.sqrt(n)
         t = stats.t.ppf(0.975, n - 1)
-        rows.append(dict(paramcd=paramcd, trtp=trtp, avisit=avisit, estimate=m, std_error=se, df=float(n - 1),
-                         conf_low=m - t * se, conf_high=m + t * se))
+        rows.append(
+            {
+                "paramcd": paramcd,
+                "trtp": trtp,
+                "avisit": avisit,
+                "estimate": m,
+                "std_error": se,
+                "df": float(n - 1),
+                "conf_low": m - t * se,
+                "conf_high": m + t * se,
+            }
+        )
     return rows
 
 
-def write_results(con: duckdb.DuckDBPyConnection, *, drop: tuple[str, ...] = (), not_converged: tuple[str, ...] = (),
-                  arms: tuple[str, ...] = ("KET", "MID")) -> None:
+def write_results(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    drop: tuple[str, ...] = (),
+    not_converged: tuple[str, ...] = (),
+    arms: tuple[str, ...] = ("KET", "MID"),
+) -> None:
     """results.* for the study in ``con``; parameters in ``drop`` get no rows; ``not_converged``
     parameters' MMRM fits are converged = false."""
     con.execute("create schema if not exists results")
@@ -90,64 +115,206 @@ def write_results(con: duckdb.DuckDBPyConnection, *, drop: tuple[str, ...] = (),
         if r["paramcd"] in drop or r["trtp"] not in arms:
             continue
         if r["paramcd"] == "CAPS5TOT" and r["avisit"] == "W2":
-            r.update(zip(("estimate", "std_error", "df", "conf_low", "conf_high"), LSMEANS_CAPS_W2[r["trtp"]], strict=True))
+            r.update(
+                zip(
+                    ("estimate", "std_error", "df", "conf_low", "conf_high"),
+                    LSMEANS_CAPS_W2[r["trtp"]],
+                    strict=True,
+                )
+            )
         ls.append({"study_id": STUDY, "model": "mmrm", **r})
     two_arm = len(arms) == 2
     te, fits = [], []
     for paramcd, vals in EFFECTS_W2.items():
         if paramcd in drop:
             continue
-        fits.append(dict(study_id=STUDY, paramcd=paramcd, model="mmrm", covariance=COVARIANCE[paramcd], estimation="REML",
-                         df_method="kenward-roger", converged=paramcd not in not_converged, neg2_loglik=400.0 + len(te),
-                         aic=420.0 + len(te), n_subjects=30, n_obs=89,
-                         warnings="[\"did not converge\"]" if paramcd in not_converged else "[]"))
+        fits.append(
+            {
+                "study_id": STUDY,
+                "paramcd": paramcd,
+                "model": "mmrm",
+                "covariance": COVARIANCE[paramcd],
+                "estimation": "REML",
+                "df_method": "kenward-roger",
+                "converged": paramcd not in not_converged,
+                "neg2_loglik": 400.0 + len(te),
+                "aic": 420.0 + len(te),
+                "n_subjects": 30,
+                "n_obs": 89,
+                "warnings": '["did not converge"]' if paramcd in not_converged else "[]",
+            }
+        )
         if not two_arm:
             continue
         est, se, df, lo, hi, p, padj, d = vals
-        te.append(dict(study_id=STUDY, paramcd=paramcd, model="mmrm", avisit="W2", is_primary=True, estimate=est,
-                       std_error=se, df=df, df_method="kenward-roger", conf_low=lo, conf_high=hi, p_value=p,
-                       p_adjusted=padj, adjust_method="holm" if padj is not None else None, cohens_d=d, run_id=RUN))
+        te.append(
+            {
+                "study_id": STUDY,
+                "paramcd": paramcd,
+                "model": "mmrm",
+                "avisit": "W2",
+                "is_primary": True,
+                "estimate": est,
+                "std_error": se,
+                "df": df,
+                "df_method": "kenward-roger",
+                "conf_low": lo,
+                "conf_high": hi,
+                "p_value": p,
+                "p_adjusted": padj,
+                "adjust_method": "holm" if padj is not None else None,
+                "cohens_d": d,
+                "run_id": RUN,
+            }
+        )
     if two_arm and "CAPS5TOT" not in drop:
         for model, (est, se, df, lo, hi, p, padj, d) in LMM_W2.items():
-            te.append(dict(study_id=STUDY, paramcd="CAPS5TOT", model=model, avisit="W2", is_primary=True, estimate=est,
-                           std_error=se, df=df, df_method="wald-z", conf_low=lo, conf_high=hi, p_value=p,
-                           p_adjusted=None, adjust_method=None, cohens_d=d, run_id=RUN))
-            fits.append(dict(study_id=STUDY, paramcd="CAPS5TOT", model=model, covariance=None, estimation="REML",
-                             df_method="wald-z", converged=True, neg2_loglik=610.0, aic=618.0, n_subjects=30, n_obs=89,
-                             warnings="[]"))
+            te.append(
+                {
+                    "study_id": STUDY,
+                    "paramcd": "CAPS5TOT",
+                    "model": model,
+                    "avisit": "W2",
+                    "is_primary": True,
+                    "estimate": est,
+                    "std_error": se,
+                    "df": df,
+                    "df_method": "wald-z",
+                    "conf_low": lo,
+                    "conf_high": hi,
+                    "p_value": p,
+                    "p_adjusted": None,
+                    "adjust_method": None,
+                    "cohens_d": d,
+                    "run_id": RUN,
+                }
+            )
+            fits.append(
+                {
+                    "study_id": STUDY,
+                    "paramcd": "CAPS5TOT",
+                    "model": model,
+                    "covariance": None,
+                    "estimation": "REML",
+                    "df_method": "wald-z",
+                    "converged": True,
+                    "neg2_loglik": 610.0,
+                    "aic": 618.0,
+                    "n_subjects": 30,
+                    "n_obs": 89,
+                    "warnings": "[]",
+                }
+            )
     resp = []
     for (paramcd, crit), (by_arm, (rd, lo, hi, p)) in RESPONDERS.items():
         if paramcd in drop:
             continue
         for arm, (k, n, prop, plo, phi) in by_arm.items():
             if arm in arms:
-                resp.append(dict(study_id=STUDY, paramcd=paramcd, criterion=crit, trtp=arm, n_responders=k,
-                                 n_evaluable=n, proportion=prop, risk_difference=None, conf_low=plo, conf_high=phi,
-                                 p_value=None, test=None))
+                resp.append(
+                    {
+                        "study_id": STUDY,
+                        "paramcd": paramcd,
+                        "criterion": crit,
+                        "trtp": arm,
+                        "n_responders": k,
+                        "n_evaluable": n,
+                        "proportion": prop,
+                        "risk_difference": None,
+                        "conf_low": plo,
+                        "conf_high": phi,
+                        "p_value": None,
+                        "test": None,
+                    }
+                )
         if two_arm:
-            resp.append(dict(study_id=STUDY, paramcd=paramcd, criterion=crit, trtp=None, n_responders=None,
-                             n_evaluable=None, proportion=None, risk_difference=rd, conf_low=lo, conf_high=hi,
-                             p_value=p, test="Fisher exact"))
+            resp.append(
+                {
+                    "study_id": STUDY,
+                    "paramcd": paramcd,
+                    "criterion": crit,
+                    "trtp": None,
+                    "n_responders": None,
+                    "n_evaluable": None,
+                    "proportion": None,
+                    "risk_difference": rd,
+                    "conf_low": lo,
+                    "conf_high": hi,
+                    "p_value": p,
+                    "test": "Fisher exact",
+                }
+            )
     schemas = {
-        "lsmeans": {"study_id": pl.String, "paramcd": pl.String, "model": pl.String, "trtp": pl.String,
-                    "avisit": pl.String, "estimate": pl.Float64, "std_error": pl.Float64, "df": pl.Float64,
-                    "conf_low": pl.Float64, "conf_high": pl.Float64},
-        "treatment_effects": {"study_id": pl.String, "paramcd": pl.String, "model": pl.String, "avisit": pl.String,
-                              "is_primary": pl.Boolean, "estimate": pl.Float64, "std_error": pl.Float64,
-                              "df": pl.Float64, "df_method": pl.String, "conf_low": pl.Float64,
-                              "conf_high": pl.Float64, "p_value": pl.Float64, "p_adjusted": pl.Float64,
-                              "adjust_method": pl.String, "cohens_d": pl.Float64, "run_id": pl.String},
-        "responders": {"study_id": pl.String, "paramcd": pl.String, "criterion": pl.String, "trtp": pl.String,
-                       "n_responders": pl.Int64, "n_evaluable": pl.Int64, "proportion": pl.Float64,
-                       "risk_difference": pl.Float64, "conf_low": pl.Float64, "conf_high": pl.Float64,
-                       "p_value": pl.Float64, "test": pl.String},
-        "model_fits": {"study_id": pl.String, "paramcd": pl.String, "model": pl.String, "covariance": pl.String,
-                       "estimation": pl.String, "df_method": pl.String, "converged": pl.Boolean,
-                       "neg2_loglik": pl.Float64, "aic": pl.Float64, "n_subjects": pl.Int64, "n_obs": pl.Int64,
-                       "warnings": pl.String},
+        "lsmeans": {
+            "study_id": pl.String,
+            "paramcd": pl.String,
+            "model": pl.String,
+            "trtp": pl.String,
+            "avisit": pl.String,
+            "estimate": pl.Float64,
+            "std_error": pl.Float64,
+            "df": pl.Float64,
+            "conf_low": pl.Float64,
+            "conf_high": pl.Float64,
+        },
+        "treatment_effects": {
+            "study_id": pl.String,
+            "paramcd": pl.String,
+            "model": pl.String,
+            "avisit": pl.String,
+            "is_primary": pl.Boolean,
+            "estimate": pl.Float64,
+            "std_error": pl.Float64,
+            "df": pl.Float64,
+            "df_method": pl.String,
+            "conf_low": pl.Float64,
+            "conf_high": pl.Float64,
+            "p_value": pl.Float64,
+            "p_adjusted": pl.Float64,
+            "adjust_method": pl.String,
+            "cohens_d": pl.Float64,
+            "run_id": pl.String,
+        },
+        "responders": {
+            "study_id": pl.String,
+            "paramcd": pl.String,
+            "criterion": pl.String,
+            "trtp": pl.String,
+            "n_responders": pl.Int64,
+            "n_evaluable": pl.Int64,
+            "proportion": pl.Float64,
+            "risk_difference": pl.Float64,
+            "conf_low": pl.Float64,
+            "conf_high": pl.Float64,
+            "p_value": pl.Float64,
+            "test": pl.String,
+        },
+        "model_fits": {
+            "study_id": pl.String,
+            "paramcd": pl.String,
+            "model": pl.String,
+            "covariance": pl.String,
+            "estimation": pl.String,
+            "df_method": pl.String,
+            "converged": pl.Boolean,
+            "neg2_loglik": pl.Float64,
+            "aic": pl.Float64,
+            "n_subjects": pl.Int64,
+            "n_obs": pl.Int64,
+            "warnings": pl.String,
+        },
     }
-    for name, rows in (("lsmeans", ls), ("treatment_effects", te), ("responders", resp), ("model_fits", fits)):
-        frame = pl.DataFrame(rows, schema=schemas[name], orient="row") if rows else pl.DataFrame(schema=schemas[name])
+    for name, rows in (
+        ("lsmeans", ls),
+        ("treatment_effects", te),
+        ("responders", resp),
+        ("model_fits", fits),
+    ):
+        frame = (
+            pl.DataFrame(rows, schema=schemas[name], orient="row")
+            if rows
+            else pl.DataFrame(schema=schemas[name])
+        )
         con.register("_frame", frame.to_arrow())
         con.execute(f"create or replace table results.{name} as select * from _frame")
         con.unregister("_frame")
@@ -166,21 +333,29 @@ def build_single_arm(root: Path) -> Path:
     src = write_study(root / "src", per_arm=15, seed=7, formats=("wide",))
     study = root / "single"
     study.mkdir()
-    keep = set(pl.read_csv(src / "randomization.csv", infer_schema=False).filter(pl.col("arm") == "1")["record_id"])
+    keep = set(
+        pl.read_csv(src / "randomization.csv", infer_schema=False).filter(pl.col("arm") == "1")["record_id"]
+    )
     for name in ("randomization.csv", "caps5_redcap.csv", "madrs_redcap.csv"):
         frame = pl.read_csv(src / name, infer_schema=False)
         frame.filter(pl.col("record_id").is_in(keep)).write_csv(study / name)
     text = (src / "study.yaml").read_text()
     text = text.replace("  - id: MID\n    label: Midazolam 0.045 mg/kg\n    role: control\n", "")
     text = text.replace('arm: {"1": KET, "0": MID}', 'arm: {"1": KET}')
-    text = text.replace('title: "Simulated IV ketamine vs midazolam', 'title: "Single-arm cut of the simulated IV ketamine')
+    text = text.replace(
+        'title: "Simulated IV ketamine vs midazolam', 'title: "Single-arm cut of the simulated IV ketamine'
+    )
     # drop the PCL-5 source block
     start = text.index("  # PCL-5, REDCap")
     end = text.index("  # CAPS-5, REDCap")
     text = text[:start] + text[end:]
-    text = text.replace("response: {CAPS5TOT: 30, PCL5TOT: 30, MADRSTOT: 50}", "response: {CAPS5TOT: 30, MADRSTOT: 50}")
-    text = text.replace('remission: {MADRSTOT: {op: "<=", value: 10}, PCL5TOT: {op: "<", value: 33}}',
-                        'remission: {MADRSTOT: {op: "<=", value: 10}}')
+    text = text.replace(
+        "response: {CAPS5TOT: 30, PCL5TOT: 30, MADRSTOT: 50}", "response: {CAPS5TOT: 30, MADRSTOT: 50}"
+    )
+    text = text.replace(
+        'remission: {MADRSTOT: {op: "<=", value: 10}, PCL5TOT: {op: "<", value: 33}}',
+        'remission: {MADRSTOT: {op: "<=", value: 10}}',
+    )
     (study / "study.yaml").write_text(text)
     db = root / "single.duckdb"
     build_study(study, db, run_id=RUN)

@@ -31,7 +31,7 @@ class Checker(HTMLParser):
                 self.errors.append(f"img without alt at {self.getpos()}")
         for key in ("src", "href"):
             v = a.get(key)
-            if v and not (v.startswith("data:") or v.startswith("#")):
+            if v and not v.startswith(("data:", "#")):
                 self.errors.append(f"external resource {key}={v[:60]!r} at {self.getpos()}")
         if tag not in VOID:
             self.stack.append((tag, self.getpos()))
@@ -71,20 +71,24 @@ def check_html(page: str) -> Checker:
 def text_of(page: str) -> str:
     """The page's visible text, whitespace collapsed."""
     c = Checker()
-    c.feed(re.sub(r"<style.*?</style>", "", page, flags=re.S))
+    c.feed(re.sub(r"<style.*?</style>", "", page, flags=re.DOTALL))
     return " ".join(" ".join(c.text).split())
 
 
 def figure_svg(page: str, figure_id: str) -> str:
     """The SVG inside <figure id=figure_id> (decoded from its data URI)."""
-    m = re.search(rf'<figure id="{figure_id}"[^>]*>.*?<img src="data:image/svg\+xml;base64,([^"]+)"', page, flags=re.S)
+    m = re.search(
+        rf'<figure id="{figure_id}"[^>]*>.*?<img src="data:image/svg\+xml;base64,([^"]+)"',
+        page,
+        flags=re.DOTALL,
+    )
     assert m, f"no figure {figure_id}"
     return base64.b64decode(m.group(1)).decode("utf-8")
 
 
 def row_cells(page: str, paramcd: str) -> tuple[str, list[str]]:
     """(class, cell texts) of the primary-table row for paramcd."""
-    m = re.search(rf'<tr class="([^"]*)" data-paramcd="{paramcd}">(.*?)</tr>', page, flags=re.S)
+    m = re.search(rf'<tr class="([^"]*)" data-paramcd="{paramcd}">(.*?)</tr>', page, flags=re.DOTALL)
     assert m, f"no row for {paramcd}"
-    cells = re.findall(r"<td[^>]*>(.*?)</td>", m.group(2), flags=re.S)
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", m.group(2), flags=re.DOTALL)
     return m.group(1), [" ".join(re.sub(r"<[^>]+>", " ", c).split()) for c in cells]

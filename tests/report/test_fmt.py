@@ -15,7 +15,13 @@ def test_estimates_two_decimals_and_no_negative_zero():
 
 def test_p_values():
     assert [fmt.p_value(p) for p in (0.0058, 0.0004, 0.001, 0.9995, 0.05, None)] == [
-        "0.006", "<0.001", "0.001", ">0.999", "0.050", "\u2014"]
+        "0.006",
+        "<0.001",
+        "0.001",
+        ">0.999",
+        "0.050",
+        "\u2014",
+    ]
     assert fmt.p_text(0.0058) == "p = 0.006"
     assert fmt.p_text(1e-5) == "p < 0.001"
     assert fmt.p_text(None) == "p = n/a"

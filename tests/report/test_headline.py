@@ -18,16 +18,26 @@ TWO_ARM = [
     "  Cluster E (Arousal and reactivity): -2.49 (95% CI -6.75 to 1.77), p = 0.240, adjusted p = 0.240",
     "PCL-5 total: -12.40 (95% CI -22.04 to -2.76), p = 0.014, d = -0.95",
     "MADRS total: -9.80 (95% CI -16.98 to -2.62), p = 0.009, d = -1.05",
-    "CAPS-5 total response (reduction from baseline >= 30%): Ketamine 0.5 mg/kg 10/15 (66.7%) vs "
-    "Midazolam 0.045 mg/kg 3/15 (20.0%), Fisher p = 0.025",
-    "PCL-5 total response (reduction from baseline >= 30%): Ketamine 0.5 mg/kg 9/15 (60.0%) vs "
-    "Midazolam 0.045 mg/kg 4/15 (26.7%), Fisher p = 0.139",
-    "PCL-5 total remission (PCL-5 total < 33): Ketamine 0.5 mg/kg 5/15 (33.3%) vs Midazolam 0.045 mg/kg 2/15 (13.3%), "
-    "Fisher p = 0.390",
-    "MADRS total response (reduction from baseline >= 50%): Ketamine 0.5 mg/kg 7/15 (46.7%) vs "
-    "Midazolam 0.045 mg/kg 2/15 (13.3%), Fisher p = 0.109",
-    "MADRS total remission (MADRS total <= 10): Ketamine 0.5 mg/kg 6/15 (40.0%) vs Midazolam 0.045 mg/kg 1/15 (6.7%), "
-    "Fisher p = 0.080",
+    (
+        "CAPS-5 total response (reduction from baseline >= 30%): Ketamine 0.5 mg/kg 10/15 (66.7%) vs "
+        "Midazolam 0.045 mg/kg 3/15 (20.0%), Fisher p = 0.025"
+    ),
+    (
+        "PCL-5 total response (reduction from baseline >= 30%): Ketamine 0.5 mg/kg 9/15 (60.0%) vs "
+        "Midazolam 0.045 mg/kg 4/15 (26.7%), Fisher p = 0.139"
+    ),
+    (
+        "PCL-5 total remission (PCL-5 total < 33): Ketamine 0.5 mg/kg 5/15 (33.3%) vs Midazolam 0.045 mg/kg 2/15 (13.3%), "
+        "Fisher p = 0.390"
+    ),
+    (
+        "MADRS total response (reduction from baseline >= 50%): Ketamine 0.5 mg/kg 7/15 (46.7%) vs "
+        "Midazolam 0.045 mg/kg 2/15 (13.3%), Fisher p = 0.109"
+    ),
+    (
+        "MADRS total remission (MADRS total <= 10): Ketamine 0.5 mg/kg 6/15 (40.0%) vs Midazolam 0.045 mg/kg 1/15 (6.7%), "
+        "Fisher p = 0.080"
+    ),
 ]
 
 
@@ -47,7 +57,8 @@ def test_single_arm_headline_lines(built):
 def test_headline_without_results(built):
     with duckdb.connect(str(built["bare"]), read_only=True) as con:
         assert headline_lines(con, STUDY) == [
-            f"{STUDY}: no treatment effects stored (results.treatment_effects is missing or empty)."]
+            f"{STUDY}: no treatment effects stored (results.treatment_effects is missing or empty)."
+        ]
 
 
 def test_print_headline_adds_the_report_path(built, tmp_path):

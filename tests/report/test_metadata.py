@@ -43,7 +43,15 @@ def test_treatment_effects_markdown_and_forest_png(con):
     rows = _table_rows(md)
     assert len(rows) == 11
     assert rows[0] == ["CAPS-5 total ★", "-11.88", "(-20.01, -3.75)", "0.006", "—", "-1.13", ""]
-    assert rows[1] == ["CAPS-5 cluster B (Intrusion)", "-3.41", "(-5.87, -0.95)", "0.008", "0.034", "-0.98", ""]
+    assert rows[1] == [
+        "CAPS-5 cluster B (Intrusion)",
+        "-3.41",
+        "(-5.87, -0.95)",
+        "0.008",
+        "0.034",
+        "-0.98",
+        "",
+    ]
     assert "| \u2003CAPS-5 cluster B (Intrusion) |" in md  # clusters indented under their total
     assert "Ketamine 0.5 mg/kg − Midazolam 0.045 mg/kg in LS-mean change from baseline at Week 2" in md
     assert "Adjusted p: Holm" in md
@@ -54,17 +62,33 @@ def test_lsmeans_markdown_and_plot(con):
     md, png = lsmeans_metadata(con, STUDY)
     rows = _table_rows(md)
     assert [r[0] for r in rows] == ["Day 1 (24 h after infusion 1)", "Week 1", "Week 2 (primary)"]
-    assert rows[2] == ["Week 2 (primary)", "-13.92 (3.40)", "-2.04 (3.40)", "(-20.90, -6.94)", "(-9.02, 4.94)"]
+    assert rows[2] == [
+        "Week 2 (primary)",
+        "-13.92 (3.40)",
+        "-2.04 (3.40)",
+        "(-20.90, -6.94)",
+        "(-9.02, 4.94)",
+    ]
     assert _is_small_png(png)
 
 
 def test_responders_markdown_and_chart(con):
     md, png = responders_metadata(con, STUDY)
     rows = _table_rows(md)
-    assert [r[0] for r in rows] == ["CAPS-5 total: response", "PCL-5 total: response", "PCL-5 total: remission",
-                                    "MADRS total: response", "MADRS total: remission"]
-    assert rows[0][1:] == ["10/15 (66.7%) (38.4, 88.2)", "3/15 (20.0%) (4.3, 48.1)", "46.7 (15.0, 78.3)", "0.025",
-                           "Fisher exact"]
+    assert [r[0] for r in rows] == [
+        "CAPS-5 total: response",
+        "PCL-5 total: response",
+        "PCL-5 total: remission",
+        "MADRS total: response",
+        "MADRS total: remission",
+    ]
+    assert rows[0][1:] == [
+        "10/15 (66.7%) (38.4, 88.2)",
+        "3/15 (20.0%) (4.3, 48.1)",
+        "46.7 (15.0, 78.3)",
+        "0.025",
+        "Fisher exact",
+    ]
     assert _is_small_png(png)
 
 
@@ -78,15 +102,30 @@ def test_model_fits_markdown(con):
 
 
 def test_frame_given_by_the_asset_replaces_the_table(con):
-    frame = pl.DataFrame({"study_id": [STUDY], "paramcd": ["MADRSTOT"], "model": ["mmrm"], "covariance": ["cs"],
-                          "converged": [False], "warnings": ["iteration limit"]})
+    frame = pl.DataFrame(
+        {
+            "study_id": [STUDY],
+            "paramcd": ["MADRSTOT"],
+            "model": ["mmrm"],
+            "covariance": ["cs"],
+            "converged": [False],
+            "warnings": ["iteration limit"],
+        }
+    )
     md, _ = model_fits_metadata(con, STUDY, frame)
-    assert _table_rows(md) == [["MADRS total", "MMRM", "cs (fallback)", "NO", "—", "—", "— / —", "iteration limit"]]
+    assert _table_rows(md) == [
+        ["MADRS total", "MMRM", "cs (fallback)", "NO", "—", "—", "— / —", "iteration limit"]
+    ]
 
 
 def test_missing_table_gives_a_sentence(built):
     with duckdb.connect(str(built["bare"]), read_only=True) as c:
-        for table in ("results.treatment_effects", "results.lsmeans", "results.responders", "results.model_fits"):
+        for table in (
+            "results.treatment_effects",
+            "results.lsmeans",
+            "results.responders",
+            "results.model_fits",
+        ):
             md, png = results_metadata(c, STUDY, table)
             assert png is None
             assert md.startswith("No "), md

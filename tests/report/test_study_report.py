@@ -14,10 +14,32 @@ from pipelines.report.validation import summarize
 from tests.report.fixtures import RUN, STUDY, write_results
 from tests.report.html_check import check_html, figure_svg, row_cells, text_of
 
-TWO_ARM_SECTIONS = ["flow", "baseline", "primary", "forest", "change", "trajectories", "responders", "sensitivity",
-                    "models", "validation", "provenance"]
-PRIMARY_ORDER = ["CAPS5TOT", "CAPS5B", "CAPS5C", "CAPS5D", "CAPS5E", "PCL5TOT", "PCL5B", "PCL5C", "PCL5D", "PCL5E",
-                 "MADRSTOT"]
+TWO_ARM_SECTIONS = [
+    "flow",
+    "baseline",
+    "primary",
+    "forest",
+    "change",
+    "trajectories",
+    "responders",
+    "sensitivity",
+    "models",
+    "validation",
+    "provenance",
+]
+PRIMARY_ORDER = [
+    "CAPS5TOT",
+    "CAPS5B",
+    "CAPS5C",
+    "CAPS5D",
+    "CAPS5E",
+    "PCL5TOT",
+    "PCL5B",
+    "PCL5C",
+    "PCL5D",
+    "PCL5E",
+    "MADRSTOT",
+]
 
 
 def _report(db, tmp_path, name="r", **kwargs) -> str:
@@ -53,9 +75,19 @@ def test_two_arm_report_has_every_section(two_arm_page):
     for section in TWO_ARM_SECTIONS:
         assert f'id="{section}"' in two_arm_page, section
     text = text_of(two_arm_page)
-    for heading in ["Participant flow", "Baseline characteristics", "Primary results at Week 2", "Cluster effects",
-                    "Change from baseline over visits", "Individual trajectories", "Response and remission at Week 2",
-                    "Sensitivity: random-effects models", "Model fits", "Data validation", "Provenance"]:
+    for heading in [
+        "Participant flow",
+        "Baseline characteristics",
+        "Primary results at Week 2",
+        "Cluster effects",
+        "Change from baseline over visits",
+        "Individual trajectories",
+        "Response and remission at Week 2",
+        "Sensitivity: random-effects models",
+        "Model fits",
+        "Data validation",
+        "Provenance",
+    ]:
         assert heading in text, heading
 
 
@@ -63,7 +95,10 @@ def test_header_names_study_arms_visits_and_model(two_arm_page):
     text = text_of(two_arm_page)
     assert "Simulated IV ketamine vs midazolam for chronic PTSD" in text
     assert "Ketamine 0.5 mg/kg (experimental, N = 15); Midazolam 0.045 mg/kg (control, N = 15)" in text
-    assert "Baseline (day 0) baseline · Day 1 (24 h after infusion 1) (day 1) · Week 1 (day 7) · Week 2 (day 14) primary" in text
+    assert (
+        "Baseline (day 0) baseline · Day 1 (24 h after infusion 1) (day 1) · Week 1 (day 7) · Week 2 (day 14) primary"
+        in text
+    )
     assert "Change from baseline in CAPS-5 Total Symptom Severity Score (CAPS5TOT) at Week 2" in text
     assert "chg ~ base + trtp * avisit + us(avisit | usubjid)" in text
     assert "denominator df: kenward-roger" in text
@@ -71,8 +106,10 @@ def test_header_names_study_arms_visits_and_model(two_arm_page):
 
 
 def test_primary_result_sentence(two_arm_page):
-    assert ("CAPS-5 total at Week 2: Ketamine 0.5 mg/kg − Midazolam 0.045 mg/kg = -11.88 points "
-            "(95% CI -20.01 to -3.75), p = 0.006, Cohen's d = -1.13.") in text_of(two_arm_page)
+    assert (
+        "CAPS-5 total at Week 2: Ketamine 0.5 mg/kg − Midazolam 0.045 mg/kg = -11.88 points "
+        "(95% CI -20.01 to -3.75), p = 0.006, Cohen's d = -1.13."
+    ) in text_of(two_arm_page)
 
 
 def test_primary_table_rows_in_order_with_clusters_indented(two_arm_page):
@@ -87,7 +124,15 @@ def test_primary_table_rows_in_order_with_clusters_indented(two_arm_page):
 def test_primary_table_formats_the_fixture_numbers(two_arm_page):
     # fixtures.EFFECTS_W2 / LSMEANS_CAPS_W2: -11.88 (3.96), CI -20.01..-3.75, p .0058, no adjusted p, d -1.13
     assert row_cells(two_arm_page, "CAPS5TOT")[1] == [
-        "CAPS-5 total", "-13.92 (3.40)", "-2.04 (3.40)", "-11.88", "(-20.01, -3.75)", "0.006", "—", "-1.13"]
+        "CAPS-5 total",
+        "-13.92 (3.40)",
+        "-2.04 (3.40)",
+        "-11.88",
+        "(-20.01, -3.75)",
+        "0.006",
+        "—",
+        "-1.13",
+    ]
     # B: p .0084 -> 0.008, Holm .0336 -> 0.034; E: CI crosses zero
     assert row_cells(two_arm_page, "CAPS5B")[1][3:] == ["-3.41", "(-5.87, -0.95)", "0.008", "0.034", "-0.98"]
     assert row_cells(two_arm_page, "CAPS5E")[1][3:] == ["-2.49", "(-6.75, 1.77)", "0.240", "0.240", "-0.45"]
@@ -95,8 +140,10 @@ def test_primary_table_formats_the_fixture_numbers(two_arm_page):
 
 
 def test_multiplicity_method_and_family_under_the_table(two_arm_page):
-    assert ("Adjusted p: Holm, within each instrument's family at Week 2 (CAPS-5: clusters B, C, D, E; "
-            "PCL-5: clusters B, C, D, E). Not adjusted: CAPS-5 total, PCL-5 total, MADRS total.") in text_of(two_arm_page)
+    assert (
+        "Adjusted p: Holm, within each instrument's family at Week 2 (CAPS-5: clusters B, C, D, E; "
+        "PCL-5: clusters B, C, D, E). Not adjusted: CAPS-5 total, PCL-5 total, MADRS total."
+    ) in text_of(two_arm_page)
 
 
 def test_forest_plot_has_one_row_per_cluster(two_arm_page):
@@ -110,29 +157,48 @@ def test_forest_plot_has_one_row_per_cluster(two_arm_page):
 def test_sensitivity_table_puts_random_effects_next_to_mmrm(two_arm_page):
     text = text_of(two_arm_page)
     assert "MMRM us (unstructured) -11.88 (3.96) 27.0 (-20.01, -3.75) 0.006 -1.13" in text
-    assert "Random intercept (lmm_ri) residual σ²I -11.20 (3.80) z (normal) (-18.65, -3.75) 0.003 -1.07" in text
-    assert "Random intercept + slope (lmm_rs) residual σ²I -10.90 (4.10) z (normal) (-18.94, -2.86) 0.008 -1.04" in text
+    assert (
+        "Random intercept (lmm_ri) residual σ²I -11.20 (3.80) z (normal) (-18.65, -3.75) 0.003 -1.07" in text
+    )
+    assert (
+        "Random intercept + slope (lmm_rs) residual σ²I -10.90 (4.10) z (normal) (-18.94, -2.86) 0.008 -1.04"
+        in text
+    )
     svg = figure_svg(two_arm_page, "sensitivity-figure")
     assert re.findall(r'id="sensitivity-row-([a-z_]+)"', svg) == ["mmrm", "lmm_ri", "lmm_rs"]
 
 
 def test_responder_table(two_arm_page):
     text = text_of(two_arm_page)
-    assert ("CAPS-5 total: response CAPS-5 total reduction from baseline ≥ 30% 10/15 (66.7%) (38.4, 88.2) "
-            "3/15 (20.0%) (4.3, 48.1) 46.7 (15.0, 78.3) 0.025 Fisher exact") in text
+    assert (
+        "CAPS-5 total: response CAPS-5 total reduction from baseline ≥ 30% 10/15 (66.7%) (38.4, 88.2) "
+        "3/15 (20.0%) (4.3, 48.1) 46.7 (15.0, 78.3) 0.025 Fisher exact"
+    ) in text
     assert "MADRS total: remission MADRS total ≤ 10 6/15 (40.0%) (16.3, 67.7)" in text
     assert 'id="responder-figure"' in two_arm_page
 
 
 def test_participant_flow_and_baseline(two_arm_page, built):
     with duckdb.connect(str(built["two"]), read_only=True) as con:
-        completed = dict(con.execute("select trt01p, count(*) from analysis.adsl where complfl = 'Y' group by 1").fetchall())
+        completed = dict(
+            con.execute(
+                "select trt01p, count(*) from analysis.adsl where complfl = 'Y' group by 1"
+            ).fetchall()
+        )
     text = text_of(two_arm_page)
     assert "Randomized 15 15 30" in text
     assert "With a baseline CAPS-5 total 15 15 30" in text
-    assert (f"Completed Week 2 (CAPS-5 total assessed) {completed['KET']} {completed['MID']} "
-            f"{completed['KET'] + completed['MID']}") in text
-    for label in ("Age band, years, n (%)", "Sex, n (%)", "CAPS-5 total (0–80)", "PCL-5 total (0–80)", "MADRS total (0–60)"):
+    assert (
+        f"Completed Week 2 (CAPS-5 total assessed) {completed['KET']} {completed['MID']} "
+        f"{completed['KET'] + completed['MID']}"
+    ) in text
+    for label in (
+        "Age band, years, n (%)",
+        "Sex, n (%)",
+        "CAPS-5 total (0–80)",
+        "PCL-5 total (0–80)",
+        "MADRS total (0–60)",
+    ):
         assert label in text
 
 
@@ -160,8 +226,12 @@ def test_validation_summary_passed_in(built, tmp_path):
         summary = summarize(con, STUDY, RUN)
     summary.files[0].quarantined = 3
     summary.files[0].reasons = [("CAPS-5 item 4 (caps5_b4): value 7 is outside 0-4", 3)]
-    page = _report(built["two"], tmp_path, validation=summary,
-                   provenance={"input_sha256s": {"study.yaml": "ab" * 32}, "code_version": "9.9.9+gdeadbeef"})
+    page = _report(
+        built["two"],
+        tmp_path,
+        validation=summary,
+        provenance={"input_sha256s": {"study.yaml": "ab" * 32}, "code_version": "9.9.9+gdeadbeef"},
+    )
     text = text_of(page)
     assert "3 × CAPS-5 item 4 (caps5_b4): value 7 is outside 0-4" in text
     assert f"study.yaml {'ab' * 32}" in text
@@ -173,7 +243,16 @@ def test_single_arm_report_has_no_between_arm_sections(single_arm_page):
     check_html(single_arm_page)
     for section in ("primary", "forest", "sensitivity"):
         assert f'id="{section}"' not in single_arm_page
-    for section in ("flow", "baseline", "within", "change", "trajectories", "responders", "models", "validation"):
+    for section in (
+        "flow",
+        "baseline",
+        "within",
+        "change",
+        "trajectories",
+        "responders",
+        "models",
+        "validation",
+    ):
         assert f'id="{section}"' in single_arm_page
     text = text_of(single_arm_page)
     assert "Single-arm study: there is no control arm, so no between-arm comparison is made." in text
@@ -184,9 +263,14 @@ def test_single_arm_report_has_no_between_arm_sections(single_arm_page):
 def test_single_arm_within_arm_change_and_proportions(single_arm_page):
     text = text_of(single_arm_page)
     assert "Within-arm change from baseline at Week 2" in text
-    assert re.search(r"CAPS-5 total 14 -?\d+\.\d\d \(\d+\.\d\d\) \(-?\d+\.\d\d, -?\d+\.\d\d\) -13\.92 \(3\.40\) "
-                     r"\(-20\.90, -6\.94\)", text)
-    assert "CAPS-5 total: response CAPS-5 total reduction from baseline ≥ 30% 10/15 (66.7%) (38.4, 88.2)" in text
+    assert re.search(
+        r"CAPS-5 total 14 -?\d+\.\d\d \(\d+\.\d\d\) \(-?\d+\.\d\d, -?\d+\.\d\d\) -13\.92 \(3\.40\) "
+        r"\(-20\.90, -6\.94\)",
+        text,
+    )
+    assert (
+        "CAPS-5 total: response CAPS-5 total reduction from baseline ≥ 30% 10/15 (66.7%) (38.4, 88.2)" in text
+    )
     assert "PCL-5 has no data in this study." in text
     assert "Enrolled 15" in text
 
@@ -196,7 +280,9 @@ def test_report_without_results_tables_says_what_is_missing(bare, tmp_path):
     page = _report(bare, tmp_path)
     check_html(page)
     text = text_of(page)
-    assert "results.treatment_effects does not exist (the statistics have not run for this warehouse)." in text
+    assert (
+        "results.treatment_effects does not exist (the statistics have not run for this warehouse)." in text
+    )
     assert "No LS means for CAPS-5 Total Symptom Severity Score (results.lsmeans, model mmrm)." in text
     assert "No cluster-level treatment effects are stored" in text
     assert "No model fits are stored (results.model_fits)." in text
