@@ -402,6 +402,20 @@ def _validation(con, data: StudyData, validation) -> tuple[object | None, str | 
         return None, f"No validation records for run {data.run_id} (qc tables missing or unreadable)."
 
 
+def _validated_at(con: duckdb.DuckDBPyConnection, data: StudyData):
+    """When the run's checks ran: the analysis date of a run not yet in meta.runs (reports are written
+    before the publish step records the run)."""
+    from pipelines.report.data import columns, has_table
+
+    if not data.run_id or not has_table(con, "qc.validation_results"):
+        return None
+    if "validated_at" not in columns(con, "qc.validation_results"):
+        return None
+    return con.execute(
+        "select max(validated_at) from qc.validation_results where run_id = ?", [data.run_id]
+    ).fetchone()[0]
+
+
 def context(
     con: duckdb.DuckDBPyConnection, data: StudyData, *, validation=None, provenance: dict | None = None
 ) -> dict:
@@ -417,7 +431,7 @@ def context(
     val, val_note = _validation(con, data, validation)
     prov = dict(provenance or {})
     run = data.run or {}
-    analysis_date = run.get("finished_at") or prov.get("finished_at")
+    analysis_date = run.get("finished_at") or prov.get("finished_at") or _validated_at(con, data)
     primary = data.param(data.primary_parameter)
     missing_instruments = [i for i in ("CAPS-5", "PCL-5", "MADRS") if i not in data.instruments_present()]
     no_results = [r.label for r in rows if "no model results" in r.notes]
@@ -426,7 +440,7 @@ def context(
         "d": data,
         "fmt": fmt,
         "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "analysis_date": analysis_date.strftime("%Y-%m-%d %H:%M UTC")
+        "analysis_date": analysis_date.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
         if hasattr(analysis_date, "strftime")
         else (str(analysis_date) if analysis_date else None),
         "primary": primary,

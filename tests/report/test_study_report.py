@@ -5,6 +5,7 @@ that did not converge)."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 import duckdb
 import pytest
@@ -230,12 +231,17 @@ def test_validation_summary_passed_in(built, tmp_path):
         built["two"],
         tmp_path,
         validation=summary,
-        provenance={"input_sha256s": {"study.yaml": "ab" * 32}, "code_version": "9.9.9+gdeadbeef"},
+        provenance={
+            "input_sha256s": {"study.yaml": "ab" * 32},
+            "code_version": "9.9.9+gdeadbeef",
+            "finished_at": datetime(2026, 3, 1, 9, 30, tzinfo=UTC),
+        },
     )
     text = text_of(page)
     assert "3 × CAPS-5 item 4 (caps5_b4): value 7 is outside 0-4" in text
     assert f"study.yaml {'ab' * 32}" in text
     assert "Analysis code 9.9.9+gdeadbeef" in text
+    assert "Analysis date 2026-03-01 09:30 UTC (report generated" in text
 
 
 # ----------------------------------------------------------------------------------- single arm
