@@ -1,19 +1,148 @@
-"""The lines ``trialpipe demo`` ends with."""
+"""The lines ``trialpipe demo`` ends with: the primary result, its clusters, the other instruments'
+totals and the responder rates, formatted like the report (ASCII only, for any terminal).
+
+Example (two-arm)::
+
+    CAPS-5 total at Week 2, Ketamine - Midazolam: -11.88 (95% CI -20.01 to -3.75), p = 0.006, d = -1.13
+      Cluster B (Intrusion): -3.41 (95% CI -5.87 to -0.95), p = 0.008, adjusted p = 0.034
+      ...
+    PCL-5 total: -12.40 (95% CI -22.04 to -2.76), p = 0.014, d = -0.95
+    MADRS total: -9.80 (95% CI -16.98 to -2.62), p = 0.009, d = -1.05
+    CAPS-5 total response (reduction from baseline >= 30%): Ketamine 10/15 (66.7%) vs Midazolam 3/15 (20.0%), Fisher p = 0.025
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import duckdb
+
+from pipelines.report import fmt
+from pipelines.report import tables as T
+from pipelines.report.data import StudyData, load_study
+
+
+def _effect_text(e: dict, level: float, *, d: bool = True, adjusted: bool = False) -> str:
+    parts = [
+        f"{fmt.num(e.get('estimate'), missing='n/a')} ({fmt.ci_words(e.get('conf_low'), e.get('conf_high'), level)})",
+        fmt.p_text(e.get("p_value")),
+    ]
+    if adjusted and fmt.is_num(e.get("p_adjusted")):
+        parts.append(fmt.p_text(e.get("p_adjusted"), name="adjusted p"))
+    if d and fmt.is_num(e.get("cohens_d")):
+        parts.append(f"d = {fmt.num(e.get('cohens_d'))}")
+    return ", ".join(parts)
+
+
+def _ascii(text: str) -> str:
+    return text.replace("\u2265", ">=").replace("\u2264", "<=").replace("\u2212", "-").replace("\u2014", "-")
+
+
+def _flags(data: StudyData, paramcd: str) -> str:
+    notes = T.fit_notes(data, paramcd)
+    return f" [{'; '.join(notes)}]" if notes else ""
+
+
+def _two_arm_lines(data: StudyData) -> list[str]:
+    lines = []
+    pcd = data.primary_parameter
+    primary = data.param(pcd)
+    visit = data.visit_label(data.primary_visit)
+    exp, ctl = data.experimental.label, data.control.label
+    e = data.effect(pcd)
+    head = f"{primary.full_label} at {visit}, {exp} - {ctl}: "
+    lines.append(head + (_effect_text(e, data.level) + _flags(data, pcd) if e else "no result"))
+    for c in data.paramcds():
+        p = data.param(c)
+        if p.instrument == primary.instrument and p.cluster:
+            ec = data.effect(c)
+            lines.append(
+                f"  {p.label}: "
+                + (
+                    _effect_text(ec, data.level, d=False, adjusted=True) + _flags(data, c)
+                    if ec
+                    else "no result"
+                )
+            )
+    for c in data.paramcds():
+        p = data.param(c)
+        if p.is_total and c != pcd:
+            ec = data.effect(c)
+            lines.append(
+                f"{p.full_label}: " + (_effect_text(ec, data.level) + _flags(data, c) if ec else "no result")
+            )
+    lines += _responder_lines(data)
+    return lines
+
+
+def _responder_lines(data: StudyData) -> list[str]:
+    lines = []
+    for g in T.responder_groups(data):
+        arms = []
+        for a in data.arms:
+            r = g["arms"].get(a.id)
+            if r is not None:
+                arms.append(f"{a.label} {fmt.count_pct(r.get('n_responders'), r.get('n_evaluable'))}")
+        if not arms:
+            continue
+        label = data.param(g["paramcd"] or "").full_label
+        rule = g["rule"]
+        if rule.startswith(label + " reduction"):
+            rule = rule[len(label) + 1 :]
+        text = f"{g['label'].replace(': ', ' ')}" + (f" ({rule})" if rule else "") + ": " + " vs ".join(arms)
+        comp = g["comp"]
+        if fmt.is_num(comp.get("p_value")):
+            name = "Fisher p" if "fisher" in (g["test"] or "").lower() else "p"
+            text += ", " + fmt.p_text(comp.get("p_value"), name=name)
+        lines.append(_ascii(text))
+    return lines
+
+
+def _single_arm_lines(data: StudyData) -> list[str]:
+    arm = data.arms[0]
+    visit = data.visit_label(data.primary_visit)
+    lines = [f"Single-arm study ({arm.label}): change from baseline at {visit}, no control arm"]
+    for c in data.paramcds():
+        p = data.param(c)
+        ls = data.lsmean(c, arm.id)
+        if not ls or not (p.is_total or p.instrument == data.param(data.primary_parameter).instrument):
+            continue
+        lines.append(
+            ("  " if not p.is_total else "") + f"{p.full_label if p.is_total else p.label}: LS-mean change "
+            f"{fmt.num(ls.get('estimate'), missing='n/a')} "
+            f"({fmt.ci_words(ls.get('conf_low'), ls.get('conf_high'), data.level)})" + _flags(data, c)
+        )
+    return lines + _responder_lines(data)
+
+
+def headline_lines(con: duckdb.DuckDBPyConnection, study_id: str) -> list[str]:
+    """The demo's closing lines for ``study_id`` (a sentence saying what is missing when results are)."""
+    data = load_study(con, study_id)
+    if not data.arms:
+        return [f"{study_id}: no arms or results found in the warehouse."]
+    if data.single_arm:
+        lines = _single_arm_lines(data)
+        return lines if len(lines) > 1 else lines + ["  no LS means stored (results.lsmeans)"]
+    if not data.has_rows("results.treatment_effects"):
+        return [
+            f"{study_id}: no treatment effects stored (results.treatment_effects is missing or empty)."
+        ] + _responder_lines(data)
+    return [_ascii(line) for line in _two_arm_lines(data)]
 
 
 def print_headline(outcome, console) -> None:
-    con = duckdb.connect(str(outcome.warehouse), read_only=True)
+    """Print :func:`headline_lines` for a finished run, then where its report is (when written)."""
     try:
-        rows = con.execute(
-            "select instrument, count(distinct usubjid), count(*) from staging.item_responses "
-            "where study_id = ? group by 1 order by 1",
-            [outcome.study_id],
-        ).fetchall()
+        con = duckdb.connect(str(outcome.warehouse), read_only=True)
+    except duckdb.Error as exc:
+        console.print(f"  could not open {outcome.warehouse}: {exc}", markup=False, highlight=False)
+        return
+    try:
+        lines = headline_lines(con, outcome.study_id)
     finally:
         con.close()
-    for inst, subjects, n in rows:
-        console.print(f"  {inst}: {n} item ratings from {subjects} subjects")
+    for line in lines:
+        console.print(f"  {line}", markup=False, highlight=False)
+    report = Path(outcome.report_dir) / f"{outcome.study_id}.html"
+    if report.exists():
+        console.print(f"  report: {report.resolve()}", markup=False, highlight=False)

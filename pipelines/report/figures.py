@@ -1,0 +1,453 @@
+"""Matplotlib figures for the study report and the Dagster metadata.
+
+Figures are built on ``matplotlib.figure.Figure`` (no pyplot state, safe in Dagster's threads) from
+plain inputs (lists of dicts), so the report and the metadata helpers share them. Colours are the
+Okabe-Ito colour-blind-safe palette; an arm keeps its colour, marker and line style in every figure
+(experimental blue circles, solid; control vermillion squares, dashed), so the figures also read
+in greyscale. Symptom scales: lower = fewer symptoms, so a negative difference favours the
+experimental arm.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from contextlib import contextmanager
+
+import matplotlib
+from matplotlib.figure import Figure
+
+OKABE_ITO = {
+    "blue": "#0072B2",
+    "vermillion": "#D55E00",
+    "green": "#009E73",
+    "orange": "#E69F00",
+    "sky": "#56B4E9",
+    "purple": "#CC79A7",
+    "yellow": "#F0E442",
+    "black": "#000000",
+}
+ARM_STYLES = [
+    {"color": OKABE_ITO["blue"], "marker": "o", "linestyle": "-"},
+    {"color": OKABE_ITO["vermillion"], "marker": "s", "linestyle": "--"},
+    {"color": OKABE_ITO["green"], "marker": "^", "linestyle": ":"},
+]
+GREY = "#555555"
+LIGHT = "#DDDDDD"
+RC = {
+    "font.family": "DejaVu Sans",
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "xtick.labelsize": 8.5,
+    "ytick.labelsize": 8.5,
+    "legend.fontsize": 8.5,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "svg.hashsalt": "trialpipe-report",
+    "svg.fonttype": "path",
+}
+
+
+def arm_style(index: int) -> dict:
+    return ARM_STYLES[index % len(ARM_STYLES)]
+
+
+@contextmanager
+def style():
+    with matplotlib.rc_context(RC):
+        yield
+
+
+def new_figure(w: float, h: float) -> Figure:
+    return Figure(figsize=(w, h), layout="constrained")
+
+
+# ------------------------------------------------------------------------------------------ output
+def svg_data_uri(fig: Figure) -> str:
+    buf = io.BytesIO()
+    with style():
+        fig.savefig(buf, format="svg", metadata={"Date": None})
+    return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def png_base64(fig: Figure, dpi: int = 72, max_bytes: int = 100_000) -> str:
+    """PNG as base64 (no data: prefix); the resolution drops until the file is at most ``max_bytes``."""
+    data = b""
+    while True:
+        buf = io.BytesIO()
+        with style():
+            fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+        data = buf.getvalue()
+        if len(data) <= max_bytes or dpi <= 30:
+            break
+        dpi = int(dpi * 0.8)
+    return base64.b64encode(data).decode("ascii")
+
+
+def _finite(*xs) -> bool:
+    return all(x is not None and isinstance(x, (int, float)) and math.isfinite(x) for x in xs)
+
+
+# -------------------------------------------------------------------------------------- forest
+def forest(
+    panels: list[dict],
+    *,
+    xlabel: str,
+    favours: tuple[str, str] | None,
+    level: float = 95,
+    width: float = 9.0,
+    gid_prefix: str = "forest-row",
+) -> Figure:
+    """One panel per instrument. ``panels``: [{title, rows: [{key, label, estimate, conf_low,
+    conf_high, note}]}]. Each drawn row gets the SVG id ``<gid_prefix>-<key>``; the estimate and CI
+    are printed at the right; ``favours`` = (left label, right label) under the axis."""
+    with style():
+        heights = [max(len(p["rows"]), 1) * 0.36 + 0.9 + (0.3 if favours else 0) for p in panels]
+        fig = new_figure(width, sum(heights))
+        axes = fig.subplots(len(panels), 1, squeeze=False, height_ratios=heights)[:, 0]
+        for ax, panel in zip(axes, panels, strict=True):
+            rows = panel["rows"]
+            ys = list(range(len(rows)))[::-1]
+            lims = []
+            for y, r in zip(ys, rows, strict=True):
+                ok = _finite(r.get("estimate"), r.get("conf_low"), r.get("conf_high"))
+                if ok:
+                    line = ax.plot(
+                        [r["conf_low"], r["conf_high"]], [y, y], color=GREY, lw=1.6, solid_capstyle="butt"
+                    )[0]
+                    line.set_gid(f"{gid_prefix}-{r['key']}")
+                    ax.plot(
+                        [r["estimate"]],
+                        [y],
+                        marker="s",
+                        ms=6.5,
+                        color=r.get("color") or OKABE_ITO["blue"],
+                        mec="white",
+                        mew=0.6,
+                        zorder=3,
+                    )
+                    lims += [r["conf_low"], r["conf_high"]]
+                    text = f"{r['estimate']:.2f} ({r['conf_low']:.2f}, {r['conf_high']:.2f})"
+                else:
+                    mark = ax.plot([], [])[0]
+                    mark.set_gid(f"{gid_prefix}-{r['key']}")
+                    text = r.get("note") or "not estimable"
+                ax.annotate(
+                    text,
+                    xy=(1.0, y),
+                    xycoords=("axes fraction", "data"),
+                    xytext=(6, 0),
+                    textcoords="offset points",
+                    va="center",
+                    ha="left",
+                    fontsize=8.5,
+                    color="black" if ok else GREY,
+                )
+            ax.axvline(0, color="black", lw=0.8, zorder=1)
+            ax.set_yticks(ys, [r["label"] for r in rows])
+            ax.set_ylim(-0.7, len(rows) - 0.3)
+            if lims:
+                lo, hi = min(lims + [0]), max(lims + [0])
+                pad = 0.08 * (hi - lo or 1)
+                ax.set_xlim(lo - pad, hi + pad)
+            ax.set_title(panel["title"], loc="left", fontweight="bold")
+            ax.spines["left"].set_visible(False)
+            ax.tick_params(axis="y", length=0)
+            ax.grid(axis="x", color=LIGHT, lw=0.6)
+            ax.set_axisbelow(True)
+            ax.annotate(
+                f"Difference ({level:g}% CI)",
+                xy=(1.0, 1.0),
+                xycoords="axes fraction",
+                xytext=(6, 4),
+                textcoords="offset points",
+                ha="left",
+                va="bottom",
+                fontsize=8,
+                color=GREY,
+            )
+        axes[-1].set_xlabel(xlabel)
+        if favours:
+            # Inside each panel, under its rows, anchored at zero: the two labels never overlap and
+            # never collide with tick labels, whatever the axis range.
+            for ax in axes:
+                ax.set_ylim(-1.5, ax.get_ylim()[1])
+                ax.annotate(
+                    "\u2190 " + favours[0],
+                    xy=(0, -1.05),
+                    xycoords="data",
+                    xytext=(-4, 0),
+                    textcoords="offset points",
+                    ha="right",
+                    va="center",
+                    fontsize=8,
+                    color=arm_style(0)["color"],
+                    annotation_clip=False,
+                )
+                ax.annotate(
+                    favours[1] + " \u2192",
+                    xy=(0, -1.05),
+                    xycoords="data",
+                    xytext=(4, 0),
+                    textcoords="offset points",
+                    ha="left",
+                    va="center",
+                    fontsize=8,
+                    color=arm_style(1)["color"],
+                    annotation_clip=False,
+                )
+        fig.get_layout_engine().set(w_pad=0.1, h_pad=0.12)
+    return fig
+
+
+# ----------------------------------------------------------------------------- change over visits
+def change_over_visits(
+    panels: list[dict],
+    *,
+    xticklabels: list[str],
+    primary_index: int | None,
+    ncols: int = 1,
+    panel_size: tuple[float, float] = (6.5, 3.6),
+    legend: bool = True,
+) -> Figure:
+    """Mean change by visit and arm with CI bars. ``panels``: [{title, ylabel, series: [{label, style,
+    points: [(x_index, estimate, lo, hi)]}]}] (None panel = empty grid cell). The baseline point (0 at
+    index 0) is drawn without a CI."""
+    n = len(panels)
+    ncols = max(1, min(ncols, n))
+    nrows = math.ceil(n / ncols)
+    with style():
+        fig = new_figure(panel_size[0] * ncols, panel_size[1] * nrows + (0.3 if legend else 0))
+        axes = fig.subplots(nrows, ncols, squeeze=False)
+        handles = {}
+        for i, panel in enumerate(panels):
+            ax = axes[i // ncols][i % ncols]
+            if panel is None:
+                ax.set_axis_off()
+                continue
+            k = len(panel["series"])
+            for j, s in enumerate(panel["series"]):
+                st = s["style"]
+                off = (j - (k - 1) / 2) * 0.08
+                pts = [p for p in s["points"] if _finite(p[1])]
+                if not pts:
+                    continue
+                xs = [p[0] + off for p in pts]
+                ys = [p[1] for p in pts]
+                h = ax.plot(
+                    xs,
+                    ys,
+                    color=st["color"],
+                    marker=st["marker"],
+                    linestyle=st["linestyle"],
+                    lw=1.6,
+                    ms=5,
+                    label=s["label"],
+                )[0]
+                handles.setdefault(s["label"], h)
+                for x, p in zip(xs, pts, strict=True):
+                    if _finite(p[2], p[3]):
+                        ax.plot([x, x], [p[2], p[3]], color=st["color"], lw=1.2)
+                        ax.plot([x - 0.03, x + 0.03], [p[2], p[2]], color=st["color"], lw=1.0)
+                        ax.plot([x - 0.03, x + 0.03], [p[3], p[3]], color=st["color"], lw=1.0)
+            ax.axhline(0, color=GREY, lw=0.7)
+            if primary_index is not None:
+                ax.axvspan(primary_index - 0.4, primary_index + 0.4, color="#F2F2F2", zorder=0)
+            ax.set_xticks(range(len(xticklabels)), xticklabels)
+            ax.set_xlim(-0.4, len(xticklabels) - 0.6)
+            ax.set_title(
+                panel["title"],
+                loc="left",
+                fontweight="bold" if n == 1 else None,
+                fontsize=None if n == 1 else 9,
+            )
+            if panel.get("ylabel"):
+                ax.set_ylabel(panel["ylabel"])
+            ax.grid(axis="y", color=LIGHT, lw=0.6)
+            ax.set_axisbelow(True)
+            if panel.get("note"):
+                ax.text(0.5, 0.5, panel["note"], transform=ax.transAxes, ha="center", va="center", color=GREY)
+        if legend and handles:
+            fig.legend(
+                list(handles.values()),
+                list(handles.keys()),
+                loc="outside upper left",
+                ncols=len(handles),
+                frameon=False,
+            )
+    return fig
+
+
+# ---------------------------------------------------------------------------------- spaghetti
+def spaghetti(
+    panels: list[dict],
+    *,
+    xlabel: str,
+    ylabel: str,
+    ylim: tuple[float, float] | None = None,
+    panel_size: tuple[float, float] = (3.9, 3.4),
+) -> Figure:
+    """One panel per arm: each subject's values over study day (thin lines), the arm's mean by
+    visit (thick line, markers). ``panels``: [{title, style, subjects: [[(day, value), ...]],
+    mean: [(day, value)]}]."""
+    with style():
+        fig = new_figure(panel_size[0] * len(panels), panel_size[1])
+        axes = fig.subplots(1, len(panels), squeeze=False, sharey=True)[0]
+        for ax, panel in zip(axes, panels, strict=True):
+            st = panel["style"]
+            for pts in panel["subjects"]:
+                pts = [p for p in pts if _finite(p[0], p[1])]
+                if pts:
+                    ax.plot([p[0] for p in pts], [p[1] for p in pts], color=st["color"], alpha=0.35, lw=0.9)
+            m = [p for p in panel["mean"] if _finite(p[0], p[1])]
+            if m:
+                ax.plot([p[0] for p in m], [p[1] for p in m], color="black", lw=3.2, zorder=3)
+                ax.plot(
+                    [p[0] for p in m],
+                    [p[1] for p in m],
+                    color=st["color"],
+                    lw=2.0,
+                    marker=st["marker"],
+                    ms=5,
+                    linestyle=st["linestyle"],
+                    zorder=4,
+                    label="arm mean",
+                )
+            ax.set_title(panel["title"], loc="left", fontweight="bold")
+            ax.set_xlabel(xlabel)
+            ax.grid(color=LIGHT, lw=0.6)
+            ax.set_axisbelow(True)
+            if panel.get("xticks"):
+                ax.set_xticks(panel["xticks"])
+        axes[0].set_ylabel(ylabel)
+        if ylim:
+            axes[0].set_ylim(*ylim)
+    return fig
+
+
+# --------------------------------------------------------------------------------- responders
+def responders(groups: list[dict], *, level: float = 95, width: float = 7.5) -> Figure:
+    """Horizontal bars: proportion (%) per arm with CI, one group per criterion, the risk difference
+    and p printed under the group label. ``groups``: [{label, sublabel, bars: [{label, style,
+    proportion (0-1), conf_low, conf_high, text}]}]."""
+    with style():
+        nbars = sum(len(g["bars"]) for g in groups)
+        fig = new_figure(width, 0.3 * nbars + 0.3 * len(groups) + 0.9)
+        ax = fig.subplots()
+        y = 0.0
+        yt, yl = [], []
+        handles = {}
+        for g in groups:
+            top = y
+            for b in g["bars"]:
+                st = b["style"]
+                p = b.get("proportion")
+                if _finite(p):
+                    h = ax.barh(
+                        y,
+                        100 * p,
+                        height=0.75,
+                        color=st["color"],
+                        alpha=0.85,
+                        label=b["label"],
+                        hatch=None if st["linestyle"] == "-" else "///",
+                        edgecolor="white",
+                        lw=0,
+                    )
+                    handles.setdefault(b["label"], h)
+                    if _finite(b.get("conf_low"), b.get("conf_high")):
+                        ax.plot([100 * b["conf_low"], 100 * b["conf_high"]], [y, y], color="black", lw=1.1)
+                        for x in (100 * b["conf_low"], 100 * b["conf_high"]):
+                            ax.plot([x, x], [y - 0.15, y + 0.15], color="black", lw=1.1)
+                ax.annotate(
+                    b.get("text", ""),
+                    xy=(1.0, y),
+                    xycoords=("axes fraction", "data"),
+                    xytext=(6, 0),
+                    textcoords="offset points",
+                    va="center",
+                    fontsize=8.5,
+                )
+                y += 1
+            yt.append((top + y - 1) / 2)
+            yl.append(g["label"] + ("\n" + g["sublabel"] if g.get("sublabel") else ""))
+            y += 0.6
+        ax.set_yticks(yt, yl)
+        ax.invert_yaxis()
+        ax.set_xlim(0, 100)
+        ax.set_xlabel(f"Participants meeting the criterion, % (bars: {level:g}% CI)")
+        ax.grid(axis="x", color=LIGHT, lw=0.6)
+        ax.set_axisbelow(True)
+        ax.tick_params(axis="y", length=0)
+        if handles:
+            fig.legend(
+                list(handles.values()),
+                list(handles.keys()),
+                loc="outside upper left",
+                ncols=len(handles),
+                frameon=False,
+            )
+    return fig
+
+
+# -------------------------------------------------------------------------------------- flow
+def flow_diagram(stages: list[str], arms: list[dict], total: list[int | None]) -> Figure:
+    """CONSORT-like boxes: a 'Randomized N' box splitting into one column per arm, each with a box per
+    stage. ``arms``: [{label, style, counts: [n per stage]}]; ``total``: N per stage."""
+    from matplotlib.patches import FancyBboxPatch
+
+    with style():
+        ncol = max(len(arms), 1)
+        fig = new_figure(max(2.9 * ncol, 3.6) + 0.2, 0.9 + 0.8 * len(stages))
+        ax = fig.subplots()
+        ax.set_axis_off()
+        ax.set_xlim(-0.1 if ncol == 1 else 0, ncol + (0.1 if ncol == 1 else 0))
+        ax.set_ylim(-len(stages) - 0.1, 1.1)
+
+        def box(x, y, text, color):
+            ax.add_patch(
+                FancyBboxPatch(
+                    (x - 0.44, y - 0.33),
+                    0.88,
+                    0.66,
+                    boxstyle="round,pad=0.02,rounding_size=0.06",
+                    fc="white",
+                    ec=color,
+                    lw=1.4,
+                )
+            )
+            ax.text(x, y, text, ha="center", va="center", fontsize=9)
+
+        box(
+            ncol / 2, 0.55, f"{stages[0]}\nN = {total[0] if total and total[0] is not None else '?'}", "black"
+        )
+        for j, arm in enumerate(arms):
+            x = j + 0.5
+            color = arm["style"]["color"]
+            ax.annotate(
+                "",
+                xy=(x, -0.6),
+                xytext=(ncol / 2, 0.25),
+                arrowprops={"arrowstyle": "-|>", "color": GREY, "lw": 0.9},
+            )
+            for i, (stage, n) in enumerate(zip(stages, arm["counts"], strict=True)):
+                y = -0.9 - i * 0.95 + 0.0
+                label = arm["label"] if i == 0 else _short_stage(stage)
+                box(x, y, f"{label}\nn = {n}", color)
+                if i:
+                    ax.annotate(
+                        "",
+                        xy=(x, y + 0.33),
+                        xytext=(x, y + 0.62),
+                        arrowprops={"arrowstyle": "-|>", "color": GREY, "lw": 0.9},
+                    )
+        ax.set_ylim(-0.9 - (len(stages) - 1) * 0.95 - 0.4, 0.95)
+    return fig
+
+
+def _short_stage(stage: str) -> str:
+    import textwrap
+
+    return textwrap.fill(stage, 30)

@@ -1,0 +1,522 @@
+"""The study report: one self-contained HTML file per study (figures inline as SVG data URIs).
+
+>>> build_report(con, "FEDERSIM-7", run_id, Path("reports/FEDERSIM-7.html"))
+
+``con`` holds the study's tables under their contract names (the working database of a run or
+the published warehouse). Every section degrades to a sentence saying what is missing; the report
+never fails because a results table, a parameter, an instrument or a converged model is absent.
+Where each number comes from is stated in the section's note and in :mod:`pipelines.report.tables`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import jinja2
+import polars as pl
+from matplotlib.figure import Figure
+
+from pipelines.report import figures as F
+from pipelines.report import fmt
+from pipelines.report import tables as T
+from pipelines.report.data import DEFAULT_FORMULA, MODEL_LABEL, StudyData, input_hashes, load_study
+
+log = logging.getLogger(__name__)
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def arm_styles(data: StudyData) -> dict[str, dict]:
+    """Arm id -> colour/marker/line style; the experimental arm (or the only arm) is first."""
+    return {a.id: F.arm_style(i) for i, a in enumerate(data.arms)}
+
+
+def _draw(build, *args, **kwargs):
+    """Call a figure builder; a figure that cannot be drawn is left out (logged), never fatal."""
+    try:
+        return build(*args, **kwargs)
+    except Exception:  # a broken figure must not stop the report or the asset
+        log.exception("figure %s failed", getattr(build, "__name__", build))
+        return None
+
+
+@dataclass
+class Img:
+    uri: str  # data: URI
+    width: int  # natural size, CSS px
+    height: int
+
+
+def svg(build, *args, **kwargs) -> Img | None:
+    """A figure builder's figure as an SVG data URI with its natural size (None when there is nothing to draw)."""
+    fig = _draw(build, *args, **kwargs)
+    if fig is None:
+        return None
+    uri = F.svg_data_uri(fig)  # saving lays the figure out; the size is final afterwards
+    return Img(uri, round(fig.get_figwidth() * 96), round(fig.get_figheight() * 96))
+
+
+def png(build, *args, **kwargs) -> str | None:
+    """A figure builder's figure as base64 PNG of at most 100 kB (None when there is nothing to draw)."""
+    fig = _draw(build, *args, **kwargs)
+    return F.png_base64(fig) if fig is not None else None
+
+
+def _favours(data: StudyData) -> tuple[str, str] | None:
+    if data.single_arm or not data.control:
+        return None
+    return (f"favours {data.experimental.label}", f"favours {data.control.label}")
+
+
+def direction_text(param_label: str = "") -> str:
+    return "lower = fewer symptoms"
+
+
+# ------------------------------------------------------------------------------------ figures
+def forest_figure(data: StudyData, rows: list[T.EffectRow]) -> Figure | None:
+    """Cluster differences (experimental - control) with CIs, one panel per instrument."""
+    panels = []
+    for inst in data.instruments_present():
+        clusters = [
+            r for r in rows if data.param(r.paramcd).instrument == inst and data.param(r.paramcd).cluster
+        ]
+        if not any(fmt.is_num(r.estimate) for r in clusters):
+            continue
+        panels.append(
+            {
+                "title": f"{inst} clusters, {data.visit_label(data.primary_visit)}",
+                "rows": [
+                    {
+                        "key": r.paramcd,
+                        "label": r.label,
+                        "estimate": r.estimate,
+                        "conf_low": r.conf_low,
+                        "conf_high": r.conf_high,
+                        "note": "; ".join(r.notes) or None,
+                    }
+                    for r in clusters
+                ],
+            }
+        )
+    if not panels:
+        return None
+    exp, ctl = data.experimental.label, data.control.label
+    return _draw(
+        F.forest,
+        panels,
+        level=data.level,
+        favours=_favours(data),
+        xlabel=f"Difference in LS-mean change from baseline, {exp} \u2212 {ctl} (points)",
+    )
+
+
+def _visit_axis(data: StudyData) -> tuple[list, list[str], int | None]:
+    """Visits from baseline on (pre-baseline visits are not plotted), tick labels, primary index."""
+    visits = [
+        v
+        for v in data.visits
+        if data.baseline_visit is None
+        or v.order >= (data.visit(data.baseline_visit).order if data.visit(data.baseline_visit) else 0)
+    ]
+    short = [v.label.split(" (")[0] for v in visits]
+    labels = [s if len(s) <= 12 else v.id for s, v in zip(short, visits, strict=True)]
+    labels = [
+        f"{lab}\n(day {v.day})" if v.day is not None else lab for lab, v in zip(labels, visits, strict=True)
+    ]
+    prim = next((i for i, v in enumerate(visits) if v.id == data.primary_visit), None)
+    return visits, labels, prim
+
+
+def _lsmean_series(data: StudyData, paramcd: str, visits) -> list[dict]:
+    styles = arm_styles(data)
+    series = []
+    for a in data.arms:
+        pts = []
+        for i, v in enumerate(visits):
+            if v.id == data.baseline_visit:
+                pts.append((i, 0.0, None, None))
+                continue
+            r = data.lsmean(paramcd, a.id, v.id)
+            if r:
+                pts.append((i, r.get("estimate"), r.get("conf_low"), r.get("conf_high")))
+        if len(pts) > 1:
+            series.append({"label": a.label, "style": styles[a.id], "points": pts})
+    return series
+
+
+def change_figure(data: StudyData, paramcd: str) -> Figure | None:
+    visits, labels, prim = _visit_axis(data)
+    series = _lsmean_series(data, paramcd, visits)
+    if not series:
+        return None
+    p = data.param(paramcd)
+    panel = {
+        "title": f"{p.instrument} {'total' if p.is_total else p.label}: LS-mean change from baseline",
+        "ylabel": f"LS-mean change from baseline, points ({data.level:g}% CI)\nlower = fewer symptoms",
+        "series": series,
+    }
+    return _draw(F.change_over_visits, [panel], xticklabels=labels, primary_index=prim, panel_size=(7.0, 4.0))
+
+
+def small_multiples_figure(data: StudyData) -> Figure | None:
+    """LS-mean change by visit for every other parameter, in report order, five panels a row."""
+    visits, labels, prim = _visit_axis(data)
+    labels = [lab.split("\n")[0] for lab in labels]
+    codes = [c for c in data.paramcds() if c != data.primary_parameter and _lsmean_series(data, c, visits)]
+    if not codes:
+        return None
+    ncols = min(5, len(codes))
+    panels = []
+    for i, c in enumerate(codes):
+        p = data.param(c)
+        title = (
+            f"{p.instrument} total"
+            if p.is_total
+            else f"{p.instrument} cluster {p.cluster}\n"
+            + (p.label.split("(", 1)[-1].rstrip(")") if p.cluster else p.label)
+        )
+        panels.append(
+            {
+                "title": title,
+                "series": _lsmean_series(data, c, visits),
+                "ylabel": "LS-mean change, points" if i % ncols == 0 else None,
+            }
+        )
+    return _draw(
+        F.change_over_visits,
+        panels,
+        xticklabels=labels,
+        primary_index=prim,
+        ncols=ncols,
+        panel_size=(2.3, 2.3),
+    )
+
+
+def spaghetti_figure(data: StudyData, paramcd: str, value: str = "aval") -> Figure | None:
+    adqs = data.adqs
+    if adqs is None or adqs.is_empty():
+        return None
+    q = adqs.filter(
+        (pl.col("paramcd") == paramcd) & pl.col(value).is_not_null() & pl.col("ady").is_not_null()
+    )
+    if q.is_empty():
+        return None
+    styles = arm_styles(data)
+    day_of = {v.id: v.day for v in data.visits}
+    panels = []
+    for a in data.arms:
+        qa = q.filter(pl.col("trtp") == a.id).sort(["usubjid", "ady"])
+        if qa.is_empty():
+            continue
+        subjects = [
+            list(zip(g["ady"].to_list(), g[value].to_list(), strict=True))
+            for _, g in qa.group_by("usubjid", maintain_order=True)
+        ]
+        means = (
+            qa.group_by("avisit")
+            .agg(pl.col(value).mean().alias("m"), pl.col("avisitn").first())
+            .sort("avisitn")
+            .to_dicts()
+        )
+        mean_pts = [(day_of.get(m["avisit"]), m["m"]) for m in means]
+        panels.append(
+            {
+                "title": f"{a.label} (n = {qa['usubjid'].n_unique()})",
+                "style": styles[a.id],
+                "subjects": subjects,
+                "mean": mean_pts,
+                "xticks": sorted({d for d in day_of.values() if d is not None}),
+            }
+        )
+    if not panels:
+        return None
+    p = data.param(paramcd)
+    ylim = (0, p.max_score) if value == "aval" and p.max_score else None
+    ylabel = (
+        f"{p.axis_label}, points"
+        if value == "aval"
+        else f"Change from baseline in {p.instrument} {'total' if p.is_total else p.label}, points"
+    ) + "\nlower = fewer symptoms"
+    return _draw(F.spaghetti, panels, xlabel="Study day (days since baseline)", ylabel=ylabel, ylim=ylim)
+
+
+def responder_figure(data: StudyData, groups: list[dict]) -> Figure | None:
+    styles = arm_styles(data)
+    fig_groups = []
+    for g in groups:
+        bars = []
+        for a in data.arms:
+            r = g["arms"].get(a.id)
+            if r is None:
+                continue
+            bars.append(
+                {
+                    "label": a.label,
+                    "style": styles[a.id],
+                    "proportion": r.get("_prop"),
+                    "conf_low": r.get("conf_low"),
+                    "conf_high": r.get("conf_high"),
+                    "text": f"{r.get('n_responders')}/{r.get('n_evaluable')} ({fmt.pct(r.get('_prop'), 0)})",
+                }
+            )
+        if not bars:
+            continue
+        sub = []
+        if g["rd"] != fmt.DASH:
+            sub.append(f"RD {g['rd']}")
+        if g["p"] != fmt.DASH:
+            sub.append(fmt.p_text(g["comp"].get("p_value"), name=_test_name(g["test"])))
+        fig_groups.append({"label": g["label"], "sublabel": ", ".join(sub), "bars": bars})
+    if not fig_groups:
+        return None
+    return _draw(F.responders, fig_groups, level=data.level)
+
+
+def _test_name(test: str) -> str:
+    t = (test or "").lower()
+    return "Fisher p" if "fisher" in t else ("p" if not t else f"{test} p")
+
+
+def sensitivity_figure(data: StudyData, rows: list[dict]) -> Figure | None:
+    if len(rows) < 2 or data.single_arm:
+        return None
+    p = data.param(data.primary_parameter)
+    panel = {
+        "title": f"{p.instrument} {'total' if p.is_total else p.label}, {data.visit_label(data.primary_visit)}",
+        "rows": [
+            {
+                "key": r["model"],
+                "label": r["label"],
+                "estimate": r["estimate"],
+                "conf_low": r["conf_low"],
+                "conf_high": r["conf_high"],
+                "note": "; ".join(r["notes"]) or None,
+            }
+            for r in rows
+        ],
+    }
+    return _draw(
+        F.forest,
+        [panel],
+        level=data.level,
+        favours=_favours(data),
+        gid_prefix="sensitivity-row",
+        xlabel=f"Difference in change from baseline, {data.experimental.label} \u2212 "
+        f"{data.control.label} (points)",
+    )
+
+
+def flow_figure(data: StudyData, flow: list[dict]) -> Figure | None:
+    if not flow or not data.arms:
+        return None
+    styles = arm_styles(data)
+    arms = [
+        {"label": a.label, "style": styles[a.id], "counts": [r["counts"].get(a.id, 0) for r in flow]}
+        for a in data.arms
+    ]
+    return _draw(F.flow_diagram, [r["short"] for r in flow], arms, [r["total"] for r in flow])
+
+
+# ----------------------------------------------------------------------------------- context
+def _model_section(data: StudyData, provenance: dict | None) -> dict:
+    requested = data.options.get("covariance") or (provenance or {}).get("covariance")
+    requested_source = "study manifest" if requested else "contract default"
+    requested = requested or T.DEFAULT_COVARIANCE
+    fits = T.model_rows(data, requested)
+    mmrm_fits = [f for f in fits if f["model"] == "mmrm"]
+    used_by = {
+        r.get("paramcd"): r.get("covariance")
+        for r in data.rows("results.model_fits", model="mmrm")
+        if r.get("covariance")
+    }
+    used = sorted(set(used_by.values()))
+    common = max(used, key=lambda c: (list(used_by.values()).count(c), c == requested)) if used else None
+    exceptions = [f"{data.param(p).full_label}: {c}" for p, c in used_by.items() if c != common]
+    used_text = (
+        f"{common} for all parameters" + (f" except {'; '.join(exceptions)}" if exceptions else "")
+        if common
+        else ""
+    )
+    df_methods = sorted(
+        {
+            str(r.get("df_method"))
+            for r in data.rows("results.treatment_effects", model="mmrm")
+            if r.get("df_method")
+        }
+        | {
+            str(r.get("df_method"))
+            for r in data.rows("results.model_fits", model="mmrm")
+            if r.get("df_method")
+        }
+    )
+    estimation = sorted(
+        {
+            str(r.get("estimation"))
+            for r in data.rows("results.model_fits", model="mmrm")
+            if r.get("estimation")
+        }
+    )
+    # The requested structure; a parameter that needed another one is listed as a fallback.
+    formula = DEFAULT_FORMULA.format(cov=common if len(used) == 1 else requested)
+    if data.single_arm:  # one arm: no treatment term
+        formula = formula.replace("trtp * avisit", "avisit")
+    return {
+        "formula": formula,
+        "requested": T.covariance_text(requested),
+        "requested_source": requested_source,
+        "used": used_text,
+        "df_methods": df_methods,
+        "estimation": estimation,
+        "fits": fits,
+        "fallbacks": [f for f in mmrm_fits if f["fallback"]],
+        "not_converged": [f for f in fits if f["not_converged"]],
+        "has_lmm": any(f["model"] != "mmrm" for f in fits),
+    }
+
+
+def _validation(con, data: StudyData, validation) -> tuple[object | None, str | None]:
+    if validation is not None:
+        return validation, None
+    if not data.run_id:
+        return None, "No run id: the validation summary cannot be selected."
+    try:
+        from pipelines.report.validation import summarize
+
+        return summarize(con, data.study_id, data.run_id), None
+    except Exception as exc:  # noqa: BLE001 - the qc tables may be absent in an ad-hoc warehouse
+        log.info("validation summary unavailable: %s", exc)
+        return None, f"No validation records for run {data.run_id} (qc tables missing or unreadable)."
+
+
+def _validated_at(con: duckdb.DuckDBPyConnection, data: StudyData):
+    """When the run's checks ran: the analysis date of a run not yet in meta.runs (reports are written
+    before the publish step records the run)."""
+    from pipelines.report.data import columns, has_table
+
+    if not data.run_id or not has_table(con, "qc.validation_results"):
+        return None
+    if "validated_at" not in columns(con, "qc.validation_results"):
+        return None
+    return con.execute(
+        "select max(validated_at) from qc.validation_results where run_id = ?", [data.run_id]
+    ).fetchone()[0]
+
+
+def context(
+    con: duckdb.DuckDBPyConnection, data: StudyData, *, validation=None, provenance: dict | None = None
+) -> dict:
+    """Everything the template shows (strings and data URIs)."""
+    from pipelines.provenance import code_version
+
+    rows = T.effect_rows(data) if not data.single_arm else []
+    primary_row = next((r for r in rows if r.is_primary), None)
+    groups = T.responder_groups(data)
+    sens = T.sensitivity_rows(data)
+    flow = T.participant_flow(data)
+    model = _model_section(data, provenance)
+    val, val_note = _validation(con, data, validation)
+    prov = dict(provenance or {})
+    run = data.run or {}
+    analysis_date = run.get("finished_at") or prov.get("finished_at") or _validated_at(con, data)
+    primary = data.param(data.primary_parameter)
+    missing_instruments = [i for i in ("CAPS-5", "PCL-5", "MADRS") if i not in data.instruments_present()]
+    no_results = [r.label for r in rows if "no model results" in r.notes]
+    visits_shown = data.visits
+    return {
+        "d": data,
+        "fmt": fmt,
+        "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "analysis_date": analysis_date.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        if hasattr(analysis_date, "strftime")
+        else (str(analysis_date) if analysis_date else None),
+        "primary": primary,
+        "primary_visit_label": data.visit_label(data.primary_visit),
+        "visits": visits_shown,
+        "styles": {
+            a.id: s["color"]
+            for a, s in zip(data.arms, [F.arm_style(i) for i in range(len(data.arms))], strict=True)
+        },
+        "flow": flow,
+        "flow_fig": svg(flow_figure, data, flow),
+        "baseline": T.baseline_characteristics(data),
+        "rows": rows,
+        "primary_row": primary_row,
+        "multiplicity": T.multiplicity_note(data, rows) if rows else "",
+        "forest_fig": svg(forest_figure, data, rows) if rows else None,
+        "change_fig": svg(change_figure, data, data.primary_parameter),
+        "multiples_fig": svg(small_multiples_figure, data),
+        "spaghetti_fig": svg(spaghetti_figure, data, data.primary_parameter),
+        "groups": groups,
+        "responder_fig": svg(responder_figure, data, groups),
+        "observed_props": T.observed_proportions(data) if (data.single_arm or not groups) else [],
+        "within": T.within_arm_rows(data) if data.single_arm else [],
+        "sens": sens,
+        "sens_fig": svg(sensitivity_figure, data, sens),
+        "model": model,
+        "model_labels": MODEL_LABEL,
+        "validation": val,
+        "validation_note": val_note,
+        "hashes": input_hashes(data, prov),
+        "code_version_report": code_version(),
+        "code_version_run": run.get("code_version") or prov.get("code_version"),
+        "run": run,
+        "missing_instruments": missing_instruments,
+        "no_results": no_results,
+        "direction": direction_text(),
+    }
+
+
+def render(
+    con: duckdb.DuckDBPyConnection,
+    study_id: str,
+    run_id: str | None = None,
+    *,
+    validation=None,
+    provenance: dict | None = None,
+) -> str:
+    data = load_study(con, study_id, run_id)
+    return (
+        _env()
+        .get_template("study.html.j2")
+        .render(**context(con, data, validation=validation, provenance=provenance))
+    )
+
+
+def build_report(
+    con: duckdb.DuckDBPyConnection,
+    study_id: str,
+    run_id: str | None,
+    out_path: str | Path,
+    *,
+    validation=None,
+    provenance: dict | None = None,
+) -> Path:
+    """Write the study report to ``out_path`` (a directory gets ``<study_id>.html``); returns the file.
+
+    ``validation``: a ``ValidationSummary`` (else ``validation.summarize(con, study_id, run_id)``);
+    ``provenance``: optional overrides - ``input_sha256s`` ({file: sha256}), ``code_version``,
+    ``finished_at``, ``covariance`` (the requested MMRM structure when ``ref.study`` does not carry it).
+    """
+    out = Path(out_path)
+    if out.is_dir() or out.suffix.lower() not in (".html", ".htm"):
+        out = out / f"{study_id}.html"
+    page = render(con, study_id, run_id, validation=validation, provenance=provenance)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(out)  # readers never see half a report
+    return out
