@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -99,7 +100,8 @@ def demo(directory: Path, seed: int) -> None:
     from pipelines.report.headline import print_headline
 
     print_headline(outcome, console)
+    report = outcome.report_dir / f"{outcome.study_id}.html"
     click.echo(
-        f"trialpipe demo: warehouse {outcome.warehouse.resolve()}; "
-        f"Dagster UI: DAGSTER_HOME={Path(__import__('os').environ['DAGSTER_HOME'])} dagster dev -w workspace.yaml"
+        f"trialpipe demo: warehouse {outcome.warehouse.resolve()}; report {report.resolve()}; "
+        f"Dagster UI: python3 dev.py ui (DAGSTER_HOME={os.environ['DAGSTER_HOME']})"
     )

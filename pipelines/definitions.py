@@ -7,6 +7,8 @@ from dagster import AssetKey, Definitions, in_process_executor
 from assets.analysis import analysis_assets
 from assets.publish import publish_asset
 from assets.raw import ingest_study
+from assets.report import study_report
+from assets.results import efficacy
 from assets.staging import staging_assets
 from pipelines.checks import validation_checks
 from pipelines.jobs import study_job, validate_job
@@ -19,7 +21,7 @@ def _keys(assets_defs) -> list[AssetKey]:
     return [k for a in assets_defs for k in a.keys]
 
 
-_upstream = [ingest_study, *staging_assets, *analysis_assets]
+_upstream = [ingest_study, *staging_assets, *analysis_assets, efficacy, study_report]
 
 defs = Definitions(
     assets=[*_upstream, publish_asset(_keys(_upstream))],

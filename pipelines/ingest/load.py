@@ -49,6 +49,10 @@ def reference_frames(manifest: Manifest) -> dict[str, pl.DataFrame]:
             "alpha": [a.alpha],
             "multiplicity": [a.multiplicity],
             "dates_shifted": [manifest.dates.shifted],
+            "covariance": [a.model.covariance],
+            "df_method": [a.model.df_method],
+            "fallbacks": [", ".join(a.model.fallbacks)],
+            "reml": [a.model.reml],
         }
     )
     ref["ref.arms"] = pl.DataFrame(

@@ -78,6 +78,8 @@ def _two_arm_lines(data: StudyData) -> list[str]:
 def _responder_lines(data: StudyData) -> list[str]:
     lines = []
     for g in T.responder_groups(data):
+        if g["missing_data"] != "observed" and g["paramcd"] != data.primary_parameter:
+            continue  # non-responder imputation is shown for the primary parameter only
         arms = []
         for a in data.arms:
             r = g["arms"].get(a.id)
@@ -142,7 +144,7 @@ def print_headline(outcome, console) -> None:
     finally:
         con.close()
     for line in lines:
-        console.print(f"  {line}", markup=False, highlight=False)
+        console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
     report = Path(outcome.report_dir) / f"{outcome.study_id}.html"
     if report.exists():
         console.print(f"  report: {report.resolve()}", markup=False, highlight=False)

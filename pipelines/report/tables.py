@@ -318,7 +318,9 @@ def effect_rows(data: StudyData, model: str = "mmrm", visit: str | None = None) 
 
 def multiplicity_note(data: StudyData, rows: list[EffectRow]) -> str:
     """The adjustment method and the families, read from the rows that carry an adjusted p."""
-    adjusted = [r for r in rows if fmt.is_num(r.p_adjusted)]
+    adjusted = [
+        r for r in rows if fmt.is_num(r.p_adjusted) and (r.adjust_method or "none") != "none"
+    ]
     if not adjusted:
         method = data.multiplicity
         if method:
@@ -337,7 +339,7 @@ def multiplicity_note(data: StudyData, rows: list[EffectRow]) -> str:
         for inst, members in fams.items()
     )
     unadjusted = [
-        data.param(r.paramcd).label for r in rows if not fmt.is_num(r.p_adjusted) and fmt.is_num(r.p_value)
+        data.param(r.paramcd).label for r in rows if r not in adjusted and fmt.is_num(r.p_value)
     ]
     text = (
         f"Adjusted p: {', '.join(ADJUST_LABEL.get(m, m) for m in methods)}, within each instrument's family "
@@ -477,14 +479,18 @@ def responder_groups(data: StudyData) -> list[dict]:
     groups: dict[tuple, dict] = {}
     order = {p: i for i, p in enumerate(data.paramcds())}
     for r in rows:
-        key = (r.get("paramcd"), r.get("criterion"))
-        g = groups.setdefault(key, {"paramcd": key[0], "criterion": key[1], "arms": {}, "comparison": None})
+        # observed (evaluable at the primary visit) first; non-responder imputation as its own group
+        handling = r.get("missing_data") or "observed"
+        key = (r.get("paramcd"), r.get("criterion"), handling)
+        g = groups.setdefault(
+            key, {"paramcd": key[0], "criterion": key[1], "missing_data": handling, "arms": {}, "comparison": None}
+        )
         trt = r.get("trtp")
         if trt in arm_ids and (r.get("n_evaluable") is not None or r.get("proportion") is not None):
             arm = next(a.id for a in data.arms if trt in (a.id, a.label))
             g["arms"][arm] = r
-        else:
-            g["comparison"] = r
+        elif g["comparison"] is None or str(r.get("test") or "").lower().startswith("fisher"):
+            g["comparison"] = r  # the Fisher exact row is the comparison shown; logistic is secondary
     out = []
     for g in groups.values():
         comp = g["comparison"] or next(
@@ -497,8 +503,10 @@ def responder_groups(data: StudyData) -> list[dict]:
         )
         p = data.param(g["paramcd"] or "")
         kind = _kind(g["criterion"])
+        nri = g["missing_data"] != "observed"
         g.update(
-            label=f"{p.full_label}: {g['criterion'] or kind}",
+            label=f"{p.full_label}: {g['criterion'] or kind}"
+            + (" (missing = non-responder, all randomized)" if nri else ""),
             kind=kind,
             rule=criterion_text(data, g["paramcd"], g["criterion"]),
             comp=comp or {},
@@ -535,7 +543,9 @@ def responder_groups(data: StudyData) -> list[dict]:
         g["p"] = fmt.p_value(c.get("p_value"))
         g["test"] = c.get("test") or ""
         out.append(g)
-    out.sort(key=lambda g: (order.get(g["paramcd"], 99), g["kind"] != "response", str(g["criterion"])))
+    out.sort(
+        key=lambda g: (g["missing_data"] != "observed", order.get(g["paramcd"], 99), g["kind"] != "response", str(g["criterion"]))
+    )
     return out
 
 

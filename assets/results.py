@@ -1,0 +1,92 @@
+"""Results layer: the efficacy analysis of one study (primary MMRM per parameter with covariance
+fallbacks, LS means, treatment effects with Cohen's d and multiplicity, random-effects sensitivity
+models, responders) written to the contract's results.* tables, each row carrying run_id."""
+
+import polars as pl
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    AssetSpec,
+    MaterializeResult,
+    MetadataValue,
+    multi_asset,
+)
+
+from assets.sql_models import table_metadata
+from pipelines import warehouse
+from pipelines.partitions import studies_partitions
+from pipelines.resources import TrialpipeResource
+
+TABLES = {
+    "model_fits": "One row per parameter x model: covariance structure used (after fallbacks), convergence, -2LL, AIC",
+    "lsmeans": "LS-mean change from baseline per parameter, model, arm and visit, with 95% CI",
+    "treatment_effects": "Experimental minus control per parameter, model and visit: estimate, CI, p, adjusted p, Cohen's d",
+    "responders": "Response and remission at the primary visit: n/N per arm, risk difference (score CI), Fisher p, logistic OR",
+    "notes": "What the analysis had to say: fallbacks used, models that did not converge, single-arm studies",
+}
+SPECS = [
+    AssetSpec(
+        ["results", name],
+        group_name="results",
+        description=desc,
+        kinds={"duckdb", "python"},
+        partitions_def=studies_partitions,
+        deps=[AssetKey(["analysis", "adsl"]), AssetKey(["analysis", "adqs"])],
+    )
+    for name, desc in TABLES.items()
+]
+
+
+@multi_asset(
+    name="efficacy",
+    specs=SPECS,
+    check_specs=[
+        AssetCheckSpec(
+            "primary_model_converged",
+            asset=AssetKey(["results", "model_fits"]),
+            description="The primary MMRM of the primary parameter converged (possibly after a documented fallback)",
+        )
+    ],
+    partitions_def=studies_partitions,
+)
+def efficacy(context: AssetExecutionContext, trialpipe: TrialpipeResource):
+    """Fit the primary MMRM and the sensitivity models per parameter and tabulate responders."""
+    from pipelines.report.metadata import md_with_image, results_metadata
+    from pipelines.stats.efficacy import run_efficacy
+
+    study = trialpipe.study(context.partition_key)
+    run_id = context.run.run_id
+    with study.connect(run_id) as con:
+        out = run_efficacy(con, study.manifest, run_id, progress=context.log.info)
+        tables = out.tables()
+        tables["results.notes"] = pl.DataFrame(
+            {"study_id": [study.study_id] * len(out.notes), "run_id": [run_id] * len(out.notes), "note": out.notes},
+            schema={"study_id": pl.String, "run_id": pl.String, "note": pl.String},
+        )
+        for table, frame in tables.items():
+            warehouse.write_frame(con, table, frame)
+        for table in tables:
+            meta = table_metadata(con, table)
+            if table != "results.notes":
+                md, png = results_metadata(con, study.study_id, table)
+                meta["summary"] = MetadataValue.md(md_with_image(md, png))
+            else:
+                meta["notes"] = MetadataValue.md("\n".join(f"* {n}" for n in out.notes) or "_(none)_")
+            yield MaterializeResult(asset_key=AssetKey(table.split(".")), metadata=meta)
+        primary = study.manifest.analysis.primary_parameter
+        fit = out.model_fits.filter((pl.col("paramcd") == primary) & (pl.col("model") == "mmrm"))
+        ok = fit.height > 0 and bool(fit["converged"][0])
+        yield AssetCheckResult(
+            asset_key=AssetKey(["results", "model_fits"]),
+            check_name="primary_model_converged",
+            passed=ok,
+            severity=AssetCheckSeverity.WARN,
+            description=(
+                f"{primary}: {fit['covariance'][0]} covariance"
+                + (f" after {fit['fallback_from'][0]} failed" if fit.height and fit["fallback_from"][0] else "")
+                if ok else f"{primary}: the primary MMRM did not converge with any structure"
+            ),
+        )
