@@ -302,6 +302,8 @@ class Analysis(_Strict):
     pcl5_cutoff: float = 33
     model: Model = Field(default_factory=Model)
     multiplicity: Literal["holm", "hochberg", "fdr_bh", "fixed_sequence", "bonferroni", "none"] = "holm"
+    # random-effects sensitivity models (statsmodels MixedLM): instrument totals, every parameter, or none
+    sensitivity_models: Literal["totals", "all", "none"] = "totals"
     alpha: float = Field(0.05, gt=0, lt=1)
     min_baseline_fraction: float = Field(0.8, ge=0, le=1)
 

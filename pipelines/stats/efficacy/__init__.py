@@ -44,7 +44,8 @@ E5 Multiplicity: one family per instrument and model - its DSM-5 cluster scores 
    it (e.g. 'CAPS-5 clusters at W2'), ``adjust_method`` is the method code. Every other row (totals,
    the primary endpoint, MADRS, CAPS5DIS, other visits) has ``p_adjusted = p_value``,
    ``adjust_method = 'none'`` and no family: the primary endpoint is tested unadjusted.
-E6 Sensitivity (``lmm_ri``, ``lmm_rs``): statsmodels MixedLM with the same fixed effects, a random
+E6 Sensitivity (``lmm_ri``, ``lmm_rs``), for the parameters ``analysis.sensitivity_models`` names
+   (default ``totals``: each instrument's total): statsmodels MixedLM with the same fixed effects, a random
    intercept per subject (lmm_ri) or a random intercept and slope on study day (lmm_rs, ADY / 7 =
    weeks, unstructured G; fitted only when at least 5 subjects have post-baseline values on two or
    more distinct days). Residual covariance sigma^2 I. Wald z inference: ``df`` is NULL and
@@ -187,6 +188,8 @@ class _Run:
         self.run_id = run_id
         self.say = progress or (lambda msg: None)
         self.sensitivity = sensitivity
+        # which parameters get the random-effects models: the manifest's analysis.sensitivity_models
+        self.sensitivity_scope = self.a.sensitivity_models
         self.alpha = float(self.a.alpha)
         self.arms = [arm.id for arm in manifest.arms]
         self.single = manifest.single_arm
@@ -360,6 +363,18 @@ class _Run:
         )
 
     # -- sensitivity ----------------------------------------------------------------------
+    def _sensitivity_for(self, paramcd: str) -> bool:
+        """E6 scope: ``totals`` (default) fits the random-effects models for each instrument's
+        total score (the primary and key secondary endpoints), ``all`` for every parameter,
+        ``none`` for none. statsmodels MixedLM loops over subjects in Python, so on large studies
+        the cluster-level sensitivity fits would dominate the run; they are one option away."""
+        if not self.sensitivity or self.sensitivity_scope == "none":
+            return False
+        if self.sensitivity_scope == "all":
+            return True
+        totals = {s.paramcd for i in load_instruments().values() for s in i.scores if s.primary_total}
+        return paramcd in totals or paramcd == self.a.primary_parameter
+
     def lmm(self, paramcd: str, data: pl.DataFrame, visits: list[str], sd: float | None):
         arms_present = set(data.get_column("trtp").to_list())
         if not {self.exp, self.ctl} <= arms_present:
@@ -514,7 +529,7 @@ class _Run:
             self.mmrm(paramcd, data, visits, sd)
             if self.single:
                 self.within_arm(paramcd, data, visits)
-            elif self.sensitivity:
+            elif self._sensitivity_for(paramcd):
                 self.lmm(paramcd, data, visits, sd)
         self.adjust()
         randomized = dict(
