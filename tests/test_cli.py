@@ -93,3 +93,25 @@ def test_simulate_all_formats_then_run(tmp_path):
     assert {f for (f,) in query(wh, "select distinct _source_file from raw.caps5")} == {"nda/ptsd_dsm501.txt"}
     paramcds = {p for (p,) in query(wh, "select distinct paramcd from analysis.adqs")}
     assert {"CAPS5TOT", "CAPS5B", "CAPS5C", "CAPS5D", "CAPS5E", "PCL5TOT", "PCL5B", "PCL5C", "PCL5D", "PCL5E", "MADRSTOT"} <= paramcds
+
+
+def test_rerun_on_identical_inputs_gives_identical_results(tmp_path):
+    """Provenance: every results row carries its run_id, and a rerun reproduces the values exactly."""
+    study, wh = tmp_path / "D", tmp_path / "W" / "trialpipe.duckdb"
+    assert _invoke(["simulate", str(study), "--per-arm", "8", "--seed", "11"]).exit_code == 0
+    snapshots, run_ids = [], []
+    for _ in range(2):
+        result = _invoke(["run", str(study), "--warehouse", str(wh)])
+        assert result.exit_code == 0, result.output
+        run_id = query(wh, "select run_id from meta.runs order by finished_at desc limit 1")[0][0]
+        run_ids.append(run_id)
+        snap = {}
+        for table in ("treatment_effects", "lsmeans", "responders", "model_fits"):
+            assert query(wh, f"select count(*) from results.{table} where run_id is distinct from ?", [run_id]) == [(0,)]
+            cols = [c for (c,) in query(wh, f"select column_name from duckdb_columns() where schema_name = 'results' "
+                                            f"and table_name = '{table}' and column_name <> 'run_id' order by column_index")]
+            snap[table] = query(wh, f"select {', '.join(cols)} from results.{table} order by all")
+        snapshots.append(snap)
+    assert run_ids[0] != run_ids[1]
+    assert snapshots[0] == snapshots[1]
+    assert query(wh, "select count(*) from meta.runs") == [(2,)]
