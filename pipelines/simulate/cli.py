@@ -55,6 +55,12 @@ def _formats(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
     show_default=True,
     help="Share of item responses written as the format's missing code.",
 )
+@click.option(
+    "--follow-up",
+    is_flag=True,
+    default=False,
+    help="Add a fifth visit W4 (week 4 follow-up, day 28) after the primary week-2 visit.",
+)
 def simulate(
     out_dir: Path,
     per_arm: int,
@@ -62,6 +68,7 @@ def simulate(
     formats: tuple[str, ...],
     study_id: str | None,
     missing_item_rate: float,
+    follow_up: bool,
 ) -> None:
     """Write a simulated ketamine-vs-midazolam PTSD trial (calibrated to Feder et al. 2021) to OUT_DIR:
     the data files in the requested formats and a study.yaml that reads them."""
@@ -73,10 +80,12 @@ def simulate(
             formats=formats,
             study_id=study_id,
             missing_item_rate=missing_item_rate,
+            follow_up=follow_up,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+    follow = ", W4 follow-up" if follow_up else ""
     click.echo(
         f"Wrote {len(written.files)} files ({written.n_subjects} subjects, {per_arm} per arm, seed {seed}, "
-        f"{','.join(formats)}) to {written.folder}: {', '.join(str(f) for f in written.files)}"
+        f"{','.join(formats)}{follow}) to {written.folder}: {', '.join(str(f) for f in written.files)}"
     )

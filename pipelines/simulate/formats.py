@@ -20,7 +20,7 @@ import polars as pl
 import pyreadstat
 
 from pipelines.instruments import Instrument, load_instruments
-from pipelines.simulate.trial import ARMS, INSTRUMENT_ORDER, VISITS, Trial
+from pipelines.simulate.trial import ARMS, INSTRUMENT_ORDER, Trial
 
 FORMATS = ("wide", "nda", "sdtm")
 
@@ -64,7 +64,7 @@ def plan(formats: str | Iterable[str]) -> Plan:
 
 def _observed_rows(trial: Trial) -> list[tuple[int, int]]:
     """(subject index, visit index) of attended visits, sorted by subject id then visit."""
-    return [(s, v) for s in range(trial.n) for v in range(len(VISITS)) if trial.observed[s, v]]
+    return [(s, v) for s in range(trial.n) for v in range(len(trial.visits)) if trial.observed[s, v]]
 
 
 def _complete(trial: Trial, key: str, s: int, v: int) -> bool:
@@ -136,7 +136,7 @@ def write_redcap(trial: Trial, key: str, path: Path) -> None:
     v_idx = np.array([r[1] for r in rows])
     data: dict[str, object] = {
         "record_id": trial.subjects["usubjid"].to_numpy()[s_idx],
-        "redcap_event_name": [VISITS[v].redcap_event for v in v_idx],
+        "redcap_event_name": [trial.visits[v].redcap_event for v in v_idx],
         REDCAP_DAY_COLUMN: trial.days[s_idx, v_idx].astype(np.int64),
     }
     for j, col in enumerate(cols):
@@ -226,7 +226,7 @@ def write_nda(trial: Trial, key: str, path: Path) -> None:
                 date.strftime("%m/%d/%Y"),
                 str(months),
                 s["sex"][si],
-                VISITS[vi].nda_label,
+                trial.visits[vi].nda_label,
                 *items,
                 "" if tot is None else str(tot),
             ]
@@ -415,8 +415,8 @@ def write_findings(trial: Trial, domain: str, keys: list[str], path: Path) -> No
     rec = {c: x[order] for c, x in rec.items()}
     first = np.r_[True, rec["s"][1:] != rec["s"][:-1]]
     start = np.maximum.accumulate(np.where(first, np.arange(rec["s"].size), 0))
-    visitnum = np.array([float(v.visitnum) for v in VISITS])
-    visit = np.array([v.sdtm_label for v in VISITS], dtype=object)
+    visitnum = np.array([float(v.visitnum) for v in trial.visits])
+    visit = np.array([v.sdtm_label for v in trial.visits], dtype=object)
     cols = {
         "USUBJID": trial.subjects["usubjid"].to_numpy().astype(object)[rec["s"]],
         f"{p}SEQ": (np.arange(rec["s"].size) - start + 1).astype(float),

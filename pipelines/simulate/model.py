@@ -28,13 +28,14 @@ Carlo error of the week-2 CAPS-5 difference ~0.02 points) and checked on a fresh
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from pipelines.instruments import load_instruments
 
-# Nominal visit days (BL, D1, W1, W2); the per-subject actual days jitter around them (see trial.py).
+# Visits of the default design (BL, D1, W1, W2); the per-subject actual days jitter around nominal
+# (see trial.py). The optional follow-up visit W4 makes it five (``Params.follow_up_*``).
 N_VISITS = 4
 
 # --- targets (what the calibrated constants serve) ------------------------------------------------
@@ -164,6 +165,29 @@ class Params:
     # at 24 h); the non-specific change builds more slowly.
     profile_nonspecific: tuple[float, ...] = (0.0, 0.30, 0.70, 1.00)
     profile_ketamine: tuple[float, ...] = (0.0, 0.60, 0.85, 1.00)
+    # The optional follow-up visit W4 (day 28, two weeks after the last infusion), appended to the
+    # profiles above when the trial has it. Not calibrated (no published figure at week 4).
+    # assumption: the non-specific change neither grows nor relapses once the infusions stop: it
+    # stays at its week-2 level.
+    follow_up_nonspecific: float = 1.00
+    # assumption, derived from Feder 2021: among ketamine responders the median time to loss of
+    # response was 27.5 days after the primary-outcome day (week 2). If loss of response has a
+    # constant hazard, the share still responding 14 days later (at W4) is 2 ** (-14 / 27.5) = 0.70;
+    # we let the mean ketamine-specific change wane in the same proportion (partial waning, not a
+    # return to baseline). The definition of loss of response is UNCONFIRMED (domain.md section 1).
+    follow_up_ketamine: float = 0.70
+
+    def time_profiles(self, n_visits: int) -> tuple[np.ndarray, np.ndarray]:
+        """(non-specific, ketamine-specific) fraction of the week-2 change at each of ``n_visits``
+        visits: the default four (BL, D1, W1, W2), or five with the follow-up visit W4 appended."""
+        ns, ket = self.profile_nonspecific, self.profile_ketamine
+        if n_visits == len(ns) + 1:
+            ns, ket = (*ns, self.follow_up_nonspecific), (*ket, self.follow_up_ketamine)
+        elif n_visits != len(ns):
+            raise ValueError(
+                f"the latent model has profiles for {len(ns)} or {len(ns) + 1} visits, not {n_visits}"
+            )
+        return np.asarray(ns, dtype=float), np.asarray(ket, dtype=float)
 
 
 CALIBRATED = Params()
@@ -186,6 +210,7 @@ def with_effect_scale(params: Params, scale: float) -> Params:
         caps5=dataclasses.replace(params.caps5, delta_ket=params.caps5.delta_ket * scale),
         madrs=dataclasses.replace(params.madrs, delta_ket=params.madrs.delta_ket * scale),
     )
+
 
 CLUSTERS = ("B", "C", "D", "E")
 # DSM-5 cluster of items 1..20 (the same for PCL-5 and CAPS-5; pipelines/instruments/*.yaml).
@@ -293,16 +318,58 @@ def draw_latent(
     return LatentDraws(**draws)
 
 
+def extend_latent(
+    draws: LatentDraws,
+    rngs: tuple[np.random.Generator, np.random.Generator, np.random.Generator],
+    days: np.ndarray,
+    params: Params = CALIBRATED,
+) -> LatentDraws:
+    """``draws`` continued to later visits: ``days`` is (n, V + extra), ``draws`` cover the first V.
+
+    The subject terms (levels, response deviations, subject x item deviations) are kept; each
+    occasion process continues as the same Ornstein-Uhlenbeck path (it is Markov: the next value is
+    phi * the last one + sqrt(1 - phi^2) * a fresh innovation, phi = exp(-gap / occasion_days), with
+    the innovations correlated across clusters as in :func:`draw_latent`); item-occasion noise is
+    fresh. ``rngs`` (CAPS-5, PCL-5, MADRS) are streams of their own, so extending never changes a
+    draw of the first V visits.
+    """
+    rc, rp, rm = rngs
+    n, v_all = days.shape
+    c, p = params.caps5, params.pcl5
+    occ = {"caps_occ": [draws.caps_occ], "pcl_occ": [draws.pcl_occ], "madrs_occ": [draws.madrs_occ]}
+    eps = {"caps_e": [draws.caps_e], "pcl_e": [draws.pcl_e], "madrs_e": [draws.madrs_e]}
+    for j in range(draws.caps_e.shape[1], v_all):
+        phi = np.exp(-(days[:, j] - days[:, j - 1]) / params.occasion_days)
+        w = np.sqrt(1.0 - phi**2)
+        occ["caps_occ"].append(
+            phi[:, None, None] * occ["caps_occ"][-1][:, -1:]
+            + w[:, None, None] * _equicorrelated(rc, n, 4, c.occasion_rho_clusters)[:, None, :]
+        )
+        eps["caps_e"].append(rc.standard_normal((n, 1, 20)))
+        occ["pcl_occ"].append(
+            phi[:, None, None] * occ["pcl_occ"][-1][:, -1:]
+            + w[:, None, None] * _equicorrelated(rp, n, 4, p.occasion_rho_clusters)[:, None, :]
+        )
+        eps["pcl_e"].append(rp.standard_normal((n, 1, 20)))
+        occ["madrs_occ"].append(
+            phi[:, None] * occ["madrs_occ"][-1][:, -1:] + w[:, None] * rm.standard_normal((n, 1))
+        )
+        eps["madrs_e"].append(rm.standard_normal((n, 1, 10)))
+    return replace(draws, **{k: np.concatenate(x, axis=1) for k, x in (occ | eps).items()})
+
+
 def item_scores(draws: LatentDraws, is_ket: np.ndarray, params: Params = CALIBRATED) -> dict[str, np.ndarray]:
-    """Integer item responses per instrument, shape (n subjects, 4 visits, n items).
+    """Integer item responses per instrument, shape (n subjects, V visits, n items); V is 4, or 5
+    with the follow-up visit (the draws' visit count, see :func:`extend_latent`).
 
     Keys are instrument ids (``caps5``, ``pcl5``, ``madrs``); items are in the instrument's standard
     order (CAPS-5 B1..E6 = items 1-20, PCL-5 1-20, MADRS 1-10).
     """
     c, p, m = params.caps5, params.pcl5, params.madrs
     ket = is_ket.astype(float)[:, None, None]  # (n, 1, 1)
-    g_ns = np.asarray(params.profile_nonspecific)[None, :, None]  # (1, V, 1)
-    g_ket = np.asarray(params.profile_ketamine)[None, :, None]
+    profile_ns, profile_ket = params.time_profiles(draws.caps_e.shape[1])
+    g_ns = profile_ns[None, :, None]  # (1, V, 1)
+    g_ket = profile_ket[None, :, None]
     ket_cluster = np.array([1.0 if k in c.ket_clusters else 0.0 for k in CLUSTERS])[None, None, :]
 
     # CAPS-5 cluster severities (n, V, 4)

@@ -4,6 +4,11 @@ Everything random comes from one ``numpy.random.SeedSequence(seed)`` split into 
 streams, so a seed fixes the whole study, and the item values do not depend on the output formats
 or on ``missing_item_rate`` (the missing-item mask is drawn from its own stream and nested: a
 higher rate only adds missing cells).
+
+The visit schedule belongs to the trial (``Trial.visits``): the default four visits of Feder 2021
+(``VISITS``), or five with the optional follow-up visit W4 (``design_visits(follow_up=True)``).
+Everything about W4 is drawn from a stream of its own after the four-visit study, so turning the
+follow-up on changes no value at BL..W2 and the default study is the same as without the option.
 """
 
 from __future__ import annotations
@@ -52,6 +57,28 @@ VISITS: tuple[VisitSpec, ...] = (
     ),
 )
 PRIMARY_VISIT = "W2"
+# Optional follow-up visit, two weeks after the last infusion (Feder 2021 followed ketamine
+# responders after week 2 for time to loss of response). Jitter 26-30 days: assumption, a wider
+# window than the weekly visits of the infusion course.
+FOLLOW_UP_VISIT = VisitSpec(
+    "W4",
+    "Week 4 (follow-up)",
+    28,
+    5,
+    "week_4_arm_1",
+    "week 4",
+    "WEEK 4",
+    ((26, 0.1), (27, 0.2), (28, 0.4), (29, 0.2), (30, 0.1)),
+)
+# Assumption: a few more subjects miss the follow-up visit than the visits of the infusion course:
+# each week-2 completer misses W4 with probability 0.05, in either arm, completely at random.
+# (A subject who dropped out before week 2 has no W4 either.)
+FOLLOW_UP_ATTRITION = 0.05
+
+
+def design_visits(follow_up: bool = False) -> tuple[VisitSpec, ...]:
+    """The visit schedule: BL, D1, W1, W2 (= ``VISITS``), plus W4 with ``follow_up``. W2 stays primary."""
+    return (*VISITS, FOLLOW_UP_VISIT) if follow_up else VISITS
 
 
 @dataclass(frozen=True)
@@ -76,7 +103,11 @@ SEX_SHARES = (("F", 23 / 30), ("M", 6 / 30), ("O", 1 / 30))
 SHIFT_WINDOW = (dt.date(2016, 1, 1), dt.date(2019, 12, 31))
 GUID_ALPHABET = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"))
 
-_STREAMS = ("design", "caps5", "pcl5", "madrs", "days", "dropout", "missing", "keys")
+# Child i of SeedSequence(seed).spawn(k) is the same for any k >= i + 1, so a stream appended here
+# leaves the others unchanged. "follow_up" feeds everything about visits after W2 (sub-streams
+# _FOLLOW_UP_STREAMS); it is never drawn from in the default four-visit design.
+_STREAMS = ("design", "caps5", "pcl5", "madrs", "days", "dropout", "missing", "keys", "follow_up")
+_FOLLOW_UP_STREAMS = ("days", "dropout", "caps5", "pcl5", "madrs", "missing")
 INSTRUMENT_ORDER = ("pcl5", "caps5", "madrs")
 
 
@@ -98,10 +129,18 @@ class Trial:
     observed: np.ndarray  # (n, V) visit attended
     items: dict[str, np.ndarray]  # instrument id -> (n, V, k) int8
     missing: dict[str, np.ndarray]  # instrument id -> (n, V, k) bool (item not answered)
+    visits: tuple[VisitSpec, ...] = VISITS  # the schedule; V = len(visits)
+    primary_visit: str = PRIMARY_VISIT
 
     @property
     def n(self) -> int:
         return self.subjects.height
+
+    @property
+    def follow_up_visits(self) -> tuple[VisitSpec, ...]:
+        """The visits after the primary one (W4 with follow-up; none in the default design)."""
+        ids = [v.id for v in self.visits]
+        return self.visits[ids.index(self.primary_visit) + 1 :]
 
     def long(self) -> pl.DataFrame:
         """One row per subject x attended visit x instrument x item (value null when missing)."""
@@ -123,8 +162,8 @@ class Trial:
                         "study_id": self.study_id,
                         "usubjid": usubjid[s_idx],
                         "arm": arm[s_idx],
-                        "visit": np.array([x.id for x in VISITS])[v_idx],
-                        "visitnum": v_idx.astype(np.int64) + 1,
+                        "visit": np.array([x.id for x in self.visits])[v_idx],
+                        "visitnum": np.array([x.visitnum for x in self.visits], dtype=np.int64)[v_idx],
                         "study_day": self.days[s_idx, v_idx].astype(np.int64),
                         "instrument": inst[key].instrument,
                         "item": np.array(inst[key].core_items)[i_idx].astype(np.int64),
@@ -142,10 +181,10 @@ def _streams(seed: int) -> dict[str, np.random.Generator]:
     return {name: np.random.Generator(np.random.PCG64(s)) for name, s in zip(_STREAMS, children, strict=True)}
 
 
-def visit_days(rng: np.random.Generator, n: int) -> np.ndarray:
+def visit_days(rng: np.random.Generator, n: int, visits: tuple[VisitSpec, ...] = VISITS) -> np.ndarray:
     """Actual study day of each visit: baseline day 0, the others jittered around nominal (assumption)."""
     cols = []
-    for v in VISITS:
+    for v in visits:
         days, probs = zip(*v.jitter, strict=True)
         cols.append(rng.choice(np.array(days), size=n, p=np.array(probs)))
     return np.stack(cols, axis=1).astype(float)
@@ -194,9 +233,11 @@ def build_trial(
     missing_item_rate: float = 0.0,
     params: model.Params = model.CALIBRATED,
     effect_scale: float = 1.0,
+    follow_up: bool = False,
 ) -> Trial:
     """Simulate one study in memory (no files). ``effect_scale`` multiplies the ketamine-specific
-    change (0 = a null trial; see :func:`model.with_effect_scale`); it changes no random draw."""
+    change (0 = a null trial; see :func:`model.with_effect_scale`); it changes no random draw.
+    ``follow_up`` adds the visit W4 (day 28); BL..W2 are the same as without it, value for value."""
     if per_arm < 1:
         raise ValueError(f"per_arm must be at least 1 (got {per_arm})")
     if not 0.0 <= missing_item_rate < 1.0:
@@ -204,6 +245,9 @@ def build_trial(
     study_id = study_id or default_study_id(seed)
     rng = _streams(seed)
     n = 2 * per_arm
+    visits = design_visits(follow_up)
+    n_base = len(VISITS)  # the four-visit study is drawn first, as without follow-up
+    fu = dict(zip(_FOLLOW_UP_STREAMS, rng["follow_up"].spawn(len(_FOLLOW_UP_STREAMS)), strict=True))
 
     # Design: enrolment-order ids P0001..; 1:1 allocation by a random permutation, so ids carry no arm.
     design = rng["design"]
@@ -220,24 +264,41 @@ def build_trial(
     guids = _guids(keys, n)
 
     days = visit_days(rng["days"], n)
+    if len(visits) > n_base:
+        days = np.concatenate([days, visit_days(fu["days"], n, visits[n_base:])], axis=1)
     is_ket = arm_of == "KET"
 
     # Dropout (MCAR): Feder 2021 lost 1 ketamine subject before week 2; last visit attended D1 or W1.
-    observed = np.ones((n, len(VISITS)), dtype=bool)
+    observed = np.ones((n, len(visits)), dtype=bool)
     drop_rng = rng["dropout"]
     ket_idx = np.flatnonzero(is_ket)
     dropouts = np.sort(drop_rng.choice(ket_idx, size=n_dropouts(per_arm), replace=False))
     last_visit = drop_rng.choice(np.array([1, 2]), size=dropouts.size)
     for s, last in zip(dropouts, last_visit, strict=True):
         observed[s, last + 1 :] = False
-    last_attended = np.full(n, len(VISITS) - 1)
+    last_attended = np.full(n, n_base - 1)
     last_attended[dropouts] = last_visit
+    for j in range(n_base, len(visits)):  # follow-up: only after the previous visit (FOLLOW_UP_ATTRITION)
+        lost = fu["dropout"].random(n) < FOLLOW_UP_ATTRITION
+        observed[:, j] = observed[:, j - 1] & ~lost
+        last_attended[observed[:, j]] = j
 
     params = model.with_effect_scale(params, effect_scale)
-    draws = model.draw_latent((rng["caps5"], rng["pcl5"], rng["madrs"]), days, params)
+    draws = model.draw_latent((rng["caps5"], rng["pcl5"], rng["madrs"]), days[:, :n_base], params)
+    if len(visits) > n_base:
+        draws = model.extend_latent(draws, (fu["caps5"], fu["pcl5"], fu["madrs"]), days, params)
     items = model.item_scores(draws, is_ket, params)
     miss_rng = rng["missing"]
-    missing = {k: miss_rng.random(items[k].shape) < missing_item_rate for k in INSTRUMENT_ORDER}
+    missing = {
+        k: miss_rng.random((n, n_base, items[k].shape[2])) < missing_item_rate for k in INSTRUMENT_ORDER
+    }
+    if len(visits) > n_base:
+        missing = {
+            k: np.concatenate(
+                [m, fu["missing"].random(items[k][:, n_base:].shape) < missing_item_rate], axis=1
+            )
+            for k, m in missing.items()
+        }
 
     age_years = (age_days / 365.25).astype(np.int64)
     subjects = pl.DataFrame(
@@ -251,10 +312,10 @@ def build_trial(
             "age_years": age_years,
             "subjectkey": guids,
             "baseline_date": base_dates,
-            "last_visit": np.array([v.id for v in VISITS])[last_attended],
+            "last_visit": np.array([v.id for v in visits])[last_attended],
         }
     )
-    return Trial(study_id, seed, per_arm, subjects, days, observed, items, missing)
+    return Trial(study_id, seed, per_arm, subjects, days, observed, items, missing, visits, PRIMARY_VISIT)
 
 
 def simulate_trial(
@@ -264,14 +325,16 @@ def simulate_trial(
     study_id: str | None = None,
     missing_item_rate: float = 0.0,
     effect_scale: float = 1.0,
+    follow_up: bool = False,
 ) -> pl.DataFrame:
     """The simulated study as long item data (polars), without writing files.
 
     One row per subject x attended visit x instrument x item with columns ``study_id, usubjid,
-    arm ('KET'/'MID'), visit ('BL','D1','W1','W2'), visitnum, study_day, instrument ('PCL-5',
-    'CAPS-5', 'MADRS'), item (1..n in the instrument's standard order), value`` (null when the item
-    is missing). Visits after a dropout have no rows. Same seed, same data as :func:`write_study`.
-    ``effect_scale`` as in :func:`build_trial` (0 = null trial).
+    arm ('KET'/'MID'), visit ('BL','D1','W1','W2', and 'W4' with ``follow_up``), visitnum (SDTM
+    VISITNUM, 1..5), study_day, instrument ('PCL-5', 'CAPS-5', 'MADRS'), item (1..n in the
+    instrument's standard order), value`` (null when the item is missing). Visits after a dropout
+    have no rows. Same seed, same data as :func:`write_study`. ``effect_scale`` and ``follow_up``
+    as in :func:`build_trial` (0 = null trial; W4 added, BL..W2 unchanged).
     """
     return build_trial(
         per_arm=per_arm,
@@ -279,4 +342,5 @@ def simulate_trial(
         study_id=study_id,
         missing_item_rate=missing_item_rate,
         effect_scale=effect_scale,
+        follow_up=follow_up,
     ).long()
