@@ -60,6 +60,9 @@ class LMMResult:
         }
 
 
+LARGE_N_GROUPS = 1000  # above this many subjects, L-BFGS first (see fit_lmm)
+
+
 def fit_lmm(
     data,
     formula: str,
@@ -96,8 +99,14 @@ def fit_lmm(
         free = MixedLMParams.from_components(np.ones(model.k_fe), np.eye(model.k_re))
     # BFGS with a tight gradient tolerance reaches the optimum lme4 reports (L-BFGS, statsmodels'
     # first choice, stops ~4e-5 short in the variances on sleepstudy); L-BFGS/CG are the fallbacks.
+    # With many subjects every likelihood evaluation loops over them in Python, and the absolute
+    # gradient tolerance cannot be met (the log-likelihood grows with n): there L-BFGS, statsmodels'
+    # default, goes first (10,000 subjects: 5 s instead of a minute for the same optimum to 1e-9).
+    attempts = [("bfgs", {"gtol": 1e-10}), ("lbfgs", {}), ("cg", {})]
+    if model.n_groups > LARGE_N_GROUPS:
+        attempts = [("lbfgs", {}), ("bfgs", {"gtol": 1e-10 * model.nobs}), ("cg", {})]
     res = None
-    for method, kw in (("bfgs", {"gtol": 1e-10}), ("lbfgs", {}), ("cg", {})):
+    for method, kw in attempts:
         with _warnings.catch_warnings(record=True) as caught:
             _warnings.simplefilter("always")
             try:

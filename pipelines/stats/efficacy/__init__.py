@@ -392,10 +392,18 @@ class _Run:
                     self.notes.append(f"{paramcd}: lmm_rs skipped - {why}")
                     continue
             self.say(f"{paramcd}: {kind}")
-            fit = fit_random_effects(
-                data, kind=kind, visit_levels=visits, experimental=self.exp, control=self.ctl,
-                reml=self.a.model.reml,
-            )  # fmt: skip
+            future = self._futures.get((paramcd, kind))
+            fit = None
+            if future is not None:
+                try:
+                    fit = future.result()
+                except Exception:  # noqa: BLE001 - a broken worker pool: fit here instead
+                    fit = None
+            if fit is None:
+                fit = fit_random_effects(
+                    data, kind=kind, visit_levels=visits, experimental=self.exp, control=self.ctl,
+                    reml=self.a.model.reml,
+                )  # fmt: skip
             self._lmm_rows(paramcd, data, fit, covariance, estimation, sd)
 
     def _lmm_rows(self, paramcd, data, fit: LMMFit, covariance, estimation, sd):
@@ -518,6 +526,54 @@ class _Run:
             )
         if self.adqs.height == 0:
             self.notes.append(f"analysis.adqs has no rows of randomized subjects for study {self.study_id}")
+        pool = self._start_random_effects_pool()
+        try:
+            self._analyse_all()
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+        return self._finish()
+
+    # Large studies: statsmodels MixedLM is single-threaded Python looping over subjects, so the
+    # random-effects fits run in worker processes (one per core) while the MMRMs run here. Small
+    # studies fit them in line (starting workers costs more than it saves).
+    PARALLEL_MIN_SUBJECTS = 1000
+
+    def _start_random_effects_pool(self):
+        self._futures: dict = {}
+        if self.single or not self.sensitivity:
+            return None
+        n_subjects = self.rows.get_column("usubjid").n_unique() if self.rows.height else 0
+        tasks = []
+        for paramcd in self.parameters:
+            if not self._sensitivity_for(paramcd):
+                continue
+            data = self.rows.filter(pl.col("paramcd") == paramcd).drop("paramcd")
+            if not {self.exp, self.ctl} <= set(data.get_column("trtp").to_list()):
+                continue
+            present = set(data.get_column("avisit").to_list())
+            visits = [v for v in self.post_visits if v in present]
+            for kind in ("lmm_ri", "lmm_rs"):
+                if kind == "lmm_rs" and not slope_identifiable(data)[0]:
+                    continue
+                tasks.append(((paramcd, kind), data, visits))
+        if n_subjects < self.PARALLEL_MIN_SUBJECTS or len(tasks) < 2:
+            return None
+        import multiprocessing
+        import os
+        from concurrent.futures import ProcessPoolExecutor
+
+        workers = max(1, min(len(tasks), os.cpu_count() or 1))
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+        self.say(f"random-effects models: {len(tasks)} fits in {workers} worker processes")
+        for key, data, visits in tasks:
+            self._futures[key] = pool.submit(
+                fit_random_effects, data, kind=key[1], visit_levels=visits, experimental=self.exp,
+                control=self.ctl, reml=self.a.model.reml,
+            )  # fmt: skip
+        return pool
+
+    def _analyse_all(self) -> None:
         for paramcd in self.parameters:
             self.say(f"{paramcd}: analysing")
             data = self.rows.filter(pl.col("paramcd") == paramcd).drop("paramcd")
@@ -531,6 +587,8 @@ class _Run:
                 self.within_arm(paramcd, data, visits)
             elif self._sensitivity_for(paramcd):
                 self.lmm(paramcd, data, visits, sd)
+
+    def _finish(self) -> EfficacyResults:
         self.adjust()
         randomized = dict(
             self.adsl.filter((pl.col("randfl") == "Y") & pl.col("trt01p").is_in(self.arms))

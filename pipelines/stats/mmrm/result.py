@@ -222,8 +222,11 @@ class MMRMResult:
     def _estimable(self, L_all):
         d = self.design
         if not hasattr(self, "_null"):
-            _U, s, Vt = np.linalg.svd(d.X_all, full_matrices=True)
-            r = int(np.sum(s > 1e-9 * s[0]))
+            # null space of X from the p x p cross-product: an SVD of X itself with full
+            # matrices builds an N x N U (7 GB at 30,000 rows)
+            X = d.X_all
+            _U, s, Vt = np.linalg.svd(X.T @ X)
+            r = int(np.sum(s > 1e-12 * s[0])) if s.size and s[0] > 0 else 0  # s: squared singular values of X
             self._null = Vt[r:].T
         if self._null.shape[1] == 0:
             return np.ones(L_all.shape[0], dtype=bool)
