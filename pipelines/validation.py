@@ -21,6 +21,7 @@ import os
 from dataclasses import dataclass, field
 
 import duckdb
+import polars as pl
 
 from pipelines import warehouse
 from pipelines.manifest import Manifest
@@ -123,7 +124,11 @@ def run_suite(con: duckdb.DuckDBPyConnection, name: str, params: dict) -> CheckO
     data = load_suite_json(name)
     table = SUITE_TABLES.get(name) or data.get("meta", {}).get("table")
     query = data.get("meta", {}).get("query") or f"select * from {table}"
-    frame = con.execute(query).pl().to_pandas()
+    # text columns as pandas categoricals: ids, visits and file names repeat millions of times in a
+    # large study, and Python string objects made validation the run's memory peak
+    pframe = con.execute(query).pl()
+    pframe = pframe.with_columns(pl.col(pl.String).cast(pl.Categorical))
+    frame = pframe.to_pandas()
     vd = _validation_definition(name)
     res = vd.run(
         batch_parameters={"dataframe": frame},

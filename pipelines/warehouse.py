@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +30,10 @@ def connect(path: str | Path, *, read_only: bool = False) -> Iterator[duckdb.Duc
     con = duckdb.connect(str(path), read_only=read_only)
     con.execute("set enable_progress_bar = false")
     con.execute("set preserve_insertion_order = false")  # tables are sets; lets DuckDB write in parallel
+    if not read_only:
+        # DuckDB takes 80% of RAM by default; the pipeline shares the machine (GX, statsmodels
+        # workers), so cap it and let DuckDB spill to disk beyond (TRIALPIPE_DUCKDB_MEMORY)
+        con.execute(f"set memory_limit = '{os.environ.get('TRIALPIPE_DUCKDB_MEMORY', '1GB')}'")
     try:
         yield con
     finally:

@@ -206,6 +206,10 @@ def small_multiples_figure(data: StudyData) -> Figure | None:
     )
 
 
+SPAGHETTI_MAX_LINES = 200
+SPAGHETTI_SEED = 20210105
+
+
 def spaghetti_figure(data: StudyData, paramcd: str, value: str = "aval") -> Figure | None:
     adqs = data.adqs
     if adqs is None or adqs.is_empty():
@@ -222,9 +226,16 @@ def spaghetti_figure(data: StudyData, paramcd: str, value: str = "aval") -> Figu
         qa = q.filter(pl.col("trtp") == a.id).sort(["usubjid", "ady"])
         if qa.is_empty():
             continue
+        ids = qa.get_column("usubjid").unique(maintain_order=True)
+        shown = ids
+        if ids.len() > SPAGHETTI_MAX_LINES:
+            # beyond a few hundred lines a panel is an ink blot (and an SVG of megabytes): a seeded
+            # random sample is drawn, the arm mean uses everyone, and the title says so
+            shown = ids.sample(SPAGHETTI_MAX_LINES, seed=SPAGHETTI_SEED)
+        qs = qa.filter(pl.col("usubjid").is_in(shown.implode()))
         subjects = [
             list(zip(g["ady"].to_list(), g[value].to_list(), strict=True))
-            for _, g in qa.group_by("usubjid", maintain_order=True)
+            for _, g in qs.group_by("usubjid", maintain_order=True)
         ]
         means = (
             qa.group_by("avisit")
@@ -235,7 +246,8 @@ def spaghetti_figure(data: StudyData, paramcd: str, value: str = "aval") -> Figu
         mean_pts = [(day_of.get(m["avisit"]), m["m"]) for m in means]
         panels.append(
             {
-                "title": f"{a.label} (n = {qa['usubjid'].n_unique()})",
+                "title": f"{a.label} (n = {ids.len()})"
+                + (f", {shown.len()} random lines" if shown.len() < ids.len() else ""),
                 "style": styles[a.id],
                 "subjects": subjects,
                 "mean": mean_pts,
