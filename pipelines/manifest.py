@@ -355,13 +355,7 @@ class Manifest(_Strict):
         roles = [a.role for a in self.arms]
         if len(self.arms) == 2 and sorted(roles) != ["control", "experimental"]:
             raise ValueError("arms: a two-arm study needs one arm with role experimental and one with role control")
-        seen: dict[str, str] = {}
-        for arm in self.arms:
-            for code in {arm.id, arm.label or arm.id, *arm.codes}:
-                key = code.strip().lower()
-                if key in seen and seen[key] != arm.id:
-                    raise ValueError(f"arms: code {code!r} is given for both {seen[key]!r} and {arm.id!r}")
-                seen[key] = arm.id
+        _unique_codes("arms", [(a.id, [a.id, a.label, *a.codes]) for a in self.arms])
         vids = [v.id for v in self.visits]
         if len(set(vids)) != len(vids):
             raise ValueError(f"visits: duplicate visit id in {vids}")
@@ -373,13 +367,7 @@ class Manifest(_Strict):
             raise ValueError(f"visits: at most one visit may be primary: true (found {primaries})")
         if not primaries:
             self.visits[-1].primary = True
-        vcodes: dict[str, str] = {}
-        for v in self.visits:
-            for code in {v.id, v.label or v.id, *v.codes}:
-                key = code.strip().lower()
-                if key in vcodes and vcodes[key] != v.id:
-                    raise ValueError(f"visits: code {code!r} is given for both {vcodes[key]!r} and {v.id!r}")
-                vcodes[key] = v.id
+        _unique_codes("visits", [(v.id, [v.id, v.label, *v.codes]) for v in self.visits])
         names = [s.name for s in self.sources]
         if len(set(names)) != len(names):
             raise ValueError(f"sources: two sources have the same name {names}; set 'name' to tell them apart")
@@ -400,6 +388,14 @@ class Manifest(_Strict):
         return self
 
     # -- convenience -----------------------------------------------------------------------
+    def visit_codes(self, source: Source) -> dict[str, str]:
+        """code (as written) -> visit id: visits[].id/label/codes, then the source's recode.visit."""
+        return {**_codes([(v.id, [v.id, v.label, *v.codes]) for v in self.visits]), **source.recode.visit}
+
+    def arm_codes(self, source: Source) -> dict[str, str]:
+        """code (as written) -> arm id: arms[].id/label/codes, then the source's recode.arm."""
+        return {**_codes([(a.id, [a.id, a.label, *a.codes]) for a in self.arms]), **source.recode.arm}
+
     @property
     def baseline_visit(self) -> Visit:
         return next(v for v in self.visits if v.baseline)
@@ -419,6 +415,23 @@ class Manifest(_Strict):
     @property
     def single_arm(self) -> bool:
         return len(self.arms) == 1
+
+
+def _codes(entries: list[tuple[str, list[str | None]]]) -> dict[str, str]:
+    return {code: target for target, codes in entries for code in codes if code}
+
+
+def _unique_codes(what: str, entries: list[tuple[str, list[str | None]]]) -> None:
+    """A code (compared trimmed, case-insensitively) may name only one arm / visit."""
+    seen: dict[str, str] = {}
+    for target, codes in entries:
+        for code in codes:
+            if not code:
+                continue
+            key = code.strip().lower()
+            if key in seen and seen[key] != target:
+                raise ValueError(f"{what}: code {code!r} is given for both {seen[key]!r} and {target!r}")
+            seen[key] = target
 
 
 def _format_loc(loc: tuple[Any, ...]) -> str:

@@ -14,7 +14,7 @@ import polars as pl
 
 from pipelines import warehouse
 from pipelines.ingest.guard import IdentifiableDataError
-from pipelines.ingest.readers import SourceRead, read_source, visit_codes_for
+from pipelines.ingest.readers import SourceRead, read_source
 from pipelines.ingest.schema import create_raw_table_sql, raw_tables
 from pipelines.instruments import load_instruments, resolve_instrument
 from pipelines.manifest import Manifest
@@ -79,15 +79,9 @@ def reference_frames(manifest: Manifest) -> dict[str, pl.DataFrame]:
     # code tables: one row per (source, normalised code)
     vc, ac, mc = [], [], []
     for s in manifest.sources:
-        for code, visit in visit_codes_for(manifest, s).items():
+        for code, visit in manifest.visit_codes(s).items():
             vc.append((sid, s.name, _norm(code), visit))
-        arm_codes: dict[str, str] = {}
-        for arm in manifest.arms:
-            for code in (arm.id, arm.label, *arm.codes):
-                if code:
-                    arm_codes[code] = arm.id
-        arm_codes.update(s.recode.arm)
-        for code, arm_id in arm_codes.items():
+        for code, arm_id in manifest.arm_codes(s).items():
             ac.append((sid, s.name, _norm(code), arm_id))
         for code in s.missing_codes:
             mc.append((sid, s.name, _norm(code)))

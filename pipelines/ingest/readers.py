@@ -192,7 +192,7 @@ def study_days_from_dates(
     assert parsed is not None
     df = pl.DataFrame({"subject": frame[subject], "d": parsed})
     if visit is not None:
-        codes = visit_codes_for(manifest, source)
+        codes = manifest.visit_codes(source)
         base_codes = {c.strip().lower() for c, v in codes.items() if v == manifest.baseline_visit.id}
         is_base = frame[visit].str.strip_chars().str.to_lowercase().is_in(list(base_codes))
     else:
@@ -204,17 +204,6 @@ def study_days_from_dates(
     joined = df.join(ref.select("subject", "ref_d"), on="subject", how="left", maintain_order="left")
     days = (joined["d"] - joined["ref_d"]).dt.total_days()
     return days.cast(pl.String).fill_null("")
-
-
-def visit_codes_for(manifest: Manifest, source: Source) -> dict[str, str]:
-    """code (as written) -> visit id, from visits[].id/label/codes and the source's recode.visit."""
-    codes: dict[str, str] = {}
-    for v in manifest.visits:
-        for c in (v.id, v.label, *v.codes):
-            if c:
-                codes[c] = v.id
-    codes.update(source.recode.visit)
-    return codes
 
 
 def resolve_items(
