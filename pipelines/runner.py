@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipelines import registry
-from pipelines.errors import TrialpipeError
 from pipelines.manifest import load_manifest
 from pipelines.paths import dagster_home
 from pipelines.provenance import study_inputs
@@ -137,7 +136,7 @@ def run_study(
     outcome = RunOutcome(
         run_id=run_id,
         study_id=manifest.study_id,
-        success=bool(result.success) and not failed_checks_blocking(failed_checks, skipped),
+        success=bool(result.success),  # a failed blocking check fails its step, hence the run
         warehouse=study_wh,
         working_db=study_wh.parent / ".work" / f"{manifest.study_id}.duckdb",
         report_dir=Path(entry.report_dir) if entry.report_dir else study_wh.parent / "reports",
@@ -176,9 +175,7 @@ def record_failure(instance, run_id: str, study_id: str, warehouse_path: Path, s
     )
 
 
-def failed_checks_blocking(failed_checks: list, skipped: list) -> bool:
-    """A failed blocking check shows as downstream steps skipped."""
-    return bool(failed_checks) and bool(skipped)
+USER_ERRORS = ("TrialpipeError", "ManifestError", "InputFileError", "ModelSpecError", "IdentifiableDataError")
 
 
 def _user_message(err) -> str:
@@ -187,9 +184,7 @@ def _user_message(err) -> str:
         return "failed"
     node = err
     while node is not None:
-        if node.cls_name and node.cls_name.endswith(("Error",)) and node.cls_name in (
-            "TrialpipeError", "ManifestError", "InputFileError", "ModelSpecError",
-        ):
+        if node.cls_name in USER_ERRORS:
             return node.message.split(": ", 1)[-1].strip() if node.message.startswith(node.cls_name) else node.message.strip()
         node = node.cause
     return err.message.strip().splitlines()[-1]
@@ -228,9 +223,3 @@ class _Progress:
         if self.console is not None:
             short = msg if len(msg) <= 240 else msg[:237] + "..."
             self.console.print(f"  [yellow]! check {name} failed[/]: {short}", highlight=False)
-
-
-def ensure_ok(outcome: RunOutcome) -> None:
-    if not outcome.success:
-        parts = [f"{s}: {m}" for s, m in outcome.failed_steps] + [f"check {c}: {d}" for c, d in outcome.failed_checks]
-        raise TrialpipeError("the run did not complete: " + " | ".join(parts))

@@ -16,7 +16,7 @@ from pipelines import warehouse
 from pipelines.ingest.guard import IdentifiableDataError
 from pipelines.ingest.readers import SourceRead, read_source
 from pipelines.ingest.schema import create_raw_table_sql, raw_tables
-from pipelines.instruments import load_instruments, resolve_instrument
+from pipelines.instruments import load_instruments
 from pipelines.manifest import Manifest
 
 log = logging.getLogger(__name__)
@@ -257,8 +257,3 @@ def ingest(
     for table, frame in source_frames(manifest, reads, run_id).items():
         warehouse.write_frame(con, table, frame)
     return IngestResult(reads)
-
-
-def ensure_instrument_id(name: str) -> str:
-    inst = resolve_instrument(name)
-    return inst.id if inst else name
