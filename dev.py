@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Bootstrap trialpipe on a machine with only Python 3.11 and pip, then run it.
+"""Bootstrap trialpipe on a machine with only Python (3.11, 3.12 or 3.13) and pip, then run it.
 
     python3 dev.py demo            # install (first time), then `trialpipe demo`
     python3 dev.py test            # install (first time), then the test suite
@@ -35,8 +35,11 @@ def _run(cmd: list[str], **kw) -> None:
 
 
 def ensure_installed() -> None:
-    if sys.version_info[:2] != (3, 11):
-        sys.exit(f"trialpipe needs Python 3.11; this is {sys.version.split()[0]} ({sys.executable})")
+    if not (3, 11) <= sys.version_info[:2] <= (3, 13):
+        sys.exit(
+            f"trialpipe needs Python 3.11, 3.12 or 3.13; this is {sys.version.split()[0]} ({sys.executable}). "
+            "Run dev.py with one of those (e.g. python3.12 dev.py test)."
+        )
     uv = _bin(TOOLS, "uv")
     if not uv.exists():
         print(f"dev.py: installing uv {UV_VERSION} into {TOOLS.name}/ ...", flush=True)
