@@ -5,10 +5,10 @@ from datetime import UTC, datetime
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
-from pipelines.partitions import studies_partitions
-from pipelines.provenance import code_version
-from pipelines.publish import publish
-from pipelines.resources import TrialpipeResource
+from pipelines.orchestration.partitions import studies_partitions
+from pipelines.core.provenance import code_version
+from pipelines.core.publish import publish
+from pipelines.orchestration.resources import TrialpipeResource
 
 
 def publish_asset(upstream: list[AssetKey]):

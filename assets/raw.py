@@ -15,11 +15,11 @@ from dagster import (
 )
 
 from assets.sql_models import table_metadata
-from pipelines import validation, warehouse
+from pipelines.core import validation, warehouse
 from pipelines.ingest.load import ingest, write_reference
 from pipelines.ingest.schema import raw_tables
-from pipelines.partitions import studies_partitions
-from pipelines.resources import TrialpipeResource
+from pipelines.orchestration.partitions import studies_partitions
+from pipelines.orchestration.resources import TrialpipeResource
 
 RAW_SPECS = [
     AssetSpec(

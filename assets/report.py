@@ -4,8 +4,8 @@ from datetime import UTC, datetime
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
-from pipelines.partitions import studies_partitions
-from pipelines.resources import TrialpipeResource
+from pipelines.orchestration.partitions import studies_partitions
+from pipelines.orchestration.resources import TrialpipeResource
 
 
 @asset(
@@ -18,7 +18,7 @@ from pipelines.resources import TrialpipeResource
 )
 def study_report(context: AssetExecutionContext, trialpipe: TrialpipeResource) -> MaterializeResult:
     """Write <report_dir>/<study_id>.html (and <study_id>.validation.html) from the study's tables."""
-    from pipelines.provenance import code_version, study_inputs
+    from pipelines.core.provenance import code_version, study_inputs
     from pipelines.report.headline import headline_lines
     from pipelines.report.study import build_report
     from pipelines.report.validation import summarize, write_html

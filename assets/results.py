@@ -16,9 +16,9 @@ from dagster import (
 )
 
 from assets.sql_models import table_metadata
-from pipelines import warehouse
-from pipelines.partitions import studies_partitions
-from pipelines.resources import TrialpipeResource
+from pipelines.core import warehouse
+from pipelines.orchestration.partitions import studies_partitions
+from pipelines.orchestration.resources import TrialpipeResource
 
 TABLES = {
     "model_fits": "One row per parameter x model: covariance structure used (after fallbacks), convergence, -2LL, AIC",

@@ -8,9 +8,9 @@ preview and the build time.
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, TableColumn, TableSchema, asset
 
-from pipelines import sql, warehouse
-from pipelines.partitions import studies_partitions
-from pipelines.resources import TrialpipeResource
+from pipelines.core import sql, warehouse
+from pipelines.orchestration.partitions import studies_partitions
+from pipelines.orchestration.resources import TrialpipeResource
 
 # Tables written by Python assets rather than SQL models, and the asset that writes them.
 PRODUCED_BY = {

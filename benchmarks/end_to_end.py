@@ -73,8 +73,8 @@ def main() -> None:
         import cProfile
         import pstats
 
-        from pipelines import warehouse
-        from pipelines.manifest import load_manifest
+        from pipelines.core import warehouse
+        from pipelines.core.manifest import load_manifest
         from pipelines.stats.efficacy import run_efficacy
 
         db = work / "wh" / ".work" / f"{load_manifest(large).study_id}.duckdb"

@@ -60,8 +60,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "out" / "ingest.json")
     args = ap.parse_args()
 
-    from pipelines.build import build_study
-    from pipelines.manifest import load_manifest
+    from pipelines.core.build import build_study
+    from pipelines.core.manifest import load_manifest
     from pipelines.simulate import write_study
 
     work = Path(tempfile.mkdtemp(prefix="tp-bench-ingest-"))

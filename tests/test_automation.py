@@ -7,13 +7,13 @@ from pathlib import Path
 
 from dagster import DagsterInstance, SensorResult, SkipReason, build_schedule_context, build_sensor_context
 
-from pipelines.resources import TrialpipeResource
+from pipelines.orchestration.resources import TrialpipeResource
 
 CORPUS = Path(__file__).parent / "data" / "bad_inputs"
 
 
 def _eval_sensor(instance, root, cursor=None):
-    from pipelines.sensors import studies_sensor
+    from pipelines.orchestration.sensors import studies_sensor
 
     resources = {"trialpipe": TrialpipeResource(studies_root=str(root))}
     with build_sensor_context(instance=instance, cursor=cursor, resources=resources) as ctx:
@@ -49,8 +49,8 @@ def test_schedule_runs_changed_studies_only(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
     from pipelines.cli import cli
-    from pipelines.runner import get_instance
-    from pipelines.schedules import nightly
+    from pipelines.orchestration.runner import get_instance
+    from pipelines.orchestration.schedules import nightly
 
     root = tmp_path / "studies"
     shutil.copytree(CORPUS / "utf8_bom", root / "ket01")

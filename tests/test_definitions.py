@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pipelines import sql, warehouse
+from pipelines.core import sql, warehouse
 
 
 def test_definitions_load_with_groups_and_descriptions():
-    from pipelines.definitions import defs
+    from pipelines.orchestration.definitions import defs
 
     graph = defs.resolve_asset_graph()
     keys = graph.get_all_asset_keys()
@@ -22,7 +22,7 @@ def test_definitions_load_with_groups_and_descriptions():
 
 
 def test_every_sql_model_is_an_asset_and_documented():
-    from pipelines.definitions import defs
+    from pipelines.orchestration.definitions import defs
 
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     docs = warehouse.table_docs()
@@ -46,7 +46,7 @@ def test_models_rebuild_on_an_existing_working_database(tmp_path):
     """A second run over the same working file replaces tables and views alike."""
     from pathlib import Path
 
-    from pipelines.build import build_study
+    from pipelines.core.build import build_study
 
     case = Path(__file__).parent / "data" / "bad_inputs" / "utf8_bom"
     build_study(case, tmp_path / "w.duckdb")

@@ -6,9 +6,9 @@ import textwrap
 
 import pytest
 
-from pipelines.errors import ManifestError
-from pipelines.manifest import parse_manifest
-from pipelines.paths import PROJECT_ROOT
+from pipelines.core.errors import ManifestError
+from pipelines.core.manifest import parse_manifest
+from pipelines.core.paths import PROJECT_ROOT
 
 BASE = """\
 study_id: S1

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import polars as pl
 
-from pipelines.errors import InputFileError
+from pipelines.core.errors import InputFileError
 
 ROW_COL = "_source_row"
 _DELIMITERS = [",", ";", "\t", "|"]

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from pipelines.errors import InputFileError
+from pipelines.core.errors import InputFileError
 from pipelines.ingest.files import ROW_COL, TextTable
-from pipelines.manifest import Manifest, Source
+from pipelines.core.manifest import Manifest, Source
 
 
 class IdentifiableDataError(InputFileError):

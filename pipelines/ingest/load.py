@@ -12,12 +12,12 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from pipelines import warehouse
+from pipelines.core import warehouse
 from pipelines.ingest.guard import IdentifiableDataError
 from pipelines.ingest.readers import SourceRead, read_source
 from pipelines.ingest.schema import create_raw_table_sql, raw_tables
 from pipelines.instruments import load_instruments
-from pipelines.manifest import Manifest
+from pipelines.core.manifest import Manifest
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +237,7 @@ def ingest(
     for source in manifest.sources:
         if blocked and source.name in blocked:
             r = SourceRead(source=source, file=source.file)
-            from pipelines.errors import InputFileError
+            from pipelines.core.errors import InputFileError
 
             r.error = InputFileError(blocked[source.name], file=source.file)
             reads.append(r)

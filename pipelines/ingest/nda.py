@@ -21,7 +21,7 @@ from pathlib import Path
 
 import polars as pl
 
-from pipelines.errors import InputFileError
+from pipelines.core.errors import InputFileError
 from pipelines.ingest import files, guard
 from pipelines.ingest.readers import (
     SourceRead,
@@ -32,7 +32,7 @@ from pipelines.ingest.readers import (
 )
 from pipelines.ingest.schema import item_column
 from pipelines.instruments import Instrument, load_instruments
-from pipelines.manifest import Manifest, Source
+from pipelines.core.manifest import Manifest, Source
 
 # Structures people confuse with ours, and what they really are.
 TRAPS = {

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import polars as pl
 
-from pipelines.errors import InputFileError, TrialpipeError
+from pipelines.core.errors import InputFileError, TrialpipeError
 from pipelines.ingest import files, guard
 from pipelines.ingest.schema import ASSESSMENT_COLUMNS, RANDOMIZATION_COLUMNS, item_column, raw_tables
 from pipelines.instruments import Instrument, load_instruments, resolve_instrument
-from pipelines.manifest import Items, Manifest, Source
+from pipelines.core.manifest import Items, Manifest, Source
 
 log = logging.getLogger(__name__)
 

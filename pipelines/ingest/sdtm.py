@@ -15,11 +15,11 @@ from pathlib import Path
 
 import polars as pl
 
-from pipelines.errors import InputFileError
+from pipelines.core.errors import InputFileError
 from pipelines.ingest import files, guard
 from pipelines.ingest.readers import ItemCode, SourceRead, _Cols, add_frame
 from pipelines.instruments import Instrument, load_instruments, resolve_instrument
-from pipelines.manifest import Manifest, Source
+from pipelines.core.manifest import Manifest, Source
 
 NOT_RANDOMIZED_ARMCD = {"SCRNFAIL", "NOTASSGN", "NOTTRT", ""}
 FINDINGS = ("QS", "RS")

@@ -432,7 +432,7 @@ def context(
     con: duckdb.DuckDBPyConnection, data: StudyData, *, validation=None, provenance: dict | None = None
 ) -> dict:
     """Everything the template shows (strings and data URIs)."""
-    from pipelines.provenance import code_version
+    from pipelines.core.provenance import code_version
 
     rows = T.effect_rows(data) if not data.single_arm else []
     primary_row = next((r for r in rows if r.is_primary), None)

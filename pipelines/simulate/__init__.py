@@ -4,7 +4,7 @@ Dagster-free API:
 
 * :func:`simulate_trial` - the study as long item data (polars), no files;
 * :func:`write_study` - a complete study folder (data files in the requested formats + study.yaml);
-* ``pipelines.simulate.cli.simulate`` - the ``trialpipe simulate`` click command.
+* ``pipelines.cli.simulate.simulate`` - the ``trialpipe simulate`` click command.
 
 The latent model and its calibration constants live in :mod:`pipelines.simulate.model`.
 """

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.instruments import load_instruments
-from pipelines.manifest import MANIFEST_NAME, load_manifest
+from pipelines.core.manifest import MANIFEST_NAME, load_manifest
 from pipelines.simulate import formats as F
 from pipelines.simulate.trial import (
     ARMS,
@@ -21,7 +21,7 @@ from pipelines.simulate.trial import (
     build_trial,
 )
 
-STUDY_ID_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")  # as pipelines.manifest.Manifest.study_id
+STUDY_ID_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")  # as pipelines.core.manifest.Manifest.study_id
 NDA_SUBJECT_ID_MAX = 45  # NDA src_subject_id is String(45)
 
 

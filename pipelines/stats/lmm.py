@@ -21,7 +21,7 @@ import pandas as pd
 import polars as pl
 from scipy import stats
 
-from pipelines.errors import ModelSpecError
+from pipelines.core.errors import ModelSpecError
 
 TIDY = ["term", "estimate", "std_error", "df", "statistic", "p_value", "conf_low", "conf_high"]
 

@@ -3,7 +3,7 @@
 Given: a literal manifest (its ``ref.*`` tables are inputs, built with ``reference_frames``) and
 literal staging rows; the staging tables are created empty by the real staging models over empty
 raw tables, so their columns and types are the real ones. Then one model runs with
-``pipelines.sql.run_model`` and the test compares selected columns with hand-computed rows.
+``pipelines.core.sql.run_model`` and the test compares selected columns with hand-computed rows.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import textwrap
 import duckdb
 import polars as pl
 
-from pipelines import sql, warehouse
+from pipelines.core import sql, warehouse
 from pipelines.ingest.load import reference_frames, source_frames
 from pipelines.ingest.schema import create_raw_table_sql, raw_tables
-from pipelines.manifest import parse_manifest
+from pipelines.core.manifest import parse_manifest
 
 INSTRUMENT = {"pcl5": "PCL-5", "caps5": "CAPS-5", "madrs": "MADRS"}
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 
-from pipelines.build import build_study
+from pipelines.core.build import build_study
 from tests.conftest import ARMS_VISITS, query, write_study
 
 CONTRACT_PARAMCDS = {"CAPS5TOT", "CAPS5B", "CAPS5C", "CAPS5D", "CAPS5E",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.build import build_study
+from pipelines.core.build import build_study
 from tests.conftest import ARMS_VISITS, query, write_study
 
 HEADER = "record_id,redcap_event_name," + ",".join(f"pcl5_{i}" for i in range(1, 21)) + ",pcl5_total"

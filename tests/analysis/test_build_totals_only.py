@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pyreadstat
 
-from pipelines.build import build_study
+from pipelines.core.build import build_study
 from tests.conftest import ARMS_VISITS, query, write_study
 
 

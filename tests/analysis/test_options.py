@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.errors import ManifestError
-from pipelines.manifest import parse_manifest
+from pipelines.core.errors import ManifestError
+from pipelines.core.manifest import parse_manifest
 from tests.analysis.harness import manifest_text
 
 

@@ -6,7 +6,7 @@ import pyreadstat
 import pandas as pd
 import pytest
 
-from pipelines.build import build_study
+from pipelines.core.build import build_study
 from tests.conftest import ARMS_VISITS, query, write_study
 
 PCL_ITEMS = ",".join(f"pcl5_{i}" for i in range(1, 21))

@@ -105,7 +105,7 @@ def test_sigkill_at_random_moments_leaves_published_warehouse_intact(tmp_path):
 
 def test_publish_widens_a_column_two_studies_type_differently(tmp_path):
     """Study A's table has an all-NULL column (typed INTEGER by DuckDB), study B's has text in it."""
-    from pipelines.publish import publish
+    from pipelines.core.publish import publish
 
     wh = tmp_path / "w.duckdb"
     for sid, value in (("A", "NULL"), ("B", "'a title'")):

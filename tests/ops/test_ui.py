@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-LOCATION = "pipelines.definitions"
+LOCATION = "pipelines.orchestration.definitions"
 REPO = "__repository__"
 
 

@@ -18,7 +18,7 @@ import duckdb
 import polars as pl
 from scipy import stats
 
-from pipelines.build import build_study
+from pipelines.core.build import build_study
 from pipelines.simulate import write_study
 
 STUDY = "FEDERSIM-7"

@@ -18,9 +18,9 @@ import pytest
 from click.testing import CliRunner
 
 from pipelines.instruments import load_instruments
-from pipelines.manifest import load_manifest
+from pipelines.core.manifest import load_manifest
 from pipelines.simulate import simulate_trial, write_study
-from pipelines.simulate.cli import simulate
+from pipelines.cli.simulate import simulate
 
 ALL = ("wide", "nda", "sdtm")
 # Feder 2021 (registry): 15 per arm; 14/15 ketamine completed (1 dropout); 23 F, 6 M, 1 other.

@@ -20,9 +20,9 @@ import pyreadstat
 import pytest
 from click.testing import CliRunner
 
-from pipelines.manifest import load_manifest
+from pipelines.core.manifest import load_manifest
 from pipelines.simulate import build_trial, simulate_trial, write_study
-from pipelines.simulate.cli import simulate
+from pipelines.cli.simulate import simulate
 from tests.conftest import query
 
 ALL = ("wide", "nda", "sdtm")
@@ -281,7 +281,7 @@ def test_cli_follow_up_flag(tmp_path):
 
 
 def test_pipeline_builds_the_follow_up_study(tmp_path):
-    from pipelines.build import build_study
+    from pipelines.core.build import build_study
 
     study = write_study(tmp_path / "study", per_arm=6, seed=34, formats=ALL, follow_up=True)
     db = tmp_path / "fu.duckdb"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import duckdb
 import polars as pl
 
-from pipelines.manifest import parse_manifest
+from pipelines.core.manifest import parse_manifest
 
 VISITS = ("BL", "D1", "W1", "W2")
 DAYS = {"BL": 0, "D1": 1, "W1": 7, "W2": 14}

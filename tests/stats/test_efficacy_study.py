@@ -12,9 +12,9 @@ import duckdb
 import polars as pl
 import pytest
 
-from pipelines import warehouse
-from pipelines.build import build_study
-from pipelines.manifest import load_manifest
+from pipelines.core import warehouse
+from pipelines.core.build import build_study
+from pipelines.core.manifest import load_manifest
 from pipelines.simulate import write_study
 from pipelines.stats.efficacy import run_efficacy
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.errors import ModelSpecError
+from pipelines.core.errors import ModelSpecError
 from pipelines.stats.lmm import TIDY, fit_lmm
 
 

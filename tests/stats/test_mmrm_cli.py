@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipelines.cli import main
-from pipelines.stats.cli import mmrm, read_csv
+from pipelines.cli.mmrm import mmrm, read_csv
 
 FORMULA = "FEV1 ~ RACE + SEX + ARMCD * AVISIT + us(AVISIT | USUBJID)"
 

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.errors import ModelSpecError
+from pipelines.core.errors import ModelSpecError
 from pipelines.stats.mmrm import fit_mmrm
 from pipelines.stats.mmrm.formula import (
     DesignBuilder,

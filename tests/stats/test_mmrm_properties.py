@@ -7,7 +7,7 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from pipelines.errors import ModelSpecError
+from pipelines.core.errors import ModelSpecError
 from pipelines.stats.lmm import fit_lmm
 from pipelines.stats.mmrm import fit_mmrm
 

@@ -3,7 +3,7 @@ COMMENT ON text analysts see), and nothing is documented that the library does n
 
 from __future__ import annotations
 
-from pipelines import warehouse
+from pipelines.core import warehouse
 from pipelines.stats.efficacy import schema
 
 

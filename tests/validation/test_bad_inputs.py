@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines import validation, warehouse
-from pipelines.build import build_study
-from pipelines.errors import ManifestError
-from pipelines.manifest import load_manifest
+from pipelines.core import validation, warehouse
+from pipelines.core.build import build_study
+from pipelines.core.errors import ManifestError
+from pipelines.core.manifest import load_manifest
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "bad_inputs"
 CASES = sorted(p.name for p in CORPUS.iterdir() if (p / "expected.yaml").exists())

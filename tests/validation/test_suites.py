@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import validation, warehouse
-from pipelines.build import build_study
-from pipelines.manifest import load_manifest
+from pipelines.core import validation, warehouse
+from pipelines.core.build import build_study
+from pipelines.core.manifest import load_manifest
 
 CASE = Path(__file__).resolve().parents[1] / "data" / "bad_inputs" / "utf8_bom"
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from pipelines.errors import ModelSpecError
+from pipelines.core.errors import ModelSpecError
 
 from .covariance import STRUCTURES
 

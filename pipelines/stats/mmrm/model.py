@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from pipelines.errors import ModelSpecError
+from pipelines.core.errors import ModelSpecError
 
 from .covariance import CovarianceStructure, make_structure
 from .engine import MarginalModel, NotPositiveDefinite

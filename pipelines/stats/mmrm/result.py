@@ -10,7 +10,7 @@ import pandas as pd
 import polars as pl
 from scipy import stats
 
-from pipelines.errors import ModelSpecError
+from pipelines.core.errors import ModelSpecError
 
 from .inference import independent_rows
 

@@ -22,13 +22,13 @@ from dagster import (
     sensor,
 )
 
-from pipelines import registry
-from pipelines.errors import TrialpipeError
-from pipelines.jobs import STUDY_JOB, study_job
-from pipelines.manifest import load_manifest
-from pipelines.partitions import studies_partitions
-from pipelines.provenance import study_inputs
-from pipelines.resources import TrialpipeResource
+from pipelines.core import registry
+from pipelines.core.errors import TrialpipeError
+from pipelines.orchestration.jobs import STUDY_JOB, study_job
+from pipelines.core.manifest import load_manifest
+from pipelines.orchestration.partitions import studies_partitions
+from pipelines.core.provenance import study_inputs
+from pipelines.orchestration.resources import TrialpipeResource
 
 INPUT_HASH_TAG = "trialpipe/input_hash"
 
@@ -86,7 +86,7 @@ def studies_sensor(context: SensorEvaluationContext, trialpipe: TrialpipeResourc
     description="Records failed study runs in meta.runs of the published warehouse (its data stay as they were)",
 )
 def record_failed_runs(context: RunFailureSensorContext, trialpipe: TrialpipeResource):
-    from pipelines.runner import record_failure
+    from pipelines.orchestration.runner import record_failure
 
     run = context.dagster_run
     sid = run.tags.get("dagster/partition")

@@ -13,10 +13,10 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipelines import registry
-from pipelines.manifest import load_manifest
-from pipelines.paths import dagster_home
-from pipelines.provenance import study_inputs
+from pipelines.core import registry
+from pipelines.core.manifest import load_manifest
+from pipelines.core.paths import dagster_home
+from pipelines.core.provenance import study_inputs
 
 QUIET_LOGGERS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
@@ -56,9 +56,9 @@ def run_study(
     from dagster import DagsterEventType
     from dagster._core.utils import make_new_run_id
 
-    from pipelines.definitions import defs
-    from pipelines.partitions import studies_partitions
-    from pipelines.paths import default_warehouse
+    from pipelines.orchestration.definitions import defs
+    from pipelines.orchestration.partitions import studies_partitions
+    from pipelines.core.paths import default_warehouse
 
     study_dir = Path(study_dir)
     manifest = load_manifest(study_dir)  # a manifest error stops here, before Dagster
@@ -153,8 +153,8 @@ def record_failure(instance, run_id: str, study_id: str, warehouse_path: Path, s
     """meta.runs gets a row for a failed run too (the published data stay as they were)."""
     from datetime import UTC, datetime
 
-    from pipelines.provenance import code_version
-    from pipelines.publish import record_run
+    from pipelines.core.provenance import code_version
+    from pipelines.core.publish import record_run
 
     stats = instance.get_run_stats(run_id)
     try:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import click
 
-from pipelines.errors import InputFileError, ModelSpecError
+from pipelines.core.errors import InputFileError, ModelSpecError
 
 _LEADING_ZERO = re.compile(r"^[+-]?0\d")
 

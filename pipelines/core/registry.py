@@ -15,8 +15,8 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from pipelines.manifest import MANIFEST_NAME, load_manifest
-from pipelines.paths import dagster_home
+from pipelines.core.manifest import MANIFEST_NAME, load_manifest
+from pipelines.core.paths import dagster_home
 
 log = logging.getLogger(__name__)
 

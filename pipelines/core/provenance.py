@@ -9,7 +9,7 @@ import subprocess
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from pipelines.paths import PROJECT_ROOT
+from pipelines.core.paths import PROJECT_ROOT
 
 
 @functools.cache
@@ -38,7 +38,7 @@ def study_inputs(study_dir: Path) -> tuple[str, dict[str, str]]:
     Returns (combined SHA-256, {file: SHA-256}); a missing file counts as "missing", so adding it
     later changes the fingerprint."""
     from pipelines.ingest.files import sha256_file
-    from pipelines.manifest import MANIFEST_NAME, load_manifest
+    from pipelines.core.manifest import MANIFEST_NAME, load_manifest
 
     study_dir = Path(study_dir)
     manifest = load_manifest(study_dir)

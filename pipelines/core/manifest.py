@@ -19,7 +19,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pipelines.errors import ManifestError
+from pipelines.core.errors import ManifestError
 from pipelines.instruments import load_instruments, resolve_instrument
 
 MANIFEST_NAME = "study.yaml"

@@ -10,11 +10,11 @@ from assets.raw import ingest_study
 from assets.report import study_report
 from assets.results import efficacy
 from assets.staging import staging_assets
-from pipelines.checks import validation_checks
-from pipelines.jobs import study_job, validate_job
-from pipelines.resources import TrialpipeResource
-from pipelines.schedules import nightly
-from pipelines.sensors import record_failed_runs, studies_sensor
+from pipelines.orchestration.checks import validation_checks
+from pipelines.orchestration.jobs import study_job, validate_job
+from pipelines.orchestration.resources import TrialpipeResource
+from pipelines.orchestration.schedules import nightly
+from pipelines.orchestration.sensors import record_failed_runs, studies_sensor
 
 
 def _keys(assets_defs) -> list[AssetKey]:

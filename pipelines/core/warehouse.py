@@ -2,7 +2,7 @@
 
 One study is built in its own *working* database file (``<warehouse dir>/.work/<study_id>.duckdb``)
 by one run at a time; the published warehouse analysts open is only ever replaced whole (see
-``pipelines.publish``). So no two writers ever share a DuckDB file.
+``pipelines.core.publish``). So no two writers ever share a DuckDB file.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import duckdb
 import polars as pl
 import yaml
 
-from pipelines.paths import SQL_DIR
+from pipelines.core.paths import SQL_DIR
 
 SCHEMAS = ("raw", "ref", "staging", "analysis", "results", "qc", "meta")
 

@@ -13,10 +13,10 @@ import duckdb
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import PrivateAttr
 
-from pipelines import registry, warehouse
-from pipelines.errors import TrialpipeError
-from pipelines.manifest import Manifest, load_manifest
-from pipelines.paths import PROJECT_ROOT
+from pipelines.core import registry, warehouse
+from pipelines.core.errors import TrialpipeError
+from pipelines.core.manifest import Manifest, load_manifest
+from pipelines.core.paths import PROJECT_ROOT
 
 
 class Study:

@@ -1,7 +1,7 @@
 """Build a study's tables without Dagster, in the same order the asset graph runs them.
 
 The Dagster assets call the same library functions; this path exists for tests, benchmarks and
-debugging (``python -m pipelines.build STUDY_DIR DB``).
+debugging (``python -m pipelines.core.build STUDY_DIR DB``).
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-from pipelines import sql, warehouse
+from pipelines.core import sql, warehouse
 from pipelines.ingest.load import IngestResult, ingest, write_reference
-from pipelines.manifest import load_manifest
+from pipelines.core.manifest import load_manifest
 
 
 def build_study(

@@ -15,7 +15,7 @@ def _console():
 
 
 def _run(study_dir: Path, warehouse: Path | None, report_dir: Path | None, job: str):
-    from pipelines.runner import run_study
+    from pipelines.orchestration.runner import run_study
 
     console = _console()
     console.print(f"[bold]trialpipe[/] {'validating' if job == 'validate_job' else 'running'} {study_dir}")

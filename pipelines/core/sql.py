@@ -20,8 +20,8 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines import warehouse
-from pipelines.paths import SQL_DIR
+from pipelines.core import warehouse
+from pipelines.core.paths import SQL_DIR
 
 
 def model_path(model: str) -> Path:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines import warehouse
+from pipelines.core import warehouse
 
 
 def _fsync_file(path: Path) -> None:

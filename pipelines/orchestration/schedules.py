@@ -12,13 +12,13 @@ import os
 
 from dagster import DagsterRunStatus, DefaultScheduleStatus, RunRequest, RunsFilter, ScheduleEvaluationContext, SkipReason, schedule
 
-from pipelines import registry
-from pipelines.errors import TrialpipeError
-from pipelines.jobs import STUDY_JOB
-from pipelines.partitions import studies_partitions
-from pipelines.provenance import study_inputs
-from pipelines.resources import TrialpipeResource
-from pipelines.sensors import INPUT_HASH_TAG
+from pipelines.core import registry
+from pipelines.core.errors import TrialpipeError
+from pipelines.orchestration.jobs import STUDY_JOB
+from pipelines.orchestration.partitions import studies_partitions
+from pipelines.core.provenance import study_inputs
+from pipelines.orchestration.resources import TrialpipeResource
+from pipelines.orchestration.sensors import INPUT_HASH_TAG
 
 
 def _local_timezone() -> str:

@@ -2,7 +2,7 @@
 
 Commands are imported lazily (``LazyGroup``) so ``trialpipe --help`` does not pay for Dagster,
 DuckDB or Great Expectations. Every command ends with one plain closing line; a
-:class:`~pipelines.errors.TrialpipeError` is printed without a traceback and exits with status 2.
+:class:`~pipelines.core.errors.TrialpipeError` is printed without a traceback and exits with status 2.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import click
 
 # name -> "module:attribute" of a click.Command; imported only when the command runs.
 COMMANDS: dict[str, str] = {
-    "simulate": "pipelines.simulate.cli:simulate",
-    "run": "pipelines.commands:run",
-    "demo": "pipelines.commands:demo",
-    "validate": "pipelines.commands:validate",
-    "mmrm": "pipelines.stats.cli:mmrm",
+    "simulate": "pipelines.cli.simulate:simulate",
+    "run": "pipelines.cli.commands:run",
+    "demo": "pipelines.cli.commands:demo",
+    "validate": "pipelines.cli.commands:validate",
+    "mmrm": "pipelines.cli.mmrm:mmrm",
 }
 
 SHORT_HELP = {
@@ -52,7 +52,7 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from pipelines.errors import TrialpipeError
+    from pipelines.core.errors import TrialpipeError
 
     try:
         cli.main(args=argv, prog_name="trialpipe", standalone_mode=False)

@@ -11,9 +11,9 @@ from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetKey, Meta
 
 from dagster._utils.warnings import PreviewWarning
 
-from pipelines import validation
-from pipelines.partitions import studies_partitions
-from pipelines.resources import TrialpipeResource
+from pipelines.core import validation
+from pipelines.orchestration.partitions import studies_partitions
+from pipelines.orchestration.resources import TrialpipeResource
 
 # check name -> (asset it guards, description). gx_<suite> checks run expectations/<suite>.json.
 CHECKS: dict[str, tuple[AssetKey, str]] = {

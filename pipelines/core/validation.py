@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 import duckdb
 import polars as pl
 
-from pipelines import warehouse
-from pipelines.manifest import Manifest
-from pipelines.paths import EXPECTATIONS_DIR
+from pipelines.core import warehouse
+from pipelines.core.manifest import Manifest
+from pipelines.core.paths import EXPECTATIONS_DIR
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,5 @@
+"""``python -m pipelines.cli`` = ``trialpipe``."""
+
+from pipelines.cli import main
+
+main()
