@@ -353,7 +353,7 @@ def multiplicity_note(data: StudyData, rows: list[EffectRow]) -> str:
 # ------------------------------------------------------------------------------------ sensitivity
 def sensitivity_rows(data: StudyData, paramcd: str | None = None) -> list[dict]:
     """The primary parameter's difference at the primary visit under each model (results.treatment_effects,
-    results.model_fits). LMMs report Wald z tests (df shown as z)."""
+    results.model_fits). Every model has small-sample df (the random-effects models are fitted as marginal models by the MMRM engine)."""
     pcd = paramcd or data.primary_parameter
     rows = []
     for m in MODELS:
@@ -378,7 +378,7 @@ def sensitivity_rows(data: StudyData, paramcd: str | None = None) -> list[dict]:
                 "conf_high": e.get("conf_high"),
                 "cells": {
                     "estimate": fmt.est_se(e.get("estimate"), e.get("std_error")),
-                    "df": fmt.num(df, 1) if fmt.is_num(df) else ("z (normal)" if e else fmt.DASH),
+                    "df": fmt.num(df, 1) if fmt.is_num(df) else fmt.DASH,
                     "ci": fmt.ci(e.get("conf_low"), e.get("conf_high")),
                     "p": fmt.p_value(e.get("p_value")),
                     "d": fmt.num(e.get("cohens_d")),

@@ -42,10 +42,10 @@ EFFECTS_W2 = {
     "PCL5E": (-3.00, 1.80, 27.3, -6.69, 0.69, 0.1070, 0.1070, -0.55),
     "MADRSTOT": (-9.80, 3.50, 27.2, -16.98, -2.62, 0.0093, None, -1.05),
 }
-# Random-effects sensitivity for CAPS5TOT at W2 (Wald z: df NaN).
+# Random-effects sensitivity for CAPS5TOT at W2 (marginal models with Kenward-Roger df).
 LMM_W2 = {
-    "lmm_ri": (-11.20, 3.80, NAN, -18.65, -3.75, 0.0032, None, -1.07),
-    "lmm_rs": (-10.90, 4.10, NAN, -18.94, -2.86, 0.0078, None, -1.04),
+    "lmm_ri": (-11.20, 3.80, 27.9, -18.65, -3.75, 0.0032, None, -1.07),
+    "lmm_rs": (-10.90, 4.10, 26.4, -18.94, -2.86, 0.0078, None, -1.04),
 }
 # CAPS5TOT LS means at W2 (estimate, se, df, lo, hi); their difference is EFFECTS_W2's -11.88.
 LSMEANS_CAPS_W2 = {"KET": (-13.92, 3.40, 27.0, -20.90, -6.94), "MID": (-2.04, 3.40, 27.0, -9.02, 4.94)}

@@ -159,10 +159,10 @@ def test_sensitivity_table_puts_random_effects_next_to_mmrm(two_arm_page):
     text = text_of(two_arm_page)
     assert "MMRM us (unstructured) -11.88 (3.96) 27.0 (-20.01, -3.75) 0.006 -1.13" in text
     assert (
-        "Random intercept (lmm_ri) residual σ²I -11.20 (3.80) z (normal) (-18.65, -3.75) 0.003 -1.07" in text
+        "Random intercept (lmm_ri) residual σ²I -11.20 (3.80) 27.9 (-18.65, -3.75) 0.003 -1.07" in text
     )
     assert (
-        "Random intercept + slope (lmm_rs) residual σ²I -10.90 (4.10) z (normal) (-18.94, -2.86) 0.008 -1.04"
+        "Random intercept + slope (lmm_rs) residual σ²I -10.90 (4.10) 26.4 (-18.94, -2.86) 0.008 -1.04"
         in text
     )
     svg = figure_svg(two_arm_page, "sensitivity-figure")

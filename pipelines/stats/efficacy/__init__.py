@@ -1,5 +1,5 @@
 """Efficacy analysis of one study: the primary MMRM per parameter (with covariance fallbacks), LS
-means, treatment effects with Cohen's d, multiplicity across DSM-5 clusters, the statsmodels
+means, treatment effects with Cohen's d, the multiplicity hierarchy, the
 random-effects sensitivity models, responders/remitters, and within-arm results for single-arm
 studies. Dagster-free; tidy polars frames out (``results.*`` columns, see ``schema.py`` and
 ``sql/results/_schema.yml``).
@@ -37,21 +37,23 @@ E4 Cohen's d (Feingold 2009): the model's treatment effect divided by the pooled
    baseline, whether or not they have post-baseline data. Same sign as the estimate.
    ``cohens_d_conf_low/high`` are the effect's CI limits divided by the same SD (the SD treated as
    known, as Feder 2021's d = 1.13, 95 % CI 0.36-1.91 = (3.75, 20.01) / 10.5).
-E5 Multiplicity: one family per instrument and model - its DSM-5 cluster scores (CAPS5B-E, PCL5B-E,
-   the non-total, non-optional scores of the instrument definition, in definition order B, C, D,
-   E, which is also the fixed-sequence order) at the primary visit, adjusted by
-   ``analysis.multiplicity`` (default holm; see ``pipelines.stats.multiplicity``). ``family`` names
-   it (e.g. 'CAPS-5 clusters at W2'), ``adjust_method`` is the method code. Every other row (totals,
-   the primary endpoint, MADRS, CAPS5DIS, other visits) has ``p_adjusted = p_value``,
-   ``adjust_method = 'none'`` and no family: the primary endpoint is tested unadjusted.
+E5 Multiplicity: a declared testing hierarchy (serial gatekeeping) on the primary MMRM at the
+   primary visit: primary endpoint -> the primary instrument's DSM-5 clusters (``analysis.multiplicity``,
+   default Holm) -> the other instruments' totals (same method); see ``_Run.adjust``. Rows outside
+   the hierarchy have p_adjusted NULL (no adjustment applies: shown as a dash) and adjust_method 'none'.
 E6 Sensitivity (``lmm_ri``, ``lmm_rs``), for the parameters ``analysis.sensitivity_models`` names
-   (default ``totals``: each instrument's total): statsmodels MixedLM with the same fixed effects, a random
-   intercept per subject (lmm_ri) or a random intercept and slope on study day (lmm_rs, ADY / 7 =
-   weeks, unstructured G; fitted only when at least 5 subjects have post-baseline values on two or
-   more distinct days). Residual covariance sigma^2 I. Wald z inference: ``df`` is NULL and
-   ``df_method = 'z (normal)'``. A fit whose optimiser did not converge, or that could not be
-   fitted, reports no effects (converged = false); a converged fit with a variance component on the
-   boundary (zero, singular G) is kept, with statsmodels' warning in ``warnings``.
+   (default ``totals``: each instrument's total): random-effects models fitted as their marginal
+   models by the project's MMRM engine, so they carry the primary model's small-sample df
+   (``analysis.model.df_method``, default Kenward-Roger) instead of z tests: lmm_ri = a random
+   intercept per subject (``cs(avisit | usubjid)``, the compound-symmetry marginal model);
+   lmm_rs = a random intercept and slope on the visit's nominal week (manifest day / 7), G
+   unstructured, residual sigma^2 I (``rs(vweek | usubjid)``; fitted only when at least 5 subjects
+   have two or more post-baseline visits and the visits' nominal days differ). Same fixed effects as
+   the primary model. A fit that did not converge reports no effects (converged = false); a
+   converged fit whose random-effects covariance is singular (random-intercept variance <= 0, or G
+   with a (nearly) zero eigenvalue) is kept, with ``singular = true`` in results.model_fits, a
+   warning and a note. (statsmodels MixedLM, used before, had only z tests: at n = 30 its SE was
+   2.49 vs the MMRM's 3.60, and its per-subject Python loop dominated the run time.)
 E7 Single-arm study (one arm in the manifest): no between-arm contrast. The MMRM is fitted without
    the arm terms (chg ~ base + avisit + <cov>(avisit | usubjid), same fallbacks) and gives LS-mean
    changes per visit (``results.lsmeans``, model 'mmrm'). ``results.treatment_effects`` holds
@@ -76,14 +78,12 @@ from pipelines.instruments import load_instruments
 from pipelines.stats import multiplicity, responders
 from pipelines.stats.efficacy import schema
 from pipelines.stats.efficacy.fits import (
-    SLOPE_SCALE_DAYS,
     FallbackFit,
-    LMMFit,
+    REFit,
     fit_mmrm_with_fallbacks,
-    fit_random_effects,
+    fit_random_effects_mmrm,
     slope_identifiable,
     t_interval,
-    z_interval,
 )
 
 __all__ = ["EfficacyResults", "run_efficacy", "pooled_baseline_sd", "cohens_d", "PARAMETER_ORDER"]
@@ -93,7 +93,6 @@ PARAMETER_ORDER = (
     "PCL5TOT", "PCL5B", "PCL5C", "PCL5D", "PCL5E",
     "MADRSTOT", "CAPS5DIS",
 )  # fmt: skip
-DF_Z = "z (normal)"
 D_BASELINE = "d = effect / pooled baseline SD (Feingold 2009)"
 D_Z = "d_z = mean change / SD of change"
 WITHIN_ARM = "within_arm"
@@ -199,6 +198,8 @@ class _Run:
         vids = [v.id for v in manifest.visits]
         self.post_visits = vids[vids.index(manifest.baseline_visit.id) + 1 :]
         self.structures = [self.a.model.covariance, *self.a.model.fallbacks]
+        self.visit_weeks = {v.id: v.day / 7.0 for v in manifest.visits}
+        self.fixed = "base + trtp * avisit"
         self.fits, self.lsm, self.effects, self.notes = [], [], [], []
         self.adqs, self.adsl = _load(con, self.study_id)
         self.adqs = self.adqs.filter(pl.col("trtp").is_in(self.arms))
@@ -366,8 +367,8 @@ class _Run:
     def _sensitivity_for(self, paramcd: str) -> bool:
         """E6 scope: ``totals`` (default) fits the random-effects models for each instrument's
         total score (the primary and key secondary endpoints), ``all`` for every parameter,
-        ``none`` for none. statsmodels MixedLM loops over subjects in Python, so on large studies
-        the cluster-level sensitivity fits would dominate the run; they are one option away."""
+        ``none`` for none. on large studies the cluster-level sensitivity fits would dominate
+        the run; they are one option away."""
         if not self.sensitivity or self.sensitivity_scope == "none":
             return False
         if self.sensitivity_scope == "all":
@@ -382,75 +383,72 @@ class _Run:
         estimation = "REML" if self.a.model.reml else "ML"
         for kind in ("lmm_ri", "lmm_rs"):
             covariance = (
-                "random intercept"
+                "random intercept (marginal: cs)"
                 if kind == "lmm_ri"
-                else f"random intercept + slope on ady/{SLOPE_SCALE_DAYS:g} (unstructured)"
+                else "random intercept + slope on nominal week (G unstructured; marginal: rs)"
             )
             if kind == "lmm_rs":
                 ok, why = slope_identifiable(data)
+                weeks = [self.visit_weeks[v] for v in visits]
+                if ok and len(set(weeks)) < len(weeks):
+                    ok, why = False, "two post-baseline visits share a nominal day: no slope variable"
                 if not ok:
                     self.notes.append(f"{paramcd}: lmm_rs skipped - {why}")
                     continue
             self.say(f"{paramcd}: {kind}")
-            future = self._futures.get((paramcd, kind))
-            fit = None
-            if future is not None:
-                try:
-                    fit = future.result()
-                except Exception:  # noqa: BLE001 - a broken worker pool: fit here instead
-                    fit = None
-            if fit is None:
-                fit = fit_random_effects(
-                    data, kind=kind, visit_levels=visits, experimental=self.exp, control=self.ctl,
-                    reml=self.a.model.reml,
-                )  # fmt: skip
+            fit = fit_random_effects_mmrm(
+                data, kind=kind, visit_levels=visits, visit_weeks=self.visit_weeks, control=self.ctl,
+                reml=self.a.model.reml, df_method=self.a.model.df_method, fixed=self.fixed,
+            )  # fmt: skip
             self._lmm_rows(paramcd, data, fit, covariance, estimation, sd)
 
-    def _lmm_rows(self, paramcd, data, fit: LMMFit, covariance, estimation, sd):
+    def _lmm_rows(self, paramcd, data, fit: REFit, covariance, estimation, sd):
         res = fit.result
-        re_part = "(1 | usubjid)" if fit.re_formula is None else "(1 + ady_weeks | usubjid)"
         warn = list(res.warnings) if res is not None else []
         if fit.error:
             warn.append(fit.error)
+        if fit.singular:
+            warn.append(fit.singular)
         self.fits.append(
             self._base(
                 paramcd=paramcd,
                 model=fit.kind,
                 covariance=covariance,
                 estimation=estimation,
-                df_method=DF_Z,
+                df_method=res.df_method if res is not None else self.a.model.df_method,
                 converged=fit.converged,
                 neg2_loglik=res.neg2_loglik if res is not None else None,
                 aic=res.aic if res is not None else None,
                 bic=res.bic if res is not None else None,
-                n_subjects=res.n_groups if res is not None else data.get_column("usubjid").n_unique(),
+                n_subjects=res.n_subjects_used if res is not None else data.get_column("usubjid").n_unique(),
                 n_obs=res.n_obs if res is not None else data.height,
                 warnings=_join(warn),
-                formula=f"{fit.formula} + {re_part}",
+                formula=fit.formula,
                 n_attempts=1,
+                singular=fit.singular is not None if fit.converged else None,
             )
         )
         if not fit.converged:
-            self.notes.append(
-                f"{paramcd}: {fit.kind} not usable ({_join(warn) or 'statsmodels'}); no LS means or effects"
-            )
+            self.notes.append(f"{paramcd}: {fit.kind} not usable ({_join(warn) or 'no fit'}); no LS means or effects")
             return
+        if fit.singular:
+            self.notes.append(f"{paramcd}: {fit.kind} {fit.singular}")
         counts = {(a, v): n for a, v, n in data.group_by("trtp", "avisit").len().iter_rows()}
         per_visit = dict(data.group_by("avisit").len().iter_rows())
-        for r in fit.lsmeans:
-            lo, hi = z_interval(r["estimate"], r["std_error"], self.alpha)
+        for r in fit.lsmeans.iter_rows(named=True):
+            lo, hi = t_interval(r["estimate"], r["std_error"], r["df"], self.alpha)
             self.lsm.append(
                 self._base(
                     paramcd=paramcd, model=fit.kind, trtp=r["trtp"], avisit=r["avisit"],
-                    estimate=r["estimate"], std_error=r["std_error"], conf_low=lo, conf_high=hi,
+                    estimate=r["estimate"], std_error=r["std_error"], df=r["df"], conf_low=lo, conf_high=hi,
                     avisitn=self.visitn.get(r["avisit"]), n_obs=counts.get((r["trtp"], r["avisit"]), 0),
                 )
             )  # fmt: skip
-        for r in fit.contrasts:
-            lo, hi = z_interval(r["estimate"], r["std_error"], self.alpha)
+        for r in fit.contrasts.iter_rows(named=True):
+            lo, hi = t_interval(r["estimate"], r["std_error"], r["df"], self.alpha)
             self._effect(
-                paramcd, fit.kind, r["avisit"], r["estimate"], r["std_error"], None, DF_Z, lo, hi,
-                r["statistic"], r["p_value"], sd, f"{self.exp} - {self.ctl}", per_visit.get(r["avisit"], 0),
+                paramcd, fit.kind, r["avisit"], r["estimate"], r["std_error"], r["df"], res.df_method, lo, hi,
+                r["statistic"], r["p_value"], sd, r["contrast"], per_visit.get(r["avisit"], 0),
             )  # fmt: skip
 
     # -- single arm -----------------------------------------------------------------------
@@ -474,45 +472,84 @@ class _Run:
 
     # -- multiplicity ---------------------------------------------------------------------
     def adjust(self):
+        """E5: the declared testing hierarchy (serial gatekeeping) on the primary MMRM at the primary
+        visit. Level 1 the primary endpoint (tested at alpha, no adjustment); level 2 the primary
+        instrument's DSM-5 clusters (``analysis.multiplicity``, default Holm), tested only when the
+        primary endpoint is significant; level 3 the other instruments' totals (same method), tested
+        only when every level-2 hypothesis is rejected. Adjusted p of a gated hypothesis = max(its
+        within-family adjusted p, the largest adjusted p of the levels before it), so p_adjusted <=
+        alpha is exactly "reached and rejected". Every other row (other visits, other clusters,
+        CAPS5DIS, lmm_*): no adjustment applies, p_adjusted NULL (a dash), adjust_method 'none'."""
         method = self.a.multiplicity
         for row in self.effects:
-            row["p_adjusted"] = row["p_value"]
+            row["p_adjusted"] = None
             row["adjust_method"] = "none"
             row["family"] = None
-        models = dict.fromkeys(r["model"] for r in self.effects)
-        for model in models:
-            for instrument, members in _families():
-                rows = {
-                    r["paramcd"]: r
-                    for r in self.effects
-                    if r["model"] == model and r["avisit"] == self.primary_visit and r["paramcd"] in members
-                }
-                if not rows:
-                    continue
-                ordered = [rows.get(p) for p in members]
-                adj = multiplicity.adjust([None if r is None else r["p_value"] for r in ordered], method)
-                family = f"{instrument} clusters at {self.primary_visit}"
-                for r, pa in zip(ordered, adj, strict=True):
-                    if r is None:
-                        continue
-                    r["p_adjusted"] = pa
-                    r["adjust_method"] = method
-                    r["family"] = family
-                absent = [
-                    p for p, r in zip(members, ordered, strict=True) if r is None or r["p_value"] is None
-                ]
-                if absent:
-                    self.notes.append(
-                        f"{family} ({model}): no p-value for {', '.join(absent)}; counted as p = 1 in the "
-                        f"{multiplicity.LABELS[method]} adjustment (planned family size {len(members)})"
-                    )
         primary = self.a.primary_parameter
-        if primary not in self.parameters:
+        if self.single:
+            return
+        rows = {
+            r["paramcd"]: r for r in self.effects if r["model"] == "mmrm" and r["avisit"] == self.primary_visit
+        }
+        prim = rows.get(primary)
+        inst = next(
+            (i for i in load_instruments().values() if any(sc.paramcd == primary for sc in i.scores)), None
+        )
+        clusters = [sc.paramcd for sc in inst.scores if not sc.primary_total and not sc.optional] if inst else []
+        if len(clusters) < 2:
+            clusters = []
+        totals = [
+            sc.paramcd
+            for p in PARAMETER_ORDER + tuple(rows)
+            for i in load_instruments().values()
+            for sc in i.scores
+            if sc.paramcd == p and sc.primary_total and sc.paramcd != primary
+        ]
+        totals = list(dict.fromkeys(totals))
+        levels = [
+            (f"hierarchy 1: primary endpoint {primary} at {self.primary_visit}", [primary], "none"),
+            (f"hierarchy 2: {inst.instrument if inst else ''} clusters at {self.primary_visit}", clusters, method),
+            (f"hierarchy 3: secondary totals at {self.primary_visit}", totals, method),
+        ]
+        gate = 0.0  # the largest adjusted p of the levels before
+        lab = multiplicity.LABELS.get(method, method)
+        for family, members, how in levels:
+            present = [p for p in members if p in rows]
+            if not present:
+                continue
+            ordered = [rows.get(p) for p in members]
+            ps = [None if r is None else r["p_value"] for r in ordered]
+            within = ps if how == "none" else multiplicity.adjust(ps, how)
+            level_max = gate
+            for r, pa in zip(ordered, within, strict=True):
+                if r is None:
+                    continue
+                r["family"] = family
+                if family.startswith("hierarchy 1"):
+                    # tested at the full alpha: nothing is adjusted (a dash), it is the gate
+                    r["adjust_method"] = "none"
+                    level_max = max(level_max, r["p_value"] if r["p_value"] is not None else 1.0)
+                    continue
+                adj = None if pa is None else max(float(pa), gate)
+                r["p_adjusted"] = adj
+                r["adjust_method"] = f"{how} + hierarchy"
+                level_max = max(level_max, 1.0 if adj is None else adj)
+            absent = [p for p, r in zip(members, ordered, strict=True) if r is None or r["p_value"] is None]
+            if absent and how != "none":
+                self.notes.append(
+                    f"{family}: no p-value for {', '.join(absent)}; counted as p = 1 in the {lab} adjustment "
+                    f"(planned family size {len(members)}) and as not rejected for the next level"
+                )
+                level_max = 1.0
+            gate = level_max
+        if prim is None:
             return
         self.notes.append(
-            f"The primary endpoint {primary} at {self.primary_visit} is tested unadjusted (p_adjusted = "
-            f"p_value); the {multiplicity.LABELS[method]} adjustment applies within each instrument's "
-            f"DSM-5 cluster family at {self.primary_visit} only (adjust_method = '{method}')."
+            f"Testing hierarchy (serial gatekeeping, alpha {self.alpha:g}): 1 the primary endpoint {primary} at "
+            f"{self.primary_visit} (unadjusted); 2 the {inst.instrument if inst else ''} DSM-5 clusters ({lab}), "
+            f"tested only if 1 is significant; 3 the secondary totals {', '.join(t for t in totals if t in rows) or '(none)'} "
+            f"({lab}), tested only if every cluster in 2 is significant. p_adjusted = max(within-family "
+            "adjusted p, the gate's); a dash (NULL) where no adjustment applies."
         )
 
     # -- driver ---------------------------------------------------------------------------
@@ -526,52 +563,8 @@ class _Run:
             )
         if self.adqs.height == 0:
             self.notes.append(f"analysis.adqs has no rows of randomized subjects for study {self.study_id}")
-        pool = self._start_random_effects_pool()
-        try:
-            self._analyse_all()
-        finally:
-            if pool is not None:
-                pool.shutdown(cancel_futures=True)
+        self._analyse_all()
         return self._finish()
-
-    # Large studies: statsmodels MixedLM is single-threaded Python looping over subjects, so the
-    # random-effects fits run in worker processes (one per core) while the MMRMs run here. Small
-    # studies fit them in line (starting workers costs more than it saves).
-    PARALLEL_MIN_SUBJECTS = 1000
-
-    def _start_random_effects_pool(self):
-        self._futures: dict = {}
-        if self.single or not self.sensitivity:
-            return None
-        n_subjects = self.rows.get_column("usubjid").n_unique() if self.rows.height else 0
-        tasks = []
-        for paramcd in self.parameters:
-            if not self._sensitivity_for(paramcd):
-                continue
-            data = self.rows.filter(pl.col("paramcd") == paramcd).drop("paramcd")
-            if not {self.exp, self.ctl} <= set(data.get_column("trtp").to_list()):
-                continue
-            present = set(data.get_column("avisit").to_list())
-            visits = [v for v in self.post_visits if v in present]
-            for kind in ("lmm_ri", "lmm_rs"):
-                if kind == "lmm_rs" and not slope_identifiable(data)[0]:
-                    continue
-                tasks.append(((paramcd, kind), data, visits))
-        if n_subjects < self.PARALLEL_MIN_SUBJECTS or len(tasks) < 2:
-            return None
-        import multiprocessing
-        import os
-        from concurrent.futures import ProcessPoolExecutor
-
-        workers = max(1, min(len(tasks), os.cpu_count() or 1))
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
-        self.say(f"random-effects models: {len(tasks)} fits in {workers} worker processes")
-        for key, data, visits in tasks:
-            self._futures[key] = pool.submit(
-                fit_random_effects, data, kind=key[1], visit_levels=visits, experimental=self.exp,
-                control=self.ctl, reml=self.a.model.reml,
-            )  # fmt: skip
-        return pool
 
     def _analyse_all(self) -> None:
         for paramcd in self.parameters:

@@ -29,6 +29,7 @@ MODEL_FITS: dict[str, pl.DataType] = {
     "formula": S,
     "fallback_from": S,
     "n_attempts": I,
+    "singular": B,
 }
 
 LSMEANS: dict[str, pl.DataType] = {
