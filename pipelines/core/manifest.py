@@ -281,6 +281,16 @@ class MissingItems(_Strict):
         return self
 
 
+class ProratedSensitivity(_Strict):
+    """The prorated-score sensitivity MMRM run beside the primary when the study's rule is
+    ``missing_items.method: none`` and any primary-parameter score was lost to missing items
+    (no official PCL-5/CAPS-5 proration rule exists: this is the study's choice)."""
+
+    enabled: bool = True
+    max_missing: int = Field(2, ge=1)
+    scope: Literal["scale", "cluster"] = "scale"
+
+
 class Remission(_Strict):
     op: Literal["<", "<=", ">", ">="]
     value: float
@@ -300,6 +310,7 @@ class Analysis(_Strict):
     baseline: Literal["visit", "last_on_or_before_day0"] = "visit"
     repeated_assessments: Literal["last", "first", "mean"] = "last"
     missing_items: MissingItems = Field(default_factory=MissingItems)
+    prorated_sensitivity: ProratedSensitivity = Field(default_factory=ProratedSensitivity)
     # PARAMCD -> minimum % reduction from baseline that counts as response
     response: dict[str, float] = Field(default_factory=dict)
     # PARAMCD -> remission threshold

@@ -308,7 +308,10 @@ def check_arms_present(con: duckdb.DuckDBPyConnection, manifest: Manifest) -> Ch
 
 
 def check_baseline_coverage(con: duckdb.DuckDBPyConnection, manifest: Manifest) -> CheckOutcome:
-    """Most randomized subjects have a baseline rating of the primary instrument."""
+    """Most randomized subjects have a scoreable baseline total of the primary parameter: every item
+    of the total answered at the baseline visit, or few enough missing for the study's proration
+    rule, or a total reported by the source. Subjects with ratings but no scoreable total are named
+    (a baseline item or two missing removes a subject from every model)."""
     from pipelines.instruments import load_instruments
 
     primary = manifest.analysis.primary_parameter
@@ -316,25 +319,63 @@ def check_baseline_coverage(con: duckdb.DuckDBPyConnection, manifest: Manifest) 
     present = {r[0] for r in con.execute("select distinct instrument from staging.item_responses").fetchall()}
     if inst is None or inst.instrument not in present:
         inst_name = next(iter(sorted(present)), None)
+        inst_obj = next((i for i in load_instruments().values() if i.instrument == inst_name), None)
+        paramcd = next((s.paramcd for s in inst_obj.scores if s.primary_total), None) if inst_obj else None
     else:
-        inst_name = inst.instrument
-    n, with_base = con.execute(
+        inst_name, paramcd = inst.instrument, primary
+    mi = manifest.analysis.missing_items
+    allowed = mi.max_missing if mi.method == "prorate" and mi.scope == "scale" else 0
+    rows = con.execute(
         """
-        select count(*), count(*) filter (where exists (
-            select 1 from staging.item_responses r
-            where r.usubjid = s.usubjid and r.instrument = ? and r.visit = ? and r.value is not null))
-        from staging.subjects s
+        with items as (select item from ref.scores where paramcd = ?),
+        per_assessment as (
+            select r.usubjid, r._source_file, r._source_row,
+                   count(*) filter (where r.value is not null and r.item in (select item from items)) as n_answered,
+                   (select count(*) from items)
+                   - count(*) filter (where r.value is not null and r.item in (select item from items)) as n_missing
+            from staging.item_responses as r
+            where r.instrument = ? and r.visit = ?
+            group by all
+        ),
+        reported as (
+            select usubjid, _source_file, _source_row from staging.reported_totals
+            where instrument = ? and visit = ? and reported_total is not null
+        ),
+        per_subject as (
+            select s.usubjid,
+                   exists (select 1 from per_assessment a where a.usubjid = s.usubjid)
+                   or exists (select 1 from reported t where t.usubjid = s.usubjid) as rated,
+                   exists (select 1 from per_assessment a where a.usubjid = s.usubjid
+                           and a.n_answered > 0 and a.n_missing <= ?)
+                   or exists (select 1 from reported t where t.usubjid = s.usubjid and not exists (
+                           select 1 from per_assessment a where a._source_file = t._source_file
+                           and a._source_row = t._source_row and a.n_answered > 0)) as scoreable
+            from staging.subjects s
+        )
+        select usubjid, rated, scoreable from per_subject order by usubjid
         """,
-        [inst_name, manifest.baseline_visit.id],
-    ).fetchone()
+        [paramcd, inst_name, manifest.baseline_visit.id, inst_name, manifest.baseline_visit.id, allowed],
+    ).fetchall()
+    n = len(rows)
+    with_base = sum(1 for _, _, ok in rows if ok)
+    lost = [u for u, rated, ok in rows if rated and not ok]
+    absent = [u for u, rated, _ in rows if not rated]
     frac = (with_base / n) if n else 0.0
     need = manifest.analysis.min_baseline_fraction
     ok = n > 0 and frac >= need
-    rule = f"at least {need:.0%} of randomized subjects have a baseline {inst_name or 'rating'}"
+    label = f"{inst_name} total ({paramcd})" if paramcd else (inst_name or "rating")
+    rule = f"at least {need:.0%} of randomized subjects have a scoreable baseline {label}"
+    summary = f"{with_base}/{n} subjects ({frac:.0%}) have a scoreable baseline {label}; required {need:.0%}"
+    if lost:
+        summary += f"; rated but lost to missing items: {', '.join(lost[:10])}" + (" ..." if len(lost) > 10 else "")
+    if absent:
+        summary += f"; no baseline rating: {', '.join(absent[:10])}" + (" ..." if len(absent) > 10 else "")
     return CheckOutcome(
-        "baseline_coverage", "staging.item_responses", ok,
-        f"{with_base}/{n} subjects ({frac:.0%}) have a baseline {inst_name}; required {need:.0%}",
-        [ExpectationOutcome("baseline_fraction", rule, ok, n - with_base, {"fraction": round(frac, 4)})],
+        "baseline_coverage", "staging.item_responses", ok, summary,
+        [ExpectationOutcome(
+            "baseline_fraction", rule, ok, n - with_base,
+            {"fraction": round(frac, 4), "lost_to_missing_items": lost, "no_baseline_rating": absent},
+        )],
     )
 
 

@@ -38,8 +38,8 @@ def _ascii(text: str) -> str:
     return text.replace("\u2265", ">=").replace("\u2264", "<=").replace("\u2212", "-").replace("\u2014", "-")
 
 
-def _flags(data: StudyData, paramcd: str) -> str:
-    notes = T.fit_notes(data, paramcd)
+def _flags(data: StudyData, paramcd: str, model: str = "mmrm") -> str:
+    notes = T.fit_notes(data, paramcd, model)
     return f" [{'; '.join(notes)}]" if notes else ""
 
 
@@ -52,6 +52,17 @@ def _two_arm_lines(data: StudyData) -> list[str]:
     e = data.effect(pcd)
     head = f"{primary.full_label} at {visit}, {exp} - {ctl}: "
     lines.append(head + (_effect_text(e, data.level) + _flags(data, pcd) if e else "no result"))
+    lost = T.missing_item_lines(data, pcd)
+    if lost:
+        lines.append(f"  {primary.full_label} scores lost to missing items (lost / assessed):")
+        lines += [f"    {x}" for x in lost]
+    ep = data.effect(pcd, model="mmrm_prorated")
+    if ep:
+        lines.append(
+            "  sensitivity, prorated scores (mmrm_prorated): "
+            + _effect_text(ep, data.level)
+            + _flags(data, pcd, "mmrm_prorated")
+        )
     for c in data.paramcds():
         p = data.param(c)
         if p.instrument == primary.instrument and p.cluster:

@@ -477,6 +477,8 @@ def context(
         "observed_props": T.observed_proportions(data) if (data.single_arm or not groups) else [],
         "within": T.within_arm_rows(data) if data.single_arm else [],
         "sens": sens,
+        "missing_groups": T.missing_item_groups(data),
+        "missing_rule": data.options.get("missing_items_method"),
         "sens_fig": svg(sensitivity_figure, data, sens),
         "model": model,
         "model_labels": MODEL_LABEL,

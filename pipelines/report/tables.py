@@ -268,6 +268,8 @@ def fit_notes(data: StudyData, paramcd: str, model: str = "mmrm") -> list[str]:
     out = []
     if _falsy(fit.get("converged")):
         out.append("model did not converge")
+    if _truthy(fit.get("singular")):
+        out.append("singular random-effects fit")
     return out
 
 
@@ -371,7 +373,7 @@ def sensitivity_rows(data: StudyData, paramcd: str | None = None) -> list[dict]:
                 "model": m,
                 "label": MODEL_LABEL.get(m, m),
                 "structure": covariance_text(fit.get("covariance"))
-                if m == "mmrm"
+                if m in ("mmrm", "mmrm_prorated")
                 else (fit.get("covariance") or "residual \u03c3\u00b2I"),
                 "estimate": e.get("estimate"),
                 "conf_low": e.get("conf_low"),
@@ -388,6 +390,50 @@ def sensitivity_rows(data: StudyData, paramcd: str | None = None) -> list[dict]:
             }
         )
     return rows
+
+
+# ---------------------------------------------------------------------------------- missing items
+def missing_item_groups(data: StudyData) -> list[dict]:
+    """results.missing_items per instrument total: one row per visit with 'lost/assessed (%)' per arm
+    and the subjects who lost a score (only instruments with any lost or prorated score)."""
+    rows = data.rows("results.missing_items")
+    out = []
+    for pcd in dict.fromkeys(r["paramcd"] for r in rows):
+        prs = [r for r in rows if r["paramcd"] == pcd]
+        if not any((r.get("n_lost") or 0) or (r.get("n_prorated") or 0) for r in prs):
+            continue
+        visits = []
+        for v in data.visits:
+            vr = {r["trtp"]: r for r in prs if r["avisit"] == v.id}
+            if not vr:
+                continue
+            visits.append(
+                {
+                    "visit": v.label,
+                    "arms": {
+                        a.id: (
+                            fmt.count_pct(vr[a.id].get("n_lost"), vr[a.id].get("n_assessed"))
+                            if a.id in vr else fmt.DASH
+                        )
+                        for a in data.arms
+                    },
+                    "prorated": sum((r.get("n_prorated") or 0) for r in vr.values()),
+                    "subjects": ", ".join(r["subjects_lost"] for r in vr.values() if r.get("subjects_lost")) or fmt.DASH,
+                }
+            )
+        out.append({"paramcd": pcd, "label": data.param(pcd).full_label, "visits": visits})
+    return out
+
+
+def missing_item_lines(data: StudyData, paramcd: str) -> list[str]:
+    """One line per visit for the CLI: 'BL: KET 5/15 (33%), MID 9/15 (60%)' (lost / assessed)."""
+    out = []
+    for g in missing_item_groups(data):
+        if g["paramcd"] != paramcd:
+            continue
+        for v in g["visits"]:
+            out.append(f"{v['visit']}: " + ", ".join(f"{data.arm_label(a)} {t}" for a, t in v["arms"].items()))
+    return out
 
 
 # -------------------------------------------------------------------------------------- models

@@ -76,7 +76,7 @@ from scipy import stats
 
 from pipelines.instruments import load_instruments
 from pipelines.stats import multiplicity, responders
-from pipelines.stats.efficacy import schema
+from pipelines.stats.efficacy import missing, schema
 from pipelines.stats.efficacy.fits import (
     FallbackFit,
     REFit,
@@ -96,6 +96,7 @@ PARAMETER_ORDER = (
 D_BASELINE = "d = effect / pooled baseline SD (Feingold 2009)"
 D_Z = "d_z = mean change / SD of change"
 WITHIN_ARM = "within_arm"
+PRORATED = "mmrm_prorated"
 
 
 @dataclass
@@ -104,6 +105,7 @@ class EfficacyResults:
     lsmeans: pl.DataFrame
     treatment_effects: pl.DataFrame
     responders: pl.DataFrame
+    missing_items: pl.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
 
     def tables(self) -> dict[str, pl.DataFrame]:
@@ -113,6 +115,7 @@ class EfficacyResults:
             "results.lsmeans": self.lsmeans,
             "results.treatment_effects": self.treatment_effects,
             "results.responders": self.responders,
+            **({"results.missing_items": self.missing_items} if self.missing_items is not None else {}),
         }
 
 
@@ -201,6 +204,8 @@ class _Run:
         self.visit_weeks = {v.id: v.day / 7.0 for v in manifest.visits}
         self.fixed = "base + trtp * avisit"
         self.fits, self.lsm, self.effects, self.notes = [], [], [], []
+        self.con = con
+        self.missing_rows: list[dict] = []
         self.adqs, self.adsl = _load(con, self.study_id)
         self.adqs = self.adqs.filter(pl.col("trtp").is_in(self.arms))
         self.visitn = dict(
@@ -249,13 +254,13 @@ class _Run:
         self.notes.append(f"{paramcd}: {model} not fitted - {reason}")
 
     # -- primary MMRM ---------------------------------------------------------------------
-    def mmrm(self, paramcd: str, data: pl.DataFrame, visits: list[str], sd: float | None):
+    def mmrm(self, paramcd: str, data: pl.DataFrame, visits: list[str], sd: float | None, model: str = "mmrm"):
         estimation = "REML" if self.a.model.reml else "ML"
         if not self.single:
             missing = [a for a in (self.exp, self.ctl) if a not in set(data.get_column("trtp").to_list())]
             if missing:
                 self._not_fitted(
-                    paramcd, "mmrm", self.structures[0],
+                    paramcd, model, self.structures[0],
                     f"arm {', '.join(missing)} has no post-baseline values; no between-arm model",
                     data, estimation, self.a.model.df_method,
                 )  # fmt: skip
@@ -270,7 +275,7 @@ class _Run:
             with_arm=not self.single,
             progress=lambda msg: self.say(f"{paramcd}: {msg}"),
         )
-        self._mmrm_fit_row(paramcd, data, fit, estimation)
+        self._mmrm_fit_row(paramcd, data, fit, estimation, model)
         used = fit.used
         if used is None:
             return
@@ -284,7 +289,7 @@ class _Run:
             lo, hi = t_interval(r["estimate"], r["std_error"], r["df"], self.alpha)
             self.lsm.append(
                 self._base(
-                    paramcd=paramcd, model="mmrm", trtp=r["trtp"], avisit=r["avisit"],
+                    paramcd=paramcd, model=model, trtp=r["trtp"], avisit=r["avisit"],
                     estimate=r["estimate"], std_error=r["std_error"], df=r["df"], conf_low=lo, conf_high=hi,
                     avisitn=self.visitn.get(r["avisit"]), n_obs=counts.get((r["trtp"], r["avisit"]), 0),
                 )
@@ -295,13 +300,13 @@ class _Run:
         for r in used.contrasts.iter_rows(named=True):
             lo, hi = t_interval(r["estimate"], r["std_error"], r["df"], self.alpha)
             if not np.isfinite(r["estimate"]):
-                self.notes.append(f"{paramcd} mmrm: the arm difference at {r['avisit']} is not estimable")
+                self.notes.append(f"{paramcd} {model}: the arm difference at {r['avisit']} is not estimable")
             self._effect(
-                paramcd, "mmrm", r["avisit"], r["estimate"], r["std_error"], r["df"], used.result.df_method,
+                paramcd, model, r["avisit"], r["estimate"], r["std_error"], r["df"], used.result.df_method,
                 lo, hi, r["statistic"], r["p_value"], sd, r["contrast"], per_visit.get(r["avisit"], 0),
             )  # fmt: skip
 
-    def _mmrm_fit_row(self, paramcd, data, fit: FallbackFit, estimation):
+    def _mmrm_fit_row(self, paramcd, data, fit: FallbackFit, estimation, model="mmrm"):
         rep = fit.reported
         res = rep.result
         failed = fit.failed_before
@@ -310,7 +315,7 @@ class _Run:
         self.fits.append(
             self._base(
                 paramcd=paramcd,
-                model="mmrm",
+                model=model,
                 covariance=rep.covariance,
                 estimation=estimation,
                 df_method=res.df_method if res is not None else self.a.model.df_method,
@@ -328,13 +333,15 @@ class _Run:
         )
         if fit.used is None:
             self.notes.append(
-                f"{paramcd}: the primary MMRM did not converge with any covariance structure "
+                f"{paramcd}: the {'primary MMRM' if model == 'mmrm' else model} did not converge with any covariance structure "
                 f"({', '.join(a.covariance for a in fit.attempts)}); reported as converged = false, "
                 "without LS means or treatment effects"
             )
         elif failed:
             why = "; ".join(f"{a.covariance}: {a.reason}" for a in failed)
-            self.notes.append(f"{paramcd}: primary MMRM fell back to {fit.used.covariance} ({why})")
+            self.notes.append(
+                f"{paramcd}: {'primary MMRM' if model == 'mmrm' else model} fell back to {fit.used.covariance} ({why})"
+            )
 
     def _effect(self, paramcd, model, visit, est, se, df, df_method, lo, hi, stat, p, sd, contrast, n,
                 d_method=D_BASELINE):  # fmt: skip
@@ -407,7 +414,7 @@ class _Run:
         warn = list(res.warnings) if res is not None else []
         if fit.error:
             warn.append(fit.error)
-        if fit.singular:
+        if fit.singular and fit.converged:
             warn.append(fit.singular)
         self.fits.append(
             self._base(
@@ -425,11 +432,11 @@ class _Run:
                 warnings=_join(warn),
                 formula=fit.formula,
                 n_attempts=1,
-                singular=fit.singular is not None if fit.converged else None,
+                singular=fit.singular is not None if (fit.converged or fit.singular) else None,
             )
         )
         if not fit.converged:
-            self.notes.append(f"{paramcd}: {fit.kind} not usable ({_join(warn) or 'no fit'}); no LS means or effects")
+            self.notes.append(f"{paramcd}: {fit.kind} not usable ({fit.error or 'no fit'}); no LS means or effects")
             return
         if fit.singular:
             self.notes.append(f"{paramcd}: {fit.kind} {fit.singular}")
@@ -564,6 +571,7 @@ class _Run:
         if self.adqs.height == 0:
             self.notes.append(f"analysis.adqs has no rows of randomized subjects for study {self.study_id}")
         self._analyse_all()
+        self.missing_items(self.con)
         return self._finish()
 
     def _analyse_all(self) -> None:
@@ -580,6 +588,47 @@ class _Run:
                 self.within_arm(paramcd, data, visits)
             elif self._sensitivity_for(paramcd):
                 self.lmm(paramcd, data, visits, sd)
+
+    def missing_items(self, con) -> None:
+        """M1/M2 (``pipelines.stats.efficacy.missing``): the lost-score table, and the prorated-score
+        sensitivity MMRM of the primary parameter beside the primary when any of its scores was lost."""
+        bl = self.m.baseline_visit.id
+        self.missing_rows = missing.missing_item_rows(con, self.study_id, self.arms, bl)
+        primary = self.a.primary_parameter
+        lost = [r for r in self.missing_rows if r["paramcd"] == primary and r["n_lost"]]
+        if lost:
+            self.notes.append(
+                f"{primary}: scores lost to missing items (subjects assessed whose score is missing under the "
+                f"'{self.a.missing_items.method}' rule; results.missing_items names them): "
+                + "; ".join(f"{r['avisit']} {r['trtp']} {r['n_lost']}/{r['n_assessed']}" for r in lost)
+            )
+        rule = self.a.prorated_sensitivity
+        if not lost or self.a.missing_items.method != "none" or not rule.enabled or self.single:
+            return
+        if self.only is not None and primary not in self.only:
+            return
+        frame = missing.prorated_adqs(con, self.study_id, primary, rule.max_missing, rule.scope)
+        if frame is None:
+            return
+        data = frame.filter(
+            (pl.col("anl01fl") == "Y") & pl.col("chg").is_not_null() & pl.col("avisit").is_in(self.post_visits)
+            & pl.col("trtp").is_in(self.arms)
+        ).select("usubjid", "trtp", "avisit", "ady", "base", "chg")
+        present = set(data.get_column("avisit").to_list())
+        visits = [v for v in self.post_visits if v in present]
+        bl_vals = frame.filter((pl.col("ablfl") == "Y") & pl.col("aval").is_not_null())
+        sd = pooled_baseline_sd(
+            {a: bl_vals.filter(pl.col("trtp") == a).get_column("aval").to_numpy() for a in self.arms}
+        )
+        self.say(f"{primary}: prorated-score sensitivity MMRM")
+        self.mmrm(primary, data, visits, sd, model=PRORATED)
+        self.notes.append(
+            f"{primary}: scores were lost to missing items, so a prorated-score sensitivity MMRM (model "
+            f"'{PRORATED}') was fitted beside the primary: scores with at most {rule.max_missing} missing "
+            f"item(s) ({rule.scope}) prorated as mean of the answered items x item count, not rounded "
+            f"({data.get_column('usubjid').n_unique()} subjects, {data.height} observations, vs "
+            f"{self.rows.filter(pl.col('paramcd') == primary).height} observations in the primary)"
+        )
 
     def _finish(self) -> EfficacyResults:
         self.adjust()
@@ -611,6 +660,7 @@ class _Run:
             lsmeans=schema.frame(self.lsm, schema.LSMEANS, **const),
             treatment_effects=schema.frame(self.effects, schema.TREATMENT_EFFECTS, **const),
             responders=schema.frame(resp_rows, schema.RESPONDERS, **const),
+            missing_items=schema.frame(self.missing_rows, schema.MISSING_ITEMS, **const),
             notes=self.notes,
         )
 

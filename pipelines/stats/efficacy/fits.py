@@ -255,6 +255,12 @@ def fit_random_effects_mmrm(
     if not res.converged:
         why = [w for w in res.warnings if any(k in w for k in FAILURE_WORDS)]
         out.error = "; ".join(why) or "did not converge"
+        try:  # a boundary optimum (singular G) is the usual reason: say so
+            out.singular = _singular(res, kind)
+        except Exception:  # noqa: BLE001 - no covariance parameters at all
+            out.singular = None
+        if out.singular:
+            out.error = f"not usable: {out.singular.replace('singular fit: ', '')} at the best point reached, where the optimiser stopped"
         return out
     try:
         out.singular = _singular(res, kind)

@@ -100,11 +100,29 @@ RESPONDERS: dict[str, pl.DataType] = {
     "warning": S,
 }
 
+MISSING_ITEMS: dict[str, pl.DataType] = {
+    "study_id": S,
+    "run_id": S,
+    "instrument": S,
+    "paramcd": S,
+    "trtp": S,
+    "avisit": S,
+    "avisitn": I,
+    "is_baseline": B,
+    "n_assessed": I,
+    "n_scored": I,
+    "n_lost": I,
+    "pct_lost": F,
+    "n_prorated": I,
+    "subjects_lost": S,
+}
+
 TABLES = {
     "results.model_fits": MODEL_FITS,
     "results.lsmeans": LSMEANS,
     "results.treatment_effects": TREATMENT_EFFECTS,
     "results.responders": RESPONDERS,
+    "results.missing_items": MISSING_ITEMS,
 }
 
 

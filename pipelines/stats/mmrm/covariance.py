@@ -35,7 +35,7 @@ rs        RANDOM INT t/TYPE=UN    g11 + g21 (t_i + t_j) + g22 t_i t_j + sigma2 *
 
 ``rs`` is the marginal covariance of a random intercept and slope model, ``Z G Z' + sigma2 I`` with
 ``Z = [1, t]``; the slope variable ``t`` is the numeric value of each time level (the levels of the
-time factor must be numbers, e.g. nominal weeks). G is kept positive semi-definite (log-Cholesky),
+time factor must be numbers, e.g. nominal weeks). G is kept positive definite (log-Cholesky),
 so a fit whose G is (nearly) singular is a boundary fit, as in SAS/lme4.
 
 Positions i, j of the non-spatial structures are the indices of the time factor's levels (as SAS
