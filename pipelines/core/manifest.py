@@ -296,13 +296,46 @@ class Remission(_Strict):
     value: float
 
 
+_TERM = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\s*[:*]\s*[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def _terms(v: Any) -> list[str]:
+    if v is None:
+        return []
+    if isinstance(v, str):
+        v = v.split("+")
+    out = [str(t).strip() for t in v if str(t).strip()]
+    for t in out:
+        if not _TERM.match(t):
+            raise ValueError(
+                f"{t!r} is not a model term; use the formula syntax of `trialpipe mmrm`: a variable (sex), "
+                "an interaction (base:avisit) or a crossing (site*avisit)"
+            )
+    return out
+
+
 class Model(_Strict):
-    """The primary MMRM (contract default: chg ~ base + trtp * avisit + us(avisit | usubjid))."""
+    """The primary MMRM (contract default: chg ~ base + trtp * avisit + us(avisit | usubjid)).
+
+    ``covariates`` and ``strata`` add fixed-effect terms in the formula syntax of ``trialpipe mmrm``
+    (a list, or one string joined by ``+``): e.g. ``covariates: "base:avisit + sex + age"`` (the SAS
+    reference model's BASVAL*VISIT is ``base:avisit``), ``strata: [site]`` (randomization
+    stratification factors, main effects). Variables are ADQS's (base, avisit, trtp) or ADSL's
+    (site, sex, age, age_band, race, ethnicity, or a declared covariate). The formula actually
+    fitted is stored in results.model_fits.formula and printed in the report."""
 
     covariance: Literal["us", "cs", "csh", "ar1", "ar1h", "toep", "toeph", "ad", "adh"] = "us"
     df_method: Literal["kenward-roger", "satterthwaite", "residual", "between-within"] = "kenward-roger"
     fallbacks: list[str] = Field(default_factory=lambda: ["toeph", "ar1h", "cs"])
     reml: bool = True
+    covariates: list[str] = Field(default_factory=list)
+    strata: list[str] = Field(default_factory=list)
+
+    _cov = field_validator("covariates", "strata", mode="before")(lambda cls, v: _terms(v))
+
+    @property
+    def extra_terms(self) -> list[str]:
+        return [*self.strata, *self.covariates]
 
 
 class Analysis(_Strict):

@@ -170,17 +170,19 @@ def run_suite(con: duckdb.DuckDBPyConnection, name: str, params: dict) -> CheckO
 
 
 def check_rows_reconcile(con: duckdb.DuckDBPyConnection) -> CheckOutcome:
-    """Every file's rows are accounted for: rows read = accepted + quarantined + skipped."""
+    """Every source's rows are accounted for: rows read = accepted + quarantined + skipped. Counted per
+    manifest source and file, so one file feeding several sources (a REDCap export read as the
+    randomization list and as each instrument) is reconciled once per source, never double-counted."""
     rows = con.execute(
         """
         with decided as (
-            select _source_file, instrument_id as raw_table, status from staging.assessment_rows
+            select source, _source_file, instrument_id as raw_table, status from staging.assessment_rows
             union all
-            select _source_file, 'randomization', status from staging.randomization_rows
+            select source, _source_file, 'randomization', status from staging.randomization_rows
         ),
         per_table as (
             select
-                _source_file, raw_table,
+                source, _source_file, raw_table,
                 count(*) as raw_rows,
                 count(*) filter (where status = 'accepted') as accepted,
                 count(*) filter (where status = 'quarantined') as quarantined,
@@ -189,47 +191,65 @@ def check_rows_reconcile(con: duckdb.DuckDBPyConnection) -> CheckOutcome:
         ),
         per_file as (
             select
-                f._source_file, f.layout, f.kind, f.rows_read, f.rows_skipped,
+                f.source, f._source_file, f.layout, f.kind, f.rows_read, f.rows_skipped,
                 coalesce(sum(p.raw_rows), 0) as raw_rows,
                 coalesce(max(p.raw_rows), 0) as max_table_rows,
                 count(p.raw_table) as n_tables,
                 coalesce(sum(p.accepted), 0) as accepted,
                 coalesce(sum(p.quarantined), 0) as quarantined,
-                coalesce(sum(p.skipped), 0) as skipped
+                coalesce(sum(p.skipped), 0) as skipped,
+                string_agg(p.raw_table, ', ' order by p.raw_table) as tables
             from qc.source_files as f
-            left join per_table as p on p._source_file = f._source_file
+            left join per_table as p on p._source_file = f._source_file and p.source = f.source
             where f.status = 'loaded'
             group by all
+        ),
+        shared as (
+            select _source_file, string_agg(source, ', ' order by source) as sources, count(*) as n_sources
+            from qc.source_files where status = 'loaded' group by _source_file
         )
         select
-            _source_file, rows_read, rows_skipped, raw_rows, accepted, quarantined, skipped, n_tables,
+            p.source, p._source_file, rows_read, rows_skipped, raw_rows, accepted, quarantined, skipped, n_tables,
             case
                 -- a wide file with several instruments puts every row in each instrument's table
                 when layout = 'wide' and kind <> 'randomization' then raw_rows = n_tables * rows_read
                 else raw_rows + rows_skipped = rows_read
             end
-            and raw_rows = accepted + quarantined + skipped as ok
-        from per_file
-        order by 1
+            and raw_rows = accepted + quarantined + skipped as ok,
+            s.sources, s.n_sources, p.tables
+        from per_file as p
+        left join shared as s on s._source_file = p._source_file
+        order by p._source_file, p.source
         """
     ).fetchall()
-    outcomes = [
-        ExpectationOutcome(
-            expectation=f"reconcile({f})",
-            rule=f"{f}: {read} rows read = {acc} accepted + {q} quarantined + {sk + rsk} skipped"
-            + (f" (x{nt} instruments)" if nt > 1 else ""),
-            success=bool(ok),
-            unexpected_count=0 if ok else abs((read or 0) - acc - q - sk - rsk),
-            details={"rows_read": read, "raw_rows": raw, "accepted": acc, "quarantined": q, "skipped": sk + rsk},
+    outcomes = []
+    for src, f, read, rsk, raw, acc, q, sk, nt, ok, sources, n_sources, tables in rows:
+        claimed = f" (this file also feeds {', '.join(x for x in sources.split(', ') if x != src)})" if n_sources > 1 else ""
+        rule = (
+            f"source {src} ({f}{claimed}): {read} rows read = {acc} accepted + {q} quarantined + {sk + rsk} skipped"
+            + (f" (x{nt} instruments: {tables})" if nt > 1 else "")
         )
-        for f, read, rsk, raw, acc, q, sk, nt, ok in rows
-    ]
+        if not ok:
+            rule += (
+                "; the counts do not add up - check that no two sources read the same file for the same "
+                "instrument (list the instrument under one source) and see qc.quarantine"
+            )
+        outcomes.append(
+            ExpectationOutcome(
+                expectation=f"reconcile({src}: {f})",
+                rule=rule,
+                success=bool(ok),
+                unexpected_count=0 if ok else abs((read or 0) * max(nt, 1) - acc - q - sk - rsk),
+                details={"source": src, "rows_read": read, "raw_rows": raw, "accepted": acc, "quarantined": q,
+                         "skipped": sk + rsk, "tables": tables},
+            )
+        )
     failed = [o for o in outcomes if not o.success]
     return CheckOutcome(
         name="rows_reconcile",
         table="qc.quarantine",
         success=not failed,
-        summary="every row of every file accounted for" if not failed else "; ".join(o.rule for o in failed),
+        summary="every row of every source accounted for" if not failed else "; ".join(o.rule for o in failed),
         expectations=outcomes,
     )
 

@@ -12,7 +12,10 @@ from pipelines.instruments import load_instruments
 
 LINEAGE = ["_source_file", "_source_row", "_source_sha256"]
 
-RANDOMIZATION_COLUMNS = ["subject", "arm", "site", "sex", "age", "age_band", "race", "ethnicity", "covariates"]
+RANDOMIZATION_COLUMNS = ["subject", "arm", "site", "sex", "age", "age_band", "race", "ethnicity", "covariates", "visit"]
+
+# Subject-level columns carried by a longitudinal (assessment) file: one row per file row.
+SUBJECT_COLUMNS = ["subject", "site", "sex", "age", "age_band", "race", "ethnicity", "covariates"]
 
 # Row-identifying and long-layout columns of every instrument table.
 ASSESSMENT_COLUMNS = [
@@ -69,7 +72,7 @@ def instrument_columns(instrument_id: str) -> list[str]:
 
 def raw_tables() -> dict[str, list[str]]:
     """raw table name -> data columns (without study_id/source/lineage)."""
-    tables = {"randomization": RANDOMIZATION_COLUMNS}
+    tables = {"randomization": RANDOMIZATION_COLUMNS, "subject_columns": SUBJECT_COLUMNS}
     for inst_id in load_instruments():
         tables[inst_id] = instrument_columns(inst_id)
     return tables
@@ -86,6 +89,11 @@ def create_raw_table_sql(table: str) -> str:
 def raw_comments(table: str) -> tuple[str, dict[str, str]]:
     if table == "randomization":
         desc = "Randomization / subject-level rows as received (mapped columns only, values as text), one row per file row"
+    elif table == "subject_columns":
+        desc = (
+            "Subject-level columns (site, sex, age, race, ethnicity, covariates) declared on a longitudinal "
+            "assessment file, as received, one row per file row; staging.subject_columns takes one value per subject"
+        )
     else:
         inst = load_instruments()[table]
         desc = (

@@ -143,6 +143,41 @@ def headline_lines(con: duckdb.DuckDBPyConnection, study_id: str) -> list[str]:
     return [_ascii(line) for line in _two_arm_lines(data)]
 
 
+def missing_item_summary(con: duckdb.DuckDBPyConnection, study_id: str) -> list[str]:
+    """CLI lines for every instrument total that lost scores to missing items (lost / assessed per arm
+    and visit), and the prorated-score sensitivity result beside the primary when it ran."""
+    data = load_study(con, study_id)
+    lines = []
+    for g in T.missing_item_groups(data):
+        lines.append(f"{g['label']} scores lost to missing items (lost / assessed):")
+        lines += [
+            f"  {v['visit']}: " + ", ".join(f"{data.arm_label(a)} {t}" for a, t in v["arms"].items())
+            for v in g["visits"]
+        ]
+    pcd = data.primary_parameter
+    e, ep = data.effect(pcd), data.effect(pcd, model="mmrm_prorated")
+    if ep:
+        label = data.param(pcd).full_label
+        lines.append(f"{label} at {data.visit_label(data.primary_visit)}, primary MMRM: "
+                     + (_effect_text(e, data.level) if e else "no result"))
+        lines.append(f"  sensitivity, prorated scores (mmrm_prorated): {_effect_text(ep, data.level)}"
+                     + _flags(data, pcd, "mmrm_prorated"))
+    return [_ascii(x) for x in lines]
+
+
+def print_missing_items(outcome, console) -> None:
+    try:
+        con = duckdb.connect(str(outcome.warehouse), read_only=True)
+    except duckdb.Error:
+        return
+    try:
+        lines = missing_item_summary(con, outcome.study_id)
+    finally:
+        con.close()
+    for line in lines:
+        console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
+
+
 def print_headline(outcome, console) -> None:
     """Print :func:`headline_lines` for a finished run, then where its report is (when written)."""
     try:

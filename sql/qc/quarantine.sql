@@ -3,18 +3,20 @@
 -- Rules, in words: a row is here when staging.assessment_rows or staging.randomization_rows
 --   quarantined it; raw_values holds the row's mapped cells exactly as received (JSON), so nothing
 --   is lost and the source can be corrected. run_id is the pipeline run that rejected it.
--- Inputs: staging.assessment_rows, staging.randomization_rows, raw.*.
+--   A subject-level column declared on a longitudinal file whose rows disagree for a subject puts
+--   every row that gave a value here (raw_table raw.subject_columns; its ratings stay accepted).
+-- Inputs: staging.assessment_rows, staging.randomization_rows, staging.subject_columns, raw.*.
 with
 
 {% for inst in instruments %}
 raw_{{ inst }} as (
-    select _source_file, _source_row, to_json(x) as raw_values
+    select source, _source_file, _source_row, to_json(x) as raw_values
     from (select * exclude (study_id, _source_sha256) from raw.{{ inst }}) as x
 ),
 {% endfor %}
 
 raw_randomization as (
-    select _source_file, _source_row, to_json(x) as raw_values
+    select source, _source_file, _source_row, to_json(x) as raw_values
     from (select * exclude (study_id, _source_sha256) from raw.randomization) as x
 ),
 
@@ -25,7 +27,8 @@ assessments as (
         a.study_id, a.source, a._source_file, a._source_row, 'raw.{{ inst }}' as raw_table,
         a.usubjid, a.reason, r.raw_values
     from staging.assessment_rows as a
-    inner join raw_{{ inst }} as r on r._source_file = a._source_file and r._source_row = a._source_row
+    inner join raw_{{ inst }} as r
+        on r._source_file = a._source_file and r._source_row = a._source_row and r.source = a.source
     where a.status = 'quarantined' and a.instrument_id = '{{ inst }}'
     {% endfor %}
 ),
@@ -35,8 +38,23 @@ randomization as (
         a.study_id, a.source, a._source_file, a._source_row, 'raw.randomization' as raw_table,
         a.usubjid, a.reason, r.raw_values
     from staging.randomization_rows as a
-    inner join raw_randomization as r on r._source_file = a._source_file and r._source_row = a._source_row
+    inner join raw_randomization as r
+        on r._source_file = a._source_file and r._source_row = a._source_row and r.source = a.source
     where a.status = 'quarantined'
+),
+
+-- a subject-level column whose rows disagree: each row that gave a value (staging.subject_columns S3)
+subject_level as (
+    select
+        r.study_id, r.source, r._source_file, r._source_row, 'raw.subject_columns' as raw_table,
+        c.usubjid, c.conflict as reason,
+        to_json(struct_pack(subject := r.subject, column_name := c.column_name)) as raw_values
+    from staging.subject_columns as c
+    inner join raw.subject_columns as r on nullif(trim(r.subject), '') = c.usubjid
+    where c.conflict is not null
+        and nullif(trim(case c.column_name
+            when 'site' then r.site when 'sex' then r.sex when 'age' then r.age when 'age_band' then r.age_band
+            when 'race' then r.race when 'ethnicity' then r.ethnicity else r.covariates end), '') is not null
 ),
 
 final as (
@@ -50,7 +68,7 @@ final as (
         usubjid,
         reason,
         cast(raw_values as varchar) as raw_values
-    from (select * from assessments union all select * from randomization)
+    from (select * from assessments union all select * from randomization union all select * from subject_level)
 )
 
 select * from final

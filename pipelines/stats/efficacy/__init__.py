@@ -82,6 +82,7 @@ from pipelines.stats.efficacy.fits import (
     REFit,
     fit_mmrm_with_fallbacks,
     fit_random_effects_mmrm,
+    fixed_effects,
     slope_identifiable,
     t_interval,
 )
@@ -202,7 +203,8 @@ class _Run:
         self.post_visits = vids[vids.index(manifest.baseline_visit.id) + 1 :]
         self.structures = [self.a.model.covariance, *self.a.model.fallbacks]
         self.visit_weeks = {v.id: v.day / 7.0 for v in manifest.visits}
-        self.fixed = "base + trtp * avisit"
+        self.extra = self.a.model.extra_terms
+        self.fixed = fixed_effects(with_arm=True, extra=self.extra)
         self.fits, self.lsm, self.effects, self.notes = [], [], [], []
         self.con = con
         self.missing_rows: list[dict] = []
@@ -217,6 +219,9 @@ class _Run:
             & pl.col("avisit").is_in(self.post_visits)
         )
         self.rows = analysable.select("usubjid", "trtp", "paramcd", "avisit", "ady", "base", "chg")
+        self.covariate_frame = self._covariates(con)
+        if self.covariate_frame is not None:
+            self.rows = self.rows.join(self.covariate_frame, on="usubjid", how="left")
         present = set(self.rows.get_column("paramcd").unique().to_list())
         valued = self.adqs.filter(pl.col("aval").is_not_null())
         with_values = set(valued.get_column("paramcd").unique().to_list())
@@ -226,6 +231,50 @@ class _Run:
         self.parameters = [p for p in _parameter_order(present) if self.only is None or p in self.only]
 
     # -- helpers ---------------------------------------------------------------------------
+    def _covariates(self, con) -> pl.DataFrame | None:
+        """E2: the subject-level variables the manifest's covariate/strata terms name, from ADSL (a
+        column, or a key of its covariates JSON); numbers when every value is a number."""
+        import json
+        import re
+
+        from pipelines.core.errors import ManifestError
+
+        names = {n for t in self.extra for n in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", t)}
+        names -= {"base", "trtp", "avisit", "chg", "usubjid", "ady"}
+        if not names:
+            return None
+        adsl = con.execute("select * from analysis.adsl where study_id = ?", [self.study_id]).pl()
+        extra = {}
+        if "covariates" in adsl.columns:
+            for u, js in adsl.select("usubjid", "covariates").iter_rows():
+                for k, v in (json.loads(js) if js else {}).items():
+                    extra.setdefault(k, {})[u] = v
+        out = adsl.select("usubjid")
+        for n in sorted(names):
+            if n in adsl.columns and n != "covariates":
+                col = adsl.get_column(n)
+            elif n in extra:
+                col = pl.Series(n, [extra[n].get(u) for u in adsl.get_column("usubjid").to_list()])
+            else:
+                known = sorted(c for c in adsl.columns if c not in ("study_id", "usubjid", "covariates"))
+                raise ManifestError(
+                    f"analysis.model covariates/strata: no subject-level variable {n!r} (ADSL has "
+                    f"{', '.join(known)}{'; declared covariates: ' + ', '.join(sorted(extra)) if extra else ''}); "
+                    "map it under a source's columns (sex, age, site, ...) or covariates"
+                )
+            if col.dtype == pl.String:
+                num = col.cast(pl.Float64, strict=False)
+                if num.null_count() == col.null_count():
+                    col = num
+            out = out.with_columns(col.alias(n))
+            n_missing = int(out.get_column(n).null_count())
+            if n_missing:
+                self.notes.append(
+                    f"covariate {n}: missing for {n_missing} subject(s); their rows are left out of every model"
+                )
+        return out
+
+
     def _base(self, **kw):
         return {"paramcd": kw.pop("paramcd"), **kw}
 
@@ -274,6 +323,7 @@ class _Run:
             control=self.ctl,
             with_arm=not self.single,
             progress=lambda msg: self.say(f"{paramcd}: {msg}"),
+            extra=self.extra,
         )
         self._mmrm_fit_row(paramcd, data, fit, estimation, model)
         used = fit.used
@@ -614,6 +664,8 @@ class _Run:
             (pl.col("anl01fl") == "Y") & pl.col("chg").is_not_null() & pl.col("avisit").is_in(self.post_visits)
             & pl.col("trtp").is_in(self.arms)
         ).select("usubjid", "trtp", "avisit", "ady", "base", "chg")
+        if self.covariate_frame is not None:
+            data = data.join(self.covariate_frame, on="usubjid", how="left")
         present = set(data.get_column("avisit").to_list())
         visits = [v for v in self.post_visits if v in present]
         bl_vals = frame.filter((pl.col("ablfl") == "Y") & pl.col("aval").is_not_null())

@@ -36,10 +36,16 @@ FAILURE_WORDS = (
 MIN_SUBJECTS_FOR_SLOPE = 5  # assumption: subjects with >= 2 post-baseline visits on distinct days
 
 
-def mmrm_formula(covariance: str, *, with_arm: bool) -> str:
-    """The contract's primary model; without the arm terms for a single-arm study."""
+def fixed_effects(*, with_arm: bool, extra: Sequence[str] = ()) -> str:
+    """The contract's fixed effects (without the arm terms for a single-arm study) plus the
+    manifest's strata and covariate terms (analysis.model.strata / covariates)."""
     fixed = "base + trtp * avisit" if with_arm else "base + avisit"
-    return f"chg ~ {fixed} + {covariance}(avisit | usubjid)"
+    return " + ".join([fixed, *extra])
+
+
+def mmrm_formula(covariance: str, *, with_arm: bool, extra: Sequence[str] = ()) -> str:
+    """The primary model's formula as fitted."""
+    return f"chg ~ {fixed_effects(with_arm=with_arm, extra=extra)} + {covariance}(avisit | usubjid)"
 
 
 def t_interval(est, se, df, alpha):
@@ -127,6 +133,7 @@ def fit_mmrm_with_fallbacks(
     control: str | None,
     with_arm: bool,
     progress: Callable[[str], None] | None = None,
+    extra: Sequence[str] = (),
 ) -> FallbackFit:
     """Fit ``chg ~ base + trtp * avisit + <structure>(avisit | usubjid)`` with each structure in
     turn until one is usable.
@@ -139,7 +146,7 @@ def fit_mmrm_with_fallbacks(
     """
     fit = FallbackFit()
     for cov in dict.fromkeys(structures):
-        formula = mmrm_formula(cov, with_arm=with_arm)
+        formula = mmrm_formula(cov, with_arm=with_arm, extra=extra)
         att = Attempt(cov, formula)
         fit.attempts.append(att)
         if progress:
