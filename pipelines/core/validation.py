@@ -349,7 +349,7 @@ def check_baseline_coverage(con: duckdb.DuckDBPyConnection, manifest: Manifest) 
         """
         with items as (select item from ref.scores where paramcd = ?),
         per_assessment as (
-            select r.usubjid, r._source_file, r._source_row,
+            select r.usubjid, r.study_day,
                    count(*) filter (where r.value is not null and r.item in (select item from items)) as n_answered,
                    (select count(*) from items)
                    - count(*) filter (where r.value is not null and r.item in (select item from items)) as n_missing
@@ -358,7 +358,7 @@ def check_baseline_coverage(con: duckdb.DuckDBPyConnection, manifest: Manifest) 
             group by all
         ),
         reported as (
-            select usubjid, _source_file, _source_row from staging.reported_totals
+            select usubjid, study_day from staging.reported_totals
             where instrument = ? and visit = ? and reported_total is not null
         ),
         per_subject as (
@@ -368,8 +368,8 @@ def check_baseline_coverage(con: duckdb.DuckDBPyConnection, manifest: Manifest) 
                    exists (select 1 from per_assessment a where a.usubjid = s.usubjid
                            and a.n_answered > 0 and a.n_missing <= ?)
                    or exists (select 1 from reported t where t.usubjid = s.usubjid and not exists (
-                           select 1 from per_assessment a where a._source_file = t._source_file
-                           and a._source_row = t._source_row and a.n_answered > 0)) as scoreable
+                           select 1 from per_assessment a where a.usubjid = t.usubjid
+                           and a.study_day = t.study_day and a.n_answered > 0)) as scoreable
             from staging.subjects s
         )
         select usubjid, rated, scoreable from per_subject order by usubjid

@@ -84,7 +84,7 @@ def test_two_arm_report_has_every_section(two_arm_page):
         "Change from baseline over visits",
         "Individual trajectories",
         "Response and remission at Week 2",
-        "Sensitivity: random-effects models",
+        "Sensitivity: prorated scores and random-effects models",
         "Model fits",
         "Data validation",
         "Provenance",
