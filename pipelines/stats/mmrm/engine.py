@@ -50,6 +50,7 @@ class Evaluation:
     XtVX: np.ndarray
     grad_phi: np.ndarray | None = None
     fisher_phi: np.ndarray | None = None
+    facs: list | None = None  # per block (Sigma, Sigma^-1, log|Sigma|), reused by inference_terms
 
 
 @dataclass
@@ -236,7 +237,7 @@ class MarginalModel:
             f = logdetV + 2.0 * np.log(np.diag(Lx)).sum() + rVr + (self.N - p) * LOG2PI
         else:
             f = logdetV + rVr + self.N * LOG2PI
-        ev = Evaluation(f=float(f), beta=beta, XtVX=XtVX)
+        ev = Evaluation(f=float(f), beta=beta, XtVX=XtVX, facs=facs)
         if grad or fisher:
             u = np.concatenate([-beta, [1.0]])
             M = np.outer(u, u)
@@ -297,7 +298,7 @@ class MarginalModel:
             used_newton = False
             if newton or it > 2:
                 try:
-                    terms = self.inference_terms(self.theta_to_phi(theta))
+                    terms = self.inference_terms(self.theta_to_phi(theta), ev=ev)
                     H = self._theta_hessian(theta, J, ev.grad_phi, terms["H_obs"])
                     np.linalg.cholesky(H)
                     d = -np.linalg.solve(H, g)
@@ -368,14 +369,15 @@ class MarginalModel:
         )
 
     # ------------------------------------------------------------------------------- at the optimum
-    def inference_terms(self, phi, second_derivatives=True):
+    def inference_terms(self, phi, second_derivatives=True, ev=None):
         """Everything inference needs at phi (all in SAS's phi parameterisation):
 
         beta, Phi = (X'V^-1X)^-1, P_j = X'V^-1 dV_j V^-1 X (q, p, p), the observed and expected
         Hessians of -2 log L (profiled over beta), and the per-block pieces Kenward-Roger needs.
         """
         p, K, q = self.p, self.K, self.q
-        ev = self.evaluate(phi)
+        if ev is None:  # ev: an evaluation at this same phi, when the caller has one
+            ev = self.evaluate(phi)
         beta = ev.beta
         Phi = np.linalg.inv(ev.XtVX)
         Phi = 0.5 * (Phi + Phi.T)
@@ -383,7 +385,7 @@ class MarginalModel:
         Mr = np.outer(u, u)
         Mg = np.zeros((K, K))
         Mg[:p, :p] = Phi
-        facs = self._factor(phi)
+        facs = ev.facs
         phis = self.split_phi(phi)
         PZ = np.zeros((q, K * K))
         T1 = np.zeros((q, q))
