@@ -111,22 +111,46 @@ class MarginalModel:
         bounds = np.flatnonzero(np.diff(subj_sorted)) + 1
         starts = np.concatenate([[0], bounds])
         ends = np.concatenate([bounds, [len(order)]])
-        # pattern key per subject
+        sizes = ends - starts
+        first_rows = order[starts]
+        sids = subject[first_rows].astype(int)
+        gs = np.asarray(group_of_subject, dtype=int)[sids]
         groups: dict[tuple, dict] = {}
-        for s, e in zip(starts, ends):
-            rows = order[s:e]
-            sid = int(subject[rows[0]])
-            g = int(group_of_subject[sid])
-            if self.spatial:
+        if self.spatial:
+            for k, (s, e) in enumerate(zip(starts, ends)):
+                rows = order[s:e]
                 key = tuple(map(tuple, coords[rows]))
-            else:
-                key = tuple(int(t) for t in time[rows])
-            bkey = (g, len(rows))
-            d = groups.setdefault(bkey, {"patterns": {}, "subj": [], "rows": [], "pat": []})
-            pid = d["patterns"].setdefault(key, len(d["patterns"]))
-            d["subj"].append(sid)
-            d["rows"].append(rows)
-            d["pat"].append(pid)
+                d = groups.setdefault(
+                    (int(gs[k]), len(rows)), {"patterns": {}, "subj": [], "rows": [], "pat": []}
+                )
+                d["subj"].append(int(sids[k]))
+                d["rows"].append(rows)
+                d["pat"].append(d["patterns"].setdefault(key, len(d["patterns"])))
+        else:
+            # vectorised: a subject's pattern is the set of time levels it was seen at (its rows are
+            # sorted by time), keyed by the bytes of a 0/1 row over the levels
+            n_levels = int(time.max()) + 1 if len(time) else 1
+            seen = np.zeros((len(starts), n_levels), dtype=np.uint8)
+            subj_of_row = np.repeat(np.arange(len(starts)), sizes)
+            seen[subj_of_row, np.asarray(time)[order]] = 1
+            for g, m in sorted(set(zip(gs.tolist(), sizes.tolist()))):
+                sel = np.flatnonzero((gs == g) & (sizes == m))
+                keys = seen[sel]
+                _, first, inv = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+                inv = inv.reshape(-1)
+                rank = np.empty(len(first), dtype=int)  # pattern ids in order of first appearance
+                rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+                pat = rank[inv]
+                rows = order[starts[sel][:, None] + np.arange(m)[None, :]]
+                pattern_keys = [None] * len(first)
+                for j, f in enumerate(first):
+                    pattern_keys[rank[j]] = tuple(int(t) for t in time[rows[f]])
+                groups[(g, m)] = {
+                    "patterns": {k: i for i, k in enumerate(pattern_keys)},
+                    "subj": sids[sel].tolist(),
+                    "rows": rows,
+                    "pat": pat.tolist(),
+                }
         self.blocks: list[Block] = []
         for (g, m), d in sorted(groups.items()):
             keys = sorted(d["patterns"], key=d["patterns"].get)

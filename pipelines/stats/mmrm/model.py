@@ -21,6 +21,7 @@ from .formula import (
     full_rank_columns,
     parse_formula,
     r_column_name,
+    simple_terms,
     sum_coded_rhs,
 )
 from .inference import DF_METHODS, Inference
@@ -134,19 +135,21 @@ def _numeric(series: pd.Series, column: str, file, what: str) -> pd.Series:
 
 
 def build_design(data, formula, *, weights=None, ref=None, levels=None, file=None) -> Design:
-    import formulaic
-
     parsed = parse_formula(formula)
     df = _to_pandas(data)
     df.index = pd.RangeIndex(len(df))
     ref = dict(ref or {})
     levels = dict(levels or {})
     try:
-        fixed_vars = (
-            sorted(formulaic.Formula(parsed.fixed_rhs).required_variables)
-            if parsed.fixed_rhs.strip() not in ("1", "0", "-1")
-            else []
-        )
+        simple = simple_terms(parsed.fixed_rhs)
+        if simple is not None:
+            fixed_vars = sorted({v for t in simple for v in t})
+        elif parsed.fixed_rhs.strip() in ("1", "0", "-1"):
+            fixed_vars = []
+        else:
+            import formulaic
+
+            fixed_vars = sorted(formulaic.Formula(parsed.fixed_rhs).required_variables)
     except Exception as exc:  # formulaic parse errors
         raise ModelSpecError(f"cannot parse the fixed effects {parsed.fixed_rhs!r}: {exc}") from exc
     fixed_vars = [v for v in fixed_vars if v not in ("contr",)]
