@@ -11,7 +11,7 @@ import polars as pl
 
 from pipelines.core.errors import ModelSpecError
 
-from .covariance import CovarianceStructure, make_structure
+from .covariance import STRUCTURES, CovarianceStructure, make_structure
 from .engine import MarginalModel, NotPositiveDefinite
 from .formula import (
     DesignBuilder,
@@ -21,6 +21,7 @@ from .formula import (
     full_rank_columns,
     parse_formula,
     r_column_name,
+    simple_terms,
     sum_coded_rhs,
 )
 from .inference import DF_METHODS, Inference
@@ -134,19 +135,21 @@ def _numeric(series: pd.Series, column: str, file, what: str) -> pd.Series:
 
 
 def build_design(data, formula, *, weights=None, ref=None, levels=None, file=None) -> Design:
-    import formulaic
-
     parsed = parse_formula(formula)
     df = _to_pandas(data)
     df.index = pd.RangeIndex(len(df))
     ref = dict(ref or {})
     levels = dict(levels or {})
     try:
-        fixed_vars = (
-            sorted(formulaic.Formula(parsed.fixed_rhs).required_variables)
-            if parsed.fixed_rhs.strip() not in ("1", "0", "-1")
-            else []
-        )
+        simple = simple_terms(parsed.fixed_rhs)
+        if simple is not None:
+            fixed_vars = sorted({v for t in simple for v in t})
+        elif parsed.fixed_rhs.strip() in ("1", "0", "-1"):
+            fixed_vars = []
+        else:
+            import formulaic
+
+            fixed_vars = sorted(formulaic.Formula(parsed.fixed_rhs).required_variables)
     except Exception as exc:  # formulaic parse errors
         raise ModelSpecError(f"cannot parse the fixed effects {parsed.fixed_rhs!r}: {exc}") from exc
     fixed_vars = [v for v in fixed_vars if v not in ("contr",)]
@@ -171,11 +174,11 @@ def build_design(data, formula, *, weights=None, ref=None, levels=None, file=Non
 
     # response and numeric inputs
     y_all = _numeric(df[parsed.response], parsed.response, file, "the response")
-    spatial = parsed.cov_type == "sp_exp"
+    spatial = STRUCTURES[parsed.cov_type].spatial
     coords_cols = {}
     if spatial:
         for t in parsed.time:
-            coords_cols[t] = _numeric(df[t], t, file, "sp_exp coordinates")
+            coords_cols[t] = _numeric(df[t], t, file, f"{parsed.cov_type} coordinates")
     w_all = None
     if weights is not None:
         w_all = _numeric(df[weights], weights, file, "weights")
@@ -234,7 +237,8 @@ def build_design(data, formula, *, weights=None, ref=None, levels=None, file=Non
         natural[v] = [x for x in lv_nat if x in present]
         pos = {lab: i for i, lab in enumerate(lv)}
         lut = np.array([pos.get(lab, -1) for lab in labels] + [-1], dtype=int)
-        d[v] = pd.Categorical.from_codes(lut[codes_used], categories=lv, validate=False)
+        # object-dtype categories: with pandas' Arrow-backed strings every factor cost ~4 ms here
+        d[v] = pd.Categorical.from_codes(lut[codes_used], categories=pd.Index(lv, dtype=object), validate=False)
     y = y_all[used].to_numpy(dtype=float)
 
     # subjects, time, groups
@@ -404,7 +408,7 @@ def _starting_values(model: MarginalModel, design: Design):
         var = max(var, 1e-8)
         for c in (corr, 0.5, 0.1):
             c = float(np.clip(c, 0.05, 0.95))
-            rng = dist / -np.log(c) if dist > 0 else 1.0
+            rng = model.structures[0].range_for(c, dist) if dist > 0 else 1.0
             starts.append(
                 (f"sp moments (corr {c:.2f})", np.concatenate([[rng, var]] * len(model.structures)))
             )
@@ -453,6 +457,42 @@ def fit_mmrm(
     ``ref``: {column: reference level}; ``levels``: {column: [level order]}.
     ``progress``: optional callable(str) told about long steps.
     """
+    with _single_threaded_blas():
+        return _fit_mmrm(
+            data,
+            formula,
+            reml=reml,
+            df_method=df_method,
+            vcov=vcov,
+            weights=weights,
+            ref=ref,
+            levels=levels,
+            file=file,
+            progress=progress,
+        )
+
+
+def _single_threaded_blas():
+    """BLAS on one thread for the fit. The engine multiplies small matrices (visits x visits, a few
+    hundred columns at most), where a second OpenBLAS thread gains nothing on a quiet machine and,
+    on a loaded one, spin-waits for a descheduled partner: measured on 2 busy cores, the bcva UN fit
+    took 6.0 s with 2 threads and 0.97 s with 1 (benchmarks/mmrm.py)."""
+    global _BLAS_CONTROLLER
+    if _BLAS_CONTROLLER is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+            import contextlib
+
+            return contextlib.nullcontext()
+        _BLAS_CONTROLLER = ThreadpoolController()  # finding the libraries costs ~10 ms: once
+    return _BLAS_CONTROLLER.limit(limits=1, user_api="blas")
+
+
+_BLAS_CONTROLLER = None
+
+
+def _fit_mmrm(data, formula, *, reml, df_method, vcov, weights, ref, levels, file, progress):
     from .result import MMRMResult
 
     say = progress or (lambda msg: None)
@@ -471,7 +511,7 @@ def fit_mmrm(
     if p == 0:
         raise ModelSpecError("the model has no fixed effects", hint="keep the intercept or add terms")
     # covariance structures
-    if parsed.cov_type == "sp_exp":
+    if STRUCTURES[parsed.cov_type].spatial:
         m = design.coords.shape[1]
     else:
         m = len(design.time_levels)
@@ -649,7 +689,7 @@ def _inference(model, design, structures, phi, X, reml, df_method, vcov, warn):
 
 def _identifiability_notes(design: Design, parsed) -> list[str]:
     out = []
-    if parsed.cov_type == "sp_exp":
+    if STRUCTURES[parsed.cov_type].spatial:
         return out
     tl = design.time_levels
     for g in range(len(design.group_levels)):
