@@ -92,6 +92,8 @@ class Columns(_Strict):
     age_band: str | None = None
     race: str | None = None
     ethnicity: str | None = None
+    # randomization files: why the subject discontinued the study (empty = completed) -> ADSL DCSREAS
+    discontinuation_reason: str | None = None
     # long layouts: one row per item
     item: str | None = None
     value: str | None = None

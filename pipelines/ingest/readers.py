@@ -296,10 +296,10 @@ def read_randomization(table: files.TextTable, manifest: Manifest, source: Sourc
     subject = cols.pick(m.subject, SUBJECT_CANDIDATES, "subject id", "subject", required=True)
     arm = cols.pick(m.arm, ARM_CANDIDATES, "randomized arm", "arm", required=True)
     sel = {"subject": subject, "arm": arm}
-    for key in ("site", "sex", "age", "age_band", "race", "ethnicity", "visit"):
+    for key in ("site", "sex", "age", "age_band", "race", "ethnicity", "visit", "discontinuation_reason"):
         got = getattr(m, key)
         if got is not None:
-            sel[key] = cols.need(got, f"mapped as columns.{key}")
+            sel["dcsreas" if key == "discontinuation_reason" else key] = cols.need(got, f"mapped as columns.{key}")
     frame = table.frame.select([pl.col(files.ROW_COL), *[pl.col(c).alias(k) for k, c in sel.items()]])
     if source.covariates:
         cov_cols = {name: cols.need(col, f"covariate {name!r}") for name, col in source.covariates.items()}

@@ -12,7 +12,9 @@ from pipelines.instruments import load_instruments
 
 LINEAGE = ["_source_file", "_source_row", "_source_sha256"]
 
-RANDOMIZATION_COLUMNS = ["subject", "arm", "site", "sex", "age", "age_band", "race", "ethnicity", "covariates", "visit"]
+RANDOMIZATION_COLUMNS = [
+    "subject", "arm", "site", "sex", "age", "age_band", "race", "ethnicity", "covariates", "visit", "dcsreas",
+]
 
 # Subject-level columns carried by a longitudinal (assessment) file: one row per file row.
 SUBJECT_COLUMNS = ["subject", "site", "sex", "age", "age_band", "race", "ethnicity", "covariates"]
@@ -45,6 +47,7 @@ COLUMN_COMMENTS = {
     "race": "Race as received",
     "ethnicity": "Ethnicity as received",
     "covariates": "Other declared baseline covariates, JSON object of text values",
+    "dcsreas": "Reason the subject discontinued, as received (mapped as columns.discontinuation_reason)",
     "visit": "Visit label as received (REDCap event, NDA visit, SDTM VISIT)",
     "visitnum": "Visit number as received (SDTM VISITNUM)",
     "study_day": "Study day as received, or derived from declared-shifted dates (dates are not stored)",

@@ -15,8 +15,9 @@ CHECKS: dict[str, tuple[AssetKey, str]] = {
     "gx_subjects": (AssetKey(["staging", "subjects"]), "GX suite expectations/subjects.json: one row per subject, in a manifest arm, every arm present"),
     "subject_one_arm": (AssetKey(["staging", "subjects"]), "Each subject is in exactly one arm across all sources"),
     "arms_present": (AssetKey(["staging", "subjects"]), "Every arm of the manifest (experimental and control) has randomized subjects"),
-    "baseline_coverage": (AssetKey(["staging", "item_responses"]), "Most randomized subjects have a baseline rating (analysis.min_baseline_fraction)"),
-    "rows_reconcile": (AssetKey(["qc", "quarantine"]), "Every file's rows are accounted for: read = accepted + quarantined + skipped"),
+    # on reported_totals: a scoreable baseline total may be a reported total, so both tables must exist
+    "baseline_coverage": (AssetKey(["staging", "reported_totals"]), "Most randomized subjects have a scoreable baseline total of the primary parameter (analysis.min_baseline_fraction); names the subjects who lost theirs to missing items"),
+    "rows_reconcile": (AssetKey(["qc", "quarantine"]), "Every source's rows are accounted for: read = accepted + quarantined + skipped, per source and file"),
     "gx_adsl": (AssetKey(["analysis", "adsl"]), "GX suite expectations/adsl.json: one row per randomized subject, manifest arms, Y/N flags"),
     "gx_adqs": (AssetKey(["analysis", "adqs"]), "GX suite expectations/adqs.json: one baseline per subject x parameter, CHG = AVAL - BASE, PCHG rule, score ranges"),
 }

@@ -112,7 +112,9 @@ def redcap_item_columns(inst: Instrument, pattern: str) -> list[str]:
 
 
 def write_randomization(trial: Trial, path: Path) -> None:
-    """One row per randomized subject: record_id, arm (1 ketamine / 0 midazolam), site, sex, age band."""
+    """One row per randomized subject: record_id, arm (1 ketamine / 0 midazolam), site, sex, age band,
+    age in years (18-65: not an identifier under Safe Harbor, which protects ages over 89) and the
+    reason a subject discontinued before week 2 (empty for completers)."""
     code = {a.id: a.code for a in ARMS}
     s = trial.subjects
     pl.DataFrame(
@@ -122,6 +124,8 @@ def write_randomization(trial: Trial, path: Path) -> None:
             "site": s["site"],
             "sex": s["sex"],
             "age_band": [age_band(int(y)) for y in s["age_years"]],
+            "age": s["age_years"],
+            "dcsreas": s["dcsreas"],
         }
     ).write_csv(path, line_terminator="\n")
 

@@ -106,9 +106,18 @@ GUID_ALPHABET = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"))
 # Child i of SeedSequence(seed).spawn(k) is the same for any k >= i + 1, so a stream appended here
 # leaves the others unchanged. "follow_up" feeds everything about visits after W2 (sub-streams
 # _FOLLOW_UP_STREAMS); it is never drawn from in the default four-visit design.
-_STREAMS = ("design", "caps5", "pcl5", "madrs", "days", "dropout", "missing", "keys", "follow_up")
+_STREAMS = ("design", "caps5", "pcl5", "madrs", "days", "dropout", "missing", "keys", "follow_up", "disposition")
 _FOLLOW_UP_STREAMS = ("days", "dropout", "caps5", "pcl5", "madrs", "missing")
 INSTRUMENT_ORDER = ("pcl5", "caps5", "madrs")
+
+
+# Discontinuation reasons (CDISC NCOMPLT terms). Feder 2021's one ketamine dropout: "Physician
+# Decision" (ClinicalTrials.gov); in larger simulated studies the first dropout keeps that reason
+# and the others draw from these shares (assumption), from the appended "disposition" stream.
+FEDER_DROPOUT_REASON = "PHYSICIAN DECISION"
+DROPOUT_REASONS = (
+    ("PHYSICIAN DECISION", 0.25), ("WITHDRAWAL BY SUBJECT", 0.35), ("LOST TO FOLLOW-UP", 0.25), ("ADVERSE EVENT", 0.15),
+)
 
 
 def n_dropouts(per_arm: int) -> int:
@@ -301,6 +310,12 @@ def build_trial(
         }
 
     age_years = (age_days / 365.25).astype(np.int64)
+    dcsreas = np.full(n, None, dtype=object)
+    if dropouts.size:
+        names, probs = zip(*DROPOUT_REASONS, strict=True)
+        drawn = rng["disposition"].choice(np.array(names, dtype=object), size=dropouts.size, p=np.array(probs))
+        drawn[0] = FEDER_DROPOUT_REASON
+        dcsreas[dropouts] = drawn
     subjects = pl.DataFrame(
         {
             "usubjid": usubjid,
@@ -313,6 +328,7 @@ def build_trial(
             "subjectkey": guids,
             "baseline_date": base_dates,
             "last_visit": np.array([v.id for v in visits])[last_attended],
+            "dcsreas": pl.Series("dcsreas", list(dcsreas), dtype=pl.String),
         }
     )
     return Trial(study_id, seed, per_arm, subjects, days, observed, items, missing, visits, PRIMARY_VISIT)

@@ -1,7 +1,7 @@
 -- analysis.adsl: ADaM-style subject-level analysis dataset - arm, population flags and baseline covariates.
 -- Grain: one row per subject of staging.subjects (the randomized subjects; for a study without a
 --   randomization source, the subjects seen in the assessments).
--- Inputs: staging.subjects, analysis.adqs, ref.study, ref.scores.
+-- Inputs: staging.subjects, analysis.adqs, ref.study, ref.scores, ref.visits.
 -- Rules, in words:
 --   L1 TRT01P is the randomized arm id (manifest arms[].id), TRT01PN its number in the manifest,
 --      ARM_ROLE experimental or control.
@@ -13,6 +13,16 @@
 --      (CAPS5TOT, MADRSTOT, PCL5TOT). COMPLFL = 'Y' when the subject has a value of that parameter
 --      at the manifest's primary visit (an ANL01FL record), else 'N'. PRIMARY_BASE is the
 --      subject's baseline value of the same parameter.
+--   L5 Population flags (ADaM IG): FASFL = 'Y' when randomized with a baseline and at least one
+--      post-baseline value of the completer parameter (the MMRM's full analysis set); SAFFL =
+--      'Y' when the subject has any post-baseline assessment of any instrument (evidence that the
+--      first dose was given: the assessments follow the first infusion; without exposure data this
+--      is the closest the data allow), else 'N'; PPROTFL = 'Y' when FASFL = 'Y' and the subject
+--      completed the primary visit (COMPLFL) - no protocol-deviation data, so per protocol means
+--      completers. TRT01A = TRT01P for SAFFL = 'Y' subjects (no exposure data record a different
+--      treatment; blinded single-site trials dose as randomized), NULL otherwise.
+--   L6 Disposition: DCSREAS as given by the randomization source (columns.discontinuation_reason);
+--      EOSSTT = 'DISCONTINUED' with a reason, 'COMPLETED' without one when COMPLFL = 'Y', else NULL.
 --   L4 Baseline covariates are kept as received: site, sex, age (years, numeric when given as a
 --      number), age_band, race, ethnicity; other declared covariates stay in one JSON object
 --      (covariates) because their names differ between studies.
@@ -57,6 +67,22 @@ completers as (
     where q.paramcd = cp.paramcd and q.avisit = st.primary_visit and q.anl01fl = 'Y'
 ),
 
+fas as (
+    select distinct q.usubjid
+    from adqs as q
+    cross join completer_parameter as cp
+    where q.paramcd = cp.paramcd and q.chg is not null
+),
+
+dosed as (
+    select distinct q.usubjid
+    from adqs as q
+    inner join ref.visits as v on v.visit = q.avisit
+    cross join study as st
+    inner join ref.visits as bv on bv.visit = st.baseline_visit
+    where q.aval is not null and v.avisitn > bv.avisitn
+),
+
 baselines as (
     select q.usubjid, q.base
     from adqs as q
@@ -75,6 +101,15 @@ final as (
         case when s.arm is not null then 'Y' else 'N' end as randfl,
         case when s.arm is not null then 'Y' else 'N' end as ittfl,
         case when c.usubjid is not null then 'Y' else 'N' end as complfl,
+        case when s.arm is not null and f.usubjid is not null then 'Y' else 'N' end as fasfl,
+        case when s.arm is not null and d.usubjid is not null then 'Y' else 'N' end as saffl,
+        case when s.arm is not null and f.usubjid is not null and c.usubjid is not null then 'Y' else 'N' end as pprotfl,
+        case when d.usubjid is not null then s.arm end as trt01a,
+        case
+            when s.dcsreas is not null then 'DISCONTINUED'
+            when c.usubjid is not null then 'COMPLETED'
+        end as eosstt,
+        s.dcsreas,
         cp.paramcd as primary_paramcd,
         b.base as primary_base,
         s.site,
@@ -91,6 +126,8 @@ final as (
     cross join completer_parameter as cp
     left join completers as c on c.usubjid = s.usubjid
     left join baselines as b on b.usubjid = s.usubjid
+    left join fas as f on f.usubjid = s.usubjid
+    left join dosed as d on d.usubjid = s.usubjid
 )
 
 select * from final

@@ -23,6 +23,7 @@ randomized as (
         r.race,
         r.ethnicity,
         r.covariates,
+        nullif(trim(r.dcsreas), '') as dcsreas,
         rr.source,
         rr._source_file,
         rr._source_row
@@ -91,6 +92,7 @@ final as (
         coalesce(u.race, sl.race) as race,
         coalesce(u.ethnicity, sl.ethnicity) as ethnicity,
         coalesce(u.covariates, sl.covariates) as covariates,
+        u.dcsreas,
         u.source,
         u._source_file,
         u._source_row

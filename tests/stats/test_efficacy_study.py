@@ -153,7 +153,7 @@ def test_results_tables_are_documented_when_written(feder):
     assert undocumented == []
     assert con.execute(
         "select count(*) from duckdb_tables() where schema_name = 'results' and comment is not null"
-    ).fetchone()[0] == 4
+    ).fetchone()[0] == 5  # model_fits, lsmeans, treatment_effects, responders, missing_items
 
 
 def test_null_trial_gives_contrasts_near_zero(tmp_path):
