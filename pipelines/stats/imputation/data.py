@@ -123,6 +123,7 @@ def prepare(
     covariates: list[str] | None = None,
     ref: dict | None = None,
     references: dict | None = None,
+    visit_levels: list[str] | None = None,
     file: str | None = None,
 ) -> LongData:
     """Long data + the imputation model fitted to the MAR data (post-ICE data of non-MAR strategies
@@ -134,7 +135,8 @@ def prepare(
     {subject: visit} (first visit affected by the ICE, strategy ``strategy``) or
     {subject: (visit, strategy)}. ``covariates``: ANCOVA covariates of the analysis step (default:
     the formula's fixed-effect variables other than the arm and the visit). ``references``: {arm:
-    reference arm} (default: every arm -> ``reference``).
+    reference arm} (default: every arm -> ``reference``). ``visit_levels``: the visits in
+    schedule order (default: R's order of the visit column).
     """
     import formulaic
 
@@ -171,7 +173,7 @@ def prepare(
         miss = df[col].isna().to_numpy()
         if miss.any():
             raise ModelSpecError("missing value", file=file, row=int(np.flatnonzero(miss)[0]) + 2, column=col)
-    visits = factor_info(df[visit], visit, None, None, file)[0]
+    visits = factor_info(df[visit], visit, visit_levels, None, file)[0]
     V = len(visits)
     vpos = {v: i for i, v in enumerate(visits)}
     subj_lab = df[subject].map(format_level).to_numpy()
