@@ -144,9 +144,13 @@ def prepare(
     from pipelines.stats.mmrm.formula import factor_info, format_level, parse_formula
     from pipelines.stats.mmrm.model import build_design
 
+    from pipelines.stats.mmrm import STRUCTURES
+
     parsed = parse_formula(formula)
-    if parsed.cov_type == "sp_exp":
-        raise ModelSpecError("imputation needs a visit factor in the covariance term, not sp_exp coordinates")
+    if STRUCTURES[parsed.cov_type].spatial:
+        raise ModelSpecError(
+            f"imputation needs a visit factor in the covariance term, not {parsed.cov_type} coordinates"
+        )
     if parsed.group is not None and parsed.group != group:
         raise ModelSpecError(
             f"a group-specific covariance is only supported by arm ({group}), not by {parsed.group}",
