@@ -20,7 +20,7 @@ import numpy as np
 import polars as pl
 
 from pipelines.instruments import load_instruments
-from pipelines.simulate import model
+from pipelines.simulate import generic, model
 
 DEFAULT_SEED = 20210105  # Feder 2021 was published online on 5 Jan 2021
 DEFAULT_PER_ARM = 15  # Feder 2021: N = 30 randomized 1:1
@@ -108,7 +108,25 @@ GUID_ALPHABET = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"))
 # _FOLLOW_UP_STREAMS); it is never drawn from in the default four-visit design.
 _STREAMS = ("design", "caps5", "pcl5", "madrs", "days", "dropout", "missing", "keys", "follow_up")
 _FOLLOW_UP_STREAMS = ("days", "dropout", "caps5", "pcl5", "madrs", "missing")
+# The default instruments (the calibrated latent model); any other definition is simulated by
+# pipelines.simulate.generic from a stream of its own.
 INSTRUMENT_ORDER = ("pcl5", "caps5", "madrs")
+
+
+def check_instruments(instruments) -> tuple[str, ...]:
+    """Instrument ids as given (names such as 'IES-R' resolved), without repeats; ValueError if unknown."""
+    from pipelines.instruments import resolve_instrument
+
+    out = []
+    for name in instruments:
+        inst = resolve_instrument(str(name))
+        if inst is None:
+            raise ValueError(f"unknown instrument {name!r}; known: {', '.join(load_instruments())}")
+        if inst.id not in out:
+            out.append(inst.id)
+    if not out:
+        raise ValueError("no instrument given")
+    return tuple(out)
 
 
 def n_dropouts(per_arm: int) -> int:
@@ -131,6 +149,7 @@ class Trial:
     missing: dict[str, np.ndarray]  # instrument id -> (n, V, k) bool (item not answered)
     visits: tuple[VisitSpec, ...] = VISITS  # the schedule; V = len(visits)
     primary_visit: str = PRIMARY_VISIT
+    instruments: tuple[str, ...] = INSTRUMENT_ORDER  # ids of the instruments simulated, in file order
 
     @property
     def n(self) -> int:
@@ -148,7 +167,7 @@ class Trial:
         usubjid = self.subjects["usubjid"].to_numpy()
         arm = self.subjects["arm"].to_numpy()
         frames = []
-        for key in INSTRUMENT_ORDER:
+        for key in self.instruments:
             vals = self.items[key]
             n, v, k = vals.shape
             s_idx, v_idx, i_idx = np.meshgrid(np.arange(n), np.arange(v), np.arange(k), indexing="ij")
@@ -234,10 +253,15 @@ def build_trial(
     params: model.Params = model.CALIBRATED,
     effect_scale: float = 1.0,
     follow_up: bool = False,
+    instruments: tuple[str, ...] = INSTRUMENT_ORDER,
 ) -> Trial:
     """Simulate one study in memory (no files). ``effect_scale`` multiplies the ketamine-specific
     change (0 = a null trial; see :func:`model.with_effect_scale`); it changes no random draw.
-    ``follow_up`` adds the visit W4 (day 28); BL..W2 are the same as without it, value for value."""
+    ``follow_up`` adds the visit W4 (day 28); BL..W2 are the same as without it, value for value.
+    ``instruments``: any defined instrument ids; the default three come from the calibrated model
+    (always drawn, so leaving one out changes nothing else), every other from
+    :mod:`pipelines.simulate.generic` on a stream of its own."""
+    instruments = check_instruments(instruments)
     if per_arm < 1:
         raise ValueError(f"per_arm must be at least 1 (got {per_arm})")
     if not 0.0 <= missing_item_rate < 1.0:
@@ -300,6 +324,19 @@ def build_trial(
             for k, m in missing.items()
         }
 
+    inst = load_instruments()
+    profiles = params.time_profiles(len(visits))
+    for key in instruments:
+        if key in INSTRUMENT_ORDER:
+            continue
+        own = generic.instrument_rng(seed, key)
+        items[key] = generic.simulate_items(inst[key], own, is_ket, profiles, effect_scale)
+        missing[key] = own.random(items[key].shape) < missing_item_rate
+        if inst[key].change_scale:  # rates change since baseline: not rated at the baseline visit
+            missing[key][:, 0, :] = True
+    items = {k: items[k] for k in instruments}
+    missing = {k: missing[k] for k in instruments}
+
     age_years = (age_days / 365.25).astype(np.int64)
     subjects = pl.DataFrame(
         {
@@ -315,18 +352,12 @@ def build_trial(
             "last_visit": np.array([v.id for v in visits])[last_attended],
         }
     )
-    return Trial(study_id, seed, per_arm, subjects, days, observed, items, missing, visits, PRIMARY_VISIT)
+    return Trial(
+        study_id, seed, per_arm, subjects, days, observed, items, missing, visits, PRIMARY_VISIT, instruments
+    )
 
 
-def simulate_trial(
-    *,
-    per_arm: int = DEFAULT_PER_ARM,
-    seed: int = DEFAULT_SEED,
-    study_id: str | None = None,
-    missing_item_rate: float = 0.0,
-    effect_scale: float = 1.0,
-    follow_up: bool = False,
-) -> pl.DataFrame:
+def simulate_trial(**options) -> pl.DataFrame:
     """The simulated study as long item data (polars), without writing files.
 
     One row per subject x attended visit x instrument x item with columns ``study_id, usubjid,
@@ -336,11 +367,4 @@ def simulate_trial(
     have no rows. Same seed, same data as :func:`write_study`. ``effect_scale`` and ``follow_up``
     as in :func:`build_trial` (0 = null trial; W4 added, BL..W2 unchanged).
     """
-    return build_trial(
-        per_arm=per_arm,
-        seed=seed,
-        study_id=study_id,
-        missing_item_rate=missing_item_rate,
-        effect_scale=effect_scale,
-        follow_up=follow_up,
-    ).long()
+    return build_trial(**options).long()
