@@ -69,6 +69,28 @@ def _formats(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
     help="Add a fifth visit W4 (week 4 follow-up, day 28) after the primary week-2 visit.",
 )
 @click.option(
+    "--discontinuation",
+    "discontinuation_rate",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Probability that a subject stops treatment after D1 or W1 (intercurrent event; no data after).",
+)
+@click.option(
+    "--mnar",
+    is_flag=True,
+    default=False,
+    help="Discontinuation likelier when not improving; ketamine benefit lost after stopping.",
+)
+@click.option(
+    "--rescue",
+    "rescue_rate",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Probability of starting rescue medication before W2 (recorded intercurrent event).",
+)
+@click.option(
     "--instruments",
     default=",".join(INSTRUMENT_ORDER),
     show_default=True,
@@ -91,6 +113,12 @@ def simulate(out_dir: Path, formats: tuple[str, ...], **options) -> None:
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     follow = ", W4 follow-up" if options["follow_up"] else ""
+    ice = [options["discontinuation_rate"], options["rescue_rate"], options["mnar"]]
+    if any(ice):
+        follow += (
+            f", discontinuation {options['discontinuation_rate']:g}{' MNAR' if options['mnar'] else ''}, "
+            f"rescue {options['rescue_rate']:g}"
+        )
     click.echo(
         f"Wrote {len(written.files)} files ({written.n_subjects} subjects, {options['per_arm']} per arm, "
         f"seed {options['seed']}, {','.join(formats)}{follow}) to {written.folder}: "
