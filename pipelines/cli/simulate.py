@@ -96,7 +96,7 @@ def _formats(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
     show_default=True,
     callback=_instruments,
     help="Comma list of instrument ids or names (any definition in pipelines/instruments, e.g. "
-    "iesr,hamd17,qids16,cadss,bprs,cgis,cgii); the default three follow the calibrated model.",
+    "iesr,hamd17,qidssr16,cadss,bprs,cgis,cgii); the default three follow the calibrated model.",
 )
 @click.option(
     "--effect-scale",
