@@ -398,10 +398,21 @@ def run_estimands(con, manifest, run_id: str, *, progress=None) -> EstimandResul
                 .row(0, named=True)
             )
             est = base_row["estimate"]
-            span = 2 * abs(est) if est else 1.0
+            tips = {
+                arm: run.tipping_delta(visit, arm, alpha=alpha, cumulative=tp.cumulative)
+                for arm in ("experimental", "control")
+            }
             sign = -np.sign(est) if est else 1.0
-            de = tp.experimental or [float(sign * span * i / 10) + 0.0 for i in range(11)]
-            dc = tp.control or [float(-sign * span * i / 10) + 0.0 for i in range(11)]
+
+            def axis(arm, direction):
+                # 0 to twice the estimate, stretched to 1.25 x the arm's tipping shift when larger
+                span = 2 * abs(est) if est else 1.0
+                if tips[arm]:
+                    span = max(span, 1.25 * abs(tips[arm]))
+                return [float(direction * span * i / 10) + 0.0 for i in range(11)]
+
+            de = tp.experimental or axis("experimental", sign)
+            dc = tp.control or axis("control", -sign)
             say(f"estimand {e.id}: tipping-point grid {len(de)} x {len(dc)}")
             grid = run.grid(visit, de, dc, cumulative=tp.cumulative)
             for r in grid.iter_rows(named=True):
@@ -421,7 +432,7 @@ def run_estimands(con, manifest, run_id: str, *, progress=None) -> EstimandResul
                     }
                 )
             for arm in ("experimental", "control"):
-                d = run.tipping_delta(visit, arm, alpha=alpha, cumulative=tp.cumulative)
+                d = tips[arm]
                 words_row[f"tipping_delta_{arm}"] = d
                 if d:
                     out = run.results(
