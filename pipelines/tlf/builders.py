@@ -259,7 +259,7 @@ def by_visit(ctx: Context) -> Built:
     return TableOut(
         cols,
         rows,
-        [2.2, 1.3, 1.6, 0.5, 1.2, 0.8, 1.0, 0.5, 1.2, 0.8, 1.0],
+        [2.0, 1.5, 2.0, 0.4, 1.1, 0.7, 0.9, 0.4, 1.1, 0.7, 0.9],
         justify=["l", "l", "l"] + ["c"] * 8,
         spanners=[("", 3), ("Observed value", 4), ("Change from baseline", 4)],
     )
@@ -325,13 +325,14 @@ def mmrm(ctx: Context) -> Built:
         return Absent("results.lsmeans has no MMRM rows for an instrument total")
     exp = data.experimental.label if data.experimental else ""
     ctl = data.control.label if data.control else ""
-    cols = ["Parameter", "Visit", "Treatment", "n", "LS mean (SE)", f"{data.level:g}% CI", f"Difference (SE){' ' + exp + ' - ' + ctl if ctl else ''}", f"{data.level:g}% CI", "p"]
+    cols = ["Parameter", "Visit", "Treatment", "n", "LS mean (SE)", f"{data.level:g}% CI", "Difference (SE)", f"{data.level:g}% CI", "p"]
+    notes = [f"Difference = {exp} minus {ctl}."] if ctl else []
     return TableOut(
         cols,
         rows,
-        [1.8, 1.3, 1.5, 0.5, 1.2, 1.3, 1.6, 1.3, 0.7],
+        [1.5, 1.5, 2.0, 0.4, 1.2, 1.3, 1.2, 1.3, 0.6],
         justify=["l", "l", "l"] + ["c"] * 6,
-        notes=_covariance_notes(data, codes),
+        notes=notes + _covariance_notes(data, codes),
     )
 
 
@@ -627,7 +628,7 @@ def vitals_peak(ctx: Context) -> Built:
     if not rows:
         return Absent("analysis.advs has no post-infusion change")
     cols = ["Parameter", "Infusion", "Treatment", "n", "Mean (SD)", "Median", "Min, Max"]
-    return TableOut(cols, rows, [2.6, 1.2, 1.6, 0.6, 1.3, 0.9, 1.2], justify=["l", "l", "l", "c", "c", "c", "c"])
+    return TableOut(cols, rows, [2.6, 1.2, 2.0, 0.6, 1.3, 0.9, 1.2], justify=["l", "l", "l", "c", "c", "c", "c"])
 
 
 def _dissociation_records(ctx: Context) -> tuple[pl.DataFrame | None, Absent | None]:
@@ -688,7 +689,7 @@ def dissociation(ctx: Context) -> Built:
                     )
                     first_p = first_v = first_t = False
     cols = ["Parameter", "Infusion", "Timepoint", "Treatment", "n", "Mean (SD)", "Max", "Change, mean (SD)"]
-    return TableOut(cols, rows, [2.4, 1.1, 1.4, 1.5, 0.5, 1.1, 0.6, 1.3], justify=["l", "l", "l", "l", "c", "c", "c", "c"])
+    return TableOut(cols, rows, [2.2, 1.3, 1.2, 2.0, 0.5, 1.1, 0.6, 1.3], justify=["l", "l", "l", "l", "c", "c", "c", "c"])
 
 
 def exposure(ctx: Context) -> Built:

@@ -63,6 +63,10 @@ def km_plot(panels: list[dict], *, xlabel: str, ylabel: str, width: float = 8.5)
             risk.text(0, len(panel["curves"]) - 0.1, "Number at risk", fontsize=8.5, fontweight="bold", ha="left", transform=risk.transData)
             for i, c in enumerate(panel["curves"]):
                 yrow = len(panel["curves"]) - 1 - i - 0.2
+                risk.annotate(
+                    c["label"], xy=(0, yrow), xycoords=("axes fraction", "data"), xytext=(-8, 0),
+                    textcoords="offset points", ha="right", va="center", fontsize=8.5, color=c["style"]["color"],
+                )
                 for t, nrisk in zip(ticks, at_risk(c["time"], ticks), strict=True):
                     risk.text(t, yrow, str(nrisk), ha="center", va="center", fontsize=8.5, color=c["style"]["color"])
     return fig

@@ -47,6 +47,15 @@ def source_line(shell: Shell, study_id: str, run_id: str | None) -> str:
     return f"Source: {', '.join(shell.source)} (study {study_id}{run}). Output {shell.file_stem}.rtf"
 
 
+def _page_header(study_id: str) -> rtf.RTFPageHeader:
+    # rtflite's default "Page \\chpgn of" loses the space after the page number (it ends the control
+    # word); a group keeps it.
+    return rtf.RTFPageHeader(
+        text=[esc(f"Study {study_id}") + "    Page {\\chpgn} of {\\field{\\*\\fldinst NUMPAGES }}"],
+        text_font_size=[FONT_SIZE],
+    )
+
+
 def _title(shell: Shell, study_id: str) -> rtf.RTFTitle:
     return rtf.RTFTitle(
         text=[esc(t) for t in title_lines(shell, study_id)],
@@ -133,7 +142,7 @@ def _doc_table(shell: Shell, out: TableOut, study_id: str, run_id: str | None) -
     return rtf.RTFDocument(
         df=df,
         rtf_page=_page(shell),
-        rtf_page_header=rtf.RTFPageHeader(text_font_size=[FONT_SIZE]),
+        rtf_page_header=_page_header(study_id),
         rtf_title=_title(shell, study_id),
         rtf_column_header=headers,
         rtf_body=body,
@@ -149,6 +158,7 @@ def _doc_absent(shell: Shell, out: Absent, study_id: str, run_id: str | None) ->
     return rtf.RTFDocument(
         df=df,
         rtf_page=_page(shell),
+        rtf_page_header=_page_header(study_id),
         rtf_title=_title(shell, study_id),
         rtf_column_header=[rtf.RTFColumnHeader(text=[""], text_convert=[False], border_bottom=[""], border_left=[""], border_right=[""], border_top=[""])],
         rtf_body=rtf.RTFBody(col_rel_width=[1], text_justification=[["l"]], text_font_size=[[FONT_SIZE + 1]], text_convert=[[False]], border_left=[[""]], border_right=[[""]], border_first=[[""]], border_last=[[""]]),
@@ -173,6 +183,7 @@ def _doc_figure(shell: Shell, out: FigureOut, png: Path, size: tuple[float, floa
     scale = min(max_w / w, max_h / h, 1.6)
     return rtf.RTFDocument(
         rtf_page=_page(shell),
+        rtf_page_header=_page_header(study_id),
         rtf_title=_title(shell, study_id),
         rtf_figure=rtf.RTFFigure(figures=str(png), fig_width=round(w * scale, 2), fig_height=round(h * scale, 2)),
         rtf_footnote=_footnote(footnote_lines(shell, out.notes)),
