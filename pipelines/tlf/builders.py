@@ -32,6 +32,7 @@ class TableOut:
     justify: list[str] | None = None  # per column: l | c | r (default: first l, rest c)
     spanners: list[tuple[str, int]] | None = None  # header row above the columns: (text, n columns)
     notes: list[str] = field(default_factory=list)  # footnotes computed from the data
+    group: int = 0  # leading columns whose repeated values are shown once (restored on a new page)
 
     def __post_init__(self) -> None:
         n = len(self.columns)
@@ -233,26 +234,23 @@ def by_visit(ctx: Context) -> Built:
         q = adqs.filter(pl.col("paramcd") == pcd)
         if q.is_empty():
             continue
-        first_p = True
         for v in _visits(data):
             qv = q.filter(pl.col("avisit") == v.id)
             if qv.is_empty():
                 continue
-            first_v = True
             for a in data.arms:
                 g = qv.filter(pl.col("trtp") == a.id)
                 aval = desc_cells(g["aval"].to_list())
                 chg = desc_cells(g["chg"].to_list()) if not v.is_baseline and g["chg"].drop_nulls().len() else ["", "", "", ""]
                 rows.append(
                     [
-                        data.param(pcd).full_label if first_p else "",
-                        v.label if first_v else "",
+                        data.param(pcd).full_label,
+                        v.label,
                         a.label,
                         *aval,
                         *chg,
                     ]
                 )
-                first_p = first_v = False
     if not rows:
         return Absent("analysis.adqs has no values")
     cols = ["Parameter", "Visit", "Treatment", "n", "Mean (SD)", "Median", "Min, Max", "n", "Mean (SD)", "Median", "Min, Max"]
@@ -262,6 +260,7 @@ def by_visit(ctx: Context) -> Built:
         [2.0, 1.5, 2.0, 0.4, 1.1, 0.7, 0.9, 0.4, 1.1, 0.7, 0.9],
         justify=["l", "l", "l"] + ["c"] * 8,
         spanners=[("", 3), ("Observed value", 4), ("Change from baseline", 4)],
+        group=2,
     )
 
 
@@ -288,7 +287,6 @@ def mmrm(ctx: Context) -> Built:
         codes.insert(0, data.primary_parameter)
     rows = []
     for pcd in codes:
-        first_p = True
         for v in _visits(data):
             if v.is_baseline:
                 continue
@@ -311,8 +309,8 @@ def mmrm(ctx: Context) -> Built:
                     diff = [fmt.est_se(eff.get("estimate"), eff.get("std_error")), fmt.ci(eff.get("conf_low"), eff.get("conf_high")), fmt.p_value(eff.get("p_value"))]
                 rows.append(
                     [
-                        data.param(pcd).full_label if first_p else "",
-                        (v.label + (" (primary)" if v.is_primary and pcd == data.primary_parameter else "")) if first_v else "",
+                        data.param(pcd).full_label,
+                        v.label + (" (primary)" if v.is_primary and pcd == data.primary_parameter else ""),
                         a.label,
                         str(n_obs) if n_obs is not None else DASH,
                         fmt.est_se(ls.get("estimate"), ls.get("std_error")),
@@ -320,7 +318,7 @@ def mmrm(ctx: Context) -> Built:
                         *diff,
                     ]
                 )
-                first_p = first_v = False
+                first_v = False
     if not rows:
         return Absent("results.lsmeans has no MMRM rows for an instrument total")
     exp = data.experimental.label if data.experimental else ""
@@ -333,6 +331,7 @@ def mmrm(ctx: Context) -> Built:
         [1.5, 1.5, 2.0, 0.4, 1.2, 1.3, 1.2, 1.3, 0.6],
         justify=["l", "l", "l"] + ["c"] * 6,
         notes=notes + _covariance_notes(data, codes),
+        group=2,
     )
 
 
@@ -384,7 +383,7 @@ def responders(ctx: Context) -> Built:
     notes = []
     if not any(g["missing_data"] != "observed" for g in groups):
         notes.append("No composite (non-responder imputation) rows are stored in results.responders.")
-    return TableOut(cols, rows, [2.0, 1.3, 2.0] + [1.7] * len(data.arms) + [1.6, 0.6, 0.9], justify=["l", "l", "l"] + ["c"] * (len(data.arms) + 3), notes=notes)
+    return TableOut(cols, rows, [1.7, 1.1, 1.8] + [2.1] * len(data.arms) + [1.5, 0.5, 0.9], justify=["l", "l", "l"] + ["c"] * (len(data.arms) + 3), notes=notes)
 
 
 def sensitivity(ctx: Context) -> Built:
@@ -499,7 +498,7 @@ def durability(ctx: Context) -> Built:
             n = len(r["time"])
             rows.append(
                 [
-                    e["label"] if first else "",
+                    e["label"],
                     a.label,
                     str(n),
                     n_pct(events, n),
@@ -511,7 +510,7 @@ def durability(ctx: Context) -> Built:
             )
             first = False
     cols = ["Parameter", "Treatment", "Responders", "Lost response, n (%)", "Censored, n (%)", "Median, days", "95% CI", "Log-rank p"]
-    return TableOut(cols, rows, [2.0, 1.4, 0.9, 1.1, 1.0, 0.8, 1.1, 0.8], justify=["l", "l"] + ["c"] * 6)
+    return TableOut(cols, rows, [2.0, 1.8, 0.9, 1.1, 1.0, 0.8, 1.1, 0.8], justify=["l", "l"] + ["c"] * 6, group=1)
 
 
 # ------------------------------------------------------------------------------------- safety
@@ -614,21 +613,18 @@ def vitals_peak(ctx: Context) -> Built:
     rows = []
     for pcd in sorted(peak["paramcd"].unique().to_list(), key=lambda c: (list(VS_LABEL).index(c) if c in VS_LABEL else 99, c)):
         p = peak.filter(pl.col("paramcd") == pcd)
-        first_p = True
         infusions = sorted(p[visit].unique().to_list(), key=lambda v: (visit_order.get(v, 0), str(v))) if visit else [None]
         for inf in infusions:
             pi = p.filter(pl.col(visit) == inf) if visit else p
-            first_v = True
             for a in ctx.data.arms:
                 g = pi.filter(pl.col("_arm") == a.id)
                 if g.is_empty():
                     continue
-                rows.append([labels.get(pcd) or VS_LABEL.get(pcd, pcd) if first_p else "", str(inf) if (inf and first_v) else ("" if inf else "All"), a.label, *desc_cells(g["peak"].to_list())])
-                first_p = first_v = False
+                rows.append([labels.get(pcd) or VS_LABEL.get(pcd, pcd), str(inf) if inf else "All", a.label, *desc_cells(g["peak"].to_list())])
     if not rows:
         return Absent("analysis.advs has no post-infusion change")
     cols = ["Parameter", "Infusion", "Treatment", "n", "Mean (SD)", "Median", "Min, Max"]
-    return TableOut(cols, rows, [2.6, 1.2, 2.0, 0.6, 1.3, 0.9, 1.2], justify=["l", "l", "l", "c", "c", "c", "c"])
+    return TableOut(cols, rows, [2.6, 1.2, 2.0, 0.6, 1.3, 0.9, 1.2], justify=["l", "l", "l", "c", "c", "c", "c"], group=2)
 
 
 def _dissociation_records(ctx: Context) -> tuple[pl.DataFrame | None, Absent | None]:
@@ -660,15 +656,12 @@ def dissociation(ctx: Context) -> Built:
     for pcd in sorted(q["paramcd"].unique().to_list()):
         qp = q.filter(pl.col("paramcd") == pcd)
         label = qp["param"].drop_nulls()[0] if "param" in qp.columns and qp["param"].drop_nulls().len() else pcd
-        first_p = True
         visits = sorted(qp["avisit"].unique().to_list(), key=lambda v: (visit_order.get(v, 0), str(v))) if "avisit" in qp.columns else [None]
         for v in visits:
             qv = qp.filter(pl.col("avisit") == v) if v is not None else qp
-            first_v = True
             tps = qv.select("atpt", "atptn").unique().sort("atptn")["atpt"].to_list()
             for tp in tps:
                 qt = qv.filter(pl.col("atpt") == tp)
-                first_t = True
                 for a in ctx.data.arms:
                     g = qt.filter(pl.col("_arm") == a.id)
                     if g.is_empty():
@@ -677,9 +670,9 @@ def dissociation(ctx: Context) -> Built:
                     c = describe(g["chg"].to_list()) if "chg" in g.columns else {"n": 0}
                     rows.append(
                         [
-                            label if first_p else "",
-                            (ctx.data.visit_label(v) if v is not None else "All") if first_v else "",
-                            str(tp) if first_t else "",
+                            label,
+                            ctx.data.visit_label(v) if v is not None else "All",
+                            str(tp),
                             a.label,
                             str(d["n"]),
                             fmt.mean_sd(d["mean"], d["sd"]),
@@ -687,9 +680,8 @@ def dissociation(ctx: Context) -> Built:
                             fmt.mean_sd(c.get("mean"), c.get("sd")) if c["n"] else DASH,
                         ]
                     )
-                    first_p = first_v = first_t = False
     cols = ["Parameter", "Infusion", "Timepoint", "Treatment", "n", "Mean (SD)", "Max", "Change, mean (SD)"]
-    return TableOut(cols, rows, [2.2, 1.3, 1.2, 2.0, 0.5, 1.1, 0.6, 1.3], justify=["l", "l", "l", "l", "c", "c", "c", "c"])
+    return TableOut(cols, rows, [2.2, 1.3, 1.2, 2.0, 0.5, 1.1, 0.6, 1.3], justify=["l", "l", "l", "l", "c", "c", "c", "c"], group=3)
 
 
 def exposure(ctx: Context) -> Built:
@@ -702,24 +694,20 @@ def exposure(ctx: Context) -> Built:
     if "paramcd" in adex.columns and "aval" in adex.columns:
         labels = dict(adex.select("paramcd", "param").unique("paramcd").iter_rows()) if "param" in adex.columns else {}
         for pcd in sorted(adex["paramcd"].drop_nulls().unique().to_list()):
-            first = True
             for a in ctx.data.arms:
                 g = adex.filter((pl.col("paramcd") == pcd) & (pl.col("_arm") == a.id))
                 if g.is_empty():
                     continue
-                rows.append([labels.get(pcd, pcd) if first else "", a.label, *desc_cells(g["aval"].to_list())])
-                first = False
+                rows.append([labels.get(pcd, pcd), a.label, *desc_cells(g["aval"].to_list())])
     else:
         per = adex.group_by("usubjid", "_arm").len()
-        first = True
         for a in ctx.data.arms:
             g = per.filter(pl.col("_arm") == a.id)
-            rows.append(["Infusions received" if first else "", a.label, *desc_cells(g["len"].to_list(), digits=1)])
-            first = False
+            rows.append(["Infusions received", a.label, *desc_cells(g["len"].to_list(), digits=1)])
     if not rows:
         return Absent("analysis.adex has no records")
     cols = ["Parameter", "Treatment", "n", "Mean (SD)", "Median", "Min, Max"]
-    return TableOut(cols, rows, [2.6, 1.6, 0.6, 1.3, 0.9, 1.2], justify=["l", "l", "c", "c", "c", "c"])
+    return TableOut(cols, rows, [2.6, 2.0, 0.6, 1.3, 0.9, 1.2], justify=["l", "l", "c", "c", "c", "c"], group=1)
 
 
 # ------------------------------------------------------------------------------------ figures

@@ -39,7 +39,14 @@ def _table_html(out: TableOut) -> str:
     parts.append("<tr>" + "".join(
         f"<th class='{j}'>{html.escape(c)}</th>" for c, j in zip(out.columns, out.justify, strict=True)
     ) + "</tr></thead><tbody>")
+    prev: list[str] = []
     for r in out.rows:
+        shown = list(r)
+        for i in range(out.group):  # a grouped value shows once, like the RTF
+            if prev[: i + 1] == r[: i + 1]:
+                shown[i] = ""
+        prev = r
+        r = shown
         parts.append("<tr>" + "".join(
             f"<td class='{j}'>{html.escape(c)}</td>" for c, j in zip(r, out.justify, strict=True)
         ) + "</tr>")

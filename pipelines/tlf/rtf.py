@@ -27,10 +27,10 @@ def _page(shell: Shell, nrow: int | None = None) -> rtf.RTFPage:
             orientation="landscape",
             margin=[0.8, 0.8, 1.0, 0.8, 0.6, 0.5],
             col_width=COL_WIDTH["landscape"],
-            nrow=nrow or 34,
+            nrow=nrow or 44,
         )
     return rtf.RTFPage(
-        orientation="portrait", margin=[1.0, 1.0, 1.0, 0.9, 0.6, 0.5], col_width=COL_WIDTH["portrait"], nrow=nrow or 52
+        orientation="portrait", margin=[1.0, 1.0, 1.0, 0.9, 0.6, 0.5], col_width=COL_WIDTH["portrait"], nrow=nrow or 60
     )
 
 
@@ -135,6 +135,7 @@ def _doc_table(shell: Shell, out: TableOut, study_id: str, run_id: str | None) -
         text_space_before=[[4]],
         text_space_after=[[4]],
         cell_vertical_justification=[["top"]],
+        group_by=names[: out.group] or None,
     )
     for h in headers:
         h.border_left = [""] * len(h.text)
