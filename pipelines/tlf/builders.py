@@ -366,7 +366,7 @@ def responders(ctx: Context) -> Built:
         return Absent("results.responders has no rows for this study")
     rows = []
     for g in groups:
-        strategy = "Observed" if g["missing_data"] == "observed" else "Composite (missing = non-responder)"
+        strategy = "Observed" if g["missing_data"] == "observed" else "Composite (NRI)"
         p = data.param(g["paramcd"] or "")
         rows.append(
             [
@@ -380,10 +380,10 @@ def responders(ctx: Context) -> Built:
             ]
         )
     cols = ["Endpoint", "Strategy", "Rule", *[f"{a.label} n/N (%) [CI]" for a in data.arms], "Risk difference, % [CI]", "p", "Test"]
-    notes = []
+    notes = ["NRI = non-responder imputation: a participant without a value at the primary visit counts as a non-responder."]
     if not any(g["missing_data"] != "observed" for g in groups):
         notes.append("No composite (non-responder imputation) rows are stored in results.responders.")
-    return TableOut(cols, rows, [1.7, 1.1, 1.8] + [2.1] * len(data.arms) + [1.5, 0.5, 0.9], justify=["l", "l", "l"] + ["c"] * (len(data.arms) + 3), notes=notes)
+    return TableOut(cols, rows, [1.6, 1.1, 1.7] + [2.0] * len(data.arms) + [1.5, 0.7, 1.2], justify=["l", "l", "l"] + ["c"] * (len(data.arms) + 3), notes=notes)
 
 
 def sensitivity(ctx: Context) -> Built:
