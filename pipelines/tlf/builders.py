@@ -704,6 +704,12 @@ def exposure(ctx: Context) -> Built:
         for a in ctx.data.arms:
             g = per.filter(pl.col("_arm") == a.id)
             rows.append(["Infusions received", a.label, *desc_cells(g["len"].to_list(), digits=1)])
+        if "exdose" in adex.columns and adex["exdose"].drop_nulls().len():
+            unit = adex["exdosu"].drop_nulls()[0] if "exdosu" in adex.columns and adex["exdosu"].drop_nulls().len() else ""
+            dose = adex.group_by("usubjid", "_arm").agg(pl.col("exdose").cast(pl.Float64).sum())
+            for a in ctx.data.arms:
+                g = dose.filter(pl.col("_arm") == a.id)
+                rows.append([f"Total dose{f' ({unit})' if unit else ''}", a.label, *desc_cells(g["exdose"].to_list(), digits=2)])
     if not rows:
         return Absent("analysis.adex has no records")
     cols = ["Parameter", "Treatment", "n", "Mean (SD)", "Median", "Min, Max"]
