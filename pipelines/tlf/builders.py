@@ -396,6 +396,8 @@ def sensitivity(ctx: Context) -> Built:
     sens = ctx.table("results.sensitivity")
     if sens is not None:
         sens = sens.filter(pl.col("paramcd") == data.primary_parameter) if "paramcd" in sens.columns else sens
+        if "avisit" in sens.columns and data.primary_visit and (sens["avisit"] == data.primary_visit).any():
+            sens = sens.filter(pl.col("avisit") == data.primary_visit)
         order = {v.id: v.order for v in data.visits}
         sort_cols = [c for c in ("estimand_id", "method", "strategy", "delta") if c in sens.columns]
         recs = sens.sort(sort_cols, nulls_last=True).to_dicts() if sort_cols else sens.to_dicts()
@@ -415,7 +417,7 @@ def sensitivity(ctx: Context) -> Built:
             )
         n_imp = sorted({r.get("n_imputations") for r in recs if r.get("n_imputations")})
         if n_imp:
-            notes.append(f"Multiple imputation: {', '.join(map(str, n_imp))} imputations (seed recorded in results.sensitivity).")
+            notes.append(f"Imputations or resamples per analysis (jackknife: leave-one-out samples): {', '.join(map(str, n_imp))}; seeds are recorded in results.sensitivity.")
     else:
         notes.append("results.sensitivity is not in the warehouse: only the model-based sensitivity analyses are shown.")
     if not rows:

@@ -195,3 +195,25 @@ def test_define_xml_lists_every_dataset_and_variable_written(safety_package):
     pcd = {e.get("CodedValue"): e.find(f"{ODM}Decode/{ODM}TranslatedText").text for e in cls["CL.ADQS.PARAMCD"]}
     assert pcd["CADSSTOT"] == "CADSS total score"
     assert re.match(r"^[A-Z]", next(iter(pcd)))
+
+
+def test_sensitivity_table_shows_stored_estimand_analyses_at_the_primary_visit(tlf_studies, tmp_path):
+    from pipelines.tlf.builders import BUILDERS, Context, TableOut
+    from pipelines.report.data import load_study
+    from pipelines.tlf.shells import load_shells
+
+    db = tmp_path / "s.duckdb"
+    db.write_bytes(tlf_studies["efficacy"].read_bytes())
+    with duckdb.connect(str(db)) as con:
+        con.execute(
+            "create table results.sensitivity as select * from (values "
+            "('FEDERSIM-7', 'E1', 'CAPS5TOT', 'condmean-jackknife', 'J2R', 0.0, 'W2', -9.5, 3.1, -15.6, -3.4, 0.004, 30),"
+            "('FEDERSIM-7', 'E1', 'CAPS5TOT', 'condmean-jackknife', 'J2R', 0.0, 'W1', -7.0, 3.0, -12.9, -1.1, 0.02, 30)) "
+            "t(study_id, estimand_id, paramcd, method, strategy, delta, avisit, estimate, std_error, conf_low, conf_high, p_value, n_imputations)"
+        )
+        shell = next(s for s in load_shells() if s.builder == "sensitivity")
+        out = BUILDERS["sensitivity"](Context(con, load_study(con, "FEDERSIM-7")))
+    assert isinstance(out, TableOut) and shell.number == "14.2.5"
+    j2r = [r for r in out.rows if r[1] == "J2R"]
+    assert j2r == [["E1 condmean-jackknife", "J2R", "0.0", "Week 2", "-9.50 (3.10)", "(-15.60, -3.40)", "0.004"]]
+    assert out.rows[0][0] == "MMRM"  # the model-based rows first
