@@ -404,15 +404,8 @@ def run_estimands(con, manifest, run_id: str, *, progress=None) -> EstimandResul
             }
             sign = -np.sign(est) if est else 1.0
 
-            def axis(arm, direction):
-                # 0 to twice the estimate, stretched to 1.25 x the arm's tipping shift when larger
-                span = 2 * abs(est) if est else 1.0
-                if tips[arm]:
-                    span = max(span, 1.25 * abs(tips[arm]))
-                return [float(direction * span * i / 10) + 0.0 for i in range(11)]
-
-            de = tp.experimental or axis("experimental", sign)
-            dc = tp.control or axis("control", -sign)
+            de = tp.experimental or _grid_axis(est, tips["experimental"], sign)
+            dc = tp.control or _grid_axis(est, tips["control"], -sign)
             say(f"estimand {e.id}: tipping-point grid {len(de)} x {len(dc)}")
             grid = run.grid(visit, de, dc, cumulative=tp.cumulative)
             for r in grid.iter_rows(named=True):
@@ -539,6 +532,14 @@ def _responder_rows(con, study_id, e, paramcd, visit, visits, first, exp, ctl, a
             }
         )  # fmt: skip
     return out
+
+
+def _grid_axis(est, tip, direction) -> list[float]:
+    """0 to twice the estimate in ``direction``, stretched to 1.25 x the arm's tipping shift when larger."""
+    span = 2 * abs(est) if est else 1.0
+    if tip:
+        span = max(span, 1.25 * abs(tip))
+    return [float(direction * span * i / 10) + 0.0 for i in range(11)]
 
 
 def _sens_row(study_id, eid, paramcd, sens, strategy, delta, arm, r, run, n_ice, cov, run_id):
