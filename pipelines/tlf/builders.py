@@ -642,7 +642,7 @@ def _dissociation_records(ctx: Context) -> tuple[pl.DataFrame | None, Absent | N
         q = q.filter(pl.col("anl01fl") == "Y")
     q = ctx.with_arm(q, safety=True)
     if "atpt" not in q.columns:
-        q = q.with_columns(pl.lit("Post-infusion").alias("atpt"))
+        q = q.with_columns(pl.lit("At the visit").alias("atpt"))  # no timepoints recorded
     if "atptn" not in q.columns:
         order = {t: i for i, t in enumerate(q.select("atpt").unique(maintain_order=True)["atpt"].to_list())}
         q = q.with_columns(pl.col("atpt").replace_strict(order, default=99, return_dtype=pl.Int64).alias("atptn"))
@@ -773,6 +773,13 @@ def cadss_figure(ctx: Context) -> Built:
         return Absent("analysis.adqs has no CADSS records")
     pcd = "CADSSTOT" if "CADSSTOT" in q["paramcd"].to_list() else sorted(q["paramcd"].unique().to_list())[0]
     q = q.filter(pl.col("paramcd") == pcd)
+    by_visit = q["atpt"].unique().to_list() == ["At the visit"] and "avisit" in q.columns
+    if by_visit:  # no timepoints relative to the infusion: the course over visits instead
+        order = {v.id: v.order for v in ctx.data.visits}
+        q = q.with_columns(
+            pl.col("avisit").replace_strict({v.id: v.label for v in ctx.data.visits}, default=pl.col("avisit")).alias("atpt"),
+            pl.col("avisit").replace_strict(order, default=99, return_dtype=pl.Int64).alias("atptn"),
+        )
     tps = q.select("atpt", "atptn").unique().sort("atptn")["atpt"].to_list()
     styles = arm_styles(ctx.data)
     series = []
@@ -787,7 +794,15 @@ def cadss_figure(ctx: Context) -> Built:
         if pts:
             series.append({"label": a.label, "style": styles[a.id], "points": pts})
     fig = F.change_over_visits(
-        [{"title": f"{pcd}: mean by timepoint relative to infusion (infusions pooled)", "ylabel": "Mean score (95% CI)", "series": series}],
+        [
+            {
+                "title": f"{pcd}: mean by visit (no timepoints relative to the infusion recorded)"
+                if by_visit
+                else f"{pcd}: mean by timepoint relative to infusion (infusions pooled)",
+                "ylabel": "Mean score (95% CI)",
+                "series": series,
+            }
+        ],
         xticklabels=[str(t) for t in tps],
         primary_index=None,
         panel_size=(8.0, 4.0),
