@@ -438,6 +438,12 @@ def _validated_at(con: duckdb.DuckDBPyConnection, data: StudyData):
     ).fetchone()[0]
 
 
+def _estimands(con, data):
+    from pipelines.report.estimands import estimand_sections
+
+    return estimand_sections(con, data)
+
+
 def context(
     con: duckdb.DuckDBPyConnection, data: StudyData, *, validation=None, provenance: dict | None = None
 ) -> dict:
@@ -491,6 +497,7 @@ def context(
         "missing_groups": T.missing_item_groups(data),
         "missing_rule": data.options.get("missing_items_method"),
         "sens_fig": svg(sensitivity_figure, data, sens),
+        "estimands": _estimands(con, data),
         "model": model,
         "model_labels": MODEL_LABEL,
         "validation": val,

@@ -36,16 +36,26 @@ FAILURE_WORDS = (
 MIN_SUBJECTS_FOR_SLOPE = 5  # assumption: subjects with >= 2 post-baseline visits on distinct days
 
 
-def fixed_effects(*, with_arm: bool, extra: Sequence[str] = ()) -> str:
-    """The contract's fixed effects (without the arm terms for a single-arm study) plus the
-    manifest's strata and covariate terms (analysis.model.strata / covariates)."""
-    fixed = "base + trtp * avisit" if with_arm else "base + avisit"
-    return " + ".join([fixed, *extra])
+def fixed_effects(*, with_arm: bool, extra: Sequence[str] = (), with_base: bool = True) -> str:
+    """The contract's fixed effects (without the arm terms for a single-arm study; without the
+    baseline covariate for a change scale such as CGI-I) plus the manifest's strata and covariate
+    terms (analysis.model.strata / covariates)."""
+    terms = (["base"] if with_base else []) + ["trtp * avisit" if with_arm else "avisit"]
+    return " + ".join([*terms, *extra])
 
 
-def mmrm_formula(covariance: str, *, with_arm: bool, extra: Sequence[str] = ()) -> str:
+def mmrm_formula(
+    covariance: str, *, with_arm: bool, extra: Sequence[str] = (), response: str = "chg", with_base: bool = True
+) -> str:
     """The primary model's formula as fitted."""
-    return f"chg ~ {fixed_effects(with_arm=with_arm, extra=extra)} + {covariance}(avisit | usubjid)"
+    fixed = fixed_effects(with_arm=with_arm, extra=extra, with_base=with_base)
+    return f"{response} ~ {fixed} + {covariance}(avisit | usubjid)"
+
+
+def analysis_terms(data: pl.DataFrame) -> tuple[str, bool]:
+    """(response column, baseline covariate?) of an analysis frame: ``chg`` with ``base``, or
+    ``aval`` alone for a change scale, whose frame has no ``chg`` column."""
+    return ("chg", True) if "chg" in data.columns else ("aval", False)
 
 
 def t_interval(est, se, df, alpha):
@@ -146,7 +156,8 @@ def fit_mmrm_with_fallbacks(
     """
     fit = FallbackFit()
     for cov in dict.fromkeys(structures):
-        formula = mmrm_formula(cov, with_arm=with_arm, extra=extra)
+        response, with_base = analysis_terms(data)
+        formula = mmrm_formula(cov, with_arm=with_arm, extra=extra, response=response, with_base=with_base)
         att = Attempt(cov, formula)
         fit.attempts.append(att)
         if progress:
@@ -241,15 +252,18 @@ def fit_random_effects_mmrm(
     ``lmm_rs``: random intercept and slope on the visit's nominal week, G unstructured, residual
     sigma^2 I = ``rs(vweek | usubjid)``. Same fixed effects as the primary model; LS means and arm
     differences per visit with ``df_method`` (default Kenward-Roger)."""
+    response, with_base = analysis_terms(data)
+    if not with_base:
+        fixed = fixed.replace("base + ", "", 1)
     if kind == "lmm_ri":
         d = data
-        formula = f"chg ~ {fixed} + cs(avisit | usubjid)"
+        formula = f"{response} ~ {fixed} + cs(avisit | usubjid)"
         levels = {"avisit": visit_levels}
     else:
         weeks = [visit_weeks[v] for v in visit_levels]
         labels = {v: f"{visit_weeks[v]:g}" for v in visit_levels}
         d = data.with_columns(pl.col("avisit").replace_strict(labels, default=None).alias("vweek"))
-        formula = f"chg ~ {fixed} + rs(vweek | usubjid)"
+        formula = f"{response} ~ {fixed} + rs(vweek | usubjid)"
         order = [labels[v] for _, v in sorted(zip(weeks, visit_levels))]
         levels = {"avisit": visit_levels, "vweek": order}
     out = REFit(kind, formula)
