@@ -297,7 +297,10 @@ sources:
 
 def _with_intercurrent_events(text: str) -> str:
     """Declare the ICE columns of randomization.csv and add the estimands they feed."""
-    old = "    columns: {subject: record_id, arm: arm, site: site, sex: sex, age_band: age_band}\n"
+    old = (
+        "    columns: {subject: record_id, arm: arm, site: site, sex: sex, age: age, age_band: age_band, "
+        "discontinuation_reason: dcsreas}\n"
+    )
     assert old in text, "randomization block changed"
     new = old + (
         "    # intercurrent events: last visit on treatment (blank = completed), reason, rescue medication\n"
