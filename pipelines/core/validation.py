@@ -212,7 +212,7 @@ def check_rows_reconcile(con: duckdb.DuckDBPyConnection) -> CheckOutcome:
             p.source, p._source_file, rows_read, rows_skipped, raw_rows, accepted, quarantined, skipped, n_tables,
             case
                 -- a wide file with several instruments puts every row in each instrument's table
-                when layout = 'wide' and kind <> 'randomization' then raw_rows = n_tables * rows_read
+                when layout = 'wide' and kind <> 'randomization' then raw_rows = n_tables * (rows_read - rows_skipped)
                 else raw_rows + rows_skipped = rows_read
             end
             and raw_rows = accepted + quarantined + skipped as ok,

@@ -130,6 +130,19 @@ def read_source(study_dir: Path, manifest: Manifest, source: Source) -> SourceRe
             table = files.read_any(path, source.format or "csv", label=label, encoding=source.encoding, delimiter=source.delimiter)
             guard.check(table, manifest, source)
             out.rows_read = table.frame.height
+            # a line whose every cell is empty (e.g. ",,,," or a spreadsheet's blank row) carries no
+            # data: skipped with its reason (qc.source_files.skip_reasons), never quarantined
+            cells = [c for c in table.frame.columns if c != files.ROW_COL]
+            if cells and table.frame.height:
+                blank = table.frame.select(
+                    pl.all_horizontal([pl.col(c).fill_null("").str.strip_chars() == "" for c in cells])
+                ).to_series()
+                n_blank = int(blank.sum())
+                if n_blank:
+                    out.skipped["blank line (every cell empty)"] = n_blank
+                    table = files.TextTable(
+                        frame=table.frame.filter(~blank), columns=table.columns, header_lines=table.header_lines
+                    )
             if source.kind == "randomization":
                 read_randomization(table, manifest, source, out)
             elif source.layout == "wide":
