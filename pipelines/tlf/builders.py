@@ -759,6 +759,12 @@ def km_figure(ctx: Context) -> Built:
     return FigureOut(km_plot(panels, xlabel="Days since the primary visit", ylabel="Proportion still responding"))
 
 
+def _short_visit(v) -> str:
+    """An axis label: the visit label before any bracket when short, else the visit id."""
+    short = v.label.split(" (")[0]
+    return short if len(short) <= 10 else v.id
+
+
 def cadss_figure(ctx: Context) -> Built:
     from scipy import stats
 
@@ -777,7 +783,7 @@ def cadss_figure(ctx: Context) -> Built:
     if by_visit:  # no timepoints relative to the infusion: the course over visits instead
         order = {v.id: v.order for v in ctx.data.visits}
         q = q.with_columns(
-            pl.col("avisit").replace_strict({v.id: v.label for v in ctx.data.visits}, default=pl.col("avisit")).alias("atpt"),
+            pl.col("avisit").replace_strict({v.id: _short_visit(v) for v in ctx.data.visits}, default=pl.col("avisit")).alias("atpt"),
             pl.col("avisit").replace_strict(order, default=99, return_dtype=pl.Int64).alias("atptn"),
         )
     tps = q.select("atpt", "atptn").unique().sort("atptn")["atpt"].to_list()
