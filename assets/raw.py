@@ -5,7 +5,6 @@ import json
 
 from dagster import (
     AssetCheckResult,
-    AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
     AssetSpec,
@@ -18,6 +17,7 @@ from assets.sql_models import table_metadata
 from pipelines.core import validation, warehouse
 from pipelines.ingest.load import ingest, write_reference
 from pipelines.ingest.schema import raw_tables
+from pipelines.orchestration.checks import check_spec
 from pipelines.orchestration.partitions import studies_partitions
 from pipelines.orchestration.resources import TrialpipeResource
 
@@ -37,14 +37,14 @@ RAW_SPECS = [
 ]
 REF_SPEC = AssetSpec(
     ["ref", "study"],
-    group_name="raw",
+    group_name="ref",
     description="The study manifest and the instrument definitions as reference tables (ref.*)",
     kinds={"duckdb", "yaml"},
     partitions_def=studies_partitions,
 )
 SOURCE_FILES_SPEC = AssetSpec(
     ["qc", "source_files"],
-    group_name="raw",
+    group_name="qc",
     description="One row per source file: loaded or failed, rows read and loaded, columns not mapped",
     kinds={"duckdb"},
     partitions_def=studies_partitions,
@@ -55,14 +55,7 @@ SOURCE_FILES_SPEC = AssetSpec(
 @multi_asset(
     name="ingest",
     specs=[REF_SPEC, *RAW_SPECS, SOURCE_FILES_SPEC],
-    check_specs=[
-        AssetCheckSpec(
-            "all_sources_loaded",
-            asset=AssetKey(["qc", "source_files"]),
-            blocking=True,
-            description="Every file named in study.yaml was found, read and mapped; a file that failed blocks the study",
-        )
-    ],
+    check_specs=[check_spec("all_sources_loaded")],
     partitions_def=studies_partitions,
 )
 def ingest_study(context: AssetExecutionContext, trialpipe: TrialpipeResource):

@@ -6,7 +6,6 @@ import polars as pl
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
-    AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
     AssetSpec,
@@ -17,6 +16,7 @@ from dagster import (
 
 from assets.sql_models import table_metadata
 from pipelines.core import warehouse
+from pipelines.orchestration.checks import check_spec
 from pipelines.orchestration.partitions import studies_partitions
 from pipelines.orchestration.resources import TrialpipeResource
 
@@ -27,29 +27,28 @@ TABLES = {
     "responders": "Response and remission at the primary visit: n/N per arm, risk difference (score CI), Fisher p, logistic OR",
     "notes": "What the analysis had to say: fallbacks used, models that did not converge, single-arm studies",
 }
-SPECS = [
-    AssetSpec(
-        ["results", name],
-        group_name="results",
-        description=desc,
-        kinds={"duckdb", "python"},
-        partitions_def=studies_partitions,
-        deps=[AssetKey(["analysis", "adsl"]), AssetKey(["analysis", "adqs"])],
-    )
-    for name, desc in TABLES.items()
-]
+def results_specs(tables: dict[str, str]) -> list[AssetSpec]:
+    """One asset per ``results.<name>`` table (name -> description), built from ADSL and ADQS."""
+    return [
+        AssetSpec(
+            ["results", name],
+            group_name="results",
+            description=desc,
+            kinds={"duckdb", "python"},
+            partitions_def=studies_partitions,
+            deps=[AssetKey(["analysis", "adsl"]), AssetKey(["analysis", "adqs"])],
+        )
+        for name, desc in tables.items()
+    ]
+
+
+SPECS = results_specs(TABLES)
 
 
 @multi_asset(
     name="efficacy",
     specs=SPECS,
-    check_specs=[
-        AssetCheckSpec(
-            "primary_model_converged",
-            asset=AssetKey(["results", "model_fits"]),
-            description="The primary MMRM of the primary parameter converged (possibly after a documented fallback)",
-        )
-    ],
+    check_specs=[check_spec("primary_model_converged")],
     partitions_def=studies_partitions,
 )
 def efficacy(context: AssetExecutionContext, trialpipe: TrialpipeResource):

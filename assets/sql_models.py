@@ -19,7 +19,7 @@ from dagster import (
     multi_asset,
 )
 
-from pipelines.core import sql, warehouse
+from pipelines.core import rules, sql, validation, warehouse
 from pipelines.orchestration.partitions import studies_partitions
 from pipelines.orchestration.resources import TrialpipeResource
 
@@ -80,7 +80,7 @@ def layer_asset(
     specs = [
         AssetSpec(
             key=keys[m],
-            group_name=group,
+            group_name="qc" if m.startswith("qc.") else group,  # qc.* tables are one group
             description=model_description(m),
             deps=sorted({*model_deps(m), *extra_deps}, key=lambda k: k.to_user_string()),
             partitions_def=studies_partitions,
@@ -134,12 +134,7 @@ def layer_asset(
 
 def run_check(name: str, key: AssetKey, con, study, run_id: str) -> AssetCheckResult:
     """Evaluate one registered rule on the study's working database and record its outcome."""
-    from pipelines.core import validation
-
-    if name.startswith("gx_"):
-        outcome = validation.run_suite(con, name[3:], validation.suite_parameters(con, study.manifest))
-    else:
-        outcome = validation.run_sql_check(con, name, study.manifest)
+    outcome = rules.evaluate(name, con, study.manifest)
     validation.record(con, outcome, study.study_id, run_id)
     failed = [e for e in outcome.expectations if not e.success]
     return AssetCheckResult(

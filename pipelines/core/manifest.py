@@ -112,6 +112,16 @@ class Items(_Strict):
     pattern: str | None = None
     codes: dict[str, int] | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, v: Any) -> Any:
+        """``items: "pcl5_{n}"`` is a pattern, ``items: [a, b, ...]`` the columns."""
+        if isinstance(v, str):
+            return {"pattern": v}
+        if isinstance(v, list):
+            return {"columns": v}
+        return v
+
     @model_validator(mode="after")
     def _one_way(self) -> Items:
         given = [x for x in (self.columns, self.pattern, self.codes) if x]
@@ -123,15 +133,6 @@ class Items(_Strict):
 class InstrumentMap(_Strict):
     items: Items = Field(default_factory=Items)
     total: str | None = None
-
-    @field_validator("items", mode="before")
-    @classmethod
-    def _items_shorthand(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            return {"pattern": v}
-        if isinstance(v, list):
-            return {"columns": v}
-        return v
 
 
 class Recode(_Strict):
@@ -186,15 +187,6 @@ class Source(_Strict):
     covariates: dict[str, str] = Field(default_factory=dict)
 
     _mc = field_validator("missing_codes", mode="before")(lambda cls, v: _as_str_list(v))
-
-    @field_validator("items", mode="before")
-    @classmethod
-    def _items_shorthand(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            return {"pattern": v}
-        if isinstance(v, list):
-            return {"columns": v}
-        return v
 
     @field_validator("kind")
     @classmethod

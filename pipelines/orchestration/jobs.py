@@ -19,7 +19,8 @@ study_job = define_asset_job(
 
 validate_job = define_asset_job(
     VALIDATE_JOB,
-    selection=AssetSelection.groups("raw", "staging"),
+    # the reference tables, raw and staging layers and their qc tables (not the analysis-level qc table)
+    selection=AssetSelection.groups("ref", "raw", "staging", "qc") - AssetSelection.assets(["qc", "total_mismatches"]),
     executor_def=in_process_executor,
     description="Ingestion and validation only (trialpipe validate): raw and staging with their checks.",
 )

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines.core import validation, warehouse
+from pipelines.core import rules, validation, warehouse
 from pipelines.core.build import build_study
 from pipelines.core.errors import ManifestError
 from pipelines.core.manifest import load_manifest
@@ -43,7 +43,7 @@ def test_bad_input(case, tmp_path):
     build_study(folder, db)  # must not raise on user data
     manifest = load_manifest(folder)
     with warehouse.connect(db) as con:
-        outcomes = {o.name: o for o in validation.validate_staging(con, manifest)}
+        outcomes = {o.name: o for o in rules.validate_tables(con, manifest)}
         files = {f: (s, m, skipped) for f, s, m, skipped in con.execute(
             "select _source_file, status, coalesce(message, ''), rows_skipped from qc.source_files").fetchall()}
         quarantine = con.execute("select _source_file, _source_row, reason from qc.quarantine").fetchall()
