@@ -20,6 +20,8 @@ COMMANDS: dict[str, str] = {
     "validate": "pipelines.cli.commands:validate",
     "mmrm": "pipelines.cli.mmrm:mmrm",
     "impute": "pipelines.cli.impute:impute",
+    "sensitivity": "pipelines.cli.sensitivity:sensitivity",
+    "tlf": "pipelines.cli.tlf:tlf",
 }
 
 SHORT_HELP = {
@@ -29,6 +31,8 @@ SHORT_HELP = {
     "validate": "Ingest and validate a study folder only; report what was quarantined.",
     "mmrm": "Fit an MMRM on any CSV (R mmrm formula syntax).",
     "impute": "Reference-based / MAR imputation analysis of any CSV (the rbmi workflow).",
+    "sensitivity": "(Re)run the estimand and missing-data sensitivity analyses of a published study.",
+    "tlf": "Write the CSR tables and figures (RTF, HTML), ADaM XPT files and Define-XML.",
 }
 
 

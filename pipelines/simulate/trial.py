@@ -20,7 +20,7 @@ import numpy as np
 import polars as pl
 
 from pipelines.instruments import load_instruments
-from pipelines.simulate import model
+from pipelines.simulate import generic, model
 
 DEFAULT_SEED = 20210105  # Feder 2021 was published online on 5 Jan 2021
 DEFAULT_PER_ARM = 15  # Feder 2021: N = 30 randomized 1:1
@@ -108,7 +108,40 @@ GUID_ALPHABET = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"))
 # _FOLLOW_UP_STREAMS); it is never drawn from in the default four-visit design.
 _STREAMS = ("design", "caps5", "pcl5", "madrs", "days", "dropout", "missing", "keys", "follow_up")
 _FOLLOW_UP_STREAMS = ("days", "dropout", "caps5", "pcl5", "madrs", "missing")
+# The default instruments (the calibrated latent model); any other definition is simulated by
+# pipelines.simulate.generic from a stream of its own.
 INSTRUMENT_ORDER = ("pcl5", "caps5", "madrs")
+
+
+def check_instruments(instruments) -> tuple[str, ...]:
+    """Instrument ids as given (names such as 'IES-R' resolved), without repeats; ValueError if unknown."""
+    from pipelines.instruments import resolve_instrument
+
+    out = []
+    for name in instruments:
+        inst = resolve_instrument(str(name))
+        if inst is None:
+            raise ValueError(f"unknown instrument {name!r}; known: {', '.join(load_instruments())}")
+        if inst.id not in out:
+            out.append(inst.id)
+    if not out:
+        raise ValueError("no instrument given")
+    return tuple(out)
+
+
+# Intercurrent events (optional, off by default): their own random stream, a child of the seed
+# with a spawn key far beyond _STREAMS, so adding it (or other helpers appending streams) changes no
+# existing draw.
+ICE_STREAM_KEY = 1001
+DISCONTINUATION_REASONS = (
+    "ADVERSE EVENT",
+    "WITHDRAWAL BY SUBJECT",
+    "PHYSICIAN DECISION",
+    "LOST TO FOLLOW-UP",
+)
+# MNAR dropout: logit P(discontinue) = a + MNAR_SLOPE * z, z the standardised CAPS-5 total change at D1
+# (positive = less improvement); a is solved so that the mean probability is the requested rate.
+MNAR_SLOPE = 1.5
 
 
 def n_dropouts(per_arm: int) -> int:
@@ -131,6 +164,7 @@ class Trial:
     missing: dict[str, np.ndarray]  # instrument id -> (n, V, k) bool (item not answered)
     visits: tuple[VisitSpec, ...] = VISITS  # the schedule; V = len(visits)
     primary_visit: str = PRIMARY_VISIT
+    instruments: tuple[str, ...] = INSTRUMENT_ORDER  # ids of the instruments simulated, in file order
 
     @property
     def n(self) -> int:
@@ -148,7 +182,7 @@ class Trial:
         usubjid = self.subjects["usubjid"].to_numpy()
         arm = self.subjects["arm"].to_numpy()
         frames = []
-        for key in INSTRUMENT_ORDER:
+        for key in self.instruments:
             vals = self.items[key]
             n, v, k = vals.shape
             s_idx, v_idx, i_idx = np.meshgrid(np.arange(n), np.arange(v), np.arange(k), indexing="ij")
@@ -234,10 +268,28 @@ def build_trial(
     params: model.Params = model.CALIBRATED,
     effect_scale: float = 1.0,
     follow_up: bool = False,
+    instruments: tuple[str, ...] = INSTRUMENT_ORDER,
+    discontinuation_rate: float = 0.0,
+    mnar: bool = False,
+    rescue_rate: float = 0.0,
 ) -> Trial:
     """Simulate one study in memory (no files). ``effect_scale`` multiplies the ketamine-specific
     change (0 = a null trial; see :func:`model.with_effect_scale`); it changes no random draw.
-    ``follow_up`` adds the visit W4 (day 28); BL..W2 are the same as without it, value for value."""
+    ``follow_up`` adds the visit W4 (day 28); BL..W2 are the same as without it, value for value.
+    ``instruments``: any defined instrument ids; the default three come from the calibrated model
+    (always drawn, so leaving one out changes nothing else), every other from
+    :mod:`pipelines.simulate.generic` on a stream of its own.
+
+    Intercurrent events (all off by default, drawn from their own stream): ``discontinuation_rate``
+    - each subject still on treatment stops it after D1 or W1 with this probability (reason drawn;
+    no data after the last visit on treatment); ``mnar`` - discontinuation likelier when not
+    improving at D1 (and reason 'LACK OF EFFICACY' then), and a ketamine subject's benefit after
+    stopping drifts back to midazolam's (half of the ketamine-specific change at the first missed
+    visit, none later; ``items`` hold these unobserved values, the truth a benchmark compares with);
+    ``rescue_rate`` - subjects on treatment through W1 start rescue medication before W2 with this
+    probability (recorded only; outcomes unchanged). The subjects frame then has ``disc_visit`` (last
+    visit on treatment, '' when none), ``disc_reason`` and ``rescue_visit``."""
+    instruments = check_instruments(instruments)
     if per_arm < 1:
         raise ValueError(f"per_arm must be at least 1 (got {per_arm})")
     if not 0.0 <= missing_item_rate < 1.0:
@@ -300,6 +352,37 @@ def build_trial(
             for k, m in missing.items()
         }
 
+    ice_cols = None
+    if discontinuation_rate > 0 or rescue_rate > 0 or mnar:
+        ice_cols = _intercurrent_events(
+            seed,
+            items,
+            draws,
+            is_ket,
+            params,
+            observed,
+            last_attended,
+            dropouts,
+            n_base,
+            discontinuation_rate,
+            mnar,
+            rescue_rate,
+            visits,
+        )
+
+    inst = load_instruments()
+    profiles = params.time_profiles(len(visits))
+    for key in instruments:
+        if key in INSTRUMENT_ORDER:
+            continue
+        own = generic.instrument_rng(seed, key)
+        items[key] = generic.simulate_items(inst[key], own, is_ket, profiles, effect_scale)
+        missing[key] = own.random(items[key].shape) < missing_item_rate
+        if inst[key].change_scale:  # rates change since baseline: not rated at the baseline visit
+            missing[key][:, 0, :] = True
+    items = {k: items[k] for k in instruments}
+    missing = {k: missing[k] for k in instruments}
+
     age_years = (age_days / 365.25).astype(np.int64)
     subjects = pl.DataFrame(
         {
@@ -315,18 +398,84 @@ def build_trial(
             "last_visit": np.array([v.id for v in visits])[last_attended],
         }
     )
-    return Trial(study_id, seed, per_arm, subjects, days, observed, items, missing, visits, PRIMARY_VISIT)
+    if ice_cols is not None:
+        subjects = subjects.with_columns(**{k: pl.Series(v) for k, v in ice_cols.items()})
+    return Trial(
+        study_id, seed, per_arm, subjects, days, observed, items, missing, visits, PRIMARY_VISIT, instruments
+    )
 
 
-def simulate_trial(
-    *,
-    per_arm: int = DEFAULT_PER_ARM,
-    seed: int = DEFAULT_SEED,
-    study_id: str | None = None,
-    missing_item_rate: float = 0.0,
-    effect_scale: float = 1.0,
-    follow_up: bool = False,
-) -> pl.DataFrame:
+def _intercurrent_events(
+    seed,
+    items,
+    draws,
+    is_ket,
+    params,
+    observed,
+    last_attended,
+    dropouts,
+    n_base,
+    rate,
+    mnar,
+    rescue_rate,
+    visits,
+) -> dict[str, list[str]]:
+    """Draw discontinuations and rescue medication (see :func:`build_trial`); updates ``observed``,
+    ``last_attended`` and, with ``mnar``, the unobserved post-discontinuation ``items`` in place."""
+    if not 0.0 <= rate < 1.0 or not 0.0 <= rescue_rate < 1.0:
+        raise ValueError("discontinuation_rate and rescue_rate must be in [0, 1)")
+    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(ICE_STREAM_KEY,))))
+    n = len(is_ket)
+    caps = items["caps5"][:, :n_base].sum(axis=2).astype(float)
+    change = caps[:, 1] - caps[:, 0]
+    z = (change - change.mean()) / (change.std() or 1.0)
+    if mnar and rate > 0:
+        lo, hi = -30.0, 30.0
+        for _ in range(100):
+            a = 0.5 * (lo + hi)
+            if np.mean(1 / (1 + np.exp(-(a + MNAR_SLOPE * z)))) < rate:
+                lo = a
+            else:
+                hi = a
+        p = 1 / (1 + np.exp(-(a + MNAR_SLOPE * z)))
+    else:
+        p = np.full(n, rate)
+    u = rng.random(n)
+    last_on = rng.choice(np.array([1, 2]), size=n)
+    reason_pick = rng.integers(0, len(DISCONTINUATION_REASONS), size=n)
+    u_rescue = rng.random(n)
+    on_treatment = last_attended == n_base - 1
+    disc = on_treatment & (u < p)
+    visit_ids = np.array([v.id for v in visits])
+    disc_visit = np.array([""] * n, dtype=object)
+    reason = np.array([""] * n, dtype=object)
+    for s in np.flatnonzero(disc):
+        observed[s, last_on[s] + 1 :] = False
+        last_attended[s] = last_on[s]
+        disc_visit[s] = visit_ids[last_on[s]]
+        reason[s] = "LACK OF EFFICACY" if mnar and z[s] > 0 else DISCONTINUATION_REASONS[reason_pick[s]]
+    for s in dropouts:  # the calibrated Feder dropout (reason "Physician Decision" in the registry)
+        disc_visit[s] = visit_ids[last_attended[s]]
+        reason[s] = "PHYSICIAN DECISION"
+    if mnar:
+        from . import model
+
+        half = model.item_scores(draws, is_ket * 0.5, params)
+        none = model.item_scores(draws, np.zeros(n), params)
+        for s in np.flatnonzero(is_ket & (disc_visit != "")):
+            k = int(last_attended[s]) + 1
+            for key in items:
+                if k < items[key].shape[1]:
+                    items[key][s, k] = half[key][s, k]
+                    items[key][s, k + 1 :] = none[key][s, k + 1 :]
+    rescue = np.array([""] * n, dtype=object)
+    prim = list(visit_ids).index(PRIMARY_VISIT)
+    rp = np.clip(rescue_rate * (1 + (0.5 * z if mnar else 0 * z)), 0, 1)
+    rescue[(last_attended >= prim) & (u_rescue < rp)] = PRIMARY_VISIT
+    return {"disc_visit": list(disc_visit), "disc_reason": list(reason), "rescue_visit": list(rescue)}
+
+
+def simulate_trial(**options) -> pl.DataFrame:
     """The simulated study as long item data (polars), without writing files.
 
     One row per subject x attended visit x instrument x item with columns ``study_id, usubjid,
@@ -336,11 +485,4 @@ def simulate_trial(
     have no rows. Same seed, same data as :func:`write_study`. ``effect_scale`` and ``follow_up``
     as in :func:`build_trial` (0 = null trial; W4 added, BL..W2 unchanged).
     """
-    return build_trial(
-        per_arm=per_arm,
-        seed=seed,
-        study_id=study_id,
-        missing_item_rate=missing_item_rate,
-        effect_scale=effect_scale,
-        follow_up=follow_up,
-    ).long()
+    return build_trial(**options).long()
