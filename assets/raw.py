@@ -74,7 +74,7 @@ def ingest_study(context: AssetExecutionContext, trialpipe: TrialpipeResource):
         yield MaterializeResult(
             asset_key=REF_SPEC.key,
             metadata={
-                "study_dir": MetadataValue.path(str(study.dir)),
+                "study_dir": MetadataValue.path(str(study.study_dir)),
                 "arms": ", ".join(f"{a.id} ({a.role})" for a in study.manifest.arms),
                 "visits": ", ".join(v.id for v in study.manifest.visits),
                 "primary_visit": study.manifest.primary_visit.id,
@@ -89,7 +89,7 @@ def ingest_study(context: AssetExecutionContext, trialpipe: TrialpipeResource):
                 if r.unmapped_columns:
                     context.log.info(f"{r.file}: columns not mapped (not loaded): {', '.join(r.unmapped_columns)}")
 
-        result = ingest(con, study.dir, study.manifest, run_id, on_file=on_file)
+        result = ingest(con, study.study_dir, study.manifest, run_id, on_file=on_file)
         for spec in RAW_SPECS:
             table = ".".join(spec.key.path)
             yield MaterializeResult(asset_key=spec.key, metadata=table_metadata(con, table))

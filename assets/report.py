@@ -18,7 +18,6 @@ from pipelines.orchestration.resources import TrialpipeResource
 )
 def study_report(context: AssetExecutionContext, trialpipe: TrialpipeResource) -> MaterializeResult:
     """Write <report_dir>/<study_id>.html (and <study_id>.validation.html) from the study's tables."""
-    from pipelines.core.provenance import code_version, study_inputs
     from pipelines.report.headline import headline_lines
     from pipelines.report.study import build_report
     from pipelines.report.validation import summarize, write_html
@@ -34,8 +33,8 @@ def study_report(context: AssetExecutionContext, trialpipe: TrialpipeResource) -
             study.report_dir,
             validation=validation,
             provenance={
-                "code_version": code_version(),
-                "input_sha256s": study_inputs(study.dir)[1],
+                "code_version": study.code_version,
+                "input_sha256s": dict(study.input_sha256s),
                 "finished_at": datetime.now(UTC),
                 "covariance": study.manifest.analysis.model.covariance,
             },

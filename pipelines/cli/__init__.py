@@ -51,7 +51,16 @@ def cli() -> None:
     """trialpipe: psychiatric clinical-trial data from raw exports to MMRM results."""
 
 
+# commands that execute a Dagster run: Ctrl-C / SIGTERM cancel the run (see orchestration.runner)
+RUN_COMMANDS = {"run", "validate", "demo"}
+
+
 def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] in RUN_COMMANDS:
+        from pipelines.core.signals import install_signal_proxy
+
+        install_signal_proxy()  # before polars/DuckDB start their threads
     from pipelines.core.errors import TrialpipeError
 
     try:

@@ -22,4 +22,8 @@ def dagster_home() -> Path:
 
 
 def default_warehouse() -> Path:
-    return Path(os.environ.get("TRIALPIPE_WAREHOUSE") or "warehouse/trialpipe.duckdb").resolve()
+    """The one default warehouse: $TRIALPIPE_WAREHOUSE, else ``<project>/warehouse/trialpipe.duckdb``.
+
+    The same file for ``trialpipe run`` (from any current directory) and for runs launched from the
+    UI, the sensor or the schedule; ``trialpipe run --warehouse`` registers another one per study."""
+    return Path(os.environ.get("TRIALPIPE_WAREHOUSE") or PROJECT_ROOT / "warehouse" / "trialpipe.duckdb").resolve()

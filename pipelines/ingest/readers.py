@@ -18,6 +18,7 @@ from pathlib import Path
 import polars as pl
 
 from pipelines.core.errors import InputFileError, TrialpipeError
+from pipelines.core.masking import show
 from pipelines.ingest import files, guard
 from pipelines.ingest.schema import ASSESSMENT_COLUMNS, RANDOMIZATION_COLUMNS, item_column, raw_tables
 from pipelines.instruments import Instrument, load_instruments, resolve_instrument
@@ -113,8 +114,8 @@ def _preview(names: list[str], k: int = 12) -> str:
 def read_source(study_dir: Path, manifest: Manifest, source: Source) -> SourceRead:
     label = source.file
     out = SourceRead(source=source, file=label)
-    path = (study_dir / source.file).resolve()
     try:
+        path = manifest.source_path(study_dir, source)  # inside the study folder (or allow_outside)
         if not path.is_file():
             raise InputFileError("does not exist (named in study.yaml)", file=label)
         out.sha256 = files.sha256_file(path)
@@ -338,9 +339,18 @@ def read_wide(table: files.TextTable, manifest: Manifest, source: Source, out: S
     cols = _Cols(table.columns, source.file)
     base = _assessment_base(table, cols, manifest, source)
     instruments = load_instruments()
+    claimed: dict[str, str] = {}  # file column -> "instrument item n"
     for inst_key, imap in source.instruments.items():
         inst = resolve_instrument(inst_key) or instruments[inst_key]
         item_cols = resolve_items(cols, inst, imap.items, source.file, totals_only_ok=bool(imap.total))
+        for n, c in item_cols.items():
+            here = f"{inst.instrument} item {n}"
+            if c in claimed:
+                raise InputFileError(
+                    f"column {c!r} is claimed twice, by {claimed[c]} and by {here}; each item needs its own column "
+                    "(check the item lists and patterns in study.yaml)", file=source.file, column=c,
+                )
+            claimed[c] = here
         if not item_cols:
             out.notes.append(f"{inst.instrument}: totals only (no item columns)")
         exprs = [pl.col(files.ROW_COL), *[e.alias(k) for k, e in base.items()]]
@@ -375,7 +385,7 @@ def read_long(table: files.TextTable, manifest: Manifest, source: Source, out: S
         frame = frame.with_columns(pl.Series("_inst", resolved, dtype=pl.String))
         unknown = frame.filter(pl.col("_inst").is_null())
         if unknown.height:
-            vals = sorted({str(v) for v in table.frame.filter(frame["_inst"].is_null())[inst_col].to_list()})
+            vals = sorted({show(v) for v in table.frame.filter(frame["_inst"].is_null())[inst_col].to_list()})
             out.skipped[f"instrument not mapped ({', '.join(vals[:5])})"] = unknown.height
         groups = {i: frame.filter(pl.col("_inst") == i).drop("_inst") for i in sorted(set(r for r in resolved if r))}
     else:

@@ -6,7 +6,8 @@
 --     (manifest missing_codes plus the NDA structure's own, compared trimmed and case-insensitive),
 --     or the record's status is NOT DONE.
 --   * A value that is not missing must be a whole number within the instrument's item range;
---     otherwise value_problem says why. A reported total must be a number, not negative.
+--     otherwise value_problem says why (repeating the value only if it is a short number or code,
+--     else its shape such as [10-digit number]: see pipelines/core/masking.py). A reported total must be a number, not negative.
 --   * Long layouts: the item code is looked up in the source's item codes; a code that is neither
 --     an item nor the total is 'unmapped' (SDTM derived records not used are 'derived').
 -- materialized: view (one row per rating - 2.5 M for a 10,000-subject study - is cheaper to
@@ -108,11 +109,11 @@ final as (
         case when is_missing then null else number end as value,
         case
             when record_type not in ('item', 'total') or is_missing then null
-            when number is null then 'value ''' || trim(value_raw) || ''' is not a number'
-            when record_type = 'item' and number <> round(number) then 'value ' || trim(value_raw) || ' is not a whole number'
+            when number is null then 'value ' || tp_quote(value_raw) || ' is not a number'
+            when record_type = 'item' and number <> round(number) then 'value ' || tp_show(value_raw) || ' is not a whole number'
             when record_type = 'item' and (number < item_min or number > item_max) then
-                'value ' || trim(value_raw) || ' is outside ' || item_min || '-' || item_max
-            when record_type = 'total' and number < 0 then 'reported total ' || trim(value_raw) || ' is negative'
+                'value ' || tp_show(value_raw) || ' is outside ' || item_min || '-' || item_max
+            when record_type = 'total' and number < 0 then 'reported total ' || tp_show(value_raw) || ' is negative'
         end as value_problem
     from classified
 )
