@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
 from pipelines.core.publish import publish
-from pipelines.orchestration.partitions import studies_partitions
+from pipelines.orchestration.partitions import OWNERS, studies_partitions
 from pipelines.orchestration.resources import TrialpipeResource
 
 
@@ -18,7 +18,7 @@ def publish_asset(upstream: list[AssetKey]):
         deps=upstream,
         partitions_def=studies_partitions,
         kinds={"duckdb"},
-        owners=["team:biostatistics"],
+        owners=OWNERS,
     )
     def published_warehouse(context: AssetExecutionContext, trialpipe: TrialpipeResource) -> MaterializeResult:
         study = trialpipe.study(context.partition_key)

@@ -18,7 +18,7 @@ from assets.sql_models import table_metadata
 from pipelines.core import validation, warehouse
 from pipelines.ingest.load import ingest, write_reference
 from pipelines.ingest.schema import raw_tables
-from pipelines.orchestration.partitions import studies_partitions
+from pipelines.orchestration.partitions import OWNERS, studies_partitions
 from pipelines.orchestration.resources import TrialpipeResource
 
 RAW_SPECS = [
@@ -30,6 +30,7 @@ RAW_SPECS = [
         )
         + " (mapped columns only, values as text, with file lineage)",
         kinds={"duckdb"},
+        owners=OWNERS,
         partitions_def=studies_partitions,
         deps=[AssetKey(["ref", "study"])],
     )
@@ -40,6 +41,7 @@ REF_SPEC = AssetSpec(
     group_name="raw",
     description="The study manifest and the instrument definitions as reference tables (ref.*)",
     kinds={"duckdb", "yaml"},
+    owners=OWNERS,
     partitions_def=studies_partitions,
 )
 SOURCE_FILES_SPEC = AssetSpec(
@@ -47,6 +49,7 @@ SOURCE_FILES_SPEC = AssetSpec(
     group_name="raw",
     description="One row per source file: loaded or failed, rows read and loaded, columns not mapped",
     kinds={"duckdb"},
+    owners=OWNERS,
     partitions_def=studies_partitions,
     deps=[AssetKey(["ref", "study"])],
 )

@@ -9,7 +9,7 @@ preview and the build time.
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, TableColumn, TableSchema, asset
 
 from pipelines.core import sql, warehouse
-from pipelines.orchestration.partitions import studies_partitions
+from pipelines.orchestration.partitions import OWNERS, studies_partitions
 from pipelines.orchestration.resources import TrialpipeResource
 
 # Tables written by Python assets rather than SQL models, and the asset that writes them.
@@ -51,6 +51,16 @@ def table_metadata(con, table: str, extra: dict | None = None) -> dict:
     return meta
 
 
+def documented_schema(table: str) -> dict:
+    """Definition metadata: the table's columns with their descriptions from sql/<layer>/_schema.yml,
+    so the UI shows what each column means before (and after) the first run."""
+    doc = warehouse.table_docs().get(table)
+    if not doc or not doc.get("columns"):
+        return {}
+    return {"dagster/column_schema": TableSchema(columns=[
+        TableColumn(name=c, type="", description=" ".join(str(d).split())) for c, d in doc["columns"].items()])}
+
+
 def sql_asset(model: str, group: str, extra_deps: tuple[AssetKey, ...] = ()):
     layer, name = model.split(".")
 
@@ -61,6 +71,8 @@ def sql_asset(model: str, group: str, extra_deps: tuple[AssetKey, ...] = ()):
         deps=sorted({*model_deps(model), *extra_deps}, key=lambda k: k.to_user_string()),
         partitions_def=studies_partitions,
         kinds={"duckdb", "sql"},
+        owners=OWNERS,
+        metadata=documented_schema(model),
         code_version=None,
     )
     def _model(context: AssetExecutionContext, trialpipe: TrialpipeResource) -> MaterializeResult:
