@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "validate": "pipelines.cli.commands:validate",
     "mmrm": "pipelines.cli.mmrm:mmrm",
     "ui": "pipelines.cli.ui:ui",
+    "impute": "pipelines.cli.impute:impute",
 }
 
 SHORT_HELP = {
@@ -29,6 +30,7 @@ SHORT_HELP = {
     "validate": "Ingest and validate a study folder only; report what was quarantined.",
     "mmrm": "Fit an MMRM on any CSV (R mmrm formula syntax).",
     "ui": "The Dagster UI on 127.0.0.1, refusing requests from other web pages.",
+    "impute": "Reference-based / MAR imputation analysis of any CSV (the rbmi workflow).",
 }
 
 

@@ -207,13 +207,17 @@ class _Events:
             for rec in conn.records:
                 ev = rec.event_log_entry.dagster_event
                 if ev is None:
+                    message = rec.event_log_entry.user_message or ""
+                    if message.startswith("waiting for "):  # a lock wait inside a step (publish)
+                        self.progress.note(f"waiting: {message.removeprefix('waiting for ')}")
                     continue
                 step = _step_label(ev.step_key) if ev.step_key else None
                 if ev.event_type == DagsterEventType.STEP_START and step not in self.seen:
                     self.seen.add(step)
                     self.progress.start(step)
-                elif ev.event_type == DagsterEventType.STEP_SUCCESS:
-                    self.progress.done(step)
+                elif ev.event_type == DagsterEventType.ASSET_MATERIALIZATION:
+                    # a layer step builds several tables: show each one as it lands
+                    self.progress.done(ev.asset_key.to_user_string())
                 elif ev.event_type == DagsterEventType.STEP_FAILURE:
                     err = ev.event_specific_data.error
                     msg = _user_message(err)

@@ -263,10 +263,10 @@ def _trialpipe(args: list[str], env: dict) -> subprocess.Popen:
 
 PHASES = {
     # phase -> the progress line after which the signal is sent, and the signal
-    "after ingest": ("✓ ingest", signal.SIGINT),
+    "after ingest": ("✓ qc/source_files", signal.SIGINT),
     "during staging": ("✓ staging/assessment_rows", signal.SIGINT),
     "during efficacy": ("✓ analysis/adsl", signal.SIGTERM),
-    "during report": ("✓ efficacy", signal.SIGINT),
+    "during report": ("✓ results/notes", signal.SIGINT),
     "just before publish": ("waiting: another publish", signal.SIGINT),  # the publish lock is held by us
 }
 
@@ -328,7 +328,7 @@ def test_problem4_a_run_killed_with_sigkill_is_marked_failed_by_the_next_run(tmp
     wh = tmp_path / "wh" / "trialpipe.duckdb"
     proc = _trialpipe(["run", str(CORPUS / "utf8_bom"), "--warehouse", str(wh)], env)
     for line in proc.stdout:
-        if "✓ ingest" in line:
+        if "✓ qc/source_files" in line:
             os.killpg(proc.pid, signal.SIGKILL)
             break
     proc.wait()
