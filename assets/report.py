@@ -42,7 +42,7 @@ def study_report(context: AssetExecutionContext, trialpipe: TrialpipeResource) -
             },
         )
         headline = headline_lines(con, study.study_id)
-    vpath = write_html(validation, study.report_dir / f"{study.study_id}.validation.html")
+    write_html(validation, study.report_dir / f"{study.study_id}.validation.html")
     return MaterializeResult(
         metadata={
             # served by `trialpipe ui` on the UI's own origin (a file:// link does not open from a web page)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import subprocess
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 
 from pipelines.core.paths import PROJECT_ROOT
 

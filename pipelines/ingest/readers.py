@@ -1,6 +1,6 @@
 """Readers: one manifest source -> rows in the raw layer's fixed shapes.
 
-``read_source`` never raises for a problem with the user's data: a file that cannot be used at all
+``pipelines.ingest.source.read_source`` picks the reader for a source and never raises for a problem with the user's data: a file that cannot be used at all
 (missing, empty, undecodable, a column the manifest names is absent, the wrong NDA structure ...)
 comes back as a ``SourceRead`` with ``error`` set and no rows, so the rest of the study still
 loads and the failure is reported with the file, row, column and value. Row-level problems (an
@@ -13,13 +13,12 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import polars as pl
 
 from pipelines.core.errors import InputFileError, TrialpipeError
 from pipelines.core.masking import show
-from pipelines.ingest import files, guard
+from pipelines.ingest import files
 from pipelines.ingest.schema import ASSESSMENT_COLUMNS, RANDOMIZATION_COLUMNS, item_column, raw_tables
 from pipelines.instruments import Instrument, load_instruments, resolve_instrument
 from pipelines.core.manifest import Items, Manifest, Source
@@ -109,43 +108,6 @@ def _preview(names: list[str], k: int = 12) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # entry point
-
-
-def read_source(study_dir: Path, manifest: Manifest, source: Source) -> SourceRead:
-    label = source.file
-    out = SourceRead(source=source, file=label)
-    try:
-        path = manifest.source_path(study_dir, source)  # inside the study folder (or allow_outside)
-        if not path.is_file():
-            raise InputFileError("does not exist (named in study.yaml)", file=label)
-        out.sha256 = files.sha256_file(path)
-        if source.layout == "nda":
-            from pipelines.ingest.nda import read_nda
-
-            read_nda(path, manifest, source, out)
-        elif source.layout == "sdtm":
-            from pipelines.ingest.sdtm import read_sdtm
-
-            read_sdtm(path, manifest, source, out)
-        else:
-            table = files.read_any(path, source.format or "csv", label=label, encoding=source.encoding, delimiter=source.delimiter)
-            guard.check(table, manifest, source)
-            out.rows_read = table.frame.height
-            if source.kind == "randomization":
-                read_randomization(table, manifest, source, out)
-            elif source.layout == "wide":
-                read_wide(table, manifest, source, out)
-            else:
-                read_long(table, manifest, source, out)
-    except TrialpipeError as exc:
-        out.error = exc
-        out.frames = {}
-    except Exception as exc:  # never crash the pipeline on user data; keep the detail for developers
-        log.debug("unexpected error reading %s", label, exc_info=True)
-        out.error = InputFileError(f"could not be read ({type(exc).__name__}: {exc})", file=label)
-        out.frames = {}
-    out.missing_codes = sorted(set(out.missing_codes) | set(source.missing_codes))
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -411,5 +373,4 @@ __all__ = [
     "RANDOMIZATION_COLUMNS",
     "ItemCode",
     "SourceRead",
-    "read_source",
 ]

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import signal
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path

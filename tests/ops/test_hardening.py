@@ -13,7 +13,6 @@ import textwrap
 import time
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from pipelines.core import registry
