@@ -13,7 +13,8 @@ what ``dagster-webserver`` serves) and wraps it in :class:`LocalOnly`, a small A
 
 Refusals are ``403`` (``405`` for a GET mutation) with a one-line reason. The same middleware
 serves the study reports at ``/trialpipe/reports/<study_id>.html`` (and ``.validation.html``), so
-the report link on the ``report/study_report`` asset opens from the UI. The daemon (schedules,
+the report link on the ``report/study_report`` asset opens from the UI, and the results figures
+(``<study_id>.treatment_effects.png``, the forest plot ...) the results assets show inline. The daemon (schedules,
 sensors, run queue, run monitoring) runs beside it as ``dagster-daemon run``, as ``dagster dev``
 would start it.
 """
@@ -31,7 +32,7 @@ import click
 
 from pipelines.core.paths import REPORTS_URL_PREFIX as REPORTS_PREFIX
 from pipelines.core.paths import report_url  # noqa: F401 - re-exported for callers of the UI
-_REPORT_NAME = re.compile(r"([A-Za-z][A-Za-z0-9_.-]{0,63}?)(\.validation)?\.html")
+_REPORT_NAME = re.compile(r"([A-Za-z][A-Za-z0-9_.-]{0,63}?)(\.validation)?\.html|([A-Za-z][A-Za-z0-9_.-]{0,63}?)\.([a-z_]{1,32})\.png")
 _MUTATION = re.compile(r"^\s*(#[^\n]*\n\s*)*(mutation|subscription)\b", re.IGNORECASE)
 
 
@@ -89,7 +90,7 @@ async def _report(scope, send):
 
     name = unquote(scope["path"][len(REPORTS_PREFIX):])
     m = _REPORT_NAME.fullmatch(name)
-    entry = registry.lookup(m.group(1)) if m else None
+    entry = registry.lookup(m.group(1) or m.group(3)) if m else None
     if entry is None:
         return await _plain(send, 404, f"no report {name!r}: run the study first")
     wh = Path(entry.warehouse) if entry.warehouse else default_warehouse()
@@ -97,7 +98,8 @@ async def _report(scope, send):
     path = folder / name
     if not path.is_file():
         return await _plain(send, 404, f"no report {name!r} yet: run study {entry.study_id} first")
-    return await _plain(send, 200, "", "text/html; charset=utf-8", path.read_bytes())
+    kind = "image/png" if name.endswith(".png") else "text/html; charset=utf-8"
+    return await _plain(send, 200, "", kind, path.read_bytes())
 
 
 def build_app(port: int, workspace: Path):

@@ -35,3 +35,8 @@ REPORTS_URL_PREFIX = "/trialpipe/reports/"
 def report_url(study_id: str, validation: bool = False) -> str:
     """Where ``trialpipe ui`` serves a study's report: a path on the UI's own origin."""
     return f"{REPORTS_URL_PREFIX}{study_id}{'.validation' if validation else ''}.html"
+
+
+def figure_url(study_id: str, name: str) -> str:
+    """Where ``trialpipe ui`` serves a results figure (``<report_dir>/<study_id>.<name>.png``)."""
+    return f"{REPORTS_URL_PREFIX}{study_id}.{name}.png"
