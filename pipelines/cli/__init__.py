@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "mmrm": "pipelines.cli.mmrm:mmrm",
     "ui": "pipelines.cli.ui:ui",
     "impute": "pipelines.cli.impute:impute",
+    "sensitivity": "pipelines.cli.sensitivity:sensitivity",
 }
 
 SHORT_HELP = {
@@ -31,6 +32,7 @@ SHORT_HELP = {
     "mmrm": "Fit an MMRM on any CSV (R mmrm formula syntax).",
     "ui": "The Dagster UI on 127.0.0.1, refusing requests from other web pages.",
     "impute": "Reference-based / MAR imputation analysis of any CSV (the rbmi workflow).",
+    "sensitivity": "(Re)run the estimand and missing-data sensitivity analyses of a published study.",
 }
 
 

@@ -61,6 +61,28 @@ def _formats(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
     default=False,
     help="Add a fifth visit W4 (week 4 follow-up, day 28) after the primary week-2 visit.",
 )
+@click.option(
+    "--discontinuation",
+    "discontinuation_rate",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Probability that a subject stops treatment after D1 or W1 (intercurrent event; no data after).",
+)
+@click.option(
+    "--mnar",
+    is_flag=True,
+    default=False,
+    help="Discontinuation likelier when not improving; ketamine benefit lost after stopping.",
+)
+@click.option(
+    "--rescue",
+    "rescue_rate",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Probability of starting rescue medication before W2 (recorded intercurrent event).",
+)
 def simulate(
     out_dir: Path,
     per_arm: int,
@@ -69,6 +91,9 @@ def simulate(
     study_id: str | None,
     missing_item_rate: float,
     follow_up: bool,
+    discontinuation_rate: float,
+    mnar: bool,
+    rescue_rate: float,
 ) -> None:
     """Write a simulated ketamine-vs-midazolam PTSD trial (calibrated to Feder et al. 2021) to OUT_DIR:
     the data files in the requested formats and a study.yaml that reads them."""
@@ -81,10 +106,17 @@ def simulate(
             study_id=study_id,
             missing_item_rate=missing_item_rate,
             follow_up=follow_up,
+            discontinuation_rate=discontinuation_rate,
+            mnar=mnar,
+            rescue_rate=rescue_rate,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     follow = ", W4 follow-up" if follow_up else ""
+    if discontinuation_rate or rescue_rate or mnar:
+        follow += (
+            f", discontinuation {discontinuation_rate:g}{' MNAR' if mnar else ''}, rescue {rescue_rate:g}"
+        )
     click.echo(
         f"Wrote {len(written.files)} files ({written.n_subjects} subjects, {per_arm} per arm, seed {seed}, "
         f"{','.join(formats)}{follow}) to {written.folder}: {', '.join(str(f) for f in written.files)}"

@@ -271,6 +271,30 @@ analysis:                       # the contract's defaults, spelled out
 """
 
 
+def _with_intercurrent_events(text: str) -> str:
+    """Declare the ICE columns of randomization.csv and add the estimands they feed."""
+    old = "    columns: {subject: record_id, arm: arm, site: site, sex: sex, age_band: age_band}\n"
+    assert old in text, "randomization block changed"
+    new = old + (
+        "    # intercurrent events: last visit on treatment (blank = completed), reason, rescue medication\n"
+        "    covariates: {disc_visit: disc_visit, disc_reason: disc_reason, rescue_visit: rescue_visit}\n"
+    )
+    return (
+        text.replace(old, new)
+        + """
+# Estimands (ICH E9(R1)). Primary: hypothetical strategy for treatment discontinuation (as if
+# participants had stayed on their infusions; missing values imputed under MAR), treatment policy for
+# rescue medication. The sensitivity analyses impute under J2R, CR and CIR as well.
+estimands:
+  - id: primary
+    label: Hypothetical (MAR)
+    intercurrent_events:
+      - {event: discontinuation, column: disc_visit, timing: after, strategy: hypothetical, imputation: MAR}
+      - {event: rescue, column: rescue_visit, timing: at, strategy: treatment_policy, imputation: MAR}
+"""
+    )
+
+
 def write_study_files(
     out_dir: str | Path,
     *,
@@ -281,6 +305,9 @@ def write_study_files(
     missing_item_rate: float = 0.0,
     effect_scale: float = 1.0,
     follow_up: bool = False,
+    discontinuation_rate: float = 0.0,
+    mnar: bool = False,
+    rescue_rate: float = 0.0,
 ) -> WrittenStudy:
     """Like :func:`write_study`, also returning the files written."""
     plan = F.plan(formats)
@@ -295,6 +322,9 @@ def write_study_files(
         missing_item_rate=missing_item_rate,
         effect_scale=effect_scale,
         follow_up=follow_up,
+        discontinuation_rate=discontinuation_rate,
+        mnar=mnar,
+        rescue_rate=rescue_rate,
     )
     if "nda" in plan.formats:
         longest = max(len(u) for u in trial.subjects["usubjid"])
@@ -332,9 +362,12 @@ def write_study_files(
         ]  # type: ignore[union-attr]
         if keys:
             F.write_findings(trial, domain, keys, target(f"sdtm/{F.SDTM_FILES[domain]}"))
-    (folder / MANIFEST_NAME).write_text(
-        manifest_text(trial, plan, missing_item_rate, effect_scale), encoding="utf-8"
-    )
+    text = manifest_text(trial, plan, missing_item_rate, effect_scale)
+    if "disc_visit" in trial.subjects.columns:
+        if plan.arm_source != "wide":
+            raise ValueError("intercurrent events are written to randomization.csv: include the wide format")
+        text = _with_intercurrent_events(text)
+    (folder / MANIFEST_NAME).write_text(text, encoding="utf-8")
     files.append(Path(MANIFEST_NAME))
     load_manifest(folder)  # the generated manifest must parse; a failure here is a simulator bug
     return WrittenStudy(folder, files, trial.n)
@@ -350,6 +383,9 @@ def write_study(
     missing_item_rate: float = 0.0,
     effect_scale: float = 1.0,
     follow_up: bool = False,
+    discontinuation_rate: float = 0.0,
+    mnar: bool = False,
+    rescue_rate: float = 0.0,
 ) -> Path:
     """Simulate a Feder-2021-calibrated trial and write it as a study folder; returns the folder.
 
@@ -361,6 +397,10 @@ def write_study(
     using each format's own missing code; ``effect_scale`` multiplies the ketamine-specific change
     (0 = a null trial, for type-I error checks); ``follow_up`` adds a fifth visit W4 (week 4, day
     28) after the primary W2 in every file and in study.yaml, leaving BL..W2 as without it.
+    ``discontinuation_rate``, ``mnar``, ``rescue_rate``: intercurrent events (see
+    :func:`trial.build_trial`), written as randomization.csv columns disc_visit, disc_reason,
+    rescue_visit, declared as subject covariates and used by an ``estimands:`` block in study.yaml
+    (needs the wide randomization file).
     """
     return write_study_files(
         out_dir,
@@ -371,4 +411,7 @@ def write_study(
         missing_item_rate=missing_item_rate,
         effect_scale=effect_scale,
         follow_up=follow_up,
+        discontinuation_rate=discontinuation_rate,
+        mnar=mnar,
+        rescue_rate=rescue_rate,
     ).folder
