@@ -209,7 +209,10 @@ def _swap(warehouse_path: Path, *, on_wait=None) -> Iterator[duckdb.DuckDBPyConn
             os.replace(tmp, path)
             _fsync_dir(path.parent)
         except (OSError, duckdb.Error) as exc:
-            raise explain(exc, path, "write the published warehouse") from exc
+            err = explain(exc, path, "write the published warehouse")
+            if err is exc:
+                raise
+            raise err from exc
     finally:
         if con is not None:
             with contextlib.suppress(Exception):
