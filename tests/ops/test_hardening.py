@@ -261,13 +261,29 @@ def _trialpipe(args: list[str], env: dict) -> subprocess.Popen:
 
 
 PHASES = {
-    # phase -> the progress line after which the signal is sent, and the signal
-    "after ingest": ("✓ qc/source_files", signal.SIGINT),
-    "during staging": ("✓ staging/assessment_rows", signal.SIGINT),
-    "during efficacy": ("✓ analysis/adsl", signal.SIGTERM),
-    "during report": ("✓ results/notes", signal.SIGINT),
-    "just before publish": ("waiting: another publish", signal.SIGINT),  # the publish lock is held by us
+    # phase -> (the step whose event in the run's event log triggers the signal, the event, the signal)
+    "after ingest": ("ingest", "STEP_SUCCESS", signal.SIGINT),
+    "during staging": ("staging", "STEP_START", signal.SIGINT),
+    "during efficacy": ("efficacy", "STEP_START", signal.SIGTERM),
+    "during the report": ("report__study_report", "STEP_START", signal.SIGINT),
+    # the publish lock is held by the test, so the publish step is waiting for it
+    "just before publish": ("publish__warehouse", "STEP_START", signal.SIGINT),
 }
+
+
+def _await_event(instance, pid: int, step: str, event: str, timeout: float = 600) -> str:
+    """The run executed by process ``pid``, once its event log has ``event`` for ``step``."""
+    from dagster import DagsterEventType, RunsFilter
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = instance.get_runs(filters=RunsFilter(tags={"trialpipe/pid": str(pid)}))
+        if runs:
+            for rec in instance.all_logs(runs[0].run_id, of_type=DagsterEventType[event]):
+                if rec.step_key == step:
+                    return runs[0].run_id
+        time.sleep(0.1)
+    raise AssertionError(f"no {event} of {step} within {timeout} s")
 
 
 @pytest.mark.slow
@@ -279,34 +295,39 @@ def test_problem3_ctrl_c_at_five_phases_cancels_and_publishes_nothing(tmp_path):
     from pipelines.orchestration.runner import get_instance
 
     env = {**ENV, "DAGSTER_HOME": os.environ["DAGSTER_HOME"]}
+    instance = get_instance()
     wh = tmp_path / "wh" / "trialpipe.duckdb"
     first = _trialpipe(["run", str(CORPUS / "utf8_bom"), "--warehouse", str(wh)], env)
     assert first.wait(timeout=600) == 0, first.stdout.read()
     snapshot = query(wh, "select * from staging.item_responses order by all")
     runs_before = query(wh, "select run_id from meta.runs where status = 'success'")
-    for phase, (marker, sig) in PHASES.items():
+    for phase, (step, event, sig) in PHASES.items():
         lock = None
         if phase == "just before publish":
             lock = wh.with_name(wh.name + ".lock").open("a")
             fcntl.flock(lock, fcntl.LOCK_EX)
         proc = _trialpipe(["run", str(CORPUS / "utf8_bom"), "--warehouse", str(wh)], env)
-        seen = []
-        for line in proc.stdout:
-            seen.append(line)
-            if marker in line:
-                os.killpg(proc.pid, sig)
-                break
-        rest = proc.stdout.read()
-        code = proc.wait(timeout=300)
-        if lock is not None:
-            lock.close()
-        out = "".join(seen) + rest
+        try:
+            run_id = _await_event(instance, proc.pid, step, event)
+            os.killpg(proc.pid, sig)
+            if lock is not None:  # let the cancel take hold, then let the run record it in meta.runs
+                deadline = time.monotonic() + 60
+                while instance.get_run_by_id(run_id).status == DagsterRunStatus.STARTED and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                time.sleep(2)
+                lock.close()
+            out = proc.stdout.read()
+            code = proc.wait(timeout=300)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            if lock is not None:
+                lock.close()
         assert code == 130, (phase, out)
         assert "Traceback" not in out and "KeyboardInterrupt" not in out, (phase, out)
         last = out.strip().splitlines()[-1]
-        assert last.startswith("trialpipe run: UTF8-BOM CANCELED (run ") and last.endswith("nothing was published."), (phase, last)
-        run_id = last.split("(run ")[1].split(")")[0]
-        assert get_instance().get_run_by_id(run_id).status == DagsterRunStatus.CANCELED, phase
+        assert last == f"trialpipe run: UTF8-BOM CANCELED (run {run_id}); nothing was published.", (phase, last)
+        assert instance.get_run_by_id(run_id).status == DagsterRunStatus.CANCELED, phase
         assert query(wh, "select * from staging.item_responses order by all") == snapshot, phase
         assert query(wh, "select run_id from meta.runs where status = 'success'") == runs_before, phase
         assert query(wh, "select status from meta.runs where run_id = ?", [run_id]) == [("canceled",)], phase
@@ -325,13 +346,11 @@ def test_problem4_a_run_killed_with_sigkill_is_marked_failed_by_the_next_run(tmp
 
     env = {**ENV, "DAGSTER_HOME": os.environ["DAGSTER_HOME"]}
     wh = tmp_path / "wh" / "trialpipe.duckdb"
-    proc = _trialpipe(["run", str(CORPUS / "utf8_bom"), "--warehouse", str(wh)], env)
-    for line in proc.stdout:
-        if "✓ qc/source_files" in line:
-            os.killpg(proc.pid, signal.SIGKILL)
-            break
-    proc.wait()
     instance = get_instance()
+    proc = _trialpipe(["run", str(CORPUS / "utf8_bom"), "--warehouse", str(wh)], env)
+    _await_event(instance, proc.pid, "ingest", "STEP_SUCCESS")
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
     killed = [r for r in instance.get_runs() if r.tags.get("trialpipe/pid") == str(proc.pid)]
     assert len(killed) == 1 and killed[0].status == DagsterRunStatus.STARTED  # as the audit found it
     again = _trialpipe(["run", str(CORPUS / "utf8_bom"), "--warehouse", str(wh)], env)
