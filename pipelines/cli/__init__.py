@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "ui": "pipelines.cli.ui:ui",
     "impute": "pipelines.cli.impute:impute",
     "sensitivity": "pipelines.cli.sensitivity:sensitivity",
+    "tlf": "pipelines.cli.tlf:tlf",
 }
 
 SHORT_HELP = {
@@ -33,6 +34,7 @@ SHORT_HELP = {
     "ui": "The Dagster UI on 127.0.0.1, refusing requests from other web pages.",
     "impute": "Reference-based / MAR imputation analysis of any CSV (the rbmi workflow).",
     "sensitivity": "(Re)run the estimand and missing-data sensitivity analyses of a published study.",
+    "tlf": "Write the CSR tables and figures (RTF, HTML), ADaM XPT files and Define-XML.",
 }
 
 
