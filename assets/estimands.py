@@ -4,9 +4,9 @@ tipping_point, with the table and the tipping-point heat map in the metadata."""
 
 from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, MetadataValue, multi_asset
 
-from assets.sql_models import table_metadata
+from assets.sql_models import documented_schema, table_metadata
 from pipelines.core import warehouse
-from pipelines.orchestration.partitions import studies_partitions
+from pipelines.orchestration.partitions import OWNERS, studies_partitions
 from pipelines.orchestration.resources import TrialpipeResource
 
 TABLES = {
@@ -21,6 +21,8 @@ SPECS = [
         group_name="results",
         description=desc,
         kinds={"duckdb", "python"},
+        owners=OWNERS,
+        metadata=documented_schema(f"results.{name}"),
         partitions_def=studies_partitions,
         deps=[AssetKey(["analysis", "adsl"]), AssetKey(["analysis", "adqs"])],
     )
