@@ -428,6 +428,58 @@ def sensitivity(ctx: Context) -> Built:
     return TableOut(cols, rows, [2.8, 2.0, 0.7, 1.2, 1.4, 1.5, 0.7], justify=["l", "l", "c", "l", "c", "c", "c"], notes=notes)
 
 
+def responder_estimands(ctx: Context) -> Built:
+    data = ctx.data
+    re_ = ctx.table("results.responder_estimands")
+    if re_ is None:
+        return Absent("results.responder_estimands is not in the warehouse for this study (no estimands analysis)")
+    exp = data.experimental.label if data.experimental else "Experimental"
+    ctl = data.control.label if data.control else "Control"
+    order = {p: i for i, p in enumerate(data.paramcds())}
+    recs = sorted(
+        re_.to_dicts(),
+        key=lambda r: (str(r.get("estimand_id")), order.get(r.get("paramcd"), 99), r.get("missing_data") != "composite"),
+    )
+    rows, warnings = [], []
+    for r in recs:
+        def arm(k, n):
+            return fmt.count_pct(r.get(k), r.get(n)) if r.get(n) is not None else DASH
+
+        rd = r.get("risk_difference")
+        odds = (
+            f"{fmt.num(r.get('odds_ratio'))} {fmt.ci(r.get('or_conf_low'), r.get('or_conf_high'))}"
+            if fmt.is_num(r.get("odds_ratio"))
+            else DASH
+        )
+        rows.append(
+            [
+                str(r.get("estimand_id") or DASH),
+                data.param(r.get("paramcd") or "").full_label,
+                ("Composite" if r.get("missing_data") == "composite" else "Observed") + (" (primary)" if r.get("is_primary") else ""),
+                T.pretty_rule(data, str(r.get("criterion") or "")) or DASH,
+                arm("n_responders_experimental", "n_experimental"),
+                arm("n_responders_control", "n_control"),
+                (f"{fmt.num(100 * rd, 1)} {fmt.ci(100 * r['conf_low'], 100 * r['conf_high'], 1)}" if fmt.is_num(rd) and fmt.is_num(r.get("conf_low")) and fmt.is_num(r.get("conf_high")) else fmt.num(100 * rd, 1) if fmt.is_num(rd) else DASH),
+                fmt.p_value(r.get("p_value")),
+                odds,
+                str(r.get("or_method") or DASH),
+            ]
+        )
+        if r.get("warning"):
+            warnings.append(f"{r.get('estimand_id')} {r.get('paramcd')} {r.get('missing_data')}: {r['warning']}")
+    if not rows:
+        return Absent("results.responder_estimands has no rows for this study")
+    cols = ["Estimand", "Parameter", "Strategy", "Criterion", f"{exp} n/N (%)", f"{ctl} n/N (%)", "Risk difference, % (CI)", "p (Fisher)", "Odds ratio (CI)", "OR method"]
+    return TableOut(
+        cols,
+        rows,
+        [0.8, 1.2, 1.2, 1.6, 1.4, 1.4, 1.5, 0.8, 1.5, 0.8],
+        justify=["l", "l", "l", "l"] + ["c"] * 6,
+        notes=warnings,
+        group=2,
+    )
+
+
 # ---------------------------------------------------------------------------------- durability
 def km_estimates(ctx: Context) -> tuple[dict, Absent | None]:
     """Per parameter and arm: times, status and statsmodels' SurvfuncRight; log-rank per parameter."""
@@ -825,6 +877,7 @@ BUILDERS: dict[str, Callable[[Context], Built]] = {
         mmrm,
         clusters,
         responders,
+        responder_estimands,
         sensitivity,
         durability,
         teae_soc_pt,

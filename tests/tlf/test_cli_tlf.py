@@ -22,7 +22,7 @@ def test_tlf_writes_the_package_and_one_closing_line(tlf_studies, tmp_path, caps
     code, stdout, stderr = _run(["tlf", str(tlf_studies["study_dir"]), "--warehouse", str(tlf_studies["safety"]), "--out", str(out)], capsys)
     assert code == 0, stderr
     lines = stdout.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("trialpipe tlf: FEDERSIM-7: 17 outputs written (0 without data), 6 XPT datasets and define.xml")
+    assert len(lines) == 1 and lines[0].startswith("trialpipe tlf: FEDERSIM-7: 17 outputs written (1 without data), 6 XPT datasets and define.xml")
     assert "Table 14.3.1" in stderr and "ADSL" in stderr  # progress lines
     for name in ("index.html", "define.xml", "adsl.xpt", "adtte.xpt", "t14_2_2.rtf", "f14_2_3.rtf", "f14_2_3.html"):
         assert (out / name).stat().st_size > 0, name

@@ -40,8 +40,10 @@ def test_every_shell_is_written_as_rtf_and_html(safety_package):
         assert "Source: " in text and o.shell.population in text
         html = o.html.read_text(encoding="utf-8")
         assert o.shell.label in html and "index.html" in html
-    # with safety data every output has data
-    assert pkg.absent == [], [(o.shell.label, o.reason) for o in pkg.absent]
+    # with safety data every output has data but the responder estimands (no estimands analysis stored)
+    assert [(o.shell.label, o.reason) for o in pkg.absent] == [
+        ("Table 14.2.7", "results.responder_estimands is not in the warehouse for this study (no estimands analysis)")
+    ]
     index = pkg.index.read_text(encoding="utf-8")
     for o in pkg.outputs:
         assert o.rtf.name in index and o.html.name in index
@@ -217,3 +219,25 @@ def test_sensitivity_table_shows_stored_estimand_analyses_at_the_primary_visit(t
     j2r = [r for r in out.rows if r[1] == "J2R"]
     assert j2r == [["E1 condmean-jackknife", "J2R", "0.0", "Week 2", "-9.50 (3.10)", "(-15.60, -3.40)", "0.004"]]
     assert out.rows[0][0] == "MMRM"  # the model-based rows first
+
+
+def test_responder_estimands_table_shows_composite_first(tlf_studies, tmp_path):
+    from pipelines.report.data import load_study
+    from pipelines.tlf.builders import BUILDERS, Context, TableOut
+
+    db = tmp_path / "r.duckdb"
+    db.write_bytes(tlf_studies["efficacy"].read_bytes())
+    with duckdb.connect(str(db)) as con:
+        con.execute(
+            "create table results.responder_estimands as select * from (values "
+            "('FEDERSIM-7', 'E1', 'CAPS5TOT', 'W2', 'CAPS5TOT reduction from baseline >= 30%', 'observed', false, 10, 14, 4, 15, 0.4476, 0.10, 0.72, 0.026, 5.1, 1.1, 24.0, 0.04, 'ML', null),"
+            "('FEDERSIM-7', 'E1', 'CAPS5TOT', 'W2', 'CAPS5TOT reduction from baseline >= 30%', 'composite', true, 10, 15, 3, 15, 0.4667, 0.13, 0.74, 0.025, 6.0, 1.2, 30.0, 0.03, 'Firth', 'separation')) "
+            "t(study_id, estimand_id, paramcd, avisit, criterion, missing_data, is_primary, n_responders_experimental, n_experimental, "
+            "n_responders_control, n_control, risk_difference, conf_low, conf_high, p_value, odds_ratio, or_conf_low, or_conf_high, or_p_value, or_method, warning)"
+        )
+        out = BUILDERS["responder_estimands"](Context(con, load_study(con, "FEDERSIM-7")))
+    assert isinstance(out, TableOut)
+    # composite (primary) first; counts as n/N (%); risk difference in percentage points
+    assert out.rows[0][2:8] == ["Composite (primary)", "CAPS-5 total reduction from baseline \u2265 30%", "10/15 (66.7%)", "3/15 (20.0%)", "46.7 (13.0, 74.0)", "0.025"]
+    assert out.rows[1][2] == "Observed" and out.rows[1][4] == "10/14 (71.4%)"
+    assert out.notes == ["E1 CAPS5TOT composite: separation"]
