@@ -18,7 +18,7 @@ from pipelines.core import validation, warehouse
 from pipelines.ingest.load import ingest, write_reference
 from pipelines.ingest.schema import raw_tables
 from pipelines.orchestration.checks import check_spec
-from pipelines.orchestration.partitions import studies_partitions
+from pipelines.orchestration.partitions import OWNERS, studies_partitions
 from pipelines.orchestration.resources import TrialpipeResource
 
 RAW_SPECS = [
@@ -30,6 +30,7 @@ RAW_SPECS = [
         )
         + " (mapped columns only, values as text, with file lineage)",
         kinds={"duckdb"},
+        owners=OWNERS,
         partitions_def=studies_partitions,
         deps=[AssetKey(["ref", "study"])],
     )
@@ -40,6 +41,7 @@ REF_SPEC = AssetSpec(
     group_name="ref",
     description="The study manifest and the instrument definitions as reference tables (ref.*)",
     kinds={"duckdb", "yaml"},
+    owners=OWNERS,
     partitions_def=studies_partitions,
 )
 SOURCE_FILES_SPEC = AssetSpec(
@@ -47,6 +49,7 @@ SOURCE_FILES_SPEC = AssetSpec(
     group_name="qc",
     description="One row per source file: loaded or failed, rows read and loaded, columns not mapped",
     kinds={"duckdb"},
+    owners=OWNERS,
     partitions_def=studies_partitions,
     deps=[AssetKey(["ref", "study"])],
 )
@@ -67,7 +70,7 @@ def ingest_study(context: AssetExecutionContext, trialpipe: TrialpipeResource):
         yield MaterializeResult(
             asset_key=REF_SPEC.key,
             metadata={
-                "study_dir": MetadataValue.path(str(study.dir)),
+                "study_dir": MetadataValue.path(str(study.study_dir)),
                 "arms": ", ".join(f"{a.id} ({a.role})" for a in study.manifest.arms),
                 "visits": ", ".join(v.id for v in study.manifest.visits),
                 "primary_visit": study.manifest.primary_visit.id,
@@ -82,7 +85,7 @@ def ingest_study(context: AssetExecutionContext, trialpipe: TrialpipeResource):
                 if r.unmapped_columns:
                     context.log.info(f"{r.file}: columns not mapped (not loaded): {', '.join(r.unmapped_columns)}")
 
-        result = ingest(con, study.dir, study.manifest, run_id, on_file=on_file)
+        result = ingest(con, study.study_dir, study.manifest, run_id, on_file=on_file)
         for spec in RAW_SPECS:
             table = ".".join(spec.key.path)
             yield MaterializeResult(asset_key=spec.key, metadata=table_metadata(con, table))

@@ -20,7 +20,7 @@ from dagster import (
 )
 
 from pipelines.core import rules, sql, validation, warehouse
-from pipelines.orchestration.partitions import studies_partitions
+from pipelines.orchestration.partitions import OWNERS, studies_partitions
 from pipelines.orchestration.resources import TrialpipeResource
 
 # Tables written by Python assets rather than SQL models, and the asset that writes them.
@@ -62,6 +62,16 @@ def table_metadata(con, table: str, extra: dict | None = None) -> dict:
     return meta
 
 
+def documented_schema(table: str) -> dict:
+    """Definition metadata: the table's columns with their descriptions from sql/<layer>/_schema.yml,
+    so the UI shows what each column means before (and after) the first run."""
+    doc = warehouse.table_docs().get(table)
+    if not doc or not doc.get("columns"):
+        return {}
+    return {"dagster/column_schema": TableSchema(columns=[
+        TableColumn(name=c, type="", description=" ".join(str(d).split())) for c, d in doc["columns"].items()])}
+
+
 def layer_asset(
     name: str, group: str, models: list[str], extra_deps: tuple[AssetKey, ...] = (), checks: dict | None = None
 ):
@@ -85,6 +95,8 @@ def layer_asset(
             deps=sorted({*model_deps(m), *extra_deps}, key=lambda k: k.to_user_string()),
             partitions_def=studies_partitions,
             kinds={"duckdb", "sql"},
+            owners=OWNERS,
+            metadata=documented_schema(m),
             skippable=True,
         )
         for m in models

@@ -4,7 +4,7 @@
 
 from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, MetadataValue, multi_asset
 
-from pipelines.orchestration.partitions import studies_partitions
+from pipelines.orchestration.partitions import OWNERS, studies_partitions
 from pipelines.orchestration.resources import TrialpipeResource
 
 TLF_KEY = AssetKey(["report", "tlf_package"])
@@ -31,6 +31,7 @@ def tlf_assets(available: list[AssetKey]):
                 description="Numbered CSR tables and figures (14.1 disposition, demographics; 14.2 efficacy; 14.3 safety) as RTF and HTML with an index",
                 deps=deps,
                 kinds={"rtf", "html"},
+                owners=OWNERS,
                 partitions_def=studies_partitions,
             ),
             AssetSpec(
@@ -39,6 +40,7 @@ def tlf_assets(available: list[AssetKey]):
                 description="ADaM datasets (ADSL, ADQS, ADAE, ADVS, ADEX, ADTTE when present) as SAS XPORT v5 with Define-XML 2.1",
                 deps=deps,
                 kinds={"sas", "xml"},
+                owners=OWNERS,
                 partitions_def=studies_partitions,
             ),
         ],

@@ -15,7 +15,7 @@ from assets.tlf import tlf_assets
 from pipelines.orchestration.jobs import study_job, validate_job
 from pipelines.orchestration.resources import TrialpipeResource
 from pipelines.orchestration.schedules import nightly
-from pipelines.orchestration.sensors import record_failed_runs, studies_sensor
+from pipelines.orchestration.sensors import dead_runs, record_failed_runs, studies_sensor
 
 
 def _keys(assets_defs) -> list[AssetKey]:
@@ -29,7 +29,7 @@ defs = Definitions(
     assets=[*_upstream, publish_asset(_keys(_upstream)), tlf_assets(_keys(_upstream))],
     jobs=[study_job, validate_job],
     schedules=[nightly],
-    sensors=[studies_sensor, record_failed_runs],
+    sensors=[studies_sensor, record_failed_runs, dead_runs],
     resources={"trialpipe": TrialpipeResource()},
     executor=in_process_executor,
 )

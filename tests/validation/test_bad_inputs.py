@@ -89,6 +89,18 @@ def test_bad_input(case, tmp_path):
     elif not refused:
         assert not failed_checks, {n: outcomes[n].summary for n in failed_checks}
 
+    # identifier-shaped values and free text never travel on: not in a quarantine reason, raw_values,
+    # a file message or a check's summary and details (what logs, event metadata and HTML show)
+    if "not_anywhere" in exp:
+        with warehouse.connect(db, read_only=True) as con:
+            texts = [str(v) for row in con.execute(
+                "select reason, raw_values from qc.quarantine union all select message, null from qc.source_files").fetchall()
+                for v in row if v is not None]
+        texts += [o.summary for o in outcomes.values()] + [o.markdown() for o in outcomes.values()]
+        for fragment in exp["not_anywhere"]:
+            leaks = [t for t in texts if fragment in t]
+            assert not leaks, f"{fragment!r} is echoed: {leaks[:2]}"
+
     # -- invariants for every case
     assert outcomes["rows_reconcile"].success, outcomes["rows_reconcile"].summary
     assert leaked == 0, "a quarantined row reached staging.item_responses"
