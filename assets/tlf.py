@@ -2,7 +2,17 @@
 (SAS XPORT v5 + Define-XML 2.1) of one study, written beside its HTML report."""
 
 
-from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, MetadataValue, multi_asset
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    AssetSpec,
+    MaterializeResult,
+    MetadataValue,
+    multi_asset,
+)
 
 from pipelines.orchestration.partitions import OWNERS, studies_partitions
 from pipelines.orchestration.resources import TrialpipeResource
@@ -43,6 +53,14 @@ def tlf_assets(available: list[AssetKey]):
                 owners=OWNERS,
                 partitions_def=studies_partitions,
             ),
+        ],
+        check_specs=[
+            AssetCheckSpec(
+                "xpt_v5_conformant",
+                asset=SUBMISSION_KEY,
+                description="Every ADaM dataset fits SAS XPORT v5 (names <= 8, labels <= 40, ASCII text, values <= 200 bytes); "
+                "one that does not is not written and the reason names the variable and row",
+            )
         ],
         partitions_def=studies_partitions,
     )
@@ -86,6 +104,13 @@ def tlf_assets(available: list[AssetKey]):
                 "datasets": MetadataValue.md(ds_table),
                 "records": sum(d.frame.height for d in pkg.datasets),
             },
+        )
+        yield AssetCheckResult(
+            asset_key=SUBMISSION_KEY,
+            check_name="xpt_v5_conformant",
+            passed=not pkg.problems,
+            severity=AssetCheckSeverity.WARN,
+            description="; ".join(pkg.problems) or f"{len(pkg.datasets)} datasets written",
         )
 
     return csr_package
