@@ -1,8 +1,10 @@
 -- qc.quarantine: every input row that was rejected, with a reason a person can act on.
 -- Grain: one row per rejected raw row (an assessment row of one instrument, or a randomization row).
 -- Rules, in words: a row is here when staging.assessment_rows or staging.randomization_rows
---   quarantined it; raw_values holds the row's mapped cells exactly as received (JSON), so nothing
---   is lost and the source can be corrected. run_id is the pipeline run that rejected it.
+--   quarantined it; raw_values holds the row's mapped cells (JSON) as received when they are short
+--   numbers or codes, and by shape otherwise ([10-digit number], [text, 23 characters]; see
+--   pipelines/core/masking.py), so no identifier or free text travels on - the row number points
+--   at the cell in the source. run_id is the pipeline run that rejected it.
 --   A subject-level column declared on a longitudinal file whose rows disagree for a subject puts
 --   every row that gave a value here (raw_table raw.subject_columns; its ratings stay accepted).
 -- Inputs: staging.assessment_rows, staging.randomization_rows, staging.subject_columns, raw.*.
@@ -10,14 +12,18 @@ with
 
 {% for inst in instruments %}
 raw_{{ inst }} as (
-    select source, _source_file, _source_row, to_json(x) as raw_values
-    from (select * exclude (study_id, _source_sha256) from raw.{{ inst }}) as x
+    select source, _source_file, _source_row,
+        json_object('source', source, '_source_file', _source_file, '_source_row', _source_row
+            {%- for c in raw_columns[inst] %}, '{{ c }}', tp_show({{ c }}){% endfor %}) as raw_values
+    from raw.{{ inst }}
 ),
 {% endfor %}
 
 raw_randomization as (
-    select source, _source_file, _source_row, to_json(x) as raw_values
-    from (select * exclude (study_id, _source_sha256) from raw.randomization) as x
+    select source, _source_file, _source_row,
+        json_object('source', source, '_source_file', _source_file, '_source_row', _source_row
+            {%- for c in raw_columns['randomization'] %}, '{{ c }}', tp_show({{ c }}){% endfor %}) as raw_values
+    from raw.randomization
 ),
 
 assessments as (
@@ -48,7 +54,8 @@ subject_level as (
     select
         r.study_id, r.source, r._source_file, r._source_row, 'raw.subject_columns' as raw_table,
         c.usubjid, c.conflict as reason,
-        to_json(struct_pack(subject := r.subject, column_name := c.column_name)) as raw_values
+        json_object('source', r.source, '_source_file', r._source_file, '_source_row', r._source_row,
+            'subject', tp_show(r.subject), 'column_name', c.column_name) as raw_values
     from staging.subject_columns as c
     inner join raw.subject_columns as r on nullif(trim(r.subject), '') = c.usubjid
     where c.conflict is not null

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import polars as pl
 
 from pipelines.core.errors import ModelSpecError
 
@@ -75,6 +74,10 @@ class Design:
     X_sum: np.ndarray | None = None
     sum_term_cols: dict | None = None
 
+    def sum_coded(self):
+        """(X in sum-to-zero coding, columns per term) - see :func:`sum_coded_design`."""
+        return sum_coded_design(self)
+
 
 def sum_coded_design(design: Design):
     """The same design with every factor in sum-to-zero coding (for Type III); cached on the design."""
@@ -98,8 +101,11 @@ def sum_coded_design(design: Design):
 
 
 def _to_pandas(data) -> pd.DataFrame:
-    if isinstance(data, pl.DataFrame):
-        return data.to_pandas()
+    if type(data).__module__.split(".")[0] == "polars":  # polars is imported only if it is in use
+        import polars as pl
+
+        if isinstance(data, pl.DataFrame):
+            return data.to_pandas()
     if isinstance(data, pd.DataFrame):
         return data.copy()
     raise ModelSpecError(f"data must be a polars or pandas DataFrame, got {type(data).__name__}")
