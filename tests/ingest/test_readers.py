@@ -248,13 +248,14 @@ def test_bom_semicolon_and_declared_latin1(tmp_path, encoding_decl, payload, del
 
 
 def test_latin1_without_declaration_names_line_and_hint(tmp_path):
-    data = "id,visit,madrs_1\nS1,baseline,3\nJosé,baseline,2\n".encode("latin-1")
+    items = [f"madrs_{n}" for n in range(1, 11)]
+    data = ("id,visit," + ",".join(items) + "\nS1,baseline" + ",3" * 10 + "\nJosé,baseline" + ",2" * 10 + "\n").encode("latin-1")
     manifest = f"""\
     study_id: ENC2
     arms: [{{id: KET, role: experimental}}]
     visits: [{{id: BL, day: 0, baseline: true, codes: [baseline]}}]
     sources:
-      - {{file: m.csv, kind: madrs, columns: {{subject: id, visit: visit}}, items: [madrs_1, madrs_1, madrs_1, madrs_1, madrs_1, madrs_1, madrs_1, madrs_1, madrs_1, madrs_1]}}
+      - {{file: m.csv, kind: madrs, columns: {{subject: id, visit: visit}}, items: [{", ".join(items)}]}}
     """
     result, _ = _build(tmp_path, manifest, {"m.csv": data})
     msg = str(result.reads[0].error)
