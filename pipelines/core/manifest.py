@@ -25,7 +25,10 @@ from pipelines.instruments import load_instruments, resolve_instrument
 MANIFEST_NAME = "study.yaml"
 
 Layout = Literal["wide", "long", "nda", "sdtm"]
-Kind = Literal["randomization", "pcl5", "caps5", "madrs", "assessments", "nda", "sdtm"]
+Kind = Literal["randomization", "pcl5", "caps5", "madrs", "assessments", "nda", "sdtm", "ae", "vs", "ex", "ds"]
+# Safety and exposure domains: one record per row (SDTM AE/VS/EX/DS, or a CSV/REDCap export with
+# the same content mapped through ``fields``); see pipelines/ingest/safety.py.
+SAFETY_KINDS = ("ae", "vs", "ex", "ds")
 FileFormat = Literal["csv", "tsv", "txt", "parquet", "xpt"]
 
 
@@ -64,6 +67,9 @@ class Visit(_Strict):
     day: int
     baseline: bool = False
     primary: bool = False
+    # treatment: the visit belongs to the randomized treatment phase and enters the efficacy models;
+    # follow_up: an assessment after the treatment phase (durability of response only)
+    phase: Literal["treatment", "follow_up"] = "treatment"
     codes: list[str] = Field(default_factory=list)
 
     _codes = field_validator("codes", mode="before")(lambda cls, v: _as_str_list(v))
@@ -147,7 +153,7 @@ class NdaOptions(_Strict):
 
 
 class SdtmOptions(_Strict):
-    domain: Literal["QS", "RS", "DM"] | None = None
+    domain: Literal["QS", "RS", "DM", "AE", "VS", "EX", "DS"] | None = None
     # instrument id -> category values (QSCAT/RSCAT) that mean it
     categories: dict[str, list[str]] = Field(default_factory=dict)
     # instrument id -> test-code pattern such as "PCL01{n:02d}"
@@ -176,6 +182,9 @@ class Source(_Strict):
     sdtm: SdtmOptions = Field(default_factory=SdtmOptions)
     # randomization files: extra baseline covariates, our name -> file column
     covariates: dict[str, str] = Field(default_factory=dict)
+    # safety sources (kind ae | vs | ex | ds, CSV/REDCap): our field -> the file's column; fields
+    # not given are looked up by their SDTM variable name (pipelines/ingest/safety.py FIELDS)
+    fields: dict[str, str] = Field(default_factory=dict)
 
     _mc = field_validator("missing_codes", mode="before")(lambda cls, v: _as_str_list(v))
 
@@ -237,6 +246,13 @@ class Source(_Strict):
             self.layout = "nda"
         if self.kind == "sdtm" and self.layout != "sdtm":
             self.layout = "sdtm"
+        if self.kind in SAFETY_KINDS:
+            from pipelines.ingest.safety import check_fields
+
+            check_fields(self.kind, self.fields)
+            return self
+        if self.fields:
+            raise ValueError("'fields' is for safety sources (kind ae, vs, ex or ds)")
         if self.layout in ("wide", "long") and self.kind == "assessments" and not self.instruments:
             raise ValueError("kind 'assessments' needs 'instruments' saying where each instrument's items are")
         if self.layout == "long" and self.kind != "randomization":
@@ -290,6 +306,25 @@ class Model(_Strict):
     reml: bool = True
 
 
+class Durability(_Strict):
+    """Durability of response among responders at the primary visit (analysis.adtte LOSSRESP).
+
+    Loss of response: at a follow-up assessment (a visit of phase follow_up) the parameter no longer
+    meets its response criterion (CRIT1FL = 'N'); with ``consecutive: k`` only a run of k such
+    assessments in a row counts, and the event day is the first of them. ``paramcd`` defaults to
+    the primary parameter."""
+
+    paramcd: str | None = None
+    consecutive: int = Field(1, ge=1, le=10)
+
+
+class Safety(_Strict):
+    """Treatment-emergent AEs: onset on or after the first dose (EX) and, when
+    ``teae_window_days`` is set, no later than that many days after the last dose."""
+
+    teae_window_days: int | None = Field(None, ge=0)
+
+
 class Analysis(_Strict):
     primary_parameter: str = "CAPS5TOT"
     baseline: Literal["visit", "last_on_or_before_day0"] = "visit"
@@ -306,6 +341,8 @@ class Analysis(_Strict):
     sensitivity_models: Literal["totals", "all", "none"] = "totals"
     alpha: float = Field(0.05, gt=0, lt=1)
     min_baseline_fraction: float = Field(0.8, ge=0, le=1)
+    durability: Durability = Field(default_factory=Durability)
+    safety: Safety = Field(default_factory=Safety)
 
     @model_validator(mode="after")
     def _known_parameters(self) -> Analysis:
@@ -315,6 +352,8 @@ class Analysis(_Strict):
         used = [("primary_parameter", self.primary_parameter)]
         used += [(f"response.{k}", k) for k in self.response]
         used += [(f"remission.{k}", k) for k in self.remission]
+        if self.durability.paramcd:
+            used.append(("durability.paramcd", self.durability.paramcd))
         for key, paramcd in used:
             if paramcd not in known:
                 raise ValueError(f"{key}: unknown parameter {paramcd!r}; known: {', '.join(known)}")
@@ -366,7 +405,16 @@ class Manifest(_Strict):
         if len(primaries) > 1:
             raise ValueError(f"visits: at most one visit may be primary: true (found {primaries})")
         if not primaries:
-            self.visits[-1].primary = True
+            treatment = [v for v in self.visits if v.phase == "treatment"]
+            (treatment or self.visits)[-1].primary = True
+        order = [v.id for v in self.visits]
+        primary = self.primary_visit.id
+        for v in self.visits:
+            if v.phase == "follow_up" and (v.baseline or order.index(v.id) <= order.index(primary)):
+                raise ValueError(
+                    f"visits: {v.id} has phase follow_up but is not after the primary visit {primary}; "
+                    "follow-up visits come after the treatment phase"
+                )
         _unique_codes("visits", [(v.id, [v.id, v.label, *v.codes]) for v in self.visits])
         names = [s.name for s in self.sources]
         if len(set(names)) != len(names):
@@ -403,6 +451,15 @@ class Manifest(_Strict):
     @property
     def primary_visit(self) -> Visit:
         return next(v for v in self.visits if v.primary)
+
+    @property
+    def treatment_visits(self) -> list[Visit]:
+        """The visits of the treatment phase (the efficacy models use these only)."""
+        return [v for v in self.visits if v.phase == "treatment"]
+
+    @property
+    def follow_up_visits(self) -> list[Visit]:
+        return [v for v in self.visits if v.phase == "follow_up"]
 
     @property
     def experimental_arm(self) -> Arm | None:

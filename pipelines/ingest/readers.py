@@ -130,7 +130,11 @@ def read_source(study_dir: Path, manifest: Manifest, source: Source) -> SourceRe
             table = files.read_any(path, source.format or "csv", label=label, encoding=source.encoding, delimiter=source.delimiter)
             guard.check(table, manifest, source)
             out.rows_read = table.frame.height
-            if source.kind == "randomization":
+            if source.kind in ("ae", "vs", "ex", "ds"):
+                from pipelines.ingest.safety import read_safety
+
+                read_safety(table, _Cols(table.columns, label), source.kind, manifest, source, out, sdtm=False)
+            elif source.kind == "randomization":
                 read_randomization(table, manifest, source, out)
             elif source.layout == "wide":
                 read_wide(table, manifest, source, out)

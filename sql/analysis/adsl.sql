@@ -1,7 +1,7 @@
 -- analysis.adsl: ADaM-style subject-level analysis dataset - arm, population flags and baseline covariates.
 -- Grain: one row per subject of staging.subjects (the randomized subjects; for a study without a
 --   randomization source, the subjects seen in the assessments).
--- Inputs: staging.subjects, analysis.adqs, ref.study, ref.scores.
+-- Inputs: staging.subjects, analysis.adqs, ref.study, ref.scores, analysis.adex, staging.ds_rows.
 -- Rules, in words:
 --   L1 TRT01P is the randomized arm id (manifest arms[].id), TRT01PN its number in the manifest,
 --      ARM_ROLE experimental or control.
@@ -16,6 +16,15 @@
 --   L4 Baseline covariates are kept as received: site, sex, age (years, numeric when given as a
 --      number), age_band, race, ethnicity; other declared covariates stay in one JSON object
 --      (covariates) because their names differ between studies.
+--   L5 Exposure (when the study has EX data): TRTSDY / TRTEDY are the study days of the first and last
+--      infusion (ADEX; study days, not dates - the warehouse holds no calendar dates), NINF the number
+--      of infusions received; SAFFL = 'Y' when the subject received at least one infusion, 'N' when
+--      the study has exposure data and the subject none, NULL when the study has no exposure data.
+--   L6 Disposition (when the study has DS data): the subject's last disposition event (DSCAT
+--      DISPOSITION EVENT or no category; latest study day, then the last file row). EOSSTT =
+--      'COMPLETED' when its DSDECOD is COMPLETED, else 'DISCONTINUED' with DCSREAS = DSDECOD (e.g.
+--      PHYSICIAN DECISION, ADVERSE EVENT) and DCSREASP = DSTERM as received; EOSSTT NULL without a
+--      disposition record.
 with
 
 subjects as (
@@ -64,6 +73,26 @@ baselines as (
     where q.paramcd = cp.paramcd and q.ablfl = 'Y'
 ),
 
+exposure as (
+    select usubjid, min(trtsdy) as trtsdy, min(trtedy) as trtedy, min(ninf) as ninf
+    from analysis.adex
+    group by usubjid
+),
+
+has_exposure as (
+    select count(*) > 0 as yes from analysis.adex
+),
+
+disposition as (
+    select
+        usubjid,
+        arg_max(dsdecod, [coalesce(dsstdy, -1000000), _source_row]) as dsdecod,
+        arg_max(dsterm, [coalesce(dsstdy, -1000000), _source_row]) as dsterm
+    from staging.ds_rows
+    where status = 'accepted' and coalesce(dscat, 'DISPOSITION EVENT') = 'DISPOSITION EVENT'
+    group by usubjid
+),
+
 final as (
     select
         s.study_id,
@@ -84,6 +113,16 @@ final as (
         s.race,
         s.ethnicity,
         s.covariates,
+        x.trtsdy,
+        x.trtedy,
+        x.ninf,
+        case
+            when x.usubjid is not null then 'Y'
+            when (select yes from has_exposure) then 'N'
+        end as saffl,
+        case when d.dsdecod = 'COMPLETED' then 'COMPLETED' when d.dsdecod is not null then 'DISCONTINUED' end as eosstt,
+        case when d.dsdecod <> 'COMPLETED' then d.dsdecod end as dcsreas,
+        case when d.dsdecod <> 'COMPLETED' then d.dsterm end as dcsreasp,
         s.source,
         s._source_file,
         s._source_row
@@ -91,6 +130,8 @@ final as (
     cross join completer_parameter as cp
     left join completers as c on c.usubjid = s.usubjid
     left join baselines as b on b.usubjid = s.usubjid
+    left join exposure as x on x.usubjid = s.usubjid
+    left join disposition as d on d.usubjid = s.usubjid
 )
 
 select * from final

@@ -1,9 +1,11 @@
 -- qc.quarantine: every input row that was rejected, with a reason a person can act on.
--- Grain: one row per rejected raw row (an assessment row of one instrument, or a randomization row).
--- Rules, in words: a row is here when staging.assessment_rows or staging.randomization_rows
---   quarantined it; raw_values holds the row's mapped cells exactly as received (JSON), so nothing
+-- Grain: one row per rejected raw row (an assessment row of one instrument, a randomization row, or
+--   a safety/exposure row: AE, VS, EX, DS).
+-- Rules, in words: a row is here when staging.assessment_rows, staging.randomization_rows or
+--   staging.<ae|vs|ex|ds>_rows quarantined it; raw_values holds the row's mapped cells exactly as received (JSON), so nothing
 --   is lost and the source can be corrected. run_id is the pipeline run that rejected it.
--- Inputs: staging.assessment_rows, staging.randomization_rows, raw.*.
+-- Inputs: staging.assessment_rows, staging.randomization_rows, staging.ae_rows, staging.vs_rows,
+--   staging.ex_rows, staging.ds_rows, raw.*.
 with
 
 {% for inst in instruments %}
@@ -39,6 +41,18 @@ randomization as (
     where a.status = 'quarantined'
 ),
 
+{% for domain in ('ae', 'vs', 'ex', 'ds') %}
+safety_{{ domain }} as (
+    select
+        a.study_id, a.source, a._source_file, a._source_row, 'raw.{{ domain }}' as raw_table,
+        a.usubjid, a.reason, to_json(x) as raw_values
+    from staging.{{ domain }}_rows as a
+    inner join (select * exclude (study_id, _source_sha256) from raw.{{ domain }}) as x
+        on x._source_file = a._source_file and x._source_row = a._source_row
+    where a.status = 'quarantined'
+),
+{% endfor %}
+
 final as (
     select
         study_id,
@@ -50,7 +64,14 @@ final as (
         usubjid,
         reason,
         cast(raw_values as varchar) as raw_values
-    from (select * from assessments union all select * from randomization)
+    from (
+        select * from assessments
+        union all select * from randomization
+        union all select * from safety_ae
+        union all select * from safety_vs
+        union all select * from safety_ex
+        union all select * from safety_ds
+    )
 )
 
 select * from final
