@@ -82,6 +82,11 @@ class Columns(_Strict):
     visit: str | None = None
     study_day: str | None = None
     date: str | None = None
+    # when a rating was taken relative to the dose (for the pre-dose baseline rule): a pre-dose
+    # flag (Y/yes/1/true/pre/pre-dose vs N/no/0/false/post/post-dose) or minutes from the dose
+    # (negative or zero = pre-dose, positive = post-dose)
+    predose: str | None = None
+    time_from_dose: str | None = None
     arm: str | None = None
     site: str | None = None
     sex: str | None = None

@@ -128,6 +128,9 @@ def read_nda(path: Path, manifest: Manifest, source: Source, out: SourceRead) ->
             cols.used.discard(date_col)
     if m.arm:
         exprs.append(pl.col(cols.need(m.arm, "mapped as columns.arm")).alias("arm"))
+    for key in ("predose", "time_from_dose"):
+        if getattr(m, key):
+            exprs.append(pl.col(cols.need(getattr(m, key), f"mapped as columns.{key}")).alias(key))
 
     item_set, item_map = _choose_item_set(inst, table.frame, cols, source)
     exprs += [pl.col(col).alias(item_column(n)) for n, col in item_map.items()]

@@ -322,6 +322,10 @@ def _assessment_base(table: files.TextTable, cols: _Cols, manifest: Manifest, so
     exprs: dict[str, pl.Expr] = {"subject": pl.col(subject), "visit": pl.col(visit)}
     if m.arm:
         exprs["arm"] = pl.col(cols.need(m.arm, "mapped as columns.arm"))
+    for key in ("predose", "time_from_dose"):
+        got = getattr(m, key)
+        if got is not None:
+            exprs[key] = pl.col(cols.need(got, f"mapped as columns.{key}"))
     if m.study_day:
         exprs["study_day"] = pl.col(cols.need(m.study_day, "mapped as columns.study_day"))
     elif m.date:

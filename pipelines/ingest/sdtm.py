@@ -141,6 +141,11 @@ def _read_findings(
         )
     elif day:
         exprs.append(pl.col(day).alias("study_day"))
+    tpt = cols.find(m.predose or f"{p}TPT")
+    if tpt:
+        exprs.append(pl.col(tpt).alias("predose"))  # QSTPT such as PRE-DOSE / 40 MIN POST-DOSE
+    if m.time_from_dose:
+        exprs.append(pl.col(cols.need(m.time_from_dose, "mapped as columns.time_from_dose")).alias("time_from_dose"))
     if stat:
         exprs.append(pl.col(stat).alias("status"))
     if drvfl:

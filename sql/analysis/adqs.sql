@@ -16,13 +16,22 @@
 --      ADY = the latest of their days, N_ITEMS_MISSING = the largest of theirs, is 'Y' and the
 --      observed records 'N'. Records without a value are always 'N', so a visit whose records are
 --      all missing has no ANL01FL record.
---   A4 Baseline (ABLFL = 'Y' on at most one record per subject x parameter):
---      baseline visit (default) = the ANL01FL record of the manifest's baseline visit;
---      last_on_or_before_day0 = the observed record (not an AVERAGE) with a value and the latest
---      ADY <= 0, any visit; ties go to the later visit, then the first source file and row.
+--   A4 Baseline (ABLFL = 'Y' on at most one record per subject x parameter); a baseline is a
+--      pre-dose rating: a record the source marks post-dose (PREDOSE = 'N', staging.assessment_rows)
+--      is never the baseline.
+--      baseline visit (default) = the ANL01FL record of the manifest's baseline visit unless it is
+--      marked post-dose;
+--      last_on_or_before_day0 = the observed record (not an AVERAGE) with a value, not marked
+--      post-dose, and the latest ADY <= 0, any visit; ties on ADY go to the manifest's baseline
+--      visit, then to a record marked pre-dose, then to the earlier visit (a rating at a later visit
+--      of the same day is the post-dose one), then the first source file and row.
 --      A subject x parameter without such a record has no ABLFL record and BASE, CHG, PCHG NULL.
 --   A5 BASE = the baseline record's AVAL, on every record of the subject x parameter.
---   A6 Post-baseline = a record of a visit after the manifest's baseline visit (AVISITN greater).
+--   A6 Post-baseline = a record of a visit after the manifest's baseline visit (AVISITN greater)
+--      that is not the ABLFL record, and, under last_on_or_before_day0, not earlier than the
+--      baseline record (ADY >= the baseline's ADY; a record on the baseline's day at a later visit
+--      is post-baseline): the baseline record and the analysed post-baseline records are disjoint
+--      by construction, so a baseline never enters a change model with CHG = 0.
 --      CHG = AVAL - BASE and PCHG = 100 * CHG / BASE on post-baseline records only; NULL on the
 --      baseline record and on pre-baseline or baseline-visit records (ADaMIG: CHG is for
 --      post-baseline records; a CHG of 0 on the baseline record would enter change models).
@@ -34,12 +43,19 @@
 --      MADRSTOT 50. Remission: AVAL compared with remission_value by remission_op (PCL5TOT < 33,
 --      MADRSTOT <= 10; CAPS-5 none). Thresholds come from ref.scores (manifest overrides applied).
 --      CRIT1 / CRIT2 state the rule with its threshold on every record of the parameter.
+--   A9 DTYPE is set only on derived records ('AVERAGE'); how an observed record's AVAL was obtained
+--      is in AVALMETH ('ITEM SUM', 'PRORATED' missing items prorated, 'REPORTED' source total
+--      without items; NULL without a value; AVERAGE records: the averaged records' method, 'MIXED' if they differ), per the ADaM IG (DTYPE is for records derived in the ADaM dataset).
 --   A8 Diagnosis flags (sxcritfl, dxcutfl) are carried from analysis.scores; the AVERAGE record has
 --      dxcutfl from its averaged value and no sxcritfl.
 with
 
 scores as (
-    select * from analysis.scores
+    select sc.*, ar.predose
+    from analysis.scores as sc
+    left join staging.assessment_rows as ar
+        on ar.instrument_id = sc.instrument_id and ar._source_file = sc._source_file
+        and ar._source_row = sc._source_row and ar.source = sc.source
 ),
 
 subjects as (
@@ -86,7 +102,9 @@ observed as (
         s.aval,
         s.n_items,
         s.n_items_missing,
-        s.dtype,
+        cast(null as varchar) as dtype,
+        case when s.aval is not null then coalesce(s.dtype, 'ITEM SUM') end as avalmeth,
+        s.predose,
         s.sxcritfl,
         s.dxcutfl,
         s.source,
@@ -129,6 +147,8 @@ averages as (
         any_value(r.n_items) as n_items,
         max(r.n_items_missing) as n_items_missing,
         'AVERAGE' as dtype,
+        case when count(distinct r.avalmeth) = 1 then any_value(r.avalmeth) else 'MIXED' end as avalmeth,
+        case when bool_and(r.predose = 'Y') then 'Y' when bool_or(r.predose = 'N') then 'N' end as predose,
         cast(null as varchar) as sxcritfl,
         case
             when any_value(sr.cutoff_value) is null then null
@@ -165,40 +185,57 @@ baseline_candidates as (
         r.*,
         row_number() over (
             partition by r.usubjid, r.paramcd
-            order by r.ady desc, r.avisitn desc, r._source_file, r._source_row
+            order by r.ady desc, r.avisit = st.baseline_visit desc, r.predose = 'Y' desc nulls last,
+                r.avisitn asc, r._source_file, r._source_row
         ) as latest
     from records as r
     cross join study as st
     where st.baseline_rule = 'last_on_or_before_day0'
         and r.aval is not null and r.ady <= 0 and r.dtype is distinct from 'AVERAGE'
+        and r.predose is distinct from 'N'
 ),
 
 baseline as (
-    select r.usubjid, r.paramcd, r.avisit, r.ady, r.dtype, r.aval as base
+    select r.usubjid, r.paramcd, r.avisit, r.ady, r.dtype, r._source_file, r._source_row, r.aval as base
     from records as r
     cross join study as st
     where st.baseline_rule = 'visit' and r.avisit = st.baseline_visit and r.anl01fl = 'Y'
+        and r.predose is distinct from 'N'
     union all
-    select usubjid, paramcd, avisit, ady, dtype, aval as base
+    select usubjid, paramcd, avisit, ady, dtype, _source_file, _source_row, aval as base
     from baseline_candidates
     where latest = 1
 ),
 
-with_base as (
+flagged as (
     select
         r.*,
         b.base,
+        b.ady as base_ady,
         case
             when b.usubjid is not null
                 and r.avisit = b.avisit
                 and r.ady is not distinct from b.ady
                 and r.dtype is not distinct from b.dtype
+                and r._source_file is not distinct from b._source_file
+                and r._source_row is not distinct from b._source_row
                 then 'Y'
         end as ablfl,
-        r.avisitn > bv.avisitn as post_baseline
+        bv.avisitn as baseline_avisitn
     from records as r
     left join baseline as b on b.usubjid = r.usubjid and b.paramcd = r.paramcd
     cross join (select v.avisitn from visits as v inner join study as st on st.baseline_visit = v.visit) as bv
+),
+
+with_base as (
+    select
+        f.* exclude (base_ady, baseline_avisitn),
+        f.avisitn > f.baseline_avisitn
+            and f.ablfl is null
+            and (st.baseline_rule = 'visit' or f.base_ady is null or f.ady is null or f.ady >= f.base_ady)
+            as post_baseline
+    from flagged as f
+    cross join study as st
 ),
 
 -- A6, A7
@@ -237,6 +274,8 @@ final as (
         d.n_items,
         d.n_items_missing,
         d.dtype,
+        d.avalmeth,
+        d.predose,
         case when d.response_pct is not null then
             d.paramcd || ' reduction from baseline >= ' || format('{:g}', d.response_pct) || '%'
         end as crit1,

@@ -7,6 +7,11 @@
 --   * The visit label is matched, trimmed and case-insensitively, against the manifest's visit
 --     codes for the source (visit id, label, codes, recode.visit); failing that, the visit number.
 --   * The study day is the recorded day when it is a whole number, else the visit's nominal day.
+--   * predose ('Y' pre-dose, 'N' post-dose, NULL unknown) comes from columns.time_from_dose when
+--     mapped (minutes from the dose: <= 0 pre-dose, > 0 post-dose), else from columns.predose
+--     (Y/yes/1/true/pre/pre-dose/predose/baseline = 'Y'; N/no/0/false/post/post-dose/postdose = 'N';
+--     any other text containing 'post' = 'N', containing 'pre' = 'Y', e.g. SDTM QSTPT
+--     '40 MIN POST-DOSE'). analysis.adqs never takes a post-dose rating as the baseline.
 --   R1 the subject id must be present;
 --   R2 the visit label must be one of the manifest's;
 --   R3 when the study has a randomization list, the subject must be on it (accepted rows);
@@ -26,7 +31,7 @@ with
 rows_{{ inst }} as (
     select
         '{{ inst }}' as instrument_id, study_id, source, _source_file, _source_row,
-        subject, visit, visitnum, study_day, arm, item as item_code,
+        subject, visit, visitnum, study_day, predose as predose_raw, time_from_dose, arm, item as item_code,
         case
             when item is not null then (coalesce(value, '') <> '')::int
             else len(list_filter([{{ item_columns[inst] | join(', ') }}, total], x -> coalesce(x, '') <> ''))
@@ -190,6 +195,14 @@ final as (
         b.avisitn,
         b.day as study_day,
         b.day_recorded,
+        case
+            when try_cast(trim(b.time_from_dose) as double) is not null then
+                case when try_cast(trim(b.time_from_dose) as double) <= 0 then 'Y' else 'N' end
+            when lower(trim(b.predose_raw)) in ('y', 'yes', '1', 'true', 'pre', 'pre-dose', 'predose', 'pre dose', 'baseline') then 'Y'
+            when lower(trim(b.predose_raw)) in ('n', 'no', '0', 'false', 'post', 'post-dose', 'postdose', 'post dose') then 'N'
+            when lower(b.predose_raw) like '%post%' then 'N'
+            when lower(b.predose_raw) like '%pre%' then 'Y'
+        end as predose,
         nullif(trim(b.arm), '') as arm_raw,
         case
             when b.basic_reason <> '' then b.basic_reason

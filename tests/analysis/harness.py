@@ -85,6 +85,7 @@ class Given:
         self._items: list[dict] = []
         self._totals: list[dict] = []
         self._subjects: list[dict] = []
+        self._rows: list[dict] = []
 
     # -- literal rows -------------------------------------------------------------------
     def subject(self, usubjid: str, arm: str | None, **covariates) -> Given:
@@ -98,13 +99,21 @@ class Given:
         return self
 
     def assessment(self, usubjid: str, instrument_id: str, visit: str, day: int, items: dict[int, float | None] | list,
-                   *, total: float | None = None, total_given: bool = False, file: str = "x.csv") -> Given:
+                   *, total: float | None = None, total_given: bool = False, file: str = "x.csv",
+                   predose: str | None = None) -> Given:
         """One assessment: ``items`` maps item number -> value (None = received but missing; absent =
-        not received); a list means items 1..len in order. ``total`` adds a reported total row."""
+        not received); a list means items 1..len in order. ``total`` adds a reported total row.
+        ``predose`` ('Y' / 'N') marks the row pre- or post-dose (staging.assessment_rows.predose)."""
         if isinstance(items, list):
             items = {n: v for n, v in enumerate(items, start=1)}
         self._row += 1
         row = self._row
+        self._rows.append({
+            "study_id": self.manifest.study_id, "instrument_id": instrument_id, "instrument": INSTRUMENT[instrument_id],
+            "source": file.split(".")[0], "_source_file": file, "_source_row": row, "usubjid": usubjid,
+            "visit": visit, "avisitn": self._avisitn[visit], "study_day": day, "day_recorded": True,
+            "predose": predose, "status": "accepted",
+        })
         for n, v in items.items():
             self._items.append({
                 "study_id": self.manifest.study_id, "usubjid": usubjid, "instrument": INSTRUMENT[instrument_id],
@@ -139,7 +148,8 @@ class Given:
         self._insert("staging.item_responses", self._items)
         self._insert("staging.reported_totals", self._totals)
         self._insert("staging.subjects", self._subjects)
-        self._items, self._totals, self._subjects = [], [], []
+        self._insert("staging.assessment_rows", self._rows)
+        self._items, self._totals, self._subjects, self._rows = [], [], [], []
         for model in models:
             sql.run_model(self.con, model)
         return self.con

@@ -214,6 +214,58 @@ def test_baseline_last_on_or_before_day0():
     ]
 
 
+def test_post_dose_day0_rating_is_never_the_baseline():
+    """Ketamine trials rate on infusion day: pre-dose at BL (day 0) and 40 min post-dose at D0P
+    (day 0, listed after BL). The pre-dose rating is the baseline under both rules; the post-dose
+    rating is an analysed post-baseline record with a real change; no record is both."""
+    manifest = manifest_text().replace(
+        "  - {id: W1, day: 7}", "  - {id: D0P, day: 0}\n  - {id: W1, day: 7}"
+    )
+    for rule in ("last_on_or_before_day0", "visit"):
+        text = manifest + f"analysis:\n  baseline: {rule}\n"
+        con = (
+            Given(text).subject("S1", "KET").subject("S2", "MID")
+            # S1: post-dose flag given; the day-0 tie also prefers the baseline visit
+            .assessment("S1", "pcl5", "BL", 0, pcl(50), predose="Y")
+            .assessment("S1", "pcl5", "D0P", 0, pcl(30), predose="N")
+            .assessment("S1", "pcl5", "W1", 7, pcl(35))
+            # S2: no baseline-visit rating; the post-dose day-0 rating must not become the baseline,
+            # the screening-like earlier rating is absent too: no baseline at all
+            .assessment("S2", "pcl5", "D0P", 0, pcl(20), predose="N")
+            .assessment("S2", "pcl5", "W1", 7, pcl(22))
+            .run("analysis.scores", "analysis.adqs")
+        )
+        got = rows(con, "select avisit, aval, base, chg, ablfl, anl01fl from analysis.adqs "
+                        "where usubjid = 'S1' and paramcd = 'PCL5TOT' order by avisitn")
+        assert got == [
+            ("BL", 50.0, 50.0, None, "Y", "Y"),
+            ("D0P", 30.0, 50.0, -20.0, None, "Y"),     # 30 - 50 (post-dose, hand computed)
+            ("W1", 35.0, 50.0, -15.0, None, "Y"),
+        ], rule
+        s2 = rows(con, "select avisit, base, chg, ablfl from analysis.adqs "
+                       "where usubjid = 'S2' and paramcd = 'PCL5TOT' order by avisitn")
+        assert s2 == [("D0P", None, None, None), ("W1", None, None, None)], rule
+        # by construction: no record is both the baseline and an analysed post-baseline record
+        both = rows(con, "select count(*) from analysis.adqs where ablfl = 'Y' and chg is not null")
+        assert both == [(0,)]
+
+
+def test_day0_tie_without_flags_prefers_the_baseline_visit():
+    """No pre-/post-dose information: of two day-0 ratings the baseline visit's is the baseline
+    (before: the later visit won the tie, so the post-dose rating became ABLFL with CHG 0)."""
+    manifest = manifest_text("baseline: last_on_or_before_day0").replace(
+        "  - {id: W1, day: 7}", "  - {id: D0P, day: 0}\n  - {id: W1, day: 7}"
+    )
+    con = (
+        Given(manifest).subject("S1", "KET")
+        .assessment("S1", "pcl5", "BL", 0, pcl(50))
+        .assessment("S1", "pcl5", "D0P", 0, pcl(30))
+        .run("analysis.scores", "analysis.adqs")
+    )
+    assert rows(con, "select avisit, base, chg, ablfl from analysis.adqs where paramcd = 'PCL5TOT' "
+                     "order by avisitn") == [("BL", 50.0, None, "Y"), ("D0P", 50.0, -20.0, None)]
+
+
 def test_baseline_visit_rule_ignores_screening_and_late_days():
     con = (
         given()
@@ -252,15 +304,17 @@ def test_one_baseline_record_per_subject_and_parameter_and_clusters_follow_the_s
     assert rows(con, "select count(*) from analysis.adqs where crit1 is not null and paramcd <> 'PCL5TOT'") == [(0,)]
 
 
-def test_prorated_and_reported_records_keep_their_dtype_and_counts():
+def test_prorated_and_reported_records_keep_their_method_and_counts_and_no_dtype():
+    """ADaM IG: DTYPE is for records derived in the dataset; proration / reported totals are how an
+    observed record's AVAL was obtained (AVALMETH)."""
     con = (
         given("missing_items: {method: prorate, max_missing: 1, scope: scale, rounding: half_up}")
         .assessment("S1", "pcl5", "BL", 0, PCL_MISSING)           # 19 x 2 = 38 -> 38 / 19 x 20 = 40
         .assessment("S1", "madrs", "BL", 0, {}, total=30)         # totals-only
         .run("analysis.scores", "analysis.adqs")
     )
-    assert rows(con, "select paramcd, aval, n_items, n_items_missing, dtype from analysis.adqs "
+    assert rows(con, "select paramcd, aval, n_items, n_items_missing, avalmeth, dtype from analysis.adqs "
                      "where paramcd in ('PCL5TOT', 'MADRSTOT') order by paramcd") == [
-        ("MADRSTOT", 30.0, 10, 10, "REPORTED"),
-        ("PCL5TOT", 40.0, 20, 1, "PRORATED"),
+        ("MADRSTOT", 30.0, 10, 10, "REPORTED", None),
+        ("PCL5TOT", 40.0, 20, 1, "PRORATED", None),
     ]

@@ -55,20 +55,20 @@ def build(tmp_path, analysis: str = ""):
     return db
 
 
-TOT = ("select usubjid, avisit, aval, base, chg, pchg, ablfl, n_items_missing, dtype, crit1fl "
+TOT = ("select usubjid, avisit, aval, base, chg, pchg, ablfl, n_items_missing, avalmeth, crit1fl "
        "from analysis.adqs where paramcd = 'PCL5TOT' order by usubjid, avisitn")
 
 
 def test_redcap_default_rule_any_missing_item_makes_the_score_missing(tmp_path):
     db = build(tmp_path)
     assert query(db, TOT) == [
-        ("201", "BL", 60.0, 60.0, None, None, "Y", 0, None, None),
+        ("201", "BL", 60.0, 60.0, None, None, "Y", 0, "ITEM SUM", None),
         ("201", "W1", None, 60.0, None, None, None, 2, None, None),
         # 20 - 60 = -40; -40 / 60 = -66.67% -> response
-        ("201", "W2", 20.0, 60.0, -40.0, pytest.approx(-66.6666667), None, 0, None, "Y"),
+        ("201", "W2", 20.0, 60.0, -40.0, pytest.approx(-66.6666667), None, 0, "ITEM SUM", "Y"),
         ("202", "BL", None, None, None, None, None, 1, None, None),   # no baseline value
-        ("202", "W2", 21.0, None, None, None, None, 0, None, None),
-        ("203", "BL", 40.0, 40.0, None, None, "Y", 0, None, None),
+        ("202", "W2", 21.0, None, None, None, None, 0, "ITEM SUM", None),
+        ("203", "BL", 40.0, 40.0, None, None, "Y", 0, "ITEM SUM", None),
         ("203", "W1", None, 40.0, None, None, None, 3, None, None),
         ("203", "W2", None, 40.0, None, None, None, 1, None, None),
     ]
@@ -91,26 +91,26 @@ def test_redcap_default_rule_any_missing_item_makes_the_score_missing(tmp_path):
 def test_redcap_prorating_rule(tmp_path):
     db = build(tmp_path, "analysis:\n  missing_items: {method: prorate, max_missing: 2, scope: scale, rounding: half_up}\n")
     assert query(db, TOT) == [
-        ("201", "BL", 60.0, 60.0, None, None, "Y", 0, None, None),
+        ("201", "BL", 60.0, 60.0, None, None, "Y", 0, "ITEM SUM", None),
         # 36 / 18 x 20 = 40; 40 - 60 = -20; -33.3% -> response
         ("201", "W1", 40.0, 60.0, -20.0, pytest.approx(-33.3333333), None, 2, "PRORATED", "Y"),
-        ("201", "W2", 20.0, 60.0, -40.0, pytest.approx(-66.6666667), None, 0, None, "Y"),
+        ("201", "W2", 20.0, 60.0, -40.0, pytest.approx(-66.6666667), None, 0, "ITEM SUM", "Y"),
         # 38 / 19 x 20 = 40
         ("202", "BL", 40.0, 40.0, None, None, "Y", 1, "PRORATED", None),
         # 21 - 40 = -19; -47.5%
-        ("202", "W2", 21.0, 40.0, -19.0, -47.5, None, 0, None, "Y"),
-        ("203", "BL", 40.0, 40.0, None, None, "Y", 0, None, None),
+        ("202", "W2", 21.0, 40.0, -19.0, -47.5, None, 0, "ITEM SUM", "Y"),
+        ("203", "BL", 40.0, 40.0, None, None, "Y", 0, "ITEM SUM", None),
         ("203", "W1", None, 40.0, None, None, None, 3, None, None),  # 3 missing > 2
         # 0 / 19 x 20 = 0; -100%
         ("203", "W2", 0.0, 40.0, -40.0, -100.0, None, 1, "PRORATED", "Y"),
     ]
     # 201 week 1: B = 4 x 2 = 8 -> 8 / 4 x 5 = 10; E = 5 x 2 = 10 -> 10 / 5 x 6 = 12
     # 203 week 1: B has 3 missing (> 2) -> missing; C = 2, D = 7, E = 6
-    assert query(db, "select usubjid, paramcd, aval, dtype from analysis.adqs where avisit = 'W1' order by 1, paramn") == [
-        ("201", "PCL5TOT", 40.0, "PRORATED"), ("201", "PCL5B", 10.0, "PRORATED"), ("201", "PCL5C", 4.0, None),
-        ("201", "PCL5D", 14.0, None), ("201", "PCL5E", 12.0, "PRORATED"),
-        ("203", "PCL5TOT", None, None), ("203", "PCL5B", None, None), ("203", "PCL5C", 2.0, None),
-        ("203", "PCL5D", 7.0, None), ("203", "PCL5E", 6.0, None),
+    assert query(db, "select usubjid, paramcd, aval, avalmeth from analysis.adqs where avisit = 'W1' order by 1, paramn") == [
+        ("201", "PCL5TOT", 40.0, "PRORATED"), ("201", "PCL5B", 10.0, "PRORATED"), ("201", "PCL5C", 4.0, "ITEM SUM"),
+        ("201", "PCL5D", 14.0, "ITEM SUM"), ("201", "PCL5E", 12.0, "PRORATED"),
+        ("203", "PCL5TOT", None, None), ("203", "PCL5B", None, None), ("203", "PCL5C", 2.0, "ITEM SUM"),
+        ("203", "PCL5D", 7.0, "ITEM SUM"), ("203", "PCL5E", 6.0, "ITEM SUM"),
     ]
     assert query(db, "select usubjid, visit, finding, item_derived, reported_total from qc.total_mismatches order by 1, 2") == [
         ("202", "BL", "items_incomplete", 40.0, 38.0),

@@ -31,7 +31,7 @@ sources:
     db = tmp_path / "w.duckdb"
     result, _ = build_study(study, db)
     assert [r.error for r in result.reads] == [None, None]
-    assert query(db, "select paramcd, avisit, aval, base, chg, pchg, ablfl, dtype, n_items, n_items_missing, crit1fl, crit2fl "
+    assert query(db, "select paramcd, avisit, aval, base, chg, pchg, ablfl, avalmeth, n_items, n_items_missing, crit1fl, crit2fl "
                      "from analysis.adqs order by avisitn") == [
         ("PCL5TOT", "BL", 40.0, 40.0, None, None, "Y", "REPORTED", 20, 20, None, None),
         # 20 - 40 = -20, -50%: response; 20 < 33: remission

@@ -308,6 +308,6 @@ def test_totals_only_sources_wide_and_nda(tmp_path):
     assert query(db, "select usubjid, visit, reported_total from staging.reported_totals order by 1, 2") == [
         ("S1", "BL", 31.0), ("S1", "W2", 12.0), ("S2", "BL", 28.0)
     ]
-    assert query(db, "select usubjid, avisit, aval, dtype from analysis.adqs where paramcd = 'MADRSTOT' order by 1, 2") == [
+    assert query(db, "select usubjid, avisit, aval, avalmeth from analysis.adqs where paramcd = 'MADRSTOT' order by 1, 2") == [
         ("S1", "BL", 31.0, "REPORTED"), ("S1", "W2", 12.0, "REPORTED"), ("S2", "BL", 28.0, "REPORTED")
     ]
