@@ -61,6 +61,20 @@ def _formats(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
     default=False,
     help="Add a fifth visit W4 (week 4 follow-up, day 28) after the primary week-2 visit.",
 )
+@click.option(
+    "--safety",
+    is_flag=True,
+    default=False,
+    help="Also write exposure (EX), adverse events (AE), vital signs around each infusion (VS) and disposition (DS).",
+)
+@click.option(
+    "--follow-up-weeks",
+    type=click.IntRange(min=0, max=52),
+    default=0,
+    show_default=True,
+    help="Weekly follow-up assessments W3.. after the primary week-2 visit (durability of response; "
+    "not in the efficacy models).",
+)
 def simulate(
     out_dir: Path,
     per_arm: int,
@@ -69,6 +83,8 @@ def simulate(
     study_id: str | None,
     missing_item_rate: float,
     follow_up: bool,
+    safety: bool,
+    follow_up_weeks: int,
 ) -> None:
     """Write a simulated ketamine-vs-midazolam PTSD trial (calibrated to Feder et al. 2021) to OUT_DIR:
     the data files in the requested formats and a study.yaml that reads them."""
@@ -81,10 +97,16 @@ def simulate(
             study_id=study_id,
             missing_item_rate=missing_item_rate,
             follow_up=follow_up,
+            safety=safety,
+            follow_up_weeks=follow_up_weeks,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     follow = ", W4 follow-up" if follow_up else ""
+    if follow_up_weeks:
+        follow += f", {follow_up_weeks} weekly follow-up visits"
+    if safety:
+        follow += ", safety domains"
     click.echo(
         f"Wrote {len(written.files)} files ({written.n_subjects} subjects, {per_arm} per arm, seed {seed}, "
         f"{','.join(formats)}{follow}) to {written.folder}: {', '.join(str(f) for f in written.files)}"

@@ -24,6 +24,8 @@ CHECKS: dict[str, tuple[AssetKey, str]] = {
     "baseline_coverage": (AssetKey(["staging", "item_responses"]), "Most randomized subjects have a baseline rating (analysis.min_baseline_fraction)"),
     "rows_reconcile": (AssetKey(["qc", "quarantine"]), "Every file's rows are accounted for: read = accepted + quarantined + skipped"),
     "gx_adsl": (AssetKey(["analysis", "adsl"]), "GX suite expectations/adsl.json: one row per randomized subject, manifest arms, Y/N flags"),
+    "gx_adae": (AssetKey(["analysis", "adae"]), "GX suite expectations/adae.json: MedDRA terms present, TRTEMFL follows the first dose, a preferred term counted once per subject"),
+    "gx_adtte": (AssetKey(["analysis", "adtte"]), "GX suite expectations/adtte.json: one record per responder, AVAL >= 0, CNSR 0/1 with event descriptions"),
     "gx_adqs": (AssetKey(["analysis", "adqs"]), "GX suite expectations/adqs.json: one baseline per subject x parameter, CHG = AVAL - BASE, PCHG rule, score ranges"),
 }
 
