@@ -51,6 +51,20 @@ def table_metadata(con, table: str, extra: dict | None = None) -> dict:
     return meta
 
 
+def summary_metadata(con, model: str, study_id: str) -> dict:
+    """A table a person reads rather than a preview, for the safety models (TEAE by SOC/PT, peak
+    post-infusion vital-sign changes)."""
+    if model == "analysis.adae":
+        from pipelines.stats.safety import teae_markdown
+
+        return {"teae_by_soc_pt": MetadataValue.md(teae_markdown(con, study_id))}
+    if model == "analysis.advs":
+        from pipelines.stats.safety import peaks_markdown
+
+        return {"peak_changes": MetadataValue.md(peaks_markdown(con, study_id))}
+    return {}
+
+
 def sql_asset(model: str, group: str, extra_deps: tuple[AssetKey, ...] = ()):
     layer, name = model.split(".")
 
@@ -67,7 +81,8 @@ def sql_asset(model: str, group: str, extra_deps: tuple[AssetKey, ...] = ()):
         study = trialpipe.study(context.partition_key)
         with study.connect(context.run.run_id) as con:
             stats = sql.run_model(con, model)
-            return MaterializeResult(metadata=table_metadata(con, model, {"seconds": stats["seconds"]}))
+            extra = {"seconds": stats["seconds"], **summary_metadata(con, model, study.study_id)}
+            return MaterializeResult(metadata=table_metadata(con, model, extra))
 
     _model.__name__ = f"{layer}__{name}"
     return _model
