@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "demo": "pipelines.cli.commands:demo",
     "validate": "pipelines.cli.commands:validate",
     "mmrm": "pipelines.cli.mmrm:mmrm",
+    "impute": "pipelines.cli.impute:impute",
 }
 
 SHORT_HELP = {
@@ -27,6 +28,7 @@ SHORT_HELP = {
     "demo": "Simulate a Feder-sized trial and run the whole pipeline on it.",
     "validate": "Ingest and validate a study folder only; report what was quarantined.",
     "mmrm": "Fit an MMRM on any CSV (R mmrm formula syntax).",
+    "impute": "Reference-based / MAR imputation analysis of any CSV (the rbmi workflow).",
 }
 
 

@@ -63,6 +63,43 @@ def _parse_refs(refs: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
+def _parse_levels(items: tuple[str, ...]) -> dict[str, list[str]]:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ModelSpecError(
+                f"--levels {item!r} must be VAR=LEVEL1,LEVEL2,...", hint="e.g. --levels AVISIT=V1,V7,FU30,FU90"
+            )
+        var, lv = item.split("=", 1)
+        levels = [x.strip() for x in lv.split(",") if x.strip()]
+        if not levels:
+            raise ModelSpecError(f"--levels {item!r} names no levels", hint="e.g. --levels AVISIT=V1,V7,FU30")
+        out[var.strip()] = levels
+    return out
+
+
+def _visit_levels(frame, formula: str, given: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Level order of a text time variable: as the data visit it (see ``data_order_levels``), not
+    alphabetical (FU30, FU90, V1, V7), unless --levels gives it."""
+    import pandas as pd
+
+    from pipelines.stats.mmrm.covariance import STRUCTURES
+    from pipelines.stats.mmrm.formula import data_order_levels, parse_formula
+
+    parsed = parse_formula(formula)
+    levels = dict(given)
+    tvar = parsed.time[0]
+    if (
+        not STRUCTURES[parsed.cov_type].spatial
+        and tvar not in levels
+        and tvar in frame.columns
+        and parsed.subject in frame.columns
+        and not pd.api.types.is_numeric_dtype(frame[tvar].dtype)
+    ):
+        levels[tvar] = data_order_levels(frame, tvar, parsed.subject)
+    return levels
+
+
 def _parse_lsmeans(spec: str) -> tuple[str, str | None]:
     parts = [p.strip() for p in spec.split("|")]
     if len(parts) > 2 or not all(parts):
@@ -138,19 +175,28 @@ def _table(console, title, frame, columns):
     "--ref", "refs", multiple=True, metavar="VAR=LEVEL", help="Reference level of a factor (repeatable)."
 )
 @click.option(
+    "--levels",
+    "level_opts",
+    multiple=True,
+    metavar="VAR=A,B,...",
+    help="Level order of a factor (repeatable). A text time variable defaults to the order the data visit it.",
+)
+@click.option(
     "--lsmeans", default=None, metavar="SPEC", help='LS means and differences: "ARMCD" or "ARMCD|AVISIT".'
 )
 @click.option("--json", "json_out", default=None, metavar="OUT", help="Write results as JSON to OUT.")
-def mmrm(data, formula, ml, df_method, vcov, weights, refs, lsmeans, json_out):
+def mmrm(data, formula, ml, df_method, vcov, weights, refs, level_opts, lsmeans, json_out):
     """Fit an MMRM on DATA.csv with an R mmrm formula, e.g.
 
     \b
       trialpipe mmrm fev.csv "FEV1 ~ RACE + SEX + ARMCD * AVISIT + us(AVISIT | USUBJID)" --ref SEX=Male
 
-    Covariance terms: us, cs, csh, ar1, ar1h, toep, toeph, ad, adh, sp_exp (numeric coordinates);
+    Covariance terms: us, cs, csh, ar1, ar1h, toep, toeph, ad, adh, sp_exp, sp_gau (numeric coordinates);
     us(VISIT | GROUP / SUBJECT) fits a separate covariance per GROUP level. The time variable and text
     columns are factors, factor(X) makes a numeric column one. --lsmeans ARMCD gives the ARMCD LS means
     and each level minus the reference level; --lsmeans "ARMCD|AVISIT" does so within each visit.
+    Visits given as text are ordered as the data visit them (V1, V7, FU30, FU90), not alphabetically;
+    --levels AVISIT=V1,V7,FU30,FU90 sets an order explicitly.
     """
     from rich.console import Console
 
@@ -161,9 +207,11 @@ def mmrm(data, formula, ml, df_method, vcov, weights, refs, lsmeans, json_out):
         console = Console(width=120)
     err = Console(stderr=True)
     ref = _parse_refs(refs)
+    given_levels = _parse_levels(level_opts)
     ls_spec = _parse_lsmeans(lsmeans) if lsmeans else None
     with err.status(f"reading {data}"):
         frame = read_csv(data)
+        levels = _visit_levels(frame, formula, given_levels)
     if df_method is None and vcov != "empirical":
         # R mmrm's default, and the DDFM of the SAS listing the reference tests reproduce; the
         # pipeline's primary analysis asks for Kenward-Roger explicitly (contract default).
@@ -177,6 +225,7 @@ def mmrm(data, formula, ml, df_method, vcov, weights, refs, lsmeans, json_out):
             vcov=vcov,
             weights=weights,
             ref=ref,
+            levels=levels,
             file=data,
             progress=lambda msg: status.update(msg),
         )

@@ -13,6 +13,7 @@ line.
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,10 +26,12 @@ from pipelines.instruments import load_instruments, resolve_instrument
 MANIFEST_NAME = "study.yaml"
 
 Layout = Literal["wide", "long", "nda", "sdtm"]
-Kind = Literal["randomization", "pcl5", "caps5", "madrs", "assessments", "nda", "sdtm", "ae", "vs", "ex", "ds"]
 # Safety and exposure domains: one record per row (SDTM AE/VS/EX/DS, or a CSV/REDCap export with
 # the same content mapped through ``fields``); see pipelines/ingest/safety.py.
 SAFETY_KINDS = ("ae", "vs", "ex", "ds")
+# A source's kind: one of these, or an instrument id (pipelines/instruments/*.yaml: pcl5, caps5, ...)
+# for a file holding that one instrument.
+KINDS = ("randomization", "assessments", "nda", "sdtm", *SAFETY_KINDS)
 FileFormat = Literal["csv", "tsv", "txt", "parquet", "xpt"]
 
 
@@ -170,13 +173,13 @@ class Source(_Strict):
 
     file: str
     name: str | None = None
-    kind: Kind
+    kind: str
     layout: Layout = "wide"
     format: FileFormat | None = None
     encoding: str = "utf-8"
     delimiter: str | None = None
     columns: Columns = Field(default_factory=Columns)
-    # shorthand for single-instrument sources (kind: pcl5 | caps5 | madrs)
+    # shorthand for single-instrument sources (kind: an instrument id such as pcl5)
     items: Items | None = None
     total: str | None = None
     # several instruments in one wide/long file: instrument id -> where its items are
@@ -200,6 +203,14 @@ class Source(_Strict):
             return {"pattern": v}
         if isinstance(v, list):
             return {"columns": v}
+        return v
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, v: str) -> str:
+        if v not in KINDS and v not in load_instruments():
+            known = [*KINDS, *load_instruments()]
+            raise ValueError(f"unknown kind {v!r}; choose one of {', '.join(known)}")
         return v
 
     @field_validator("delimiter", mode="before")
@@ -234,7 +245,7 @@ class Source(_Strict):
                 raise ValueError(
                     f"cannot tell the format of {self.file!r} from its extension; set format: csv|tsv|parquet|xpt"
                 )
-        if self.kind in ("pcl5", "caps5", "madrs"):
+        if self.kind in load_instruments():
             if self.kind in self.instruments:
                 raise ValueError(f"kind {self.kind} already names the instrument; do not repeat it under 'instruments'")
             if self.items is not None or self.total is not None or self.layout in ("wide", "long"):
@@ -331,7 +342,8 @@ class Safety(_Strict):
 
 
 class Analysis(_Strict):
-    primary_parameter: str = "CAPS5TOT"
+    # default: the total of the first instrument definition (by its ``order``: CAPS-5)
+    primary_parameter: str = Field(default_factory=lambda: next(iter(load_instruments().values())).total.paramcd)
     baseline: Literal["visit", "last_on_or_before_day0"] = "visit"
     repeated_assessments: Literal["last", "first", "mean"] = "last"
     missing_items: MissingItems = Field(default_factory=MissingItems)
@@ -339,7 +351,11 @@ class Analysis(_Strict):
     response: dict[str, float] = Field(default_factory=dict)
     # PARAMCD -> remission threshold
     remission: dict[str, Remission] = Field(default_factory=dict)
-    pcl5_cutoff: float = 33
+    # PARAMCD -> diagnosis cut-off (score at or above it = provisional diagnosis); overrides the
+    # instrument definition's diagnosis.cutoff
+    cutoffs: dict[str, float] = Field(default_factory=dict)
+    # Deprecated: the PCL-5 cut-off, kept so existing manifests keep working; use cutoffs: {PCL5TOT: 33}.
+    pcl5_cutoff: float | None = None
     model: Model = Field(default_factory=Model)
     multiplicity: Literal["holm", "hochberg", "fdr_bh", "fixed_sequence", "bonferroni", "none"] = "holm"
     # random-effects sensitivity models (statsmodels MixedLM): instrument totals, every parameter, or none
@@ -353,10 +369,21 @@ class Analysis(_Strict):
     def _known_parameters(self) -> Analysis:
         from pipelines.instruments import all_paramcds
 
+        if self.pcl5_cutoff is not None:
+            warnings.warn(
+                "analysis.pcl5_cutoff is deprecated; write analysis.cutoffs: {PCL5TOT: "
+                f"{self.pcl5_cutoff:g}}} instead",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            if "PCL5TOT" in self.cutoffs and self.cutoffs["PCL5TOT"] != self.pcl5_cutoff:
+                raise ValueError("pcl5_cutoff and cutoffs.PCL5TOT disagree; keep cutoffs.PCL5TOT only")
+            self.cutoffs = {"PCL5TOT": float(self.pcl5_cutoff), **self.cutoffs}
         known = all_paramcds()
         used = [("primary_parameter", self.primary_parameter)]
         used += [(f"response.{k}", k) for k in self.response]
         used += [(f"remission.{k}", k) for k in self.remission]
+        used += [(f"cutoffs.{k}", k) for k in self.cutoffs]
         if self.durability.paramcd:
             used.append(("durability.paramcd", self.durability.paramcd))
         for key, paramcd in used:
@@ -448,6 +475,25 @@ class Manifest(_Strict):
     def arm_codes(self, source: Source) -> dict[str, str]:
         """code (as written) -> arm id: arms[].id/label/codes, then the source's recode.arm."""
         return {**_codes([(a.id, [a.id, a.label, *a.codes]) for a in self.arms]), **source.recode.arm}
+
+    def named_instruments(self) -> list[str]:
+        """Instrument ids the manifest names: by its sources (kind, instruments, NDA structure, SDTM
+        maps) or its analysis options (primary parameter when given, response, remission, cut-offs)."""
+        from pipelines.instruments import instrument_of_paramcd
+
+        named: set[str] = set()
+        for s in self.sources:
+            named |= set(s.instruments) | set(s.sdtm.categories) | set(s.sdtm.testcd_patterns)
+            if s.nda.structure:
+                named |= {
+                    i.id for i in load_instruments().values() if i.formats.nda and i.formats.nda.structure == s.nda.structure
+                }
+        a = self.analysis
+        codes = [*a.response, *a.remission, *a.cutoffs]
+        if "primary_parameter" in a.model_fields_set:
+            codes.append(a.primary_parameter)
+        named |= {inst.id for c in codes if (inst := instrument_of_paramcd(c)) is not None}
+        return [i for i in load_instruments() if i in named]
 
     @property
     def baseline_visit(self) -> Visit:

@@ -45,7 +45,6 @@ def reference_frames(manifest: Manifest) -> dict[str, pl.DataFrame]:
             "missing_items_max": [a.missing_items.max_missing],
             "missing_items_scope": [a.missing_items.scope],
             "missing_items_rounding": [a.missing_items.rounding],
-            "pcl5_cutoff": [float(a.pcl5_cutoff)],
             "alpha": [a.alpha],
             "multiplicity": [a.multiplicity],
             "dates_shifted": [manifest.dates.shifted],
@@ -94,41 +93,47 @@ def reference_frames(manifest: Manifest) -> dict[str, pl.DataFrame]:
     ref["ref.arm_codes"] = pl.DataFrame(ac, schema=["study_id", "source", "code", "arm"], orient="row").unique(["source", "code"], keep="last", maintain_order=True)
     ref["ref.missing_codes"] = pl.DataFrame(mc, schema={"study_id": pl.String, "source": pl.String, "code": pl.String}, orient="row")
     # instruments
+    named = set(manifest.named_instruments())
     rows_i, rows_items, rows_scores, rows_anchor, rows_sx = [], [], [], [], []
     for inst in load_instruments().values():
-        resp = a.response
         dx = inst.diagnosis
         if dx and dx.symptom_rule:
             for cluster, need in dx.symptom_rule.min_items.items():
                 rows_sx.append((sid, inst.id, inst.instrument, cluster, dx.symptom_rule.item_threshold, need))
-        rows_i.append((sid, inst.id, inst.instrument, inst.title, inst.item_min, inst.item_max, len(inst.core_items)))
+        rows_i.append(
+            (sid, inst.id, inst.instrument, inst.title, inst.item_min, inst.item_max, len(inst.core_items),
+             inst.order, inst.role, inst.change_scale, inst.id in named, inst.reference)
+        )
         for it in inst.items:
-            rows_items.append((sid, inst.id, inst.instrument, it.n, it.code, it.cluster, it.label, it.optional))
+            lo, hi = inst.item_range(it.n)
+            rows_items.append((sid, inst.id, inst.instrument, it.n, it.code, it.cluster, it.label, it.optional, lo, hi))
         for k, text in inst.anchors.items():
             rows_anchor.append((sid, inst.id, int(k), text))
         for order, sc in enumerate(inst.scores):
-            pct = resp.get(sc.paramcd)
-            if pct is None and inst.response and inst.response.paramcd == sc.paramcd:
-                pct = inst.response.min_pct_reduction
-            rem = a.remission.get(sc.paramcd)
-            rem_op = rem.op if rem else (inst.remission.op if inst.remission and inst.remission.paramcd == sc.paramcd else None)
-            rem_val = rem.value if rem else (inst.remission.value if inst.remission and inst.remission.paramcd == sc.paramcd else None)
-            cutoff = dx.cutoff.value if dx and dx.cutoff and dx.cutoff.paramcd == sc.paramcd else None
-            if cutoff is not None and sc.paramcd == "PCL5TOT":
-                cutoff = float(a.pcl5_cutoff)  # the manifest's PCL-5 cut-off overrides the definition's
+            rule = _score_rules(manifest, inst, sc)
+            lo, hi = inst.score_range(sc)
+            component = sc.component_of()
             for n in sc.items:
-                it = inst.item(n)
                 rows_scores.append(
                     (sid, inst.id, inst.instrument, sc.paramcd, sc.param, order, sc.primary_total, sc.optional,
-                     len(sc.items), n, it.cluster, pct, rem_op, rem_val, cutoff)
+                     len(sc.items), n, inst.item(n).cluster, *rule, component[n], lo, hi, inst.change_scale,
+                     inst.score_label(sc))
                 )
     ref["ref.instruments"] = pl.DataFrame(
         rows_i, orient="row",
-        schema=["study_id", "instrument_id", "instrument", "title", "item_min", "item_max", "n_core_items"],
+        schema={
+            "study_id": pl.String, "instrument_id": pl.String, "instrument": pl.String, "title": pl.String,
+            "item_min": pl.Int64, "item_max": pl.Int64, "n_core_items": pl.Int64, "instrument_order": pl.Int32,
+            "role": pl.String, "change_scale": pl.Boolean, "in_manifest": pl.Boolean, "reference": pl.String,
+        },
     )
     ref["ref.instrument_items"] = pl.DataFrame(
         rows_items, orient="row",
-        schema=["study_id", "instrument_id", "instrument", "item", "item_code", "cluster", "item_label", "optional"],
+        schema={
+            "study_id": pl.String, "instrument_id": pl.String, "instrument": pl.String, "item": pl.Int64,
+            "item_code": pl.String, "cluster": pl.String, "item_label": pl.String, "optional": pl.Boolean,
+            "item_min": pl.Int64, "item_max": pl.Int64,
+        },
     )
     ref["ref.item_anchors"] = pl.DataFrame(rows_anchor, orient="row", schema=["study_id", "instrument_id", "value", "anchor"])
     ref["ref.scores"] = pl.DataFrame(
@@ -138,6 +143,8 @@ def reference_frames(manifest: Manifest) -> dict[str, pl.DataFrame]:
             "param": pl.String, "paramn": pl.Int32, "is_total": pl.Boolean, "optional": pl.Boolean,
             "n_items": pl.Int32, "item": pl.Int32, "cluster": pl.String, "response_pct": pl.Float64,
             "remission_op": pl.String, "remission_value": pl.Float64, "cutoff_value": pl.Float64,
+            "response_values": pl.List(pl.Float64), "component": pl.Int32, "score_min": pl.Float64,
+            "score_max": pl.Float64, "change_scale": pl.Boolean, "label": pl.String,
         },
     )
     ref["ref.symptom_rules"] = pl.DataFrame(
@@ -148,6 +155,30 @@ def reference_frames(manifest: Manifest) -> dict[str, pl.DataFrame]:
         },
     )
     return ref
+
+
+def _score_rules(manifest: Manifest, inst, sc) -> tuple:
+    """(response_pct, remission_op, remission_value, cutoff_value, response_values) of a score: the
+    manifest's analysis options first, then the instrument definition's."""
+    a = manifest.analysis
+    own = inst.response if inst.response and inst.response.paramcd == sc.paramcd else None
+    pct = a.response.get(sc.paramcd)
+    values = None
+    if pct is None and own is not None:
+        pct, values = own.min_pct_reduction, own.values
+    rem = a.remission.get(sc.paramcd) or (
+        inst.remission if inst.remission and inst.remission.paramcd == sc.paramcd else None
+    )
+    dx = inst.diagnosis
+    cutoff = dx.cutoff.value if dx and dx.cutoff and dx.cutoff.paramcd == sc.paramcd else None
+    cutoff = a.cutoffs.get(sc.paramcd, cutoff)
+    return (
+        pct,
+        rem.op if rem else None,
+        rem.value if rem else None,
+        None if cutoff is None else float(cutoff),
+        None if values is None else [float(v) for v in values],
+    )
 
 
 def source_frames(manifest: Manifest, reads: list[SourceRead], run_id: str) -> dict[str, pl.DataFrame]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 HERE = Path(__file__).parent
 
@@ -26,6 +26,9 @@ class Item(BaseModel):
     label: str
     cluster: str | None = None
     optional: bool = False
+    # this item's own rating range when it differs from the instrument's (HAM-D-17: 0-2 and 0-4 items)
+    min: int | None = None
+    max: int | None = None
 
 
 def parse_item_range(spec: str | int | list[int]) -> list[int]:
@@ -47,10 +50,16 @@ def parse_item_range(spec: str | int | list[int]) -> list[int]:
 
 
 class Score(BaseModel):
+    """A score (PARAMCD): the sum of its items' values, where each group in ``max_of`` counts once,
+    by its largest item (QIDS-SR16: one value for the four sleep items). ``label`` is the short
+    name tables and figures show ('Cluster B (Intrusion)'); a total defaults to '<instrument> total'."""
+
     model_config = ConfigDict(extra="forbid")
-    paramcd: str
-    param: str
+    paramcd: str = Field(max_length=8, pattern=r"^[A-Z][A-Z0-9]*$")
+    param: str = Field(max_length=200)
     items: list[int]
+    max_of: list[list[int]] = Field(default_factory=list)
+    label: str | None = None
     primary_total: bool = False
     optional: bool = False
 
@@ -59,10 +68,51 @@ class Score(BaseModel):
     def _items(cls, v: object) -> list[int]:
         return parse_item_range(v)  # type: ignore[arg-type]
 
+    @field_validator("max_of", mode="before")
+    @classmethod
+    def _groups(cls, v: object) -> list[list[int]]:
+        return [parse_item_range(g) for g in (v or [])]  # type: ignore[union-attr]
+
+    @model_validator(mode="after")
+    def _groups_within_items(self) -> Score:
+        seen: set[int] = set()
+        for g in self.max_of:
+            if not set(g) <= set(self.items):
+                raise ValueError(f"{self.paramcd}: max_of group {g} has items the score does not list")
+            if seen & set(g):
+                raise ValueError(f"{self.paramcd}: max_of groups overlap ({sorted(seen & set(g))})")
+            seen |= set(g)
+        return self
+
+    def components(self) -> list[list[int]]:
+        """The parts the score sums, in item order: each max_of group, every other item alone."""
+        grouped = {n: g for g in self.max_of for n in g}
+        out: list[list[int]] = []
+        for n in self.items:
+            g = grouped.get(n, [n])
+            if g not in out:
+                out.append(g)
+        return out
+
+    def component_of(self) -> dict[int, int]:
+        """item -> 1-based number of the component it belongs to."""
+        return {n: k for k, g in enumerate(self.components(), start=1) for n in g}
+
 
 class ResponseRule(BaseModel):
+    """Response: a reduction from baseline of at least ``min_pct_reduction`` percent, or (for a
+    scale that rates change itself, such as CGI-I) a value in ``values``."""
+
+    model_config = ConfigDict(extra="forbid")
     paramcd: str
-    min_pct_reduction: float
+    min_pct_reduction: float | None = None
+    values: list[float] | None = None
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> ResponseRule:
+        if (self.min_pct_reduction is None) == (self.values is None):
+            raise ValueError(f"response for {self.paramcd}: give exactly one of min_pct_reduction or values")
+        return self
 
 
 class RemissionRule(BaseModel):
@@ -107,10 +157,19 @@ class Formats(BaseModel):
 
 
 class Instrument(BaseModel):
+    """One rating scale. ``order`` places it among instruments in tables and results (lower first);
+    ``reference`` cites the publication its scoring follows; ``role`` efficacy or safety;
+    ``change_scale`` marks a scale that rates change itself (CGI-I): it is not rated at baseline and
+    has no BASE/CHG/PCHG, so its value is analysed as it is."""
+
     model_config = ConfigDict(extra="forbid")
     id: str
     instrument: str
     title: str
+    order: int = 100
+    reference: str | None = None
+    role: Literal["efficacy", "safety"] = "efficacy"
+    change_scale: bool = False
     item_min: int
     item_max: int
     anchors: dict[int, str] = Field(default_factory=dict)
@@ -122,6 +181,54 @@ class Instrument(BaseModel):
     diagnosis: Diagnosis | None = None
     wide_patterns: list[str] = Field(default_factory=list)
     formats: Formats = Field(default_factory=Formats)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Instrument:
+        numbers = self.item_numbers
+        for sc in self.scores:
+            unknown = sorted(set(sc.items) - set(numbers))
+            if unknown:
+                raise ValueError(f"score {sc.paramcd}: items {unknown} are not items of {self.instrument}")
+        for rule in (self.response, self.remission):
+            if rule is not None and rule.paramcd not in {sc.paramcd for sc in self.scores}:
+                raise ValueError(f"{rule.paramcd}: a response/remission rule names an unknown score")
+        for it in self.items:
+            lo, hi = self.item_range(it.n)
+            if lo > hi:
+                raise ValueError(f"item {it.n}: min {lo} is above max {hi}")
+        return self
+
+    def item_range(self, n: int) -> tuple[int, int]:
+        """(lowest, highest) valid rating of item n."""
+        it = self.item(n)
+        return (self.item_min if it.min is None else it.min, self.item_max if it.max is None else it.max)
+
+    def score_range(self, sc: Score) -> tuple[float, float]:
+        """(lowest, highest) possible value of a score: each component's lowest and highest item."""
+        ranges = [[self.item_range(n) for n in g] for g in sc.components()]
+        return (
+            float(sum(max(lo for lo, _ in r) for r in ranges)),
+            float(sum(max(hi for _, hi in r) for r in ranges)),
+        )
+
+    def score_label(self, sc: Score) -> str:
+        return sc.label or (f"{self.instrument} total" if sc.primary_total else sc.param)
+
+    @property
+    def subscales(self) -> list[Score]:
+        """The scores that are neither the total nor optional: one multiplicity family when 2+."""
+        return [s for s in self.scores if not s.primary_total and not s.optional]
+
+    def score_cluster(self, sc: Score) -> str | None:
+        """The cluster every item of a subscale belongs to (CAPS-5 B..E), else None."""
+        if sc not in self.subscales:
+            return None
+        found = {self.item(n).cluster for n in sc.items}
+        return found.pop() if len(found) == 1 and None not in found else None
+
+    @property
+    def total(self) -> Score:
+        return next((s for s in self.scores if s.primary_total), self.scores[0])
 
     @property
     def item_numbers(self) -> list[int]:
@@ -158,17 +265,29 @@ class Instrument(BaseModel):
         ]
 
 
+def load_instrument_file(path: Path) -> Instrument:
+    with path.open(encoding="utf-8") as fh:
+        inst = Instrument.model_validate(yaml.safe_load(fh))
+    if inst.id != path.stem:
+        raise ValueError(f"{path.name}: id {inst.id!r} must equal the file stem")
+    return inst
+
+
+def load_instrument_dir(folder: Path) -> dict[str, Instrument]:
+    """Every ``*.yaml`` definition in a folder, keyed by id, in ``order`` (then id)."""
+    found = [load_instrument_file(p) for p in sorted(folder.glob("*.yaml"))]
+    out = {inst.id: inst for inst in sorted(found, key=lambda i: (i.order, i.id))}
+    paramcds = [s.paramcd for inst in out.values() for s in inst.scores]
+    dup = sorted({p for p in paramcds if paramcds.count(p) > 1})
+    if dup:
+        raise ValueError(f"PARAMCD defined by two instruments: {', '.join(dup)}")
+    return out
+
+
 @functools.cache
 def load_instruments() -> dict[str, Instrument]:
-    """All instrument definitions, keyed by id (``pcl5``, ``caps5``, ``madrs``)."""
-    out: dict[str, Instrument] = {}
-    for path in sorted(HERE.glob("*.yaml")):
-        with path.open(encoding="utf-8") as fh:
-            inst = Instrument.model_validate(yaml.safe_load(fh))
-        if inst.id != path.stem:
-            raise ValueError(f"{path.name}: id {inst.id!r} must equal the file stem")
-        out[inst.id] = inst
-    return out
+    """All instrument definitions, keyed by id (``caps5``, ``pcl5``, ``madrs``, ...), in ``order``."""
+    return load_instrument_dir(HERE)
 
 
 def _norm(name: str) -> str:
@@ -185,4 +304,27 @@ def resolve_instrument(name: str) -> Instrument | None:
 
 
 def all_paramcds() -> list[str]:
+    """Every defined PARAMCD in display order: instruments by ``order``, scores as listed."""
     return [s.paramcd for inst in load_instruments().values() for s in inst.scores]
+
+
+def parameter_order(paramcds) -> list[str]:
+    """``paramcds`` in display order; codes no instrument defines go last, alphabetically."""
+    codes = {c for c in paramcds if c}
+    known = [p for p in all_paramcds() if p in codes]
+    return known + sorted(codes - set(known))
+
+
+def instrument_of_paramcd(paramcd: str) -> Instrument | None:
+    for inst in load_instruments().values():
+        if any(s.paramcd == paramcd for s in inst.scores):
+            return inst
+    return None
+
+
+def score_of_paramcd(paramcd: str) -> tuple[Instrument, Score] | None:
+    for inst in load_instruments().values():
+        for s in inst.scores:
+            if s.paramcd == paramcd:
+                return inst, s
+    return None

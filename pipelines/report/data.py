@@ -15,42 +15,17 @@ from dataclasses import dataclass, field
 import duckdb
 import polars as pl
 
+from pipelines.instruments import all_paramcds, load_instruments, parameter_order, score_of_paramcd
 from pipelines.report.fmt import is_num
 
 log = logging.getLogger(__name__)
 
-INSTRUMENTS = ("CAPS-5", "PCL-5", "MADRS")
-# Display order: each instrument's total, then its clusters (the contract's PARAMCD list).
-PARAM_ORDER = (
-    "CAPS5TOT",
-    "CAPS5B",
-    "CAPS5C",
-    "CAPS5D",
-    "CAPS5E",
-    "CAPS5DIS",
-    "PCL5TOT",
-    "PCL5B",
-    "PCL5C",
-    "PCL5D",
-    "PCL5E",
-    "MADRSTOT",
-)
-_PREFIX = {"CAPS5": "CAPS-5", "PCL5": "PCL-5", "MADRS": "MADRS"}
 MODELS = ("mmrm", "lmm_ri", "lmm_rs")
 MODEL_LABEL = {
     "mmrm": "MMRM",
     "lmm_ri": "Random intercept (lmm_ri)",
     "lmm_rs": "Random intercept + slope (lmm_rs)",
 }
-DEFAULT_FORMULA = "chg ~ base + trtp * avisit + {cov}(avisit | usubjid)"
-# Short DSM-5 cluster names for tables and figure labels (the PARAM text carries the long ones).
-CLUSTER_NAMES = {
-    "B": "Intrusion",
-    "C": "Avoidance",
-    "D": "Cognitions and mood",
-    "E": "Arousal and reactivity",
-}
-
 # The contract's columns of each results table: missing ones are added as NULL so callers can rely on them.
 CONTRACT_COLUMNS = {
     "results.lsmeans": [
@@ -137,10 +112,12 @@ class Param:
     paramcd: str
     label: str  # e.g. "CAPS-5 total", "Cluster B (Intrusion)"
     long_label: str  # the PARAM text
-    instrument: str  # CAPS-5 | PCL-5 | MADRS | other
+    instrument: str  # the instrument's name (CAPS-5, HAM-D-17, ...) or "other"
     is_total: bool
-    cluster: str | None  # B..E for DSM-5 clusters
-    max_score: float | None  # top of the score range (min is 0 for all three instruments)
+    cluster: str | None  # the cluster a subscale covers (CAPS-5 B..E); None for totals and others
+    max_score: float | None  # top of the score range
+    min_score: float = 0.0  # bottom of the score range (BPRS total 18)
+    change_scale: bool = False  # rated as change itself (CGI-I): no baseline, analysed as AVAL
 
     @property
     def full_label(self) -> str:
@@ -151,7 +128,7 @@ class Param:
 
     @property
     def axis_label(self) -> str:
-        rng = f" (0\u2013{self.max_score:g})" if self.max_score else ""
+        rng = f" ({self.min_score:g}\u2013{self.max_score:g})" if self.max_score else ""
         return f"{self.instrument} {'total' if self.is_total else self.label}{rng}"
 
 
@@ -175,6 +152,7 @@ class StudyData:
     run: dict | None  # meta.runs row
     source_files: list[dict]
     notes: list[str] = field(default_factory=list)
+    named_instruments: list[str] = field(default_factory=list)  # instruments study.yaml names
 
     # -- lookups -------------------------------------------------------------------------------
     @property
@@ -228,7 +206,12 @@ class StudyData:
             if df is not None and "paramcd" in df.columns and not df.is_empty():
                 codes |= set(df["paramcd"].drop_nulls().unique().to_list())
         present = {self.param(c).instrument for c in codes}
-        return [i for i in INSTRUMENTS if i in present] + sorted(present - set(INSTRUMENTS))
+        defined = [i.instrument for i in load_instruments().values()]
+        return [i for i in defined if i in present] + sorted(present - set(defined))
+
+    def instruments_expected(self) -> list[str]:
+        """Instruments the manifest names (ref.instruments.in_manifest), in definition order."""
+        return self.named_instruments
 
     def paramcds(self) -> list[str]:
         """Parameters with analysis values or results, in report order."""
@@ -265,47 +248,27 @@ class StudyData:
 
 
 def order_params(codes) -> list[str]:
-    codes = [c for c in set(codes) if c]
-    known = [c for c in PARAM_ORDER if c in codes]
-    return known + sorted(c for c in codes if c not in PARAM_ORDER)
+    return parameter_order(codes)
 
 
-def _instrument_of(paramcd: str) -> str:
-    for prefix, name in _PREFIX.items():
-        if paramcd.startswith(prefix):
-            return name
-    return "other"
-
-
-def _param_from_code(paramcd: str, long_label: str | None, defs: dict | None = None) -> Param:
-    inst = _instrument_of(paramcd)
-    is_total = paramcd.endswith("TOT")
-    d = (defs or {}).get(paramcd, {})
-    long_label = long_label or d.get("param") or paramcd
-    cluster = None
-    suffix = paramcd[len(next((p for p in _PREFIX if paramcd.startswith(p)), "")) :]
-    if inst in ("CAPS-5", "PCL-5") and suffix in ("B", "C", "D", "E"):
-        cluster = suffix
-    if is_total:
-        label = f"{inst} total"
-    elif cluster:
-        label = f"Cluster {cluster} ({CLUSTER_NAMES[cluster]})"
-    elif paramcd == "CAPS5DIS":
-        label = "Dissociation (items 29+30)"
-    else:
-        label = long_label
-    return Param(paramcd, label, long_label, inst, is_total, cluster, d.get("max_score"))
-
-
-def _instrument_defs() -> dict[str, dict]:
-    """PARAMCD -> {param, max_score} from the instrument definitions (data, not code)."""
-    from pipelines.instruments import load_instruments
-
-    out: dict[str, dict] = {}
-    for inst in load_instruments().values():
-        for sc in inst.scores:
-            out[sc.paramcd] = {"param": sc.param, "max_score": float(len(sc.items) * inst.item_max)}
-    return out
+def _param_from_code(paramcd: str, long_label: str | None) -> Param:
+    """A parameter's labels and range from its instrument definition (pipelines/instruments/*.yaml)."""
+    found = score_of_paramcd(paramcd)
+    if found is None:
+        return Param(paramcd, long_label or paramcd, long_label or paramcd, "other", False, None, None)
+    inst, sc = found
+    lo, hi = inst.score_range(sc)
+    return Param(
+        paramcd,
+        inst.score_label(sc),
+        long_label or sc.param,
+        inst.instrument,
+        sc.primary_total,
+        inst.score_cluster(sc),
+        hi,
+        lo,
+        inst.change_scale,
+    )
 
 
 # ------------------------------------------------------------------------------------------ reading
@@ -483,12 +446,11 @@ def load_study(con: duckdb.DuckDBPyConnection, study_id: str, run_id: str | None
         v.is_baseline = v.id == baseline_visit
 
     # parameters
-    defs = _instrument_defs()
     labels: dict[str, str] = {}
     if adqs is not None and not adqs.is_empty() and "param" in adqs.columns:
         labels = dict(adqs.select("paramcd", "param").unique("paramcd").iter_rows())
-    codes = set(labels) | set(defs)
-    params = {c: _param_from_code(c, labels.get(c), defs) for c in codes}
+    codes = set(labels) | set(all_paramcds())
+    params = {c: _param_from_code(c, labels.get(c)) for c in codes}
 
     run = None
     runs = read_table(con, "meta.runs", study_id)
@@ -504,7 +466,9 @@ def load_study(con: duckdb.DuckDBPyConnection, study_id: str, run_id: str | None
 
     if len(arms) < 2:  # a single-arm study has no between-arm results by design
         notes = [n for n in notes if not n.startswith("results.treatment_effects")]
-    primary_parameter = study.get("primary_parameter") or "CAPS5TOT"
+    primary_parameter = study.get("primary_parameter") or next(
+        (c for c in order_params(labels) if params[c].is_total), all_paramcds()[0]
+    )
     alpha = study.get("alpha") if is_num(study.get("alpha")) else 0.05
     return StudyData(
         study_id=study_id,
@@ -525,7 +489,16 @@ def load_study(con: duckdb.DuckDBPyConnection, study_id: str, run_id: str | None
         run=run,
         source_files=source_files,
         notes=notes,
+        named_instruments=_named_instruments(con, study_id),
     )
+
+
+def _named_instruments(con: duckdb.DuckDBPyConnection, study_id: str) -> list[str]:
+    ref = read_table(con, "ref.instruments", study_id)
+    if ref is None or "in_manifest" not in ref.columns:
+        return []
+    named = set(ref.filter(pl.col("in_manifest"))["instrument"].to_list())
+    return [i.instrument for i in load_instruments().values() if i.instrument in named]
 
 
 def input_hashes(data: StudyData, provenance: dict | None = None) -> dict[str, str]:

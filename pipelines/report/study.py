@@ -23,7 +23,8 @@ from matplotlib.figure import Figure
 from pipelines.report import figures as F
 from pipelines.report import fmt
 from pipelines.report import tables as T
-from pipelines.report.data import DEFAULT_FORMULA, MODEL_LABEL, StudyData, input_hashes, load_study
+from pipelines.stats.efficacy.fits import mmrm_formula
+from pipelines.report.data import MODEL_LABEL, StudyData, input_hashes, load_study
 
 log = logging.getLogger(__name__)
 
@@ -383,9 +384,7 @@ def _model_section(data: StudyData, provenance: dict | None) -> dict:
         }
     )
     # The requested structure; a parameter that needed another one is listed as a fallback.
-    formula = DEFAULT_FORMULA.format(cov=common if len(used) == 1 else requested)
-    if data.single_arm:  # one arm: no treatment term
-        formula = formula.replace("trtp * avisit", "avisit")
+    formula = mmrm_formula(common if len(used) == 1 else requested, with_arm=not data.single_arm)
     return {
         "formula": formula,
         "requested": T.covariance_text(requested),
@@ -445,7 +444,7 @@ def context(
     run = data.run or {}
     analysis_date = run.get("finished_at") or prov.get("finished_at") or _validated_at(con, data)
     primary = data.param(data.primary_parameter)
-    missing_instruments = [i for i in ("CAPS-5", "PCL-5", "MADRS") if i not in data.instruments_present()]
+    missing_instruments = [i for i in data.instruments_expected() if i not in data.instruments_present()]
     no_results = [r.label for r in rows if "no model results" in r.notes]
     visits_shown = data.visits
     return {

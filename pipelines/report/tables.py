@@ -35,6 +35,7 @@ COVARIANCE_LABEL = {
     "ad": "ante-dependence",
     "adh": "heterogeneous ante-dependence",
     "sp_exp": "spatial exponential",
+    "sp_gau": "spatial Gaussian",
 }
 
 

@@ -26,6 +26,7 @@
 --      visit, then to a record marked pre-dose, then to the earlier visit (a rating at a later visit
 --      of the same day is the post-dose one), then the first source file and row.
 --      A subject x parameter without such a record has no ABLFL record and BASE, CHG, PCHG NULL.
+--      A change scale (ref.scores.change_scale, CGI-I) never has a baseline.
 --   A5 BASE = the baseline record's AVAL, on every record of the subject x parameter.
 --   A6 Post-baseline = a record of a visit after the manifest's baseline visit (AVISITN greater)
 --      that is not the ABLFL record, and, under last_on_or_before_day0, not earlier than the
@@ -37,7 +38,8 @@
 --      post-baseline records; a CHG of 0 on the baseline record would enter change models).
 --      PCHG is NULL when BASE is 0 or missing; CHG is NULL when AVAL or BASE is missing.
 --   A7 CRIT1FL (response) and CRIT2FL (remission) are judged on post-baseline records with an AVAL
---      and a BASE, for parameters with the rule; NULL otherwise. Response: a reduction from baseline
+--      and a BASE (a change scale needs no BASE), for parameters with the rule; NULL otherwise.
+--      Response on a value set (CGI-I: 1 or 2) is AVAL in that set. Response: a reduction from baseline
 --      of at least response_pct percent, i.e. 100 * (BASE - AVAL) >= response_pct * BASE (compared
 --      without division, to 1e-9; BASE 0 is not evaluable). Defaults CAPS5TOT and PCL5TOT 30,
 --      MADRSTOT 50. Remission: AVAL compared with remission_value by remission_op (PCL5TOT < 33,
@@ -77,16 +79,23 @@ score_rules as (
         any_value(response_pct) as response_pct,
         any_value(remission_op) as remission_op,
         any_value(remission_value) as remission_value,
-        any_value(cutoff_value) as cutoff_value
+        any_value(cutoff_value) as cutoff_value,
+        any_value(response_values) as response_values,
+        any_value(change_scale) as change_scale
     from ref.scores
     group by paramcd
 ),
 
+-- PARAMN numbers the parameters of the study's instruments (those analysis.scores has), by
+-- instrument id and the definition's order, so adding an instrument definition renumbers no study
 param_order as (
     select
         paramcd,
         cast(dense_rank() over (order by instrument_id, paramn) as integer) as paramn
-    from (select distinct instrument_id, paramcd, paramn from ref.scores)
+    from (
+        select distinct instrument_id, paramcd, paramn from ref.scores
+        where instrument_id in (select distinct instrument_id from scores)
+    )
 ),
 
 observed as (
@@ -195,16 +204,22 @@ baseline_candidates as (
         and r.predose is distinct from 'N'
 ),
 
+-- A4: a change scale (CGI-I) rates change itself and has no baseline
+no_baseline as (
+    select paramcd from score_rules where change_scale
+),
+
 baseline as (
     select r.usubjid, r.paramcd, r.avisit, r.ady, r.dtype, r._source_file, r._source_row, r.aval as base
     from records as r
     cross join study as st
     where st.baseline_rule = 'visit' and r.avisit = st.baseline_visit and r.anl01fl = 'Y'
         and r.predose is distinct from 'N'
+        and r.paramcd not in (select paramcd from no_baseline)
     union all
     select usubjid, paramcd, avisit, ady, dtype, _source_file, _source_row, aval as base
     from baseline_candidates
-    where latest = 1
+    where latest = 1 and paramcd not in (select paramcd from no_baseline)
 ),
 
 flagged as (
@@ -247,7 +262,8 @@ derived as (
         sr.response_pct,
         sr.remission_op,
         sr.remission_value,
-        w.post_baseline and w.aval is not null and w.base is not null as evaluable
+        sr.response_values,
+        w.post_baseline and w.aval is not null and (w.base is not null or sr.change_scale) as evaluable
     from with_base as w
     inner join score_rules as sr on sr.paramcd = w.paramcd
 ),
@@ -276,10 +292,15 @@ final as (
         d.dtype,
         d.avalmeth,
         d.predose,
-        case when d.response_pct is not null then
-            d.paramcd || ' reduction from baseline >= ' || format('{:g}', d.response_pct) || '%'
+        case
+            when d.response_pct is not null then
+                d.paramcd || ' reduction from baseline >= ' || format('{:g}', d.response_pct) || '%'
+            when d.response_values is not null then
+                d.paramcd || ' in ' || array_to_string(list_transform(d.response_values, x -> format('{:g}', x)), ' or ')
         end as crit1,
         case
+            when d.response_values is not null and d.response_pct is null then
+                case when d.evaluable then (case when list_contains(d.response_values, d.aval) then 'Y' else 'N' end) end
             when d.response_pct is null or not d.evaluable or d.base = 0 then null
             when round(100 * (d.base - d.aval) - d.response_pct * d.base, 9) >= 0 then 'Y'
             else 'N'

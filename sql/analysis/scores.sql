@@ -7,14 +7,17 @@
 --      (staging quarantines copies that disagree).
 --   S2 An item is missing when it is empty, a missing-value code, or not received at all;
 --      n_items is the number of items the score sums, n_items_missing how many of them are missing.
---   S3 Default (missing_items.method none): the score is the sum of its items, and missing when any
---      of its items is missing.
---   S4 Prorating (method prorate): the score's items are split into groups - scope scale: one group,
---      all items of the score; scope cluster: one group per DSM-5 cluster of the score's items (a
---      scale without clusters, such as MADRS, is one group). A group with no missing item counts its
---      sum. A group with 1..max_missing missing items and at least one answered item counts the mean
---      of its answered items times its item count. A group with more missing items makes the score
---      missing. The score is the sum of its groups (so a total under scope cluster is prorated
+--   S3 Default (missing_items.method none): the score is the sum of its components, and missing when
+--      any of its items is missing. A component is one item, or a max_of group of the definition
+--      (QIDS-SR16: sleep items 1-4) that counts once, by its largest item, when all its items are
+--      answered. A score without max_of groups is the plain sum of its items.
+--   S4 Prorating (method prorate): the score's components are split into groups - scope scale: one
+--      group, all components of the score; scope cluster: one group per DSM-5 cluster of the score's
+--      items (a scale without clusters, such as MADRS, is one group). A group with no incomplete
+--      component counts its sum. A group with 1..max_missing incomplete components and at least one
+--      complete one counts the mean of its complete components times its component count (for a
+--      score of single items: the mean of its answered items times its item count). A group with
+--      more makes the score missing. The score is the sum of its groups (so a total under scope cluster is prorated
 --      cluster by cluster and summed), rounded once at the end as configured: none (kept exact),
 --      half_up (x.5 goes up), floor, ceil; rounding compares at 1e-9 so binary fractions cannot
 --      flip a half. Such a score has dtype = 'PRORATED'; a score without missing items is never
@@ -36,8 +39,9 @@
 --        CAPS-5 diagnosis also needs criteria A, F and G). Judged on the answered items: 'Y' when
 --        met, 'N' when it could not be met even if every missing item were a symptom, NULL when the
 --        missing items decide it (and for totals-only records).
---      dxcutfl - the score is at or above the instrument's cut-off (ref.scores.cutoff_value; PCL-5:
---        analysis.pcl5_cutoff, default 33): 'Y'/'N', NULL when the score is missing.
+--      dxcutfl - the score is at or above the instrument's cut-off (ref.scores.cutoff_value: the
+--        definition's diagnosis.cutoff, or the manifest's analysis.cutoffs; PCL-5 33): 'Y'/'N', NULL
+--        when the score is missing.
 with
 
 responses as (
@@ -117,38 +121,54 @@ score_defs as (
     group by all
 ),
 
--- S4: the proration group of each item of each score
-score_groups as (
+-- S4: the components of each score (an item alone, or a max_of group counted once, by its largest
+-- item) and the proration group of each component
+score_components as (
     select
         s.instrument_id,
         s.paramcd,
-        s.item,
-        case when st.missing_items_scope = 'cluster' then coalesce(s.cluster, '(scale)') else '(scale)' end as grp
+        s.component,
+        count(*) as n_c,
+        case when any_value(st.missing_items_scope) = 'cluster' then coalesce(min(s.cluster), '(scale)') else '(scale)' end as grp
     from score_items as s
     cross join study as st
+    group by s.instrument_id, s.paramcd, s.component
 ),
 
 group_sizes as (
-    select instrument_id, paramcd, grp, count(*) as n_g
-    from score_groups
+    select instrument_id, paramcd, grp, count(*) as n_g, sum(n_c) as items_g
+    from score_components
+    group by all
+),
+
+component_answers as (
+    select
+        a.usubjid, a.instrument_id, a.visit, a.study_day, s.paramcd, s.component,
+        count(*) as a_c,
+        max(a.value) as v_c
+    from assessment_items as a
+    inner join score_items as s on s.instrument_id = a.instrument_id and s.item = a.item
+    where a.value is not null
     group by all
 ),
 
 group_answers as (
     select
-        a.usubjid, a.instrument_id, a.visit, a.study_day, g.paramcd, g.grp,
-        count(*) as a_g,
-        sum(a.value) as s_g
-    from assessment_items as a
-    inner join score_groups as g on g.instrument_id = a.instrument_id and g.item = a.item
-    where a.value is not null
+        ca.usubjid, ca.instrument_id, ca.visit, ca.study_day, ca.paramcd, c.grp,
+        count(*) filter (where ca.a_c = c.n_c) as a_g,
+        sum(ca.v_c) filter (where ca.a_c = c.n_c) as s_g,
+        sum(ca.a_c) as items_answered_g
+    from component_answers as ca
+    inner join score_components as c
+        on c.instrument_id = ca.instrument_id and c.paramcd = ca.paramcd and c.component = ca.component
     group by all
 ),
 
 group_values as (
     select
-        a.usubjid, a.instrument_id, a.visit, a.study_day, gs.paramcd, gs.grp, gs.n_g,
+        a.usubjid, a.instrument_id, a.visit, a.study_day, gs.paramcd, gs.grp, gs.n_g, gs.items_g,
         coalesce(ga.a_g, 0) as a_g,
+        coalesce(ga.items_answered_g, 0) as items_answered_g,
         ga.s_g,
         case
             when coalesce(ga.a_g, 0) = gs.n_g then ga.s_g
@@ -166,9 +186,9 @@ group_values as (
 score_values as (
     select
         usubjid, instrument_id, visit, study_day, paramcd,
-        cast(sum(n_g) as integer) as n_items,
-        cast(sum(n_g - a_g) as integer) as n_items_missing,
-        cast(sum(a_g) as integer) as n_answered,
+        cast(sum(items_g) as integer) as n_items,
+        cast(sum(items_g - items_answered_g) as integer) as n_items_missing,
+        cast(sum(items_answered_g) as integer) as n_answered,
         sum(s_g) as answered_sum,
         case when count(*) filter (where v_g is null) = 0 then sum(v_g) end as unrounded,
         count(*) filter (where v_g is null) = 0 and sum(n_g - a_g) > 0 as prorated

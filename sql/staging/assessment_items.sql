@@ -5,7 +5,8 @@
 --   * A value is missing when the cell is empty, equals one of the source's missing-value codes
 --     (manifest missing_codes plus the NDA structure's own, compared trimmed and case-insensitive),
 --     or the record's status is NOT DONE.
---   * A value that is not missing must be a whole number within the instrument's item range;
+--   * A value that is not missing must be a whole number within the item's range (the item's own
+--     min/max when the definition gives one, as HAM-D-17's 0-2 items, else the instrument's);
 --     otherwise value_problem says why. A reported total must be a number, not negative.
 --   * Long layouts: the item code is looked up in the source's item codes; a code that is neither
 --     an item nor the total is 'unmapped' (SDTM derived records not used are 'derived').
@@ -13,7 +14,7 @@
 --   recompute than to write; the decisions are kept in staging.assessment_rows and qc.quarantine).
 -- Row-level facts (subject, visit, day) live in staging.assessment_rows.
 -- Inputs: raw.<instrument> for each instrument, ref.source_items, ref.item_codes,
---   ref.missing_codes, ref.source_missing_codes, ref.instruments.
+--   ref.missing_codes, ref.source_missing_codes, ref.instruments, ref.instrument_items.
 with
 {% for inst in instruments %}
 wide_{{ inst }} as (
@@ -74,12 +75,13 @@ missing_codes as (
 parsed as (
     select
         r.*,
-        i.item_min,
-        i.item_max,
+        coalesce(ii.item_min, i.item_min) as item_min,
+        coalesce(ii.item_max, i.item_max) as item_max,
         try_cast(trim(r.value_raw) as double) as number,
         r.value_raw is null or trim(r.value_raw) = '' or upper(coalesce(r.status, '')) = 'NOT DONE' as is_blank
     from received as r
     inner join ref.instruments as i on i.instrument_id = r.instrument_id
+    left join ref.instrument_items as ii on ii.instrument_id = r.instrument_id and ii.item = r.item
 ),
 
 -- Only values that are not plainly valid need the missing-code lookup (most values skip it).

@@ -117,3 +117,52 @@ def test_csv_reader_keeps_identifier_codes_as_text(tmp_path):
     assert d["site"].tolist() == ["006", "010"]
     assert d["x"].isna().tolist() == [False, True] and d["y"].isna().tolist() == [True, False]
     assert str(d["id"].dtype).startswith("int") or str(d["id"].dtype).startswith("float")
+
+
+def test_cli_orders_text_visits_as_the_data_visit_them(refdata_dir, tmp_path):
+    """Issue 12: visits named V1, V7, FU30, FU90 were ordered alphabetically (FU30, FU90, V1, V7),
+    which scrambles an AR(1) and the covariance display. fev_data with its visits renamed, and PT1's
+    VIS1 row (FEV1 missing there) dropped so that the first subject does not start at the first visit:
+    the AR(1) fit must still be SAS's (openpharma/mmrm design/SAS/sas_ar1_reml.txt, -2 Res Log
+    Likelihood 3875.49945459, AR(1) 0.4272)."""
+    import pandas as pd
+
+    fev = pd.read_csv(refdata_dir / "fev_data.csv")
+    fev = fev[~((fev["USUBJID"] == "PT1") & (fev["AVISIT"] == "VIS1"))]
+    fev["AVISIT"] = fev["AVISIT"].map({"VIS1": "V1", "VIS2": "V7", "VIS3": "FU30", "VIS4": "FU90"})
+    csv = tmp_path / "renamed.csv"
+    fev.to_csv(csv, index=False)
+    out = tmp_path / "out.json"
+    _run([str(csv), "FEV1 ~ ar1(AVISIT | USUBJID)", "--json", str(out)])
+    payload = json.loads(out.read_text())
+    assert payload["covariance"]["labels"] == ["V1", "V7", "FU30", "FU90"]
+    assert abs(payload["neg2_loglik"] - 3875.49945459) <= 1e-3
+    assert abs(payload["covariance_parameters"][0]["estimate"] - 0.4272) <= 5e-4
+    # an explicit order wins (here the alphabetical one, which is a different AR(1) model)
+    out2 = tmp_path / "out2.json"
+    _run([str(csv), "FEV1 ~ ar1(AVISIT | USUBJID)", "--levels", "AVISIT=FU30,FU90,V1,V7", "--json", str(out2)])
+    alpha = json.loads(out2.read_text())
+    assert alpha["covariance"]["labels"] == ["FU30", "FU90", "V1", "V7"]
+    assert abs(alpha["neg2_loglik"] - 3875.49945459) > 1.0
+
+
+def test_data_order_levels_rules():
+    import pandas as pd
+
+    from pipelines.stats.mmrm.formula import data_order_levels
+
+    # first subject starts late and skips; the order comes from all subjects together
+    df = pd.DataFrame(
+        {
+            "id": ["a", "a", "b", "b", "b", "c", "c"],
+            "v": ["W4", "W12", "BL", "W4", "W12", "BL", "W2"],
+        }
+    )
+    # (no subject has both W2 and W4: the numeric-aware sort breaks that tie)
+    assert data_order_levels(df, "v", "id") == ["BL", "W2", "W4", "W12"]
+    # the data decide against the alphabet and against the numbers
+    df2 = pd.DataFrame({"id": ["a", "a", "a", "a"], "v": ["V1", "V7", "FU30", "FU90"]})
+    assert data_order_levels(df2, "v", "id") == ["V1", "V7", "FU30", "FU90"]
+    # subjects disagree (rows not sorted by time): numeric-aware sort, V2 before V10
+    bad = pd.DataFrame({"id": ["a", "a", "b", "b"], "v": ["V10", "V2", "V2", "V10"]})
+    assert data_order_levels(bad, "v", "id") == ["V2", "V10"]

@@ -50,6 +50,16 @@ def test_spatial_exponential_matches_hand_computation():
     assert np.allclose(S, expected, rtol=0, atol=1e-12)
 
 
+def test_spatial_gaussian_matches_hand_computation():
+    # SP(GAU) range 2, Residual 4, coordinates 0, 1, 3: 4 exp(-d^2/4) with d = 1, 3, 2.
+    st = make_structure("sp_gau", 1)
+    D = np.array([[[0.0, 1, 3], [1, 0, 2], [3, 2, 0]]])
+    S = st.pattern_sigma(np.array([2.0, 4.0]), D)[0]
+    e = math.exp
+    expected = [[4, 4 * e(-0.25), 4 * e(-2.25)], [4 * e(-0.25), 4, 4 * e(-1.0)], [4 * e(-2.25), 4 * e(-1.0), 4]]
+    assert np.allclose(S, expected, rtol=0, atol=1e-12)
+
+
 def test_missing_visit_takes_the_submatrix_of_its_levels():
     # A subject seen at visits 1 and 3 under AR(1) (rho 0.5, variance 4): lag 2, covariance 1.
     st = make_structure("ar1", 3)
@@ -65,9 +75,10 @@ def test_sas_parameter_names():
     assert make_structure("toeph", 3).param_names() == ["Var(1)", "Var(2)", "Var(3)", "TOEPH(1)", "TOEPH(2)"]
     assert make_structure("adh", 3).param_names() == ["Var(1)", "Var(2)", "Var(3)", "Rho(1)", "Rho(2)"]
     assert make_structure("sp_exp", 1).param_names() == ["SP(EXP)", "Residual"]
+    assert make_structure("sp_gau", 2).param_names() == ["SP(GAU)", "Residual"]
 
 
-@pytest.mark.parametrize("name", sorted(set(STRUCTURES) - {"sp_exp"}))
+@pytest.mark.parametrize("name", sorted(n for n, cls in STRUCTURES.items() if not cls.spatial))
 def test_every_theta_gives_a_positive_definite_sigma(name):
     st = make_structure(name, 5)
     rng = np.random.default_rng(7)
@@ -77,7 +88,7 @@ def test_every_theta_gives_a_positive_definite_sigma(name):
         assert np.all(np.linalg.eigvalsh(S) > 0)
 
 
-@pytest.mark.parametrize("name", sorted(set(STRUCTURES) - {"sp_exp"}))
+@pytest.mark.parametrize("name", sorted(n for n, cls in STRUCTURES.items() if not cls.spatial))
 def test_theta_phi_round_trip(name):
     st = make_structure(name, 4)
     theta = np.random.default_rng(3).normal(scale=0.7, size=st.n_params)
@@ -88,10 +99,11 @@ def test_theta_phi_round_trip(name):
 @pytest.mark.parametrize("name", sorted(STRUCTURES))
 def test_complex_step_derivatives_match_finite_differences(name):
     m = 4
-    st = make_structure(name, 2 if name == "sp_exp" else m)
+    spatial = STRUCTURES[name].spatial
+    st = make_structure(name, 2 if spatial else m)
     rng = np.random.default_rng(11)
     phi = st.theta_to_phi(rng.normal(scale=0.5, size=st.n_params))
-    if name == "sp_exp":
+    if spatial:
         pts = rng.normal(size=(m, 2))
         geom = np.sqrt(((pts[:, None] - pts[None]) ** 2).sum(-1))[None]
     else:

@@ -12,8 +12,9 @@ Rules, in words (the SAP a statistician checks):
 
 E1 Analysis rows (every model): ADQS records with ANL01FL = 'Y', CHG not missing, a visit after the
    manifest's baseline visit, of a randomized subject (TRTP one of the manifest's arms). Visits enter
-   as a factor in manifest order. Every PARAMCD with such rows is analysed (contract order:
-   CAPS5TOT, CAPS5B-E, PCL5TOT, PCL5B-E, MADRSTOT, then CAPS5DIS and any other).
+   as a factor in manifest order. Every PARAMCD with such rows is analysed, in the order of the
+   instrument definitions (``order``, then the scores as listed: CAPS5TOT, CAPS5B-E, CAPS5DIS,
+   PCL5TOT, PCL5B-E, MADRSTOT, ...).
 E2 Primary model (``model = 'mmrm'``): chg ~ base + trtp * avisit + <cov>(avisit | usubjid), REML
    (manifest ``analysis.model.reml``), df by ``analysis.model.df_method`` (default Kenward-Roger),
    control arm the reference. LS means of each arm at each visit at the mean baseline over the
@@ -72,7 +73,7 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
-from pipelines.instruments import load_instruments
+from pipelines.instruments import load_instruments, parameter_order
 from pipelines.stats import multiplicity, responders
 from pipelines.stats.efficacy import schema
 from pipelines.stats.efficacy.fits import (
@@ -86,13 +87,8 @@ from pipelines.stats.efficacy.fits import (
     z_interval,
 )
 
-__all__ = ["EfficacyResults", "run_efficacy", "pooled_baseline_sd", "cohens_d", "PARAMETER_ORDER"]
+__all__ = ["EfficacyResults", "run_efficacy", "pooled_baseline_sd", "cohens_d"]
 
-PARAMETER_ORDER = (
-    "CAPS5TOT", "CAPS5B", "CAPS5C", "CAPS5D", "CAPS5E",
-    "PCL5TOT", "PCL5B", "PCL5C", "PCL5D", "PCL5E",
-    "MADRSTOT", "CAPS5DIS",
-)  # fmt: skip
 DF_Z = "z (normal)"
 D_BASELINE = "d = effect / pooled baseline SD (Feingold 2009)"
 D_Z = "d_z = mean change / SD of change"
@@ -157,21 +153,16 @@ def _load(con: duckdb.DuckDBPyConnection, study_id: str) -> tuple[pl.DataFrame, 
     return adqs, adsl
 
 
-def _parameter_order(paramcds) -> list[str]:
-    known = [p for p in PARAMETER_ORDER if p in paramcds]
-    defined = [s.paramcd for inst in load_instruments().values() for s in inst.scores]
-    rest = sorted(set(paramcds) - set(known), key=lambda p: (defined.index(p) if p in defined else 999, p))
-    return known + rest
+_parameter_order = parameter_order
 
 
 def _families() -> list[tuple[str, list[str]]]:
-    """(instrument name, cluster PARAMCDs in definition order) for instruments with clusters."""
-    out = []
-    for inst in load_instruments().values():
-        members = [s.paramcd for s in inst.scores if not s.primary_total and not s.optional]
-        if len(members) >= 2:
-            out.append((inst.instrument, members))
-    return out
+    """(instrument name, subscale PARAMCDs in definition order) for instruments with 2+ subscales."""
+    return [
+        (inst.instrument, [s.paramcd for s in inst.subscales])
+        for inst in load_instruments().values()
+        if len(inst.subscales) >= 2
+    ]
 
 
 def _join(items) -> str | None:

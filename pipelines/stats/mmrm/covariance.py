@@ -29,6 +29,7 @@ toeph     TOEPH                   sqrt(v_i v_j) * rho_|i-j|
 ad        (no SAS type)           sigma2 * prod(rho_i .. rho_{j-1})     homogeneous ante-dependence
 adh       ANTE(1)                 sqrt(v_i v_j) * prod(rho_i .. rho_{j-1})
 sp_exp    SP(EXP)(coords)         sigma2 * exp(-d_ij / range), d = Euclidean distance of coordinates
+sp_gau    SP(GAU)(coords)         sigma2 * exp(-d_ij^2 / range^2)
 ========  ======================  =====================================================
 
 Positions i, j of the non-spatial structures are the indices of the time factor's levels (as SAS
@@ -553,20 +554,30 @@ class HeterogeneousAnteDependence(CovarianceStructure):
         return np.concatenate([v, np.clip(np.diag(C, 1), -0.9, 0.9)])
 
 
-class SpatialExponential(CovarianceStructure):
-    """SAS SP(EXP)(coords): Sigma_ij = sigma2 * exp(-d_ij / range); phi = (SP(EXP) = range, Residual).
+class SpatialStructure(CovarianceStructure):
+    """Spatial structures: Sigma_ij = sigma2 * corr(d_ij / range); phi = (range, Residual).
 
-    ``m`` is the number of coordinates; patterns carry their own distance matrices.
+    ``m`` is the number of coordinates; patterns carry their own distance matrices (Euclidean
+    distance of the coordinates), so there is no fixed visit grid. Subclasses give ``_corr``.
     """
 
-    name, sas_type, spatial = "sp_exp", "SP(EXP)", True
+    spatial = True
 
     @property
     def n_params(self):
         return 2
 
     def param_names(self):
-        return ["SP(EXP)", "Residual"]
+        return [self.sas_type, "Residual"]
+
+    @staticmethod
+    def _corr(u):
+        """Correlation at scaled distance u = d / range (complex-safe)."""
+        raise NotImplementedError
+
+    def range_for(self, corr, dist):
+        """The range at which two points ``dist`` apart have correlation ``corr`` (starting values)."""
+        raise NotImplementedError
 
     def theta_to_phi(self, theta):
         theta = np.asarray(theta)
@@ -575,12 +586,15 @@ class SpatialExponential(CovarianceStructure):
     def phi_to_theta(self, phi):
         return np.log(np.asarray(phi, dtype=float))
 
+    def dphi_dtheta(self, theta):
+        return np.diag(np.exp(np.asarray(theta, dtype=float)))
+
     def pattern_sigma(self, phi, geom):
         # geom: distance matrices (P, mp, mp)
         phi = np.asarray(phi)
         rng = phi[..., 0, None, None, None]
         s2 = phi[..., 1, None, None, None]
-        return s2 * np.exp(-geom / rng)
+        return s2 * self._corr(geom / rng)
 
     def pattern_dsigma(self, phi, geom):
         q = 2
@@ -599,10 +613,38 @@ class SpatialExponential(CovarianceStructure):
         return 0.5 * (out + out.transpose(1, 0, 2, 3, 4))
 
     def sigma(self, phi):  # only meaningful at unit distance; used for display
-        raise NotImplementedError("sp_exp has no fixed visit grid; use pattern_sigma")
+        raise NotImplementedError(f"{self.name} has no fixed visit grid; use pattern_sigma")
 
     def init_phi(self, S0):
         return np.array([1.0, float(np.mean(np.diag(S0)))])
+
+
+class SpatialExponential(SpatialStructure):
+    """SAS SP(EXP)(coords): Sigma_ij = sigma2 * exp(-d_ij / range); phi = (SP(EXP) = range, Residual)."""
+
+    name, sas_type = "sp_exp", "SP(EXP)"
+
+    @staticmethod
+    def _corr(u):
+        return np.exp(-u)
+
+    def range_for(self, corr, dist):
+        return dist / -np.log(corr)
+
+
+class SpatialGaussian(SpatialStructure):
+    """SAS SP(GAU)(coords): Sigma_ij = sigma2 * exp(-d_ij^2 / range^2); phi = (SP(GAU) = range, Residual).
+
+    R mmrm's ``sp_gau`` is the same model (it writes the correlation as rho^(d^2), rho = exp(-1/range^2))."""
+
+    name, sas_type = "sp_gau", "SP(GAU)"
+
+    @staticmethod
+    def _corr(u):
+        return np.exp(-(u * u))
+
+    def range_for(self, corr, dist):
+        return dist / np.sqrt(-np.log(corr))
 
 
 STRUCTURES: dict[str, type[CovarianceStructure]] = {
@@ -618,6 +660,7 @@ STRUCTURES: dict[str, type[CovarianceStructure]] = {
         AnteDependence,
         HeterogeneousAnteDependence,
         SpatialExponential,
+        SpatialGaussian,
     )
 }
 

@@ -500,7 +500,7 @@ class MarginalModel:
         return res
 
     def spatial_moments(self, beta):
-        """(variance, mean product / variance, mean distance) of residual pairs for sp_exp starts."""
+        """(variance, mean product / variance, mean distance) of residual pairs for spatial starts."""
         u = np.concatenate([-beta, [1.0]])
         ss, n, prod, npairs, dist = 0.0, 0, 0.0, 0, 0.0
         for blk in self.blocks:

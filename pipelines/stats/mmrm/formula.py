@@ -1,8 +1,8 @@
 """R mmrm-style formulas: parsing, variable typing and the fixed-effects design.
 
 Syntax: ``Y ~ fixed effects + COV(TIME | SUBJECT)`` or ``COV(TIME | GROUP / SUBJECT)``, with COV one of
-``us cs csh ar1 ar1h toep toeph ad adh sp_exp``. For ``sp_exp`` TIME is one or more numeric coordinate
-columns (``sp_exp(VISITN | USUBJID)``, ``sp_exp(X, Y | USUBJID)``). The fixed-effects part is written
+``us cs csh ar1 ar1h toep toeph ad adh sp_exp sp_gau``. For the spatial ``sp_exp`` and ``sp_gau`` TIME is
+one or more numeric coordinate columns (``sp_exp(VISITN | USUBJID)``, ``sp_gau(X, Y | USUBJID)``). The fixed-effects part is written
 as in R and expanded by formulaic (``a*b``, ``a:b``, ``I(x**2)``, ``log(x)``...).
 
 Variable typing (the rule is the same for the CLI and the API):
@@ -110,10 +110,10 @@ def parse_formula(formula: str) -> ParsedFormula:
     for name in time + [subject] + ([group] if group else []):
         if not re.fullmatch(_IDENT, name):
             raise ModelSpecError(f"{name!r} in {cov_terms[0].strip()!r} is not a column name")
-    if cov_type != "sp_exp" and len(time) != 1:
+    if not STRUCTURES[cov_type].spatial and len(time) != 1:
         raise ModelSpecError(
             f"{cov_type}() takes one time variable, got {', '.join(time)}",
-            hint="only sp_exp takes several coordinates",
+            hint="only the spatial sp_exp and sp_gau take several coordinates",
         )
     fixed_rhs = " + ".join(fixed_terms) if fixed_terms else "1"
     return ParsedFormula(
@@ -194,6 +194,52 @@ def factor_info(series: pd.Series, column: str, given: list | None, ref, file: s
             )
         order = [ref_label] + [lv for lv in natural if lv != ref_label]
     return natural, order, codes, labels
+
+
+def _natural_key(label: str):
+    """Numeric-aware sort key: 'V2' < 'V10', 'W4' < 'W12'."""
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.findall(r"\d+|\D+", label)]
+
+
+def data_order_levels(frame: pd.DataFrame, column: str, subject: str) -> list[str]:
+    """Levels of a (text) time column in the order the data visit them.
+
+    Within each subject the rows say which level comes before which; the levels are put in an order
+    that agrees with every subject (a topological order of "a is followed by b in some subject");
+    where the data do not decide (no subject has both levels) the numeric-aware sort does ('W2'
+    before 'W4'). A subject that skipped a visit does not matter. When subjects disagree (rows not in
+    time order) the levels are sorted numeric-aware ('V2' before 'V10') instead."""
+    d = frame[[subject, column]].dropna()
+    if d.empty:
+        return []
+    codes, uniq = pd.factorize(d[column].map(format_level))
+    labels = list(uniq)
+    subj = pd.factorize(d[subject])[0]
+    same = subj[1:] == subj[:-1]
+    a, b = codes[:-1][same], codes[1:][same]
+    keep = a != b
+    edges = set(zip(a[keep].tolist(), b[keep].tolist()))
+    n = len(labels)
+    succ: dict[int, set[int]] = {i: set() for i in range(n)}
+    indeg = [0] * n
+    for x, y in edges:
+        if y not in succ[x]:
+            succ[x].add(y)
+            indeg[y] += 1
+    keys = [_natural_key(lab) for lab in labels]
+    ready = [i for i in range(n) if indeg[i] == 0]
+    out = []
+    while ready:
+        ready.sort(key=lambda k: keys[k])
+        i = ready.pop(0)
+        out.append(i)
+        for j in succ[i]:
+            indeg[j] -= 1
+            if indeg[j] == 0:
+                ready.append(j)
+    if len(out) < n:  # subjects disagree on the order
+        return sorted(labels, key=_natural_key)
+    return [labels[i] for i in out]
 
 
 def sum_coded_rhs(rhs: str, factors: list[str]) -> str:

@@ -11,7 +11,7 @@ import polars as pl
 
 from pipelines.core.errors import ModelSpecError
 
-from .covariance import CovarianceStructure, make_structure
+from .covariance import STRUCTURES, CovarianceStructure, make_structure
 from .engine import MarginalModel, NotPositiveDefinite
 from .formula import (
     DesignBuilder,
@@ -171,11 +171,11 @@ def build_design(data, formula, *, weights=None, ref=None, levels=None, file=Non
 
     # response and numeric inputs
     y_all = _numeric(df[parsed.response], parsed.response, file, "the response")
-    spatial = parsed.cov_type == "sp_exp"
+    spatial = STRUCTURES[parsed.cov_type].spatial
     coords_cols = {}
     if spatial:
         for t in parsed.time:
-            coords_cols[t] = _numeric(df[t], t, file, "sp_exp coordinates")
+            coords_cols[t] = _numeric(df[t], t, file, f"{parsed.cov_type} coordinates")
     w_all = None
     if weights is not None:
         w_all = _numeric(df[weights], weights, file, "weights")
@@ -404,7 +404,7 @@ def _starting_values(model: MarginalModel, design: Design):
         var = max(var, 1e-8)
         for c in (corr, 0.5, 0.1):
             c = float(np.clip(c, 0.05, 0.95))
-            rng = dist / -np.log(c) if dist > 0 else 1.0
+            rng = model.structures[0].range_for(c, dist) if dist > 0 else 1.0
             starts.append(
                 (f"sp moments (corr {c:.2f})", np.concatenate([[rng, var]] * len(model.structures)))
             )
@@ -471,7 +471,7 @@ def fit_mmrm(
     if p == 0:
         raise ModelSpecError("the model has no fixed effects", hint="keep the intercept or add terms")
     # covariance structures
-    if parsed.cov_type == "sp_exp":
+    if STRUCTURES[parsed.cov_type].spatial:
         m = design.coords.shape[1]
     else:
         m = len(design.time_levels)
@@ -646,7 +646,7 @@ def _inference(model, design, structures, phi, X, reml, df_method, vcov, warn):
 
 def _identifiability_notes(design: Design, parsed) -> list[str]:
     out = []
-    if parsed.cov_type == "sp_exp":
+    if STRUCTURES[parsed.cov_type].spatial:
         return out
     tl = design.time_levels
     for g in range(len(design.group_levels)):

@@ -174,7 +174,7 @@ class MMRMResult:
     def covariance(self) -> dict:
         """{group: {"labels": [...], "matrix": ndarray}} in natural time order ("all" if ungrouped).
 
-        For sp_exp the labels are the distinct observed coordinates (when there are at most 50)."""
+        For spatial structures the labels are the distinct observed coordinates (when there are at most 50)."""
         out = {}
         for g, st, ph in zip(self.design.group_levels, self.model.structures, self._group_phis()):
             if st.spatial:

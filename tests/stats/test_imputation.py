@@ -1,0 +1,196 @@
+"""Hand-derived properties of the imputation library (no reference software needed) and the
+``trialpipe impute`` command."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+from pipelines.cli.impute import impute as impute_cmd
+from pipelines.core.errors import ModelSpecError
+from pipelines.stats import imputation as mi
+
+FORMULA = "CHANGE ~ BASVAL*VISIT + THERAPY*VISIT + us(VISIT | PATIENT)"
+
+
+@pytest.fixture(scope="module")
+def antidepressant(refdata_dir):
+    return pl.read_csv(
+        refdata_dir / "antidepressant_data.csv", null_values=["NA"], schema_overrides={"POOLINV": pl.Utf8}
+    )
+
+
+@pytest.fixture(scope="module")
+def twins(antidepressant):
+    """PLACEBO subjects twice: once as PLACEBO, once (new ids) as DRUG -- identical arms."""
+    pbo = antidepressant.filter(pl.col("THERAPY") == "PLACEBO")
+    drug = pbo.with_columns(pl.lit("DRUG").alias("THERAPY"), (pl.col("PATIENT") + 100000).alias("PATIENT"))
+    return pl.concat([pbo, drug])
+
+
+def _run(data, strategy, method="condmean-jackknife", **kw):
+    ice = mi.ice_from_dropout(data, subject="PATIENT", visit="VISIT", outcome="CHANGE")
+    ld = mi.prepare(data, FORMULA, group="THERAPY", reference="PLACEBO", ice=ice, strategy=strategy)
+    return mi.ImputationAnalysis(ld, mi.draws(ld, method, **kw))
+
+
+def test_reference_based_equals_mar_when_arms_are_identical(twins):
+    # Identical arms: the fitted arm effects are exactly 0, so the reference arm's mean is the own
+    # arm's mean and J2R = CR = CIR = MAR on the original data, with estimate 0 at every visit.
+    base = _run(twins, "MAR").results()
+    for strategy in ("J2R", "CR", "CIR"):
+        res = _run(twins, strategy).results()
+        assert np.allclose(res["estimate"].to_numpy(), base["estimate"].to_numpy(), atol=1e-8)
+        # (the jackknife SEs differ: removing one subject makes the arms unequal again)
+    diff = base.filter(pl.col("parameter") == "difference")
+    assert np.allclose(diff["estimate"].to_numpy(), 0.0, atol=1e-8)
+
+
+@pytest.fixture(scope="module")
+def j2r(antidepressant):
+    return _run(antidepressant, "J2R")
+
+
+def test_delta_zero_is_the_undelta_d_analysis(j2r):
+    a, b = j2r.results(), j2r.results(0.0, 0.0, cumulative=True)
+    assert a.drop("delta_experimental", "delta_control").equals(b.drop("delta_experimental", "delta_control"))
+
+
+def test_delta_shifts_the_estimate_by_its_ols_projection(j2r):
+    # ANCOVA is linear in the outcome: shifting imputed post-ICE values of the experimental arm by d
+    # moves the estimate at a visit by d times the arm coefficient of regressing the shift
+    # indicator on (1, arm, BASVAL) -- computed here with plain least squares.
+    ld = j2r.ld
+    d = 3.0
+    shifted = j2r.results(delta_experimental=d)
+    base = j2r.results()
+    post_missing = ld.is_missing & ld.is_post_ice & (ld.group_of == 1)[:, None]
+    for v, visit in enumerate(ld.visits):
+        X = np.column_stack([np.ones(ld.n), ld.group_of == 1, ld.covariates[:, v, 0]])
+        coef = np.linalg.lstsq(X, d * post_missing[:, v].astype(float), rcond=None)[0][1]
+        e0 = base.filter((pl.col("visit") == visit) & (pl.col("parameter") == "difference"))["estimate"][0]
+        e1 = shifted.filter((pl.col("visit") == visit) & (pl.col("parameter") == "difference"))["estimate"][0]
+        assert abs((e1 - e0) - coef) <= 1e-9
+
+
+def test_cumulative_delta_accumulates_over_post_ice_visits(j2r):
+    ld = j2r.ld
+    D = mi.delta_matrix(ld, 1.0, 0.0, cumulative=True)
+    i = next(i for i in range(ld.n) if ld.group_of[i] == 1 and ld.ice_index[i] == 1)  # ICE at visit 5
+    assert D[i].tolist() == [0.0, 1.0, 2.0, 3.0]
+    assert mi.delta_matrix(ld, 1.0, 0.0)[i].tolist() == [0.0, 1.0, 1.0, 1.0]
+    assert not mi.delta_matrix(ld, 1.0, 0.0)[ld.group_of == 0].any()
+
+
+def test_tipping_point_and_large_delta(j2r):
+    # J2R week 6 is significant (p 0.013); shifting DRUG's imputed values up (worse) tips it at the
+    # delta where p = 0.05, and at the delta that cancels the estimate p is 1.
+    tip = j2r.tipping_delta("7", "experimental")
+    assert tip is not None and tip > 0
+    at_tip = j2r.results(delta_experimental=tip).filter(
+        (pl.col("visit") == "7") & (pl.col("parameter") == "difference")
+    )
+    assert abs(at_tip["p_value"][0] - 0.05) < 2e-3
+    ld = j2r.ld
+    X = np.column_stack([np.ones(ld.n), ld.group_of == 1, ld.covariates[:, 3, 0]])
+    slope = np.linalg.lstsq(
+        X, (ld.is_missing & ld.is_post_ice & (ld.group_of == 1)[:, None])[:, 3] * 1.0, rcond=None
+    )[0][1]
+    est0 = j2r.results().filter((pl.col("visit") == "7") & (pl.col("parameter") == "difference"))["estimate"][
+        0
+    ]
+    zero = j2r.results(delta_experimental=-est0 / slope).filter(
+        (pl.col("visit") == "7") & (pl.col("parameter") == "difference")
+    )
+    assert abs(zero["estimate"][0]) < 1e-9 and zero["p_value"][0] > 0.999
+    grid = j2r.grid("7", [0.0, tip, 20.0], [0.0])
+    assert grid["p_value"][0] < 0.05 and grid["p_value"][1] >= 0.0499
+
+
+def test_rubin_rules_by_hand():
+    ests = np.array([1.0, 1.5, 2.0, 1.2])
+    ses = np.array([0.5, 0.6, 0.55, 0.5])
+    p = mi.rubin(ests, ses, v_com=40)
+    M, qbar = 4, 1.425
+    W = np.mean(ses**2)
+    B = np.sum((ests - qbar) ** 2) / 3
+    T = W + (1 + 1 / M) * B
+    lam = (1 + 1 / M) * B / T
+    v_old = (M - 1) / lam**2
+    v_obs = (41 / 43) * 40 * (1 - lam)
+    assert abs(p.estimate - qbar) < 1e-12
+    assert abs(p.std_error - np.sqrt(T)) < 1e-12
+    assert abs(p.df - v_old * v_obs / (v_old + v_obs)) < 1e-9
+
+
+def test_jackknife_se_by_hand():
+    ests = np.array([5.0, 4.0, 6.0, 5.5])  # full-data estimate first
+    jk = ests[1:]
+    se = np.sqrt((3 - 1) / 3 * np.sum((jk - jk.mean()) ** 2))
+    p = mi.pool_jackknife(ests)
+    assert p.estimate == 5.0 and abs(p.std_error - se) < 1e-12
+    assert abs(p.conf_high - (5.0 + 1.959963984540054 * se)) < 1e-9
+
+
+def test_condmean_bootstrap_is_reproducible_and_centred(antidepressant):
+    a = _run(antidepressant, "J2R", "condmean-bootstrap", n_samples=30, seed=3).results()
+    b = _run(antidepressant, "J2R", "condmean-bootstrap", n_samples=30, seed=3).results()
+    assert a.equals(b)
+    r = a.filter((pl.col("visit") == "7") & (pl.col("parameter") == "difference"))
+    assert abs(r["estimate"][0] - (-2.12558)) < 1e-4  # point estimate = the original data's
+    assert 0.6 < r["std_error"][0] < 1.2
+
+
+def test_lmcf_at_first_visit_is_a_clear_error(antidepressant):
+    with pytest.raises(ModelSpecError, match="LMCF"):
+        mi.prepare(
+            antidepressant, FORMULA, group="THERAPY", reference="PLACEBO", ice={"1503": "4"}, strategy="LMCF"
+        )
+
+
+def test_impute_cli_writes_rbmi_numbers(refdata_dir, tmp_path):
+    out = tmp_path / "out.json"
+    res = CliRunner().invoke(
+        impute_cmd,
+        [
+            str(refdata_dir / "antidepressant_data.csv"),
+            FORMULA,
+            "--group",
+            "THERAPY",
+            "--reference",
+            "PLACEBO",
+            "--strategy",
+            "J2R",
+            "--method",
+            "condmean-jackknife",
+            "--json",
+            str(out),
+        ],
+        catch_exceptions=False,
+    )
+    assert res.exit_code == 0, res.output
+    payload = json.loads(out.read_text())
+    w6 = next(e for e in payload["estimates"] if e["visit"] == "7" and e["parameter"] == "difference")
+    # rbmi CondMean_Inference vignette: PLACEBO - DRUG 2.126 (SE 0.858, CI 0.444 to 3.807)
+    assert abs(w6["estimate"] + 2.126) < 1e-3 and abs(w6["std_error"] - 0.858) < 1e-3
+    assert abs(w6["conf_low"] + 3.807) < 1e-3 and abs(w6["conf_high"] + 0.444) < 1e-3
+    assert payload["n_ice"] == 43 and payload["strategies"] == {"J2R": 43}
+    assert "VISIT 7 = -2.1256" in res.output.splitlines()[-1]
+
+
+def test_impute_cli_user_errors(refdata_dir, tmp_path):
+    from pipelines.cli import main
+
+    csv = str(refdata_dir / "antidepressant_data.csv")
+    with pytest.raises(SystemExit) as exc:
+        main(["impute", csv, FORMULA, "--group", "THERAPY", "--reference", "PLACEBOX"])
+    assert exc.value.code == 2
+    ice = tmp_path / "ice.csv"
+    ice.write_text("PATIENT,VISIT,strategy\n1513,5,JR\n1514,9,J2R\n")
+    with pytest.raises(SystemExit) as exc:
+        main(["impute", csv, FORMULA, "--group", "THERAPY", "--reference", "PLACEBO", "--ice-file", str(ice)])
+    assert exc.value.code == 2
