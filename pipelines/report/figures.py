@@ -486,7 +486,7 @@ def kaplan_meier(
             for k, t in enumerate(risk_times):
                 n = next((s["n_risk"] for s in steps if s["time"] >= t), 0)
                 table.text(t, len(arms) - 1 - i, str(n), ha="center", va="center", color=st["color"], fontsize=8)
-            table.text(-0.02 * t_max, len(arms) - 1 - i, a["label"], ha="right", va="center", color=st["color"],
+            table.text(-0.05 * t_max, len(arms) - 1 - i, a["label"], ha="right", va="center", color=st["color"],
                        fontsize=8)
         ax.axhline(0.5, color=LIGHT, linewidth=0.8, zorder=0)
         ax.set_ylim(0, 1.02)
