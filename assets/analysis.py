@@ -1,6 +1,9 @@
 """Analysis layer: scores, ADaM-style ADSL and ADQS built by the SQL models in sql/analysis, and the
-reported-vs-item total findings in qc.total_mismatches."""
+reported-vs-item total findings in qc.total_mismatches; one step, with the GX suites on ADSL and ADQS
+run right after their tables."""
 
-from assets.sql_models import sql_assets
+from assets.sql_models import layer_asset
+from pipelines.core import sql
+from pipelines.orchestration.checks import CHECKS
 
-analysis_assets = sql_assets("analysis", extra_models=("qc.total_mismatches",))
+analysis_assets = [layer_asset("analysis", "analysis", [*sql.models("analysis"), "qc.total_mismatches"], checks=CHECKS)]

@@ -1,4 +1,4 @@
-"""One Dagster asset per SQL model (``sql/<layer>/<name>.sql`` -> asset ``<layer>/<name>``).
+"""One Dagster asset per SQL model (``sql/<layer>/<name>.sql`` -> asset ``<layer>/<name>``), one step per layer.
 
 Dependencies are read from the tables the SQL selects from; the description is the first line of
 the file's header comment. Each materialization records the row count, the column schema, a
@@ -6,7 +6,18 @@ preview and the build time.
 """
 
 
-from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, TableColumn, TableSchema, asset
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    AssetSpec,
+    MaterializeResult,
+    MetadataValue,
+    TableColumn,
+    TableSchema,
+    multi_asset,
+)
 
 from pipelines.core import sql, warehouse
 from pipelines.orchestration.partitions import studies_partitions
@@ -65,30 +76,96 @@ def summary_metadata(con, model: str, study_id: str) -> dict:
     return {}
 
 
-def sql_asset(model: str, group: str, extra_deps: tuple[AssetKey, ...] = ()):
-    layer, name = model.split(".")
+def layer_asset(
+    name: str, group: str, models: list[str], extra_deps: tuple[AssetKey, ...] = (), checks: dict | None = None
+):
+    """One Dagster step for all SQL models of a layer: each model stays its own asset (lineage, metadata,
+    preview in the UI), and the checks on those assets run in the same step, right after their table.
 
-    @asset(
-        key=AssetKey([layer, name]),
-        group_name=group,
-        description=model_description(model),
-        deps=sorted({*model_deps(model), *extra_deps}, key=lambda k: k.to_user_string()),
+    One step instead of one per model and per check: a Dagster step costs a fixed overhead (events
+    to the instance, step start/finish) that for a Feder-size study was larger than the SQL itself.
+    A blocking check that fails stops the tables downstream of its asset in this step and fails the
+    step (so every later asset is skipped and nothing is published); tables not downstream of it are
+    still built and their checks still run, so one run reports every failure it can.
+    """
+    checks = checks or {}
+    keys = {m: AssetKey(m.split(".")) for m in models}
+    inputs = {m: sql.model_inputs(m) for m in models}
+    specs = [
+        AssetSpec(
+            key=keys[m],
+            group_name=group,
+            description=model_description(m),
+            deps=sorted({*model_deps(m), *extra_deps}, key=lambda k: k.to_user_string()),
+            partitions_def=studies_partitions,
+            kinds={"duckdb", "sql"},
+            skippable=True,
+        )
+        for m in models
+    ]
+    check_specs = [
+        AssetCheckSpec(check, asset=key, blocking=True, description=desc)
+        for check, (key, desc) in checks.items()
+        if key in keys.values()
+    ]
+    order = [m for m in sql.ordered_models() if m in keys]
+    order += [m for m in models if m not in order]
+
+    @multi_asset(
+        name=name,
+        specs=specs,
+        check_specs=check_specs,
         partitions_def=studies_partitions,
-        kinds={"duckdb", "sql"},
-        code_version=None,
+        can_subset=True,
     )
-    def _model(context: AssetExecutionContext, trialpipe: TrialpipeResource) -> MaterializeResult:
+    def _layer(context: AssetExecutionContext, trialpipe: TrialpipeResource):
         study = trialpipe.study(context.partition_key)
-        with study.connect(context.run.run_id) as con:
-            stats = sql.run_model(con, model)
-            extra = {"seconds": stats["seconds"], **summary_metadata(con, model, study.study_id)}
-            return MaterializeResult(metadata=table_metadata(con, model, extra))
+        run_id = context.run.run_id
+        selected = context.selected_asset_keys
+        selected_checks = {k.name for k in context.selected_asset_check_keys}
+        blocked: set[str] = set()  # models not built because something upstream failed a check
+        with study.connect(run_id) as con:
+            for model in order:
+                key = keys[model]
+                if key not in selected:
+                    continue
+                if inputs[model] & blocked:
+                    blocked.add(model)
+                    context.log.warning(f"{model} not built: an upstream blocking check failed")
+                    continue
+                stats = sql.run_model(con, model)
+                extra = {"seconds": stats["seconds"], **summary_metadata(con, model, study.study_id)}
+                yield MaterializeResult(asset_key=key, metadata=table_metadata(con, model, extra))
+                for check, (check_key, _desc) in checks.items():
+                    if check_key != key or check not in selected_checks:
+                        continue
+                    result = run_check(check, key, con, study, run_id)
+                    if not result.passed:
+                        blocked.add(model)
+                    yield result
 
-    _model.__name__ = f"{layer}__{name}"
-    return _model
+    return _layer
 
 
-def sql_assets(
-    layer: str, group: str | None = None, extra_models: tuple[str, ...] = (), extra_deps: tuple[AssetKey, ...] = ()
-) -> list:
-    return [sql_asset(m, group or layer, extra_deps) for m in [*sql.models(layer), *extra_models]]
+def run_check(name: str, key: AssetKey, con, study, run_id: str) -> AssetCheckResult:
+    """Evaluate one registered rule on the study's working database and record its outcome."""
+    from pipelines.core import validation
+
+    if name.startswith("gx_"):
+        outcome = validation.run_suite(con, name[3:], validation.suite_parameters(con, study.manifest))
+    else:
+        outcome = validation.run_sql_check(con, name, study.manifest)
+    validation.record(con, outcome, study.study_id, run_id)
+    failed = [e for e in outcome.expectations if not e.success]
+    return AssetCheckResult(
+        asset_key=key,
+        check_name=name,
+        passed=outcome.success,
+        description=outcome.summary,
+        metadata={
+            "expectations": MetadataValue.md(outcome.markdown()),
+            "evaluated": len(outcome.expectations),
+            "failed": len(failed),
+            "table": outcome.table,
+        },
+    )

@@ -11,7 +11,6 @@ from assets.raw import ingest_study
 from assets.report import study_report
 from assets.results import efficacy
 from assets.staging import staging_assets
-from pipelines.orchestration.checks import validation_checks
 from pipelines.orchestration.jobs import study_job, validate_job
 from pipelines.orchestration.resources import TrialpipeResource
 from pipelines.orchestration.schedules import nightly
@@ -26,7 +25,6 @@ _upstream = [ingest_study, *staging_assets, *analysis_assets, efficacy, durabili
 
 defs = Definitions(
     assets=[*_upstream, publish_asset(_keys(_upstream))],
-    asset_checks=validation_checks(),
     jobs=[study_job, validate_job],
     schedules=[nightly],
     sensors=[studies_sensor, record_failed_runs],

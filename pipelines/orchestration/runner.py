@@ -108,8 +108,9 @@ def run_study(
             if ev.event_type == DagsterEventType.STEP_START and step not in seen_steps:
                 seen_steps.add(step)
                 progress.start(step)
-            elif ev.event_type == DagsterEventType.STEP_SUCCESS:
-                progress.done(step)
+            elif ev.event_type == DagsterEventType.ASSET_MATERIALIZATION:
+                # a layer step builds several tables: show each one as it lands
+                progress.done(ev.asset_key.to_user_string())
             elif ev.event_type == DagsterEventType.STEP_FAILURE:
                 err = ev.event_specific_data.error
                 msg = _user_message(err)
