@@ -12,7 +12,13 @@ from pipelines.orchestration.resources import TrialpipeResource
     key=AssetKey(["report", "study_report"]),
     group_name="report",
     description="The study report: participant flow, baseline, primary results, forest plot, change over visits, responders, validation, provenance (HTML)",
-    deps=[AssetKey(["results", n]) for n in ("model_fits", "lsmeans", "treatment_effects", "responders", "notes")],
+    deps=[
+        AssetKey(["results", n])
+        for n in (
+            "model_fits", "lsmeans", "treatment_effects", "responders", "notes", "estimands", "sensitivity",
+            "tipping_point",
+        )
+    ],
     partitions_def=studies_partitions,
     kinds={"html"},
 )

@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "validate": "pipelines.cli.commands:validate",
     "mmrm": "pipelines.cli.mmrm:mmrm",
     "impute": "pipelines.cli.impute:impute",
+    "sensitivity": "pipelines.cli.sensitivity:sensitivity",
 }
 
 SHORT_HELP = {
@@ -29,6 +30,7 @@ SHORT_HELP = {
     "validate": "Ingest and validate a study folder only; report what was quarantined.",
     "mmrm": "Fit an MMRM on any CSV (R mmrm formula syntax).",
     "impute": "Reference-based / MAR imputation analysis of any CSV (the rbmi workflow).",
+    "sensitivity": "(Re)run the estimand and missing-data sensitivity analyses of a published study.",
 }
 
 

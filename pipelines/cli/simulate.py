@@ -75,6 +75,28 @@ def _formats(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
     help="Weekly follow-up assessments W3.. after the primary week-2 visit (durability of response; "
     "not in the efficacy models).",
 )
+@click.option(
+    "--discontinuation",
+    "discontinuation_rate",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Probability that a subject stops treatment after D1 or W1 (intercurrent event; no data after).",
+)
+@click.option(
+    "--mnar",
+    is_flag=True,
+    default=False,
+    help="Discontinuation likelier when not improving; ketamine benefit lost after stopping.",
+)
+@click.option(
+    "--rescue",
+    "rescue_rate",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Probability of starting rescue medication before W2 (recorded intercurrent event).",
+)
 def simulate(
     out_dir: Path,
     per_arm: int,
@@ -85,6 +107,9 @@ def simulate(
     follow_up: bool,
     safety: bool,
     follow_up_weeks: int,
+    discontinuation_rate: float,
+    mnar: bool,
+    rescue_rate: float,
 ) -> None:
     """Write a simulated ketamine-vs-midazolam PTSD trial (calibrated to Feder et al. 2021) to OUT_DIR:
     the data files in the requested formats and a study.yaml that reads them."""
@@ -99,6 +124,9 @@ def simulate(
             follow_up=follow_up,
             safety=safety,
             follow_up_weeks=follow_up_weeks,
+            discontinuation_rate=discontinuation_rate,
+            mnar=mnar,
+            rescue_rate=rescue_rate,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
@@ -107,6 +135,10 @@ def simulate(
         follow += f", {follow_up_weeks} weekly follow-up visits"
     if safety:
         follow += ", safety domains"
+    if discontinuation_rate or rescue_rate or mnar:
+        follow += (
+            f", discontinuation {discontinuation_rate:g}{' MNAR' if mnar else ''}, rescue {rescue_rate:g}"
+        )
     click.echo(
         f"Wrote {len(written.files)} files ({written.n_subjects} subjects, {per_arm} per arm, seed {seed}, "
         f"{','.join(formats)}{follow}) to {written.folder}: {', '.join(str(f) for f in written.files)}"

@@ -395,6 +395,85 @@ class Analysis(_Strict):
         return self
 
 
+class IntercurrentEvent(_Strict):
+    """An intercurrent event (ICH E9(R1)): how it is recognised in the data and the strategy for it.
+
+    Recognition: ``column`` names a subject-level column (a randomization/subject source's
+    ``covariates:`` key) holding a visit (id, label or code of the manifest's visits): with
+    ``timing: after`` (default; e.g. the last visit on treatment) the visits after it are affected,
+    with ``timing: at`` (e.g. the visit rescue medication started) that visit and the later ones. An
+    empty value means the subject had no such event. Without ``column``, a discontinuation is
+    recognised from the data as rbmi does: a subject whose values of the parameter are missing at the
+    last visit(s) discontinued at the first visit of that trailing run.
+
+    Strategies: ``hypothetical`` (post-event values are not used; they and missing values are imputed
+    under ``imputation``: MAR, or a reference-based assumption J2R, CR, CIR, LMCF),
+    ``treatment_policy`` (observed post-event values are used; missing ones imputed under
+    ``imputation``), ``composite`` (the event makes the subject a non-responder; responder
+    summaries only). ``while_on_treatment`` is accepted as an attribute but analysed as
+    hypothetical MAR up to the event (values after it are not used), which the report says.
+    """
+
+    event: str = "discontinuation"
+    column: str | None = None
+    timing: Literal["after", "at"] = "after"
+    strategy: Literal["hypothetical", "treatment_policy", "composite", "while_on_treatment"] = "hypothetical"
+    imputation: Literal["MAR", "J2R", "CR", "CIR", "LMCF"] = "MAR"
+
+
+class TippingPoint(_Strict):
+    """Delta grid of the tipping-point analysis: shifts added to imputed post-event values of each arm
+    (in units of the parameter; default: 11 steps from 0 to twice the primary estimate in the
+    direction that removes the effect)."""
+
+    enabled: bool = True
+    experimental: list[float] | None = None
+    control: list[float] | None = None
+    cumulative: bool = False
+
+
+class EstimandSensitivity(_Strict):
+    """Missing-data sensitivity analyses of an estimand (reference-based imputation, see
+    pipelines.stats.imputation)."""
+
+    strategies: list[Literal["MAR", "J2R", "CR", "CIR", "LMCF"]] = Field(
+        default_factory=lambda: ["MAR", "J2R", "CR", "CIR"]
+    )
+    method: Literal["condmean-jackknife", "condmean-bootstrap", "approx-bayes"] = "condmean-jackknife"
+    n_samples: int | None = Field(None, ge=2)
+    seed: int = 20260101
+    tipping_point: TippingPoint = Field(default_factory=TippingPoint)
+
+
+class Estimand(_Strict):
+    """An estimand (ICH E9(R1)): treatment (the manifest's arms), population, variable (parameter at a
+    visit), intercurrent events with their strategies, population-level summary.
+
+    Without an ``estimands:`` block a study has one default estimand, id ``primary``: all
+    randomized subjects, the primary parameter's change from baseline at the primary visit,
+    treatment discontinuation (recognised from dropout) handled by the hypothetical strategy under
+    MAR, summarised as the difference in LS-mean change -- what the primary MMRM estimates."""
+
+    id: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,39}$")
+    label: str | None = None
+    population: Literal["randomized"] = "randomized"
+    parameter: str | None = None
+    visit: str | None = None
+    intercurrent_events: list[IntercurrentEvent] = Field(default_factory=lambda: [IntercurrentEvent()])
+    summary: Literal["difference_in_lsmean_change", "difference_in_response"] = "difference_in_lsmean_change"
+    sensitivity: EstimandSensitivity = Field(default_factory=EstimandSensitivity)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Estimand:
+        comp = [e for e in self.intercurrent_events if e.strategy == "composite"]
+        if comp and self.summary != "difference_in_response":
+            raise ValueError("a composite strategy needs summary: difference_in_response")
+        events = [e.event for e in self.intercurrent_events]
+        if len(set(events)) != len(events):
+            raise ValueError(f"intercurrent_events: event names must be unique, got {events}")
+        return self
+
+
 class Dates(_Strict):
     """Calendar dates are identifiers unless shifted. ``shifted: true`` declares every date in the
     files as already shifted per subject (NDA masking); they are turned into study days and dropped."""
@@ -417,6 +496,8 @@ class Manifest(_Strict):
     dates: Dates = Field(default_factory=Dates)
     deidentification: Deidentification = Field(default_factory=Deidentification)
     analysis: Analysis = Field(default_factory=Analysis)
+    # ICH E9(R1) estimands; empty = the documented default (see Estimand and default_estimands)
+    estimands: list[Estimand] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _consistency(self) -> Manifest:
@@ -465,7 +546,22 @@ class Manifest(_Strict):
                     f"sources[{i}].recode.arm: every code maps to {next(iter(s.recode.arm.values()))!r}; "
                     "both arms cannot share one code"
                 )
+        eids = [e.id for e in self.estimands]
+        if len(set(eids)) != len(eids):
+            raise ValueError(f"estimands: duplicate estimand id in {eids}")
+        for i, e in enumerate(self.estimands):
+            if e.visit is not None and e.visit not in vids:
+                raise ValueError(f"estimands[{i}].visit: unknown visit {e.visit!r}; visits are {vids}")
+            if e.parameter is not None:
+                from pipelines.instruments import all_paramcds
+
+                if e.parameter not in all_paramcds():
+                    raise ValueError(f"estimands[{i}].parameter: unknown parameter {e.parameter!r}")
         return self
+
+    def default_estimands(self) -> list[Estimand]:
+        """The manifest's estimands, or the documented default (primary MMRM = hypothetical, MAR)."""
+        return list(self.estimands) or [Estimand(id="primary")]
 
     # -- convenience -----------------------------------------------------------------------
     def visit_codes(self, source: Source) -> dict[str, str]:

@@ -6,6 +6,7 @@ from dagster import AssetKey, Definitions, in_process_executor
 
 from assets.analysis import analysis_assets
 from assets.durability import durability
+from assets.estimands import estimands
 from assets.publish import publish_asset
 from assets.raw import ingest_study
 from assets.report import study_report
@@ -21,7 +22,7 @@ def _keys(assets_defs) -> list[AssetKey]:
     return [k for a in assets_defs for k in a.keys]
 
 
-_upstream = [ingest_study, *staging_assets, *analysis_assets, efficacy, durability, study_report]
+_upstream = [ingest_study, *staging_assets, *analysis_assets, efficacy, estimands, durability, study_report]
 
 defs = Definitions(
     assets=[*_upstream, publish_asset(_keys(_upstream))],

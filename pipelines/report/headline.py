@@ -4,6 +4,7 @@ totals and the responder rates, formatted like the report (ASCII only, for any t
 Example (two-arm)::
 
     CAPS-5 total at Week 2, Ketamine - Midazolam: -11.88 (95% CI -20.01 to -3.75), p = 0.006, d = -1.13
+      jump to reference (J2R, condmean-jackknife): -10.90 (95% CI -18.20 to -3.60), p = 0.003
       Cluster B (Intrusion): -3.41 (95% CI -5.87 to -0.95), p = 0.008, adjusted p = 0.034
       ...
     PCL-5 total: -12.40 (95% CI -22.04 to -2.76), p = 0.014, d = -0.95
@@ -129,7 +130,31 @@ def headline_lines(con: duckdb.DuckDBPyConnection, study_id: str) -> list[str]:
         return [
             f"{study_id}: no treatment effects stored (results.treatment_effects is missing or empty)."
         ] + _responder_lines(data)
-    return [_ascii(line) for line in _two_arm_lines(data)]
+    lines = _two_arm_lines(data)
+    j2r = _j2r_line(con, data)
+    if j2r:
+        lines.insert(1, j2r)
+    return [_ascii(line) for line in lines]
+
+
+def _j2r_line(con: duckdb.DuckDBPyConnection, data: StudyData) -> str | None:
+    """The primary contrast under jump to reference (results.sensitivity), shown beside the primary."""
+    from pipelines.report.data import has_table
+
+    if not has_table(con, "results.sensitivity"):
+        return None
+    row = con.execute(
+        """
+        select estimate, conf_low, conf_high, p_value, method from results.sensitivity
+        where study_id = ? and paramcd = ? and avisit = ? and strategy = 'J2R' and delta = 0
+        order by estimand_id = 'primary' desc, estimand_id limit 1
+        """,
+        [data.study_id, data.primary_parameter, data.primary_visit],
+    ).fetchone()
+    if row is None:
+        return None
+    e = dict(zip(("estimate", "conf_low", "conf_high", "p_value"), row[:4]))
+    return f"  jump to reference (J2R, {row[4]}): " + _effect_text(e, data.level, d=False)
 
 
 def print_headline(outcome, console) -> None:

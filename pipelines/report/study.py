@@ -427,6 +427,12 @@ def _validated_at(con: duckdb.DuckDBPyConnection, data: StudyData):
     ).fetchone()[0]
 
 
+def _estimands(con, data):
+    from pipelines.report.estimands import estimand_sections
+
+    return estimand_sections(con, data)
+
+
 def context(
     con: duckdb.DuckDBPyConnection, data: StudyData, *, validation=None, provenance: dict | None = None
 ) -> dict:
@@ -477,6 +483,7 @@ def context(
         "within": T.within_arm_rows(data) if data.single_arm else [],
         "sens": sens,
         "sens_fig": svg(sensitivity_figure, data, sens),
+        "estimands": _estimands(con, data),
         "model": model,
         "model_labels": MODEL_LABEL,
         "validation": val,

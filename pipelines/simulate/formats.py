@@ -115,15 +115,17 @@ def write_randomization(trial: Trial, path: Path) -> None:
     """One row per randomized subject: record_id, arm (1 ketamine / 0 midazolam), site, sex, age band."""
     code = {a.id: a.code for a in ARMS}
     s = trial.subjects
-    pl.DataFrame(
-        {
-            "record_id": s["usubjid"],
-            "arm": [code[a] for a in s["arm"]],
-            "site": s["site"],
-            "sex": s["sex"],
-            "age_band": [age_band(int(y)) for y in s["age_years"]],
-        }
-    ).write_csv(path, line_terminator="\n")
+    cols = {
+        "record_id": s["usubjid"],
+        "arm": [code[a] for a in s["arm"]],
+        "site": s["site"],
+        "sex": s["sex"],
+        "age_band": [age_band(int(y)) for y in s["age_years"]],
+    }
+    for extra in ("disc_visit", "disc_reason", "rescue_visit"):  # only with intercurrent events
+        if extra in s.columns:
+            cols[extra] = s[extra]
+    pl.DataFrame(cols).write_csv(path, line_terminator="\n")
 
 
 def write_redcap(trial: Trial, key: str, path: Path) -> None:

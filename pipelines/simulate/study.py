@@ -298,6 +298,30 @@ analysis:                       # the contract's defaults, spelled out
 {durability}"""
 
 
+def _with_intercurrent_events(text: str) -> str:
+    """Declare the ICE columns of randomization.csv and add the estimands they feed."""
+    old = "    columns: {subject: record_id, arm: arm, site: site, sex: sex, age_band: age_band}\n"
+    assert old in text, "randomization block changed"
+    new = old + (
+        "    # intercurrent events: last visit on treatment (blank = completed), reason, rescue medication\n"
+        "    covariates: {disc_visit: disc_visit, disc_reason: disc_reason, rescue_visit: rescue_visit}\n"
+    )
+    return (
+        text.replace(old, new)
+        + """
+# Estimands (ICH E9(R1)). Primary: hypothetical strategy for treatment discontinuation (as if
+# participants had stayed on their infusions; missing values imputed under MAR), treatment policy for
+# rescue medication. The sensitivity analyses impute under J2R, CR and CIR as well.
+estimands:
+  - id: primary
+    label: Hypothetical (MAR)
+    intercurrent_events:
+      - {event: discontinuation, column: disc_visit, timing: after, strategy: hypothetical, imputation: MAR}
+      - {event: rescue, column: rescue_visit, timing: at, strategy: treatment_policy, imputation: MAR}
+"""
+    )
+
+
 def write_study_files(
     out_dir: str | Path,
     *,
@@ -310,6 +334,9 @@ def write_study_files(
     follow_up: bool = False,
     safety: bool = False,
     follow_up_weeks: int = 0,
+    discontinuation_rate: float = 0.0,
+    mnar: bool = False,
+    rescue_rate: float = 0.0,
 ) -> WrittenStudy:
     """Like :func:`write_study`, also returning the files written."""
     plan = F.plan(formats)
@@ -325,6 +352,9 @@ def write_study_files(
         effect_scale=effect_scale,
         follow_up=follow_up,
         follow_up_weeks=follow_up_weeks,
+        discontinuation_rate=discontinuation_rate,
+        mnar=mnar,
+        rescue_rate=rescue_rate,
     )
     if "nda" in plan.formats:
         longest = max(len(u) for u in trial.subjects["usubjid"])
@@ -367,9 +397,12 @@ def write_study_files(
         from pipelines.simulate.safety import write_safety
 
         safety_plan = write_safety(trial, plan.formats, target)
-    (folder / MANIFEST_NAME).write_text(
-        manifest_text(trial, plan, missing_item_rate, effect_scale, safety_plan), encoding="utf-8"
-    )
+    text = manifest_text(trial, plan, missing_item_rate, effect_scale, safety_plan)
+    if "disc_visit" in trial.subjects.columns:
+        if plan.arm_source != "wide":
+            raise ValueError("intercurrent events are written to randomization.csv: include the wide format")
+        text = _with_intercurrent_events(text)
+    (folder / MANIFEST_NAME).write_text(text, encoding="utf-8")
     files.append(Path(MANIFEST_NAME))
     load_manifest(folder)  # the generated manifest must parse; a failure here is a simulator bug
     return WrittenStudy(folder, files, trial.n)
@@ -387,6 +420,9 @@ def write_study(
     follow_up: bool = False,
     safety: bool = False,
     follow_up_weeks: int = 0,
+    discontinuation_rate: float = 0.0,
+    mnar: bool = False,
+    rescue_rate: float = 0.0,
 ) -> Path:
     """Simulate a Feder-2021-calibrated trial and write it as a study folder; returns the folder.
 
@@ -401,6 +437,10 @@ def write_study(
     ``follow_up_weeks`` adds that many weekly follow-up visits W3.. (phase follow_up: durability of
     response only) and ``safety`` the EX/AE/VS/DS files (pipelines/simulate/safety.py), each from
     random streams of its own so every other value stays as without them.
+    ``discontinuation_rate``, ``mnar``, ``rescue_rate``: intercurrent events (see
+    :func:`trial.build_trial`), written as randomization.csv columns disc_visit, disc_reason,
+    rescue_visit, declared as subject covariates and used by an ``estimands:`` block in study.yaml
+    (needs the wide randomization file).
     """
     return write_study_files(
         out_dir,
@@ -413,4 +453,7 @@ def write_study(
         follow_up=follow_up,
         safety=safety,
         follow_up_weeks=follow_up_weeks,
+        discontinuation_rate=discontinuation_rate,
+        mnar=mnar,
+        rescue_rate=rescue_rate,
     ).folder

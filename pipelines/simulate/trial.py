@@ -142,6 +142,21 @@ _FOLLOW_UP_STREAMS = ("days", "dropout", "caps5", "pcl5", "madrs", "missing")
 INSTRUMENT_ORDER = ("pcl5", "caps5", "madrs")
 
 
+# Intercurrent events (optional, off by default): their own random stream, a child of the seed
+# with a spawn key far beyond _STREAMS, so adding it (or other helpers appending streams) changes no
+# existing draw.
+ICE_STREAM_KEY = 1001
+DISCONTINUATION_REASONS = (
+    "ADVERSE EVENT",
+    "WITHDRAWAL BY SUBJECT",
+    "PHYSICIAN DECISION",
+    "LOST TO FOLLOW-UP",
+)
+# MNAR dropout: logit P(discontinue) = a + MNAR_SLOPE * z, z the standardised CAPS-5 total change at D1
+# (positive = less improvement); a is solved so that the mean probability is the requested rate.
+MNAR_SLOPE = 1.5
+
+
 def n_dropouts(per_arm: int) -> int:
     """Ketamine-arm dropouts before week 2: Feder 2021 had 1 of 15 (reason "Physician Decision");
     scaled as round(per_arm / 15), at least 1; none in the midazolam arm (15/15 completed)."""
@@ -270,10 +285,23 @@ def build_trial(
     follow_up: bool = False,
     follow_up_weeks: int = 0,
     durability: model.DurabilityParams = model.DURABILITY,
+    discontinuation_rate: float = 0.0,
+    mnar: bool = False,
+    rescue_rate: float = 0.0,
 ) -> Trial:
     """Simulate one study in memory (no files). ``effect_scale`` multiplies the ketamine-specific
     change (0 = a null trial; see :func:`model.with_effect_scale`); it changes no random draw.
-    ``follow_up`` adds the visit W4 (day 28); BL..W2 are the same as without it, value for value."""
+    ``follow_up`` adds the visit W4 (day 28); BL..W2 are the same as without it, value for value.
+
+    Intercurrent events (all off by default, drawn from their own stream): ``discontinuation_rate``
+    - each subject still on treatment stops it after D1 or W1 with this probability (reason drawn;
+    no data after the last visit on treatment); ``mnar`` - discontinuation likelier when not
+    improving at D1 (and reason 'LACK OF EFFICACY' then), and a ketamine subject's benefit after
+    stopping drifts back to midazolam's (half of the ketamine-specific change at the first missed
+    visit, none later; ``items`` hold these unobserved values, the truth a benchmark compares with);
+    ``rescue_rate`` - subjects on treatment through W1 start rescue medication before W2 with this
+    probability (recorded only; outcomes unchanged). The subjects frame then has ``disc_visit`` (last
+    visit on treatment, '' when none), ``disc_reason`` and ``rescue_visit``."""
     if per_arm < 1:
         raise ValueError(f"per_arm must be at least 1 (got {per_arm})")
     if not 0.0 <= missing_item_rate < 1.0:
@@ -348,6 +376,23 @@ def build_trial(
             for k, m in missing.items()
         }
 
+    ice_cols = None
+    if discontinuation_rate > 0 or rescue_rate > 0 or mnar:
+        ice_cols = _intercurrent_events(
+            seed,
+            items,
+            draws,
+            is_ket,
+            params,
+            observed,
+            last_attended,
+            dropouts,
+            n_base,
+            discontinuation_rate,
+            mnar,
+            rescue_rate,
+            visits,
+        )
     age_years = (age_days / 365.25).astype(np.int64)
     subjects = pl.DataFrame(
         {
@@ -363,10 +408,82 @@ def build_trial(
             "last_visit": np.array([v.id for v in visits])[last_attended],
         }
     )
+    if ice_cols is not None:
+        subjects = subjects.with_columns(**{k: pl.Series(v) for k, v in ice_cols.items()})
     return Trial(
         study_id, seed, per_arm, subjects, days, observed, items, missing, visits, PRIMARY_VISIT,
         follow_up_weeks, relapse, rng["safety"],
     )
+
+
+def _intercurrent_events(
+    seed,
+    items,
+    draws,
+    is_ket,
+    params,
+    observed,
+    last_attended,
+    dropouts,
+    n_base,
+    rate,
+    mnar,
+    rescue_rate,
+    visits,
+) -> dict[str, list[str]]:
+    """Draw discontinuations and rescue medication (see :func:`build_trial`); updates ``observed``,
+    ``last_attended`` and, with ``mnar``, the unobserved post-discontinuation ``items`` in place."""
+    if not 0.0 <= rate < 1.0 or not 0.0 <= rescue_rate < 1.0:
+        raise ValueError("discontinuation_rate and rescue_rate must be in [0, 1)")
+    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(ICE_STREAM_KEY,))))
+    n = len(is_ket)
+    caps = items["caps5"][:, :n_base].sum(axis=2).astype(float)
+    change = caps[:, 1] - caps[:, 0]
+    z = (change - change.mean()) / (change.std() or 1.0)
+    if mnar and rate > 0:
+        lo, hi = -30.0, 30.0
+        for _ in range(100):
+            a = 0.5 * (lo + hi)
+            if np.mean(1 / (1 + np.exp(-(a + MNAR_SLOPE * z)))) < rate:
+                lo = a
+            else:
+                hi = a
+        p = 1 / (1 + np.exp(-(a + MNAR_SLOPE * z)))
+    else:
+        p = np.full(n, rate)
+    u = rng.random(n)
+    last_on = rng.choice(np.array([1, 2]), size=n)
+    reason_pick = rng.integers(0, len(DISCONTINUATION_REASONS), size=n)
+    u_rescue = rng.random(n)
+    on_treatment = last_attended == n_base - 1
+    disc = on_treatment & (u < p)
+    visit_ids = np.array([v.id for v in visits])
+    disc_visit = np.array([""] * n, dtype=object)
+    reason = np.array([""] * n, dtype=object)
+    for s in np.flatnonzero(disc):
+        observed[s, last_on[s] + 1 :] = False
+        last_attended[s] = last_on[s]
+        disc_visit[s] = visit_ids[last_on[s]]
+        reason[s] = "LACK OF EFFICACY" if mnar and z[s] > 0 else DISCONTINUATION_REASONS[reason_pick[s]]
+    for s in dropouts:  # the calibrated Feder dropout (reason "Physician Decision" in the registry)
+        disc_visit[s] = visit_ids[last_attended[s]]
+        reason[s] = "PHYSICIAN DECISION"
+    if mnar:
+        from . import model
+
+        half = model.item_scores(draws, is_ket * 0.5, params)
+        none = model.item_scores(draws, np.zeros(n), params)
+        for s in np.flatnonzero(is_ket & (disc_visit != "")):
+            k = int(last_attended[s]) + 1
+            for key in items:
+                if k < items[key].shape[1]:
+                    items[key][s, k] = half[key][s, k]
+                    items[key][s, k + 1 :] = none[key][s, k + 1 :]
+    rescue = np.array([""] * n, dtype=object)
+    prim = list(visit_ids).index(PRIMARY_VISIT)
+    rp = np.clip(rescue_rate * (1 + (0.5 * z if mnar else 0 * z)), 0, 1)
+    rescue[(last_attended >= prim) & (u_rescue < rp)] = PRIMARY_VISIT
+    return {"disc_visit": list(disc_visit), "disc_reason": list(reason), "rescue_visit": list(rescue)}
 
 
 def simulate_trial(

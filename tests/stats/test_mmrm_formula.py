@@ -103,3 +103,42 @@ def test_numeric_column_is_continuous_unless_time_or_factor():
     assert cont.coefficients["term"].to_list() == ["(Intercept)", "dose", "visit2", "visit3"]
     fac = fit_mmrm(d, "y ~ factor(dose) + visit + cs(visit | id)")
     assert fac.coefficients["term"].to_list() == ["(Intercept)", "dose1", "dose2", "visit2", "visit3"]
+
+
+@pytest.mark.parametrize(
+    "rhs",
+    [
+        "1",
+        "A",
+        "A + B",
+        "RACE + SEX + ARMCD * AVISIT",
+        "BCVA_BL + RACE + ARMCD * AVISIT",
+        "A*B*C",
+        "A:B + A",
+        "X + A*B + C",
+        "A + 1",
+        "1 + A*B",
+        "A*B + A:B",
+        "A:B:C + A*B",
+        "A*B:C",
+        "A + A + B",
+        "x.y + z_1*A",
+    ],
+)
+def test_simple_formula_terms_match_formulaic(rhs):
+    """The formulaic-free parser of plain formulas gives formulaic's terms in formulaic's order."""
+    import formulaic
+
+    from pipelines.stats.mmrm.formula import simple_terms
+
+    ours = simple_terms(rhs)
+    assert ours is not None
+    theirs = [[str(f) for f in t.factors if str(f) != "1"] for t in formulaic.Formula(rhs)]
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("rhs", ["0 + A", "A - 1", "log(x)", "A*(B + C)", "I(x**2)", "B:A + A*B", "A +"])
+def test_other_formulas_are_left_to_formulaic(rhs):
+    from pipelines.stats.mmrm.formula import simple_terms
+
+    assert simple_terms(rhs) is None

@@ -123,6 +123,7 @@ def prepare(
     covariates: list[str] | None = None,
     ref: dict | None = None,
     references: dict | None = None,
+    visit_levels: list[str] | None = None,
     file: str | None = None,
 ) -> LongData:
     """Long data + the imputation model fitted to the MAR data (post-ICE data of non-MAR strategies
@@ -134,7 +135,8 @@ def prepare(
     {subject: visit} (first visit affected by the ICE, strategy ``strategy``) or
     {subject: (visit, strategy)}. ``covariates``: ANCOVA covariates of the analysis step (default:
     the formula's fixed-effect variables other than the arm and the visit). ``references``: {arm:
-    reference arm} (default: every arm -> ``reference``).
+    reference arm} (default: every arm -> ``reference``). ``visit_levels``: the visits in
+    schedule order (default: R's order of the visit column).
     """
     import formulaic
 
@@ -142,9 +144,13 @@ def prepare(
     from pipelines.stats.mmrm.formula import factor_info, format_level, parse_formula
     from pipelines.stats.mmrm.model import build_design
 
+    from pipelines.stats.mmrm import STRUCTURES
+
     parsed = parse_formula(formula)
-    if parsed.cov_type == "sp_exp":
-        raise ModelSpecError("imputation needs a visit factor in the covariance term, not sp_exp coordinates")
+    if STRUCTURES[parsed.cov_type].spatial:
+        raise ModelSpecError(
+            f"imputation needs a visit factor in the covariance term, not {parsed.cov_type} coordinates"
+        )
     if parsed.group is not None and parsed.group != group:
         raise ModelSpecError(
             f"a group-specific covariance is only supported by arm ({group}), not by {parsed.group}",
@@ -171,7 +177,7 @@ def prepare(
         miss = df[col].isna().to_numpy()
         if miss.any():
             raise ModelSpecError("missing value", file=file, row=int(np.flatnonzero(miss)[0]) + 2, column=col)
-    visits = factor_info(df[visit], visit, None, None, file)[0]
+    visits = factor_info(df[visit], visit, visit_levels, None, file)[0]
     V = len(visits)
     vpos = {v: i for i, v in enumerate(visits)}
     subj_lab = df[subject].map(format_level).to_numpy()

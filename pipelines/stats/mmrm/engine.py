@@ -50,6 +50,7 @@ class Evaluation:
     XtVX: np.ndarray
     grad_phi: np.ndarray | None = None
     fisher_phi: np.ndarray | None = None
+    facs: list | None = None  # per block (Sigma, Sigma^-1, log|Sigma|), reused by inference_terms
 
 
 @dataclass
@@ -110,22 +111,46 @@ class MarginalModel:
         bounds = np.flatnonzero(np.diff(subj_sorted)) + 1
         starts = np.concatenate([[0], bounds])
         ends = np.concatenate([bounds, [len(order)]])
-        # pattern key per subject
+        sizes = ends - starts
+        first_rows = order[starts]
+        sids = subject[first_rows].astype(int)
+        gs = np.asarray(group_of_subject, dtype=int)[sids]
         groups: dict[tuple, dict] = {}
-        for s, e in zip(starts, ends):
-            rows = order[s:e]
-            sid = int(subject[rows[0]])
-            g = int(group_of_subject[sid])
-            if self.spatial:
+        if self.spatial:
+            for k, (s, e) in enumerate(zip(starts, ends)):
+                rows = order[s:e]
                 key = tuple(map(tuple, coords[rows]))
-            else:
-                key = tuple(int(t) for t in time[rows])
-            bkey = (g, len(rows))
-            d = groups.setdefault(bkey, {"patterns": {}, "subj": [], "rows": [], "pat": []})
-            pid = d["patterns"].setdefault(key, len(d["patterns"]))
-            d["subj"].append(sid)
-            d["rows"].append(rows)
-            d["pat"].append(pid)
+                d = groups.setdefault(
+                    (int(gs[k]), len(rows)), {"patterns": {}, "subj": [], "rows": [], "pat": []}
+                )
+                d["subj"].append(int(sids[k]))
+                d["rows"].append(rows)
+                d["pat"].append(d["patterns"].setdefault(key, len(d["patterns"])))
+        else:
+            # vectorised: a subject's pattern is the set of time levels it was seen at (its rows are
+            # sorted by time), keyed by the bytes of a 0/1 row over the levels
+            n_levels = int(time.max()) + 1 if len(time) else 1
+            seen = np.zeros((len(starts), n_levels), dtype=np.uint8)
+            subj_of_row = np.repeat(np.arange(len(starts)), sizes)
+            seen[subj_of_row, np.asarray(time)[order]] = 1
+            for g, m in sorted(set(zip(gs.tolist(), sizes.tolist()))):
+                sel = np.flatnonzero((gs == g) & (sizes == m))
+                keys = seen[sel]
+                _, first, inv = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+                inv = inv.reshape(-1)
+                rank = np.empty(len(first), dtype=int)  # pattern ids in order of first appearance
+                rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+                pat = rank[inv]
+                rows = order[starts[sel][:, None] + np.arange(m)[None, :]]
+                pattern_keys = [None] * len(first)
+                for j, f in enumerate(first):
+                    pattern_keys[rank[j]] = tuple(int(t) for t in time[rows[f]])
+                groups[(g, m)] = {
+                    "patterns": {k: i for i, k in enumerate(pattern_keys)},
+                    "subj": sids[sel].tolist(),
+                    "rows": rows,
+                    "pat": pat.tolist(),
+                }
         self.blocks: list[Block] = []
         for (g, m), d in sorted(groups.items()):
             keys = sorted(d["patterns"], key=d["patterns"].get)
@@ -236,7 +261,7 @@ class MarginalModel:
             f = logdetV + 2.0 * np.log(np.diag(Lx)).sum() + rVr + (self.N - p) * LOG2PI
         else:
             f = logdetV + rVr + self.N * LOG2PI
-        ev = Evaluation(f=float(f), beta=beta, XtVX=XtVX)
+        ev = Evaluation(f=float(f), beta=beta, XtVX=XtVX, facs=facs)
         if grad or fisher:
             u = np.concatenate([-beta, [1.0]])
             M = np.outer(u, u)
@@ -297,7 +322,7 @@ class MarginalModel:
             used_newton = False
             if newton or it > 2:
                 try:
-                    terms = self.inference_terms(self.theta_to_phi(theta))
+                    terms = self.inference_terms(self.theta_to_phi(theta), ev=ev)
                     H = self._theta_hessian(theta, J, ev.grad_phi, terms["H_obs"])
                     np.linalg.cholesky(H)
                     d = -np.linalg.solve(H, g)
@@ -368,14 +393,15 @@ class MarginalModel:
         )
 
     # ------------------------------------------------------------------------------- at the optimum
-    def inference_terms(self, phi, second_derivatives=True):
+    def inference_terms(self, phi, second_derivatives=True, ev=None):
         """Everything inference needs at phi (all in SAS's phi parameterisation):
 
         beta, Phi = (X'V^-1X)^-1, P_j = X'V^-1 dV_j V^-1 X (q, p, p), the observed and expected
         Hessians of -2 log L (profiled over beta), and the per-block pieces Kenward-Roger needs.
         """
         p, K, q = self.p, self.K, self.q
-        ev = self.evaluate(phi)
+        if ev is None:  # ev: an evaluation at this same phi, when the caller has one
+            ev = self.evaluate(phi)
         beta = ev.beta
         Phi = np.linalg.inv(ev.XtVX)
         Phi = 0.5 * (Phi + Phi.T)
@@ -383,7 +409,7 @@ class MarginalModel:
         Mr = np.outer(u, u)
         Mg = np.zeros((K, K))
         Mg[:p, :p] = Phi
-        facs = self._factor(phi)
+        facs = ev.facs
         phis = self.split_phi(phi)
         PZ = np.zeros((q, K * K))
         T1 = np.zeros((q, q))

@@ -21,6 +21,7 @@ from .formula import (
     full_rank_columns,
     parse_formula,
     r_column_name,
+    simple_terms,
     sum_coded_rhs,
 )
 from .inference import DF_METHODS, Inference
@@ -134,19 +135,21 @@ def _numeric(series: pd.Series, column: str, file, what: str) -> pd.Series:
 
 
 def build_design(data, formula, *, weights=None, ref=None, levels=None, file=None) -> Design:
-    import formulaic
-
     parsed = parse_formula(formula)
     df = _to_pandas(data)
     df.index = pd.RangeIndex(len(df))
     ref = dict(ref or {})
     levels = dict(levels or {})
     try:
-        fixed_vars = (
-            sorted(formulaic.Formula(parsed.fixed_rhs).required_variables)
-            if parsed.fixed_rhs.strip() not in ("1", "0", "-1")
-            else []
-        )
+        simple = simple_terms(parsed.fixed_rhs)
+        if simple is not None:
+            fixed_vars = sorted({v for t in simple for v in t})
+        elif parsed.fixed_rhs.strip() in ("1", "0", "-1"):
+            fixed_vars = []
+        else:
+            import formulaic
+
+            fixed_vars = sorted(formulaic.Formula(parsed.fixed_rhs).required_variables)
     except Exception as exc:  # formulaic parse errors
         raise ModelSpecError(f"cannot parse the fixed effects {parsed.fixed_rhs!r}: {exc}") from exc
     fixed_vars = [v for v in fixed_vars if v not in ("contr",)]
@@ -234,7 +237,8 @@ def build_design(data, formula, *, weights=None, ref=None, levels=None, file=Non
         natural[v] = [x for x in lv_nat if x in present]
         pos = {lab: i for i, lab in enumerate(lv)}
         lut = np.array([pos.get(lab, -1) for lab in labels] + [-1], dtype=int)
-        d[v] = pd.Categorical.from_codes(lut[codes_used], categories=lv, validate=False)
+        # object-dtype categories: with pandas' Arrow-backed strings every factor cost ~4 ms here
+        d[v] = pd.Categorical.from_codes(lut[codes_used], categories=pd.Index(lv, dtype=object), validate=False)
     y = y_all[used].to_numpy(dtype=float)
 
     # subjects, time, groups
@@ -453,6 +457,42 @@ def fit_mmrm(
     ``ref``: {column: reference level}; ``levels``: {column: [level order]}.
     ``progress``: optional callable(str) told about long steps.
     """
+    with _single_threaded_blas():
+        return _fit_mmrm(
+            data,
+            formula,
+            reml=reml,
+            df_method=df_method,
+            vcov=vcov,
+            weights=weights,
+            ref=ref,
+            levels=levels,
+            file=file,
+            progress=progress,
+        )
+
+
+def _single_threaded_blas():
+    """BLAS on one thread for the fit. The engine multiplies small matrices (visits x visits, a few
+    hundred columns at most), where a second OpenBLAS thread gains nothing on a quiet machine and,
+    on a loaded one, spin-waits for a descheduled partner: measured on 2 busy cores, the bcva UN fit
+    took 6.0 s with 2 threads and 0.97 s with 1 (benchmarks/mmrm.py)."""
+    global _BLAS_CONTROLLER
+    if _BLAS_CONTROLLER is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+            import contextlib
+
+            return contextlib.nullcontext()
+        _BLAS_CONTROLLER = ThreadpoolController()  # finding the libraries costs ~10 ms: once
+    return _BLAS_CONTROLLER.limit(limits=1, user_api="blas")
+
+
+_BLAS_CONTROLLER = None
+
+
+def _fit_mmrm(data, formula, *, reml, df_method, vcov, weights, ref, levels, file, progress):
     from .result import MMRMResult
 
     say = progress or (lambda msg: None)

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 import polars as pl
-from scipy import stats
+from scipy import special
 
 from pipelines.core.errors import ModelSpecError
 
@@ -26,7 +26,7 @@ def _nan_to_none(x):
 def _ci(est, se, df, level):
     if not (np.isfinite(se) and np.isfinite(df) and df > 0):
         return np.nan, np.nan
-    t = stats.t.ppf(0.5 + level / 2, df)
+    t = float(special.stdtrit(df, 0.5 + level / 2))  # = scipy.stats.t.ppf
     return est - t * se, est + t * se
 
 
@@ -213,7 +213,7 @@ class MMRMResult:
         combos = list(itertools.product(*lv)) if lv else [()]
         grid = pd.DataFrame(combos, columns=facs) if facs else pd.DataFrame(index=range(1))
         for f in facs:
-            grid[f] = pd.Categorical(grid[f], categories=d.factors[f])
+            grid[f] = pd.Categorical(grid[f], categories=pd.Index(d.factors[f], dtype=object))
         for v in d.fixed_continuous:
             grid[v] = float(d.data[v].astype(float).mean())
         Xg = d.model_spec.matrix(grid)

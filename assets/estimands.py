@@ -1,0 +1,65 @@
+"""Estimands layer: ICH E9(R1) estimands and their missing-data sensitivity analyses
+(reference-based imputation, tipping point) written to results.estimands / sensitivity /
+tipping_point, with the table and the tipping-point heat map in the metadata."""
+
+from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, MetadataValue, multi_asset
+
+from assets.sql_models import table_metadata
+from pipelines.core import warehouse
+from pipelines.orchestration.partitions import studies_partitions
+from pipelines.orchestration.resources import TrialpipeResource
+
+TABLES = {
+    "estimands": "One row per estimand: population, variable, intercurrent events and strategies, summary, in words",
+    "sensitivity": "Imputation sensitivity analyses per estimand: MAR, J2R, CR, CIR (conditional mean, jackknife SE)",
+    "tipping_point": "Treatment effect and p over a grid of shifts of the imputed post-event values of each arm",
+}
+SPECS = [
+    AssetSpec(
+        ["results", name],
+        group_name="results",
+        description=desc,
+        kinds={"duckdb", "python"},
+        partitions_def=studies_partitions,
+        deps=[AssetKey(["analysis", "adsl"]), AssetKey(["analysis", "adqs"])],
+    )
+    for name, desc in TABLES.items()
+]
+
+
+@multi_asset(name="estimands", specs=SPECS, partitions_def=studies_partitions)
+def estimands(context: AssetExecutionContext, trialpipe: TrialpipeResource):
+    """Run every estimand's imputation analyses and tipping point (pipelines.stats.estimands)."""
+    from pipelines.report.estimands import tipping_png
+    from pipelines.report.metadata import md_with_image
+    from pipelines.stats.estimands import run_estimands
+
+    study = trialpipe.study(context.partition_key)
+    run_id = context.run.run_id
+    with study.connect(run_id) as con:
+        out = run_estimands(con, study.manifest, run_id, progress=context.log.info)
+        for note in out.notes:
+            context.log.warning(note)
+        for table, frame in out.tables().items():
+            warehouse.write_frame(con, table, frame)
+        for table, frame in out.tables().items():
+            meta = table_metadata(con, table)
+            md = warehouse.frame_markdown(frame.drop("study_id", "run_id", strict=False).head(20))
+            if table == "results.tipping_point":
+                pngs = [
+                    tipping_png(con, study.study_id, eid, study.manifest.analysis.alpha)
+                    for eid in frame["estimand_id"].unique(maintain_order=True).to_list()
+                ]
+                md = md_with_image(md, next((p for p in pngs if p), None), alt="tipping point")
+            if table == "results.estimands" and frame.height:
+                md = (
+                    "\n\n".join(
+                        f"**{r['estimand_id']}**: {r['description']}" for r in frame.iter_rows(named=True)
+                    )
+                    + "\n\n"
+                    + md
+                )
+            if out.notes:
+                md += "\n\n" + "\n".join(f"* {n}" for n in out.notes)
+            meta["summary"] = MetadataValue.md(md)
+            yield MaterializeResult(asset_key=AssetKey(table.split(".")), metadata=meta)

@@ -1,0 +1,452 @@
+"""Estimands (ICH E9(R1)) and their missing-data sensitivity analyses for one study.
+
+Dagster-free; reads ``analysis.adsl`` / ``analysis.adqs`` and returns the contract's
+``results.estimands``, ``results.sensitivity`` and ``results.tipping_point`` frames.
+
+Rules, in words:
+
+S1 Estimands: the manifest's ``estimands:`` block, or the documented default (id ``primary``: all
+   randomized subjects, the primary parameter's change from baseline at the primary visit,
+   treatment discontinuation recognised from dropout, hypothetical strategy under MAR, difference
+   in LS-mean change -- what the primary MMRM estimates).
+S2 Subjects: randomized subjects of the two arms with a baseline value of the parameter; post-
+   baseline ADQS records with ANL01FL = 'Y' and CHG present are the observed values (as the primary
+   MMRM). Subjects without any post-baseline value are imputed at every visit.
+S3 Intercurrent events: a subject-level column (``column``, ``timing`` after/at) or, without one,
+   dropout: the first visit of a subject's trailing run of missing visits. A subject with several
+   events gets the earliest; its strategy decides: hypothetical / while on treatment -> values from
+   the first affected visit on are set aside and imputed; treatment policy -> observed values kept.
+S4 Sensitivity: for each strategy in ``sensitivity.strategies`` (default MAR, J2R, CR, CIR) every
+   subject with an event is imputed under it after the event (missing values of subjects without an
+   event: MAR), control arm the reference; imputation model chg ~ base*avisit + trtp*avisit +
+   <covariance>(avisit | usubjid) (the manifest's covariance, then its fallbacks), REML; method
+   ``sensitivity.method`` (default conditional mean imputation with jackknife SEs); analysis ANCOVA
+   of chg on arm + base per visit; estimate = experimental minus control.
+S5 Tipping point (the estimand's own imputation strategy, at its visit): p over a grid of shifts of
+   the imputed post-event values of each arm (default 11 steps from 0 to twice the estimate, in the
+   direction that removes the effect, for each arm; the control arm shifted the other way), and per
+   arm the smallest shift (bisection) that makes the two-sided p reach alpha.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from pipelines.core.errors import TrialpipeError
+
+SENSITIVITY_SCHEMA = {
+    "study_id": pl.String,
+    "estimand_id": pl.String,
+    "paramcd": pl.String,
+    "method": pl.String,
+    "strategy": pl.String,
+    "delta": pl.Float64,
+    "delta_arm": pl.String,
+    "avisit": pl.String,
+    "estimate": pl.Float64,
+    "std_error": pl.Float64,
+    "df": pl.Float64,
+    "conf_low": pl.Float64,
+    "conf_high": pl.Float64,
+    "p_value": pl.Float64,
+    "n_imputations": pl.Int64,
+    "n_subjects": pl.Int64,
+    "n_ice": pl.Int64,
+    "seed": pl.Int64,
+    "covariance": pl.String,
+    "run_id": pl.String,
+}
+TIPPING_SCHEMA = {
+    "study_id": pl.String,
+    "estimand_id": pl.String,
+    "paramcd": pl.String,
+    "avisit": pl.String,
+    "strategy": pl.String,
+    "delta_experimental": pl.Float64,
+    "delta_control": pl.Float64,
+    "estimate": pl.Float64,
+    "std_error": pl.Float64,
+    "p_value": pl.Float64,
+    "run_id": pl.String,
+}
+ESTIMAND_SCHEMA = {
+    "study_id": pl.String,
+    "estimand_id": pl.String,
+    "label": pl.String,
+    "population": pl.String,
+    "treatment": pl.String,
+    "paramcd": pl.String,
+    "avisit": pl.String,
+    "intercurrent_events": pl.String,
+    "strategies": pl.String,
+    "summary_measure": pl.String,
+    "description": pl.String,
+    "primary_strategy": pl.String,
+    "n_subjects": pl.Int64,
+    "n_ice": pl.Int64,
+    "tipping_delta_experimental": pl.Float64,
+    "tipping_delta_control": pl.Float64,
+    "run_id": pl.String,
+}
+STRATEGY_WORDS = {
+    "MAR": "missing at random (as if they had stayed on their arm, like similar participants who did)",
+    "J2R": "jump to reference (after the event, like the control arm)",
+    "CR": "copy reference (as if they had been in the control arm throughout)",
+    "CIR": "copy increments in reference (after the event, changing as the control arm does)",
+    "LMCF": "last mean carried forward",
+}
+ICE_WORDS = {
+    "hypothetical": "had they not had the event (hypothetical strategy)",
+    "treatment_policy": "whether or not they had the event (treatment-policy strategy)",
+    "composite": "counting the event as non-response (composite strategy)",
+    "while_on_treatment": "while on treatment (values after the event not used)",
+}
+
+
+@dataclass
+class EstimandResults:
+    estimands: pl.DataFrame
+    sensitivity: pl.DataFrame
+    tipping_point: pl.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+    def tables(self) -> dict[str, pl.DataFrame]:
+        return {
+            "results.estimands": self.estimands,
+            "results.sensitivity": self.sensitivity,
+            "results.tipping_point": self.tipping_point,
+        }
+
+
+def _clean(x):
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _ice_visits(con, study_id, manifest, ev, subjects, visits, frame) -> dict[str, int]:
+    """{usubjid: index of the first affected visit among ``visits``} for one event (S3)."""
+    from pipelines.stats import imputation as mi
+
+    if ev.column is None:
+        if ev.event.lower() not in ("discontinuation", "dropout", "treatment discontinuation"):
+            raise TrialpipeError(
+                f"intercurrent event {ev.event!r} needs a column saying when it happened",
+                hint="only treatment discontinuation can be recognised from dropout",
+            )
+        found = mi.ice_from_dropout(frame, subject="usubjid", visit="avisit", outcome="chg", visits=visits)
+        return {s: visits.index(v) for s, v in found.items()}
+    rows = con.execute(
+        "select usubjid, json_extract_string(covariates, ?) from analysis.adsl where study_id = ?",
+        [f'$."{ev.column}"', study_id],
+    ).fetchall()
+    codes = {}
+    for src in manifest.sources:
+        codes.update({k.strip().lower(): v for k, v in manifest.visit_codes(src).items()})
+    order = [v.id for v in manifest.visits]
+    out = {}
+    for usubjid, raw in rows:
+        if usubjid not in subjects or raw is None or str(raw).strip() == "":
+            continue
+        vid = codes.get(str(raw).strip().lower())
+        if vid is None:
+            raise TrialpipeError(
+                f"subject {usubjid}: {ev.event} visit {raw!r} is not a visit of the manifest",
+                column=ev.column,
+                hint=f"visits are {', '.join(order)}",
+            )
+        pos = order.index(vid) + (1 if ev.timing == "after" else 0)
+        later = [v for v in visits if order.index(v) >= pos]
+        if later:
+            out[usubjid] = visits.index(later[0])
+    return out
+
+
+def describe(manifest, e, paramcd: str, visit: str, primary_strategy: str) -> str:
+    """The estimand in words (one sentence)."""
+    from pipelines.instruments import score_of_paramcd
+
+    exp, ctl = manifest.experimental_arm, manifest.control_arm
+    vis = next((v for v in manifest.visits if v.id == visit), None)
+    vlabel = (vis.label or vis.id) if vis else visit
+    found = score_of_paramcd(paramcd)
+    label = found[1].param if found else paramcd
+    events = []
+    for ev in e.intercurrent_events:
+        how = ICE_WORDS[ev.strategy]
+        if ev.strategy in ("hypothetical", "treatment_policy"):
+            how += f"; missing values imputed under {STRATEGY_WORDS[ev.imputation]}"
+        events.append(f"{ev.event.replace('_', ' ')}: {how}")
+    summary = (
+        "difference in mean change from baseline (LS-mean difference)"
+        if e.summary == "difference_in_lsmean_change"
+        else "difference in responder proportions"
+    )
+    return (
+        f"Among all randomized participants, the {summary} in {label} between {exp.display} and "
+        f"{ctl.display} at {vlabel}; intercurrent events - " + "; ".join(events) + "."
+    )
+
+
+def _fit_order(manifest) -> list[str]:
+    m = manifest.analysis.model
+    return list(dict.fromkeys([m.covariance, *m.fallbacks]))
+
+
+def run_estimands(con, manifest, run_id: str, *, progress=None) -> EstimandResults:
+    """S1-S5 for every estimand of ``manifest`` (see module docstring)."""
+    from pipelines.stats import imputation as mi
+
+    say = progress or (lambda msg: None)
+    study_id = manifest.study_id
+    res = EstimandResults(
+        pl.DataFrame(schema=ESTIMAND_SCHEMA),
+        pl.DataFrame(schema=SENSITIVITY_SCHEMA),
+        pl.DataFrame(schema=TIPPING_SCHEMA),
+    )
+    if manifest.single_arm:
+        res.notes.append("single-arm study: no between-arm estimand, no sensitivity analyses")
+        return res
+    exp, ctl = manifest.experimental_arm.id, manifest.control_arm.id
+    alpha = manifest.analysis.alpha
+    [v.id for v in manifest.visits]
+    post = [v.id for v in manifest.visits if not v.baseline]
+    est_rows, sens_rows, tip_rows = [], [], []
+    for e in manifest.default_estimands():
+        paramcd = e.parameter or manifest.analysis.primary_parameter
+        visit = e.visit or manifest.primary_visit.id
+        adqs = con.execute(
+            """
+            select q.usubjid, q.trtp, q.avisit, q.chg, q.base, q.anl01fl, q.ablfl
+            from analysis.adqs q join analysis.adsl s on s.study_id = q.study_id and s.usubjid = q.usubjid
+            where q.study_id = ? and q.paramcd = ? and s.randfl = 'Y' and q.trtp in (?, ?)
+            """,
+            [study_id, paramcd, exp, ctl],
+        ).pl()
+        base = (
+            adqs.filter(pl.col("base").is_not_null())
+            .group_by("usubjid")
+            .agg(pl.col("base").first(), pl.col("trtp").first())
+        )
+        obs = adqs.filter(
+            (pl.col("anl01fl") == "Y") & pl.col("chg").is_not_null() & pl.col("avisit").is_in(post)
+        ).select("usubjid", "avisit", "chg")
+        visits = [v for v in post if v in set(obs["avisit"].to_list())]
+        words_row = {
+            "study_id": study_id,
+            "estimand_id": e.id,
+            "label": e.label,
+            "population": "all randomized participants",
+            "treatment": f"{manifest.experimental_arm.display} vs {manifest.control_arm.display}",
+            "paramcd": paramcd,
+            "avisit": visit,
+            "summary_measure": e.summary,
+            "run_id": run_id,
+        }
+        primary_strategy = e.intercurrent_events[0].imputation if e.intercurrent_events else "MAR"
+        words_row["description"] = describe(manifest, e, paramcd, visit, primary_strategy)
+        words_row["strategies"] = "; ".join(
+            f"{ev.event}: {ev.strategy}" + (f" ({ev.imputation})" if ev.strategy != "composite" else "")
+            for ev in e.intercurrent_events
+        )
+        words_row["primary_strategy"] = primary_strategy
+        if e.summary != "difference_in_lsmean_change" or visit not in visits or base.height == 0:
+            why = (
+                "responder summary (see results.responders)"
+                if e.summary != "difference_in_lsmean_change"
+                else f"no post-baseline {paramcd} values at {visit}"
+            )
+            res.notes.append(f"estimand {e.id}: no imputation analysis ({why})")
+            words_row["intercurrent_events"] = ", ".join(ev.event for ev in e.intercurrent_events)
+            est_rows.append(words_row)
+            continue
+        subjects = set(base["usubjid"].to_list())
+        frame = (
+            base.join(pl.DataFrame({"avisit": visits}), how="cross")
+            .join(obs, on=["usubjid", "avisit"], how="left")
+            .sort("usubjid")
+        )
+        # S3: events, earliest per subject
+        first: dict[str, tuple[int, object]] = {}
+        counts = []
+        for ev in e.intercurrent_events:
+            found = _ice_visits(con, study_id, manifest, ev, subjects, visits, frame)
+            counts.append(
+                f"{ev.event} ({len(found)} participants, recognised from "
+                + (f"column {ev.column}" if ev.column else "dropout")
+                + ")"
+            )
+            for s, k in found.items():
+                if s not in first or k < first[s][0]:
+                    first[s] = (k, ev)
+        words_row["intercurrent_events"] = "; ".join(counts)
+        set_aside = [
+            (s, visits[k])
+            for s, (k, ev) in first.items()
+            if ev.strategy in ("hypothetical", "while_on_treatment")
+        ]
+        if set_aside:
+            vpos = {v: i for i, v in enumerate(visits)}
+            cut = pl.DataFrame({"usubjid": [s for s, _ in set_aside], "_k": [vpos[v] for _, v in set_aside]})
+            frame = (
+                frame.with_columns(pl.col("avisit").replace_strict(vpos, return_dtype=pl.Int64).alias("_v"))
+                .join(cut, on="usubjid", how="left")
+                .with_columns(
+                    pl.when(pl.col("_k").is_not_null() & (pl.col("_v") >= pl.col("_k")))
+                    .then(None)
+                    .otherwise(pl.col("chg"))
+                    .alias("chg")
+                )
+                .drop("_v", "_k")
+            )
+        n_ice = len(first)
+        words_row["n_subjects"] = len(subjects)
+        words_row["n_ice"] = n_ice
+        sens = e.sensitivity
+        strategies = list(dict.fromkeys([primary_strategy, *sens.strategies]))
+        runs = {}
+        for strategy in strategies:
+            ice = {
+                s: (visits[k], strategy if ev.strategy != "while_on_treatment" else "MAR")
+                for s, (k, ev) in first.items()
+            }
+            run = None
+            last_err = None
+            for cov in _fit_order(manifest):
+                formula = f"chg ~ base*avisit + trtp*avisit + {cov}(avisit | usubjid)"
+                try:
+                    ld = mi.prepare(
+                        frame,
+                        formula,
+                        group="trtp",
+                        reference=ctl,
+                        ice=ice,
+                        strategy=strategy,
+                        covariates=["base"],
+                        visit_levels=visits,
+                    )
+                    if not ld.fit.converged:
+                        raise TrialpipeError("the imputation model did not converge")
+                    say(f"estimand {e.id}: {strategy} {sens.method} ({cov})")
+                    dr = mi.draws(
+                        ld,
+                        sens.method,
+                        n_samples=sens.n_samples or (200 if sens.method != "condmean-jackknife" else None),
+                        seed=sens.seed,
+                    )
+                    run = mi.ImputationAnalysis(ld, dr)
+                    break
+                except TrialpipeError as exc:
+                    last_err = exc
+                    continue
+            if run is None:
+                res.notes.append(f"estimand {e.id}: {strategy} imputation not done ({last_err})")
+                continue
+            runs[strategy] = (run, cov)
+            out = run.results()
+            diff = out.filter(pl.col("parameter") == "difference")
+            for r in diff.iter_rows(named=True):
+                sens_rows.append(
+                    _sens_row(study_id, e.id, paramcd, sens, strategy, 0.0, None, r, run, n_ice, cov, run_id)
+                )
+        words_row["tipping_delta_experimental"] = None
+        words_row["tipping_delta_control"] = None
+        if primary_strategy in runs and sens.tipping_point.enabled:
+            run, cov = runs[primary_strategy]
+            tp = sens.tipping_point
+            base_row = (
+                run.results()
+                .filter((pl.col("parameter") == "difference") & (pl.col("visit") == visit))
+                .row(0, named=True)
+            )
+            est = base_row["estimate"]
+            span = 2 * abs(est) if est else 1.0
+            sign = -np.sign(est) if est else 1.0
+            de = tp.experimental or [float(sign * span * i / 10) + 0.0 for i in range(11)]
+            dc = tp.control or [float(-sign * span * i / 10) + 0.0 for i in range(11)]
+            say(f"estimand {e.id}: tipping-point grid {len(de)} x {len(dc)}")
+            grid = run.grid(visit, de, dc, cumulative=tp.cumulative)
+            for r in grid.iter_rows(named=True):
+                tip_rows.append(
+                    {
+                        "study_id": study_id,
+                        "estimand_id": e.id,
+                        "paramcd": paramcd,
+                        "avisit": visit,
+                        "strategy": primary_strategy,
+                        "delta_experimental": r["delta_experimental"],
+                        "delta_control": r["delta_control"],
+                        "estimate": _clean(r["estimate"]),
+                        "std_error": _clean(r["std_error"]),
+                        "p_value": _clean(r["p_value"]),
+                        "run_id": run_id,
+                    }
+                )
+            for arm in ("experimental", "control"):
+                d = run.tipping_delta(visit, arm, alpha=alpha, cumulative=tp.cumulative)
+                words_row[f"tipping_delta_{arm}"] = d
+                if d:
+                    out = run.results(
+                        d if arm == "experimental" else 0.0,
+                        d if arm == "control" else 0.0,
+                        cumulative=tp.cumulative,
+                    )
+                    r = out.filter((pl.col("parameter") == "difference") & (pl.col("visit") == visit)).row(
+                        0, named=True
+                    )
+                    sens_rows.append(
+                        _sens_row(
+                            study_id,
+                            e.id,
+                            paramcd,
+                            sens,
+                            primary_strategy,
+                            d,
+                            arm,
+                            r,
+                            run,
+                            n_ice,
+                            cov,
+                            run_id,
+                        )
+                    )
+        est_rows.append(words_row)
+    res.estimands = pl.DataFrame(est_rows, schema=ESTIMAND_SCHEMA) if est_rows else res.estimands
+    res.sensitivity = pl.DataFrame(sens_rows, schema=SENSITIVITY_SCHEMA) if sens_rows else res.sensitivity
+    res.tipping_point = pl.DataFrame(tip_rows, schema=TIPPING_SCHEMA) if tip_rows else res.tipping_point
+    return res
+
+
+def _sens_row(study_id, eid, paramcd, sens, strategy, delta, arm, r, run, n_ice, cov, run_id):
+    return {
+        "study_id": study_id,
+        "estimand_id": eid,
+        "paramcd": paramcd,
+        "method": sens.method,
+        "strategy": strategy,
+        "delta": float(delta),
+        "delta_arm": arm,
+        "avisit": r["visit"],
+        "estimate": _clean(r["estimate"]),
+        "std_error": _clean(r["std_error"]),
+        "df": _clean(r["df"]),
+        "conf_low": _clean(r["conf_low"]),
+        "conf_high": _clean(r["conf_high"]),
+        "p_value": _clean(r["p_value"]),
+        "n_imputations": int(r["n_samples"]),
+        "n_subjects": run.ld.n,
+        "n_ice": n_ice,
+        "seed": None if sens.method == "condmean-jackknife" else sens.seed,
+        "covariance": cov,
+        "run_id": run_id,
+    }
+
+
+def estimands_json(res: EstimandResults) -> str:
+    return json.dumps({k: v.to_dicts() for k, v in res.tables().items()}, default=str)
