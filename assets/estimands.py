@@ -13,6 +13,7 @@ TABLES = {
     "estimands": "One row per estimand: population, variable, intercurrent events and strategies, summary, in words",
     "sensitivity": "Imputation sensitivity analyses per estimand: MAR, J2R, CR, CIR (conditional mean, jackknife SE)",
     "tipping_point": "Treatment effect and p over a grid of shifts of the imputed post-event values of each arm",
+    "responder_estimands": "Response under the composite strategy (primary) and observed cases; Firth logistic under separation",
 }
 SPECS = [
     AssetSpec(

@@ -16,7 +16,7 @@ from pipelines.orchestration.resources import TrialpipeResource
         AssetKey(["results", n])
         for n in (
             "model_fits", "lsmeans", "treatment_effects", "responders", "notes", "estimands", "sensitivity",
-            "tipping_point",
+            "tipping_point", "responder_estimands",
         )
     ],
     partitions_def=studies_partitions,

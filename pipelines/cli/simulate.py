@@ -8,7 +8,14 @@ import click
 
 from pipelines.simulate.formats import FORMATS
 from pipelines.simulate.study import write_study_files
-from pipelines.simulate.trial import DEFAULT_PER_ARM, DEFAULT_SEED
+from pipelines.simulate.trial import DEFAULT_PER_ARM, DEFAULT_SEED, INSTRUMENT_ORDER, check_instruments
+
+
+def _instruments(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
+    try:
+        return check_instruments(x.strip() for x in value.split(",") if x.strip())
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def _formats(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
@@ -97,49 +104,41 @@ def _formats(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
     show_default=True,
     help="Probability of starting rescue medication before W2 (recorded intercurrent event).",
 )
-def simulate(
-    out_dir: Path,
-    per_arm: int,
-    seed: int,
-    formats: tuple[str, ...],
-    study_id: str | None,
-    missing_item_rate: float,
-    follow_up: bool,
-    safety: bool,
-    follow_up_weeks: int,
-    discontinuation_rate: float,
-    mnar: bool,
-    rescue_rate: float,
-) -> None:
-    """Write a simulated ketamine-vs-midazolam PTSD trial (calibrated to Feder et al. 2021) to OUT_DIR:
+@click.option(
+    "--instruments",
+    default=",".join(INSTRUMENT_ORDER),
+    show_default=True,
+    callback=_instruments,
+    help="Comma list of instrument ids or names (any definition in pipelines/instruments, e.g. "
+    "iesr,hamd17,qidssr16,cadss,bprs,cgis,cgii); the default three follow the calibrated model.",
+)
+@click.option(
+    "--effect-scale",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="Multiplies the ketamine-specific change (0 = a null trial).",
+)
+def simulate(out_dir: Path, formats: tuple[str, ...], **options) -> None:
+    """Write a simulated ketamine-vs-midazolam trial (calibrated to Feder et al. 2021) to OUT_DIR:
     the data files in the requested formats and a study.yaml that reads them."""
     try:
-        written = write_study_files(
-            out_dir,
-            per_arm=per_arm,
-            seed=seed,
-            formats=formats,
-            study_id=study_id,
-            missing_item_rate=missing_item_rate,
-            follow_up=follow_up,
-            safety=safety,
-            follow_up_weeks=follow_up_weeks,
-            discontinuation_rate=discontinuation_rate,
-            mnar=mnar,
-            rescue_rate=rescue_rate,
-        )
+        written = write_study_files(out_dir, formats=formats, **options)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    follow = ", W4 follow-up" if follow_up else ""
-    if follow_up_weeks:
-        follow += f", {follow_up_weeks} weekly follow-up visits"
-    if safety:
+    follow = ", W4 follow-up" if options["follow_up"] else ""
+    if options["follow_up_weeks"]:
+        follow += f", {options['follow_up_weeks']} weekly follow-up visits"
+    if options["safety"]:
         follow += ", safety domains"
-    if discontinuation_rate or rescue_rate or mnar:
+    ice = [options["discontinuation_rate"], options["rescue_rate"], options["mnar"]]
+    if any(ice):
         follow += (
-            f", discontinuation {discontinuation_rate:g}{' MNAR' if mnar else ''}, rescue {rescue_rate:g}"
+            f", discontinuation {options['discontinuation_rate']:g}{' MNAR' if options['mnar'] else ''}, "
+            f"rescue {options['rescue_rate']:g}"
         )
     click.echo(
-        f"Wrote {len(written.files)} files ({written.n_subjects} subjects, {per_arm} per arm, seed {seed}, "
-        f"{','.join(formats)}{follow}) to {written.folder}: {', '.join(str(f) for f in written.files)}"
+        f"Wrote {len(written.files)} files ({written.n_subjects} subjects, {options['per_arm']} per arm, "
+        f"seed {options['seed']}, {','.join(formats)}{follow}) to {written.folder}: "
+        f"{', '.join(str(f) for f in written.files)}"
     )

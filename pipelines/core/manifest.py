@@ -552,6 +552,14 @@ class Manifest(_Strict):
         for i, e in enumerate(self.estimands):
             if e.visit is not None and e.visit not in vids:
                 raise ValueError(f"estimands[{i}].visit: unknown visit {e.visit!r}; visits are {vids}")
+            declared = {k for src in self.sources for k in src.covariates}
+            for j, ev in enumerate(e.intercurrent_events):
+                if ev.column is not None and ev.column not in declared:
+                    raise ValueError(
+                        f"estimands[{i}].intercurrent_events[{j}].column: {ev.column!r} is not a declared "
+                        f"subject covariate; add it to a randomization source's covariates: (declared: "
+                        f"{', '.join(sorted(declared)) or 'none'})"
+                    )
             if e.parameter is not None:
                 from pipelines.instruments import all_paramcds
 

@@ -181,6 +181,8 @@ class Instrument(BaseModel):
     diagnosis: Diagnosis | None = None
     wide_patterns: list[str] = Field(default_factory=list)
     formats: Formats = Field(default_factory=Formats)
+    # overrides of the simulator's latent model for this scale (pipelines.simulate.generic.GenericParams)
+    simulation: dict[str, float] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _consistent(self) -> Instrument:

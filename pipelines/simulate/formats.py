@@ -20,6 +20,7 @@ import polars as pl
 import pyreadstat
 
 from pipelines.instruments import Instrument, load_instruments
+from pipelines.simulate.generic import score_totals
 from pipelines.simulate.trial import ARMS, INSTRUMENT_ORDER, Trial
 
 FORMATS = ("wide", "nda", "sdtm")
@@ -43,8 +44,30 @@ class Plan:
     instrument_format: dict[str, str]
     arm_source: str  # "wide" (randomization.csv) or "sdtm" (dm.xpt)
 
+    @property
+    def instruments(self) -> tuple[str, ...]:
+        return tuple(self.instrument_format)
 
-def plan(formats: str | Iterable[str]) -> Plan:
+
+def _preference(key: str, index: int, fmts: tuple[str, ...]) -> tuple[str, ...]:
+    """The formats an instrument may go to, best first: PREFERENCE for the default three; any other
+    starts at the requested format its position picks (so several instruments spread over the
+    requested formats) and can go only where its definition has a map (NDA structure, SDTM codes)."""
+    if key in PREFERENCE:
+        return PREFERENCE[key]
+    inst = load_instruments()[key]
+    able = ["wide"] + [f for f in ("sdtm", "nda") if getattr(inst.formats, f) is not None]
+    asked = [f for f in fmts if f in able]
+    if not asked:
+        raise ValueError(
+            f"{inst.instrument} cannot be written as {', '.join(fmts)}: its definition has no "
+            f"{' or '.join(f.upper() for f in fmts)} map; add wide to --format"
+        )
+    start = index % len(asked)
+    return tuple(asked[start:] + asked[:start])
+
+
+def plan(formats: str | Iterable[str], instruments: Iterable[str] = INSTRUMENT_ORDER) -> Plan:
     """``formats`` is a sequence such as ("wide", "nda") or a comma list such as "wide,nda"."""
     if isinstance(formats, str):
         formats = formats.split(",")
@@ -52,7 +75,9 @@ def plan(formats: str | Iterable[str]) -> Plan:
     unknown = [f for f in fmts if f not in FORMATS]
     if unknown or not fmts:
         raise ValueError(f"unknown format {', '.join(unknown) or '(none)'}; choose from {', '.join(FORMATS)}")
-    where = {inst: next(f for f in PREFERENCE[inst] if f in fmts) for inst in INSTRUMENT_ORDER}
+    where = {
+        inst: next(f for f in _preference(inst, i, fmts) if f in fmts) for i, inst in enumerate(instruments)
+    }
     # NDA structures carry no arm: arms come from randomization.csv unless SDTM DM is the only option.
     arm_source = "sdtm" if "sdtm" in fmts and "wide" not in fmts else "wide"
     return Plan(fmts, where, arm_source)
@@ -67,13 +92,14 @@ def _observed_rows(trial: Trial) -> list[tuple[int, int]]:
     return [(s, v) for s in range(trial.n) for v in range(len(trial.visits)) if trial.observed[s, v]]
 
 
-def _complete(trial: Trial, key: str, s: int, v: int) -> bool:
-    return not trial.missing[key][s, v].any()
-
-
-def _total(trial: Trial, key: str, s: int, v: int) -> int | None:
-    """The instrument total, or None when any item is missing (a total is never prorated here)."""
-    return int(trial.items[key][s, v].sum()) if _complete(trial, key, s, v) else None
+def _totals(trial: Trial, key: str, rows: list[tuple[int, int]]) -> list[int | None]:
+    """The instrument total of each (subject, visit) by its definition, None when any item is
+    missing (a total is never prorated here)."""
+    s_idx = np.array([r[0] for r in rows], dtype=np.int64)
+    v_idx = np.array([r[1] for r in rows], dtype=np.int64)
+    tot = score_totals(load_instruments()[key], trial.items[key][s_idx, v_idx])
+    complete = ~trial.missing[key][s_idx, v_idx].any(axis=-1)
+    return [int(t) if c else None for t, c in zip(tot.tolist(), complete.tolist(), strict=True)]
 
 
 def age_band(years: int) -> str:
@@ -101,6 +127,11 @@ REDCAP = {
     "madrs": {"file": "madrs_redcap.csv", "items": "madrs_{n}", "total": "madrs_total", "form": "madrs"},
 }
 REDCAP_DAY_COLUMN = "days_from_baseline"
+
+
+def redcap_spec(key: str) -> dict[str, str]:
+    """REDCAP's entry, or for another instrument: <id>_redcap.csv with items <id>_<n>, total <id>_total."""
+    return REDCAP.get(key) or {"file": f"{key}_redcap.csv", "items": f"{key}_{{n}}", "total": f"{key}_total", "form": key}
 
 
 def redcap_item_columns(inst: Instrument, pattern: str) -> list[str]:
@@ -131,7 +162,7 @@ def write_randomization(trial: Trial, path: Path) -> None:
 def write_redcap(trial: Trial, key: str, path: Path) -> None:
     """A REDCap longitudinal export: one row per record x event; blank cells for unanswered items."""
     inst = load_instruments()[key]
-    spec = REDCAP[key]
+    spec = redcap_spec(key)
     cols = redcap_item_columns(inst, spec["items"])
     rows = _observed_rows(trial)
     s_idx = np.array([r[0] for r in rows])
@@ -147,7 +178,7 @@ def write_redcap(trial: Trial, key: str, path: Path) -> None:
         data[col] = (
             pl.Series(col, vals, dtype=pl.Int64).scatter(np.flatnonzero(miss), None) if miss.any() else vals
         )
-    data[spec["total"]] = pl.Series([_total(trial, key, s, v) for s, v in rows], dtype=pl.Int64)
+    data[spec["total"]] = pl.Series(_totals(trial, key, rows), dtype=pl.Int64)
     data[f"{spec['form']}_complete"] = np.full(len(rows), 2, dtype=np.int64)
     pl.DataFrame(data).write_csv(path, line_terminator="\n")
 
@@ -164,6 +195,19 @@ NDA = {
     "caps5": {"item_set": "past_week", "missing": "-9999", "layout": "download", "file": "ptsd_dsm501.txt"},
     "madrs": {"item_set": "scale", "missing": "-9999", "layout": "template", "file": "madrs01.csv"},
 }
+
+
+def nda_spec(key: str) -> dict[str, str]:
+    """NDA's entry, or for another instrument with an NDA map: its first item set and missing code,
+    the submission-template layout, <structure>.csv."""
+    if key in NDA:
+        return NDA[key]
+    nda = load_instruments()[key].formats.nda
+    assert nda is not None, key
+    missing = nda.missing_codes[0] if nda.missing_codes else "-9"
+    return {"item_set": next(iter(nda.item_sets)), "missing": missing, "layout": "template", "file": f"{nda.structure}.csv"}
+
+
 NDA_COMMON = ("subjectkey", "src_subject_id", "interview_date", "interview_age", "sex", "visit")
 # Descriptions of the common elements as the NDA data dictionary gives them (download layout row 2).
 NDA_COMMON_DESCRIPTIONS = {
@@ -191,14 +235,14 @@ def nda_columns(key: str) -> tuple[list[str], str]:
     inst = load_instruments()[key]
     nda = inst.formats.nda
     assert nda is not None
-    item_set = NDA[key]["item_set"]
+    item_set = nda_spec(key)["item_set"]
     elements = nda.item_sets[item_set][: len(inst.core_items)]
     return elements, nda.totals[item_set]
 
 
 def _nda_description(inst: Instrument, key: str, n: int) -> str:
     it = inst.item(n)
-    recall = _RECALL.get(NDA[key]["item_set"])
+    recall = _RECALL.get(nda_spec(key)["item_set"])
     return f"{it.code} - {it.label}" + (f" - {recall}" if recall else "") if inst.clusters else it.label
 
 
@@ -207,11 +251,13 @@ def write_nda(trial: Trial, key: str, path: Path) -> None:
     (tab-delimited .txt, row 1 element names, row 2 element descriptions, every field quoted)."""
     inst = load_instruments()[key]
     elements, total = nda_columns(key)
-    spec = NDA[key]
+    spec = nda_spec(key)
     header = [*NDA_COMMON, *elements, total]
     s = trial.subjects
     rows = []
-    for si, vi in _observed_rows(trial):
+    observed = _observed_rows(trial)
+    totals = _totals(trial, key, observed)
+    for (si, vi), tot in zip(observed, totals, strict=True):
         day = int(trial.days[si, vi])
         date = s["baseline_date"][si] + dt.timedelta(days=day)
         # NDA: age rounded to the chronological month (15 days -> 0, 16 days -> 1).
@@ -220,7 +266,6 @@ def write_nda(trial: Trial, key: str, path: Path) -> None:
             spec["missing"] if trial.missing[key][si, vi, j] else str(int(trial.items[key][si, vi, j]))
             for j in range(len(elements))
         ]
-        tot = _total(trial, key, si, vi)
         rows.append(
             [
                 s["subjectkey"][si],
@@ -345,12 +390,15 @@ def write_dm(trial: Trial, path: Path) -> None:
 
 
 def sdtm_test_name(inst: Instrument, n: int) -> str:
-    """--TEST (<= 40 characters): item code and label, cut at a word boundary."""
+    """--TEST (<= 40 characters, < 8 words): item code and label, cut at a word boundary."""
     it = inst.item(n)
     text = f"{it.code}-{it.label}" if inst.clusters else it.label
-    if len(text) <= 40:
-        return text
-    return text[:40].rsplit(" ", 1)[0]
+    if len(text) > 40:
+        text = text[:40].rsplit(" ", 1)[0]
+    # at most 7 words: the ingest guard reads 8 or more words in a column as free text
+    while len(re.findall(r"[A-Za-z]{2,}", text)) >= 8:
+        text = text.rsplit(" ", 1)[0]
+    return text
 
 
 def write_findings(trial: Trial, domain: str, keys: list[str], path: Path) -> None:
@@ -387,7 +435,7 @@ def write_findings(trial: Trial, domain: str, keys: list[str], path: Path) -> No
         # derived totals, only for complete administrations
         complete = ~miss[s_idx, v_idx].any(axis=1)
         ts, tv = s_idx[complete], v_idx[complete]
-        tot = vals[ts, tv].sum(axis=1, dtype=np.int64)
+        tot = score_totals(inst, vals[ts, tv])
         rec_s = np.concatenate([si, ts])
         rec_v = np.concatenate([vi, tv])
         rec_j = np.concatenate([j, np.full(ts.size, k)])

@@ -7,14 +7,13 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pipelines.instruments import load_instruments
 from pipelines.core.manifest import MANIFEST_NAME, load_manifest
 from pipelines.simulate import formats as F
 from pipelines.simulate.trial import (
     ARMS,
-    DEFAULT_PER_ARM,
-    DEFAULT_SEED,
     INSTRUMENT_ORDER,
     Trial,
     VisitSpec,
@@ -52,14 +51,14 @@ def instrument_file(plan: F.Plan, key: str) -> str:
     """The file (relative to the study folder) that holds an instrument under this plan."""
     fmt = plan.instrument_format[key]
     if fmt == "wide":
-        return F.REDCAP[key]["file"]
+        return F.redcap_spec(key)["file"]
     if fmt == "nda":
-        return f"nda/{F.NDA[key]['file']}"
+        return f"nda/{F.nda_spec(key)['file']}"
     return f"sdtm/{F.SDTM_FILES[load_instruments()[key].formats.sdtm.domain]}"  # type: ignore[union-attr]
 
 
 def _visit_codes(plan: F.Plan, visits: tuple[VisitSpec, ...]) -> tuple[list[list[str]], str]:
-    fmts = {plan.instrument_format[k] for k in INSTRUMENT_ORDER}
+    fmts = set(plan.instrument_format.values())
     codes: list[list[str]] = [[] for _ in visits]
     says = []
     if "wide" in fmts:
@@ -115,11 +114,11 @@ def _source_blocks(plan: F.Plan) -> list[tuple[str, str]]:
 """,
             )
         )
-    for key in INSTRUMENT_ORDER:
+    for key in plan.instruments:
         fmt = plan.instrument_format[key]
         name = inst[key].instrument
         if fmt == "wide":
-            spec = F.REDCAP[key]
+            spec = F.redcap_spec(key)
             out.append(
                 (
                     spec["file"],
@@ -137,7 +136,7 @@ def _source_blocks(plan: F.Plan) -> list[tuple[str, str]]:
                 )
             )
         elif fmt == "nda":
-            spec = F.NDA[key]
+            spec = F.nda_spec(key)
             structure = inst[key].formats.nda.structure  # type: ignore[union-attr]
             layout = (
                 "submission template (line 1 " + ",".join(F.nda_structure(key)) + ", line 2 element names)"
@@ -162,7 +161,7 @@ def _source_blocks(plan: F.Plan) -> list[tuple[str, str]]:
 """,
                 )
             )
-    sdtm_keys = [k for k in INSTRUMENT_ORDER if plan.instrument_format[k] == "sdtm"]
+    sdtm_keys = [k for k in plan.instruments if plan.instrument_format[k] == "sdtm"]
     for domain in ("QS", "RS"):
         keys = [k for k in sdtm_keys if inst[k].formats.sdtm.domain == domain]  # type: ignore[union-attr]
         if not keys:
@@ -194,12 +193,49 @@ def _source_blocks(plan: F.Plan) -> list[tuple[str, str]]:
     return out
 
 
+_DEFAULT_ANALYSIS = """\
+analysis:                       # the contract's defaults, spelled out
+  primary_parameter: CAPS5TOT
+  baseline: visit
+  repeated_assessments: last
+  missing_items: {method: none, max_missing: 0, scope: scale, rounding: none}
+  response: {CAPS5TOT: 30, PCL5TOT: 30, MADRSTOT: 50}
+  remission: {MADRSTOT: {op: "<=", value: 10}, PCL5TOT: {op: "<", value: 33}}
+  pcl5_cutoff: 33
+  model: {covariance: us, df_method: kenward-roger, fallbacks: [toeph, ar1h, cs], reml: true}
+  multiplicity: holm
+  alpha: 0.05
+  min_baseline_fraction: 0.8
+"""
+
+
+def _analysis_block(plan: F.Plan) -> str:
+    """The analysis options: the contract's defaults spelled out for the default instruments; for
+    other instruments the primary parameter is the first one's total and every rule comes from the
+    instrument definitions (pipelines/instruments/*.yaml)."""
+    if plan.instruments == INSTRUMENT_ORDER:
+        return _DEFAULT_ANALYSIS
+    inst = load_instruments()
+    primary = inst[plan.instruments[0]].total.paramcd
+    return f"""\
+analysis:                       # response, remission and cut-offs: the instrument definitions' own
+  primary_parameter: {primary}
+  baseline: visit
+  repeated_assessments: last
+  missing_items: {{method: none, max_missing: 0, scope: scale, rounding: none}}
+  model: {{covariance: us, df_method: kenward-roger, fallbacks: [toeph, ar1h, cs], reml: true}}
+  multiplicity: holm
+  alpha: 0.05
+  min_baseline_fraction: 0.8
+"""
+
+
 def manifest_text(
     trial: Trial, plan: F.Plan, missing_item_rate: float, effect_scale: float = 1.0, safety: dict[str, str] | None = None
 ) -> str:
     inst = load_instruments()
     blocks = _source_blocks(plan)
-    split = [f"#   {inst[k].instrument:7s}-> {instrument_file(plan, k)}" for k in INSTRUMENT_ORDER]
+    split = [f"#   {inst[k].instrument:7s}-> {instrument_file(plan, k)}" for k in plan.instruments]
     split.append(f"#   arms   -> {blocks[0][0]}")
     codes, codes_say = _visit_codes(plan, trial.visits)
     visits = []
@@ -254,8 +290,8 @@ def manifest_text(
     durability = ""
     if trial.follow_up_weeks:
         durability = (
-            "  durability: {paramcd: CAPS5TOT, consecutive: 1}   # loss of response: CAPS-5 no longer >= 30 % below\n"
-            "                                                    # baseline at a follow-up assessment\n"
+            "  durability: {consecutive: 1}   # loss of response: the primary parameter no longer meets its response\n"
+            "                                 # criterion (CAPS-5 >= 30 % below baseline) at a follow-up assessment\n"
         )
     return f"""\
 # study.yaml - generated by `trialpipe simulate` (pipelines.simulate, trialpipe {_version()}):
@@ -283,19 +319,7 @@ deidentification:
 
 sources:
 {"".join(block for _, block in blocks)}{safety_blocks}
-analysis:                       # the contract's defaults, spelled out
-  primary_parameter: CAPS5TOT
-  baseline: visit
-  repeated_assessments: last
-  missing_items: {{method: none, max_missing: 0, scope: scale, rounding: none}}
-  response: {{CAPS5TOT: 30, PCL5TOT: 30, MADRSTOT: 50}}
-  remission: {{MADRSTOT: {{op: "<=", value: 10}}, PCL5TOT: {{op: "<", value: 33}}}}
-  pcl5_cutoff: 33
-  model: {{covariance: us, df_method: kenward-roger, fallbacks: [toeph, ar1h, cs], reml: true}}
-  multiplicity: holm
-  alpha: 0.05
-  min_baseline_fraction: 0.8
-{durability}"""
+{_analysis_block(plan)}{durability}"""
 
 
 def _with_intercurrent_events(text: str) -> str:
@@ -325,37 +349,23 @@ estimands:
 def write_study_files(
     out_dir: str | Path,
     *,
-    per_arm: int = DEFAULT_PER_ARM,
-    seed: int = DEFAULT_SEED,
     formats: str | tuple[str, ...] | list[str] = ("wide",),
-    study_id: str | None = None,
-    missing_item_rate: float = 0.0,
-    effect_scale: float = 1.0,
-    follow_up: bool = False,
-    safety: bool = False,
-    follow_up_weeks: int = 0,
-    discontinuation_rate: float = 0.0,
-    mnar: bool = False,
-    rescue_rate: float = 0.0,
+    **options: Any,
 ) -> WrittenStudy:
-    """Like :func:`write_study`, also returning the files written."""
-    plan = F.plan(formats)
+    """Like :func:`write_study`, also returning the files written. ``options`` are
+    :func:`~pipelines.simulate.trial.build_trial`'s (per_arm, seed, study_id, missing_item_rate,
+    effect_scale, follow_up, follow_up_weeks, discontinuation_rate, mnar, rescue_rate, instruments), plus
+    ``safety`` (write EX/AE/VS/DS, pipelines/simulate/safety.py)."""
+    study_id = options.get("study_id")
     if study_id is not None and not STUDY_ID_PATTERN.match(study_id):
         raise ValueError(
             f"study id {study_id!r} must start with a letter and hold only letters, digits, _ . - (max 64)"
         )
-    trial = build_trial(
-        per_arm=per_arm,
-        seed=seed,
-        study_id=study_id,
-        missing_item_rate=missing_item_rate,
-        effect_scale=effect_scale,
-        follow_up=follow_up,
-        follow_up_weeks=follow_up_weeks,
-        discontinuation_rate=discontinuation_rate,
-        mnar=mnar,
-        rescue_rate=rescue_rate,
-    )
+    safety = options.pop("safety", False)
+    trial = build_trial(**options)
+    plan = F.plan(formats, trial.instruments)
+    missing_item_rate = options.get("missing_item_rate", 0.0)
+    effect_scale = options.get("effect_scale", 1.0)
     if "nda" in plan.formats:
         longest = max(len(u) for u in trial.subjects["usubjid"])
         if longest > NDA_SUBJECT_ID_MAX:
@@ -377,17 +387,17 @@ def write_study_files(
         F.write_randomization(trial, target("randomization.csv"))
     else:
         F.write_dm(trial, target(f"sdtm/{F.SDTM_FILES['DM']}"))
-    for key in INSTRUMENT_ORDER:
+    for key in plan.instruments:
         fmt = plan.instrument_format[key]
         if fmt == "wide":
-            F.write_redcap(trial, key, target(F.REDCAP[key]["file"]))
+            F.write_redcap(trial, key, target(F.redcap_spec(key)["file"]))
         elif fmt == "nda":
-            F.write_nda(trial, key, target(f"nda/{F.NDA[key]['file']}"))
+            F.write_nda(trial, key, target(f"nda/{F.nda_spec(key)['file']}"))
     inst = load_instruments()
     for domain in ("QS", "RS"):
         keys = [
             k
-            for k in INSTRUMENT_ORDER
+            for k in plan.instruments
             if plan.instrument_format[k] == "sdtm" and inst[k].formats.sdtm.domain == domain
         ]  # type: ignore[union-attr]
         if keys:
@@ -411,18 +421,8 @@ def write_study_files(
 def write_study(
     out_dir: str | Path,
     *,
-    per_arm: int = DEFAULT_PER_ARM,
-    seed: int = DEFAULT_SEED,
     formats: str | tuple[str, ...] | list[str] = ("wide",),
-    study_id: str | None = None,
-    missing_item_rate: float = 0.0,
-    effect_scale: float = 1.0,
-    follow_up: bool = False,
-    safety: bool = False,
-    follow_up_weeks: int = 0,
-    discontinuation_rate: float = 0.0,
-    mnar: bool = False,
-    rescue_rate: float = 0.0,
+    **options: Any,
 ) -> Path:
     """Simulate a Feder-2021-calibrated trial and write it as a study folder; returns the folder.
 
@@ -442,18 +442,4 @@ def write_study(
     rescue_visit, declared as subject covariates and used by an ``estimands:`` block in study.yaml
     (needs the wide randomization file).
     """
-    return write_study_files(
-        out_dir,
-        per_arm=per_arm,
-        seed=seed,
-        formats=formats,
-        study_id=study_id,
-        missing_item_rate=missing_item_rate,
-        effect_scale=effect_scale,
-        follow_up=follow_up,
-        safety=safety,
-        follow_up_weeks=follow_up_weeks,
-        discontinuation_rate=discontinuation_rate,
-        mnar=mnar,
-        rescue_rate=rescue_rate,
-    ).folder
+    return write_study_files(out_dir, formats=formats, **options).folder

@@ -20,7 +20,7 @@ import numpy as np
 import polars as pl
 
 from pipelines.instruments import load_instruments
-from pipelines.simulate import model
+from pipelines.simulate import generic, model
 
 DEFAULT_SEED = 20210105  # Feder 2021 was published online on 5 Jan 2021
 DEFAULT_PER_ARM = 15  # Feder 2021: N = 30 randomized 1:1
@@ -139,7 +139,25 @@ GUID_ALPHABET = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"))
 _STREAMS = ("design", "caps5", "pcl5", "madrs", "days", "dropout", "missing", "keys", "follow_up", "durability", "safety")
 _DURABILITY_STREAMS = ("days", "dropout", "caps5", "pcl5", "madrs", "missing", "relapse")
 _FOLLOW_UP_STREAMS = ("days", "dropout", "caps5", "pcl5", "madrs", "missing")
+# The default instruments (the calibrated latent model); any other definition is simulated by
+# pipelines.simulate.generic from a stream of its own.
 INSTRUMENT_ORDER = ("pcl5", "caps5", "madrs")
+
+
+def check_instruments(instruments) -> tuple[str, ...]:
+    """Instrument ids as given (names such as 'IES-R' resolved), without repeats; ValueError if unknown."""
+    from pipelines.instruments import resolve_instrument
+
+    out = []
+    for name in instruments:
+        inst = resolve_instrument(str(name))
+        if inst is None:
+            raise ValueError(f"unknown instrument {name!r}; known: {', '.join(load_instruments())}")
+        if inst.id not in out:
+            out.append(inst.id)
+    if not out:
+        raise ValueError("no instrument given")
+    return tuple(out)
 
 
 # Intercurrent events (optional, off by default): their own random stream, a child of the seed
@@ -177,6 +195,7 @@ class Trial:
     missing: dict[str, np.ndarray]  # instrument id -> (n, V, k) bool (item not answered)
     visits: tuple[VisitSpec, ...] = VISITS  # the schedule; V = len(visits)
     primary_visit: str = PRIMARY_VISIT
+    instruments: tuple[str, ...] = INSTRUMENT_ORDER  # ids of the instruments simulated, in file order
     follow_up_weeks: int = 0  # weekly follow-up visits after W2 (phase follow_up in study.yaml)
     relapse_days: np.ndarray | None = None  # (n,) latent relapse time after W2 (weekly follow-up only)
     safety_rng: np.random.Generator | None = None  # the "safety" stream (AE/VS/EX/DS)
@@ -197,7 +216,7 @@ class Trial:
         usubjid = self.subjects["usubjid"].to_numpy()
         arm = self.subjects["arm"].to_numpy()
         frames = []
-        for key in INSTRUMENT_ORDER:
+        for key in self.instruments:
             vals = self.items[key]
             n, v, k = vals.shape
             s_idx, v_idx, i_idx = np.meshgrid(np.arange(n), np.arange(v), np.arange(k), indexing="ij")
@@ -283,6 +302,7 @@ def build_trial(
     params: model.Params = model.CALIBRATED,
     effect_scale: float = 1.0,
     follow_up: bool = False,
+    instruments: tuple[str, ...] = INSTRUMENT_ORDER,
     follow_up_weeks: int = 0,
     durability: model.DurabilityParams = model.DURABILITY,
     discontinuation_rate: float = 0.0,
@@ -292,6 +312,9 @@ def build_trial(
     """Simulate one study in memory (no files). ``effect_scale`` multiplies the ketamine-specific
     change (0 = a null trial; see :func:`model.with_effect_scale`); it changes no random draw.
     ``follow_up`` adds the visit W4 (day 28); BL..W2 are the same as without it, value for value.
+    ``instruments``: any defined instrument ids; the default three come from the calibrated model
+    (always drawn, so leaving one out changes nothing else), every other from
+    :mod:`pipelines.simulate.generic` on a stream of its own.
 
     Intercurrent events (all off by default, drawn from their own stream): ``discontinuation_rate``
     - each subject still on treatment stops it after D1 or W1 with this probability (reason drawn;
@@ -302,6 +325,7 @@ def build_trial(
     ``rescue_rate`` - subjects on treatment through W1 start rescue medication before W2 with this
     probability (recorded only; outcomes unchanged). The subjects frame then has ``disc_visit`` (last
     visit on treatment, '' when none), ``disc_reason`` and ``rescue_visit``."""
+    instruments = check_instruments(instruments)
     if per_arm < 1:
         raise ValueError(f"per_arm must be at least 1 (got {per_arm})")
     if not 0.0 <= missing_item_rate < 1.0:
@@ -393,6 +417,25 @@ def build_trial(
             rescue_rate,
             visits,
         )
+
+    inst = load_instruments()
+    if follow_up_weeks:  # other instruments: the week-2 change held over the follow-up (no relapse model)
+        ns, ket = params.time_profiles(n_base)
+        extra = np.ones(len(visits) - n_base)
+        profiles = (np.concatenate([ns, extra]), np.concatenate([ket, extra]))
+    else:
+        profiles = params.time_profiles(len(visits))
+    for key in instruments:
+        if key in INSTRUMENT_ORDER:
+            continue
+        own = generic.instrument_rng(seed, key)
+        items[key] = generic.simulate_items(inst[key], own, is_ket, profiles, effect_scale)
+        missing[key] = own.random(items[key].shape) < missing_item_rate
+        if inst[key].change_scale:  # rates change since baseline: not rated at the baseline visit
+            missing[key][:, 0, :] = True
+    items = {k: items[k] for k in instruments}
+    missing = {k: missing[k] for k in instruments}
+
     age_years = (age_days / 365.25).astype(np.int64)
     subjects = pl.DataFrame(
         {
@@ -411,7 +454,7 @@ def build_trial(
     if ice_cols is not None:
         subjects = subjects.with_columns(**{k: pl.Series(v) for k, v in ice_cols.items()})
     return Trial(
-        study_id, seed, per_arm, subjects, days, observed, items, missing, visits, PRIMARY_VISIT,
+        study_id, seed, per_arm, subjects, days, observed, items, missing, visits, PRIMARY_VISIT, instruments,
         follow_up_weeks, relapse, rng["safety"],
     )
 
@@ -486,15 +529,7 @@ def _intercurrent_events(
     return {"disc_visit": list(disc_visit), "disc_reason": list(reason), "rescue_visit": list(rescue)}
 
 
-def simulate_trial(
-    *,
-    per_arm: int = DEFAULT_PER_ARM,
-    seed: int = DEFAULT_SEED,
-    study_id: str | None = None,
-    missing_item_rate: float = 0.0,
-    effect_scale: float = 1.0,
-    follow_up: bool = False,
-) -> pl.DataFrame:
+def simulate_trial(**options) -> pl.DataFrame:
     """The simulated study as long item data (polars), without writing files.
 
     One row per subject x attended visit x instrument x item with columns ``study_id, usubjid,
@@ -504,11 +539,4 @@ def simulate_trial(
     have no rows. Same seed, same data as :func:`write_study`. ``effect_scale`` and ``follow_up``
     as in :func:`build_trial` (0 = null trial; W4 added, BL..W2 unchanged).
     """
-    return build_trial(
-        per_arm=per_arm,
-        seed=seed,
-        study_id=study_id,
-        missing_item_rate=missing_item_rate,
-        effect_scale=effect_scale,
-        follow_up=follow_up,
-    ).long()
+    return build_trial(**options).long()

@@ -22,6 +22,9 @@ S4 Sensitivity: for each strategy in ``sensitivity.strategies`` (default MAR, J2
    <covariance>(avisit | usubjid) (the manifest's covariance, then its fallbacks), REML; method
    ``sensitivity.method`` (default conditional mean imputation with jackknife SEs); analysis ANCOVA
    of chg on arm + base per visit; estimate = experimental minus control.
+S6 Responders (results.responder_estimands): composite strategy (intercurrent event or missing =
+   non-responder) as the primary responder analysis, observed cases secondary; Firth logistic
+   where ML logistic fails (see _responder_rows).
 S5 Tipping point (the estimand's own imputation strategy, at its visit): p over a grid of shifts of
    the imputed post-event values of each arm (default 11 steps from 0 to twice the estimate, in the
    direction that removes the effect, for each arm; the control arm shifted the other way), and per
@@ -93,6 +96,30 @@ ESTIMAND_SCHEMA = {
     "tipping_delta_control": pl.Float64,
     "run_id": pl.String,
 }
+RESPONDER_SCHEMA = {
+    "study_id": pl.String,
+    "estimand_id": pl.String,
+    "paramcd": pl.String,
+    "avisit": pl.String,
+    "criterion": pl.String,
+    "missing_data": pl.String,
+    "is_primary": pl.Boolean,
+    "n_responders_experimental": pl.Int64,
+    "n_experimental": pl.Int64,
+    "n_responders_control": pl.Int64,
+    "n_control": pl.Int64,
+    "risk_difference": pl.Float64,
+    "conf_low": pl.Float64,
+    "conf_high": pl.Float64,
+    "p_value": pl.Float64,
+    "odds_ratio": pl.Float64,
+    "or_conf_low": pl.Float64,
+    "or_conf_high": pl.Float64,
+    "or_p_value": pl.Float64,
+    "or_method": pl.String,
+    "warning": pl.String,
+    "run_id": pl.String,
+}
 STRATEGY_WORDS = {
     "MAR": "missing at random (as if they had stayed on their arm, like similar participants who did)",
     "J2R": "jump to reference (after the event, like the control arm)",
@@ -113,6 +140,7 @@ class EstimandResults:
     estimands: pl.DataFrame
     sensitivity: pl.DataFrame
     tipping_point: pl.DataFrame
+    responders: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=RESPONDER_SCHEMA))
     notes: list[str] = field(default_factory=list)
 
     def tables(self) -> dict[str, pl.DataFrame]:
@@ -120,6 +148,7 @@ class EstimandResults:
             "results.estimands": self.estimands,
             "results.sensitivity": self.sensitivity,
             "results.tipping_point": self.tipping_point,
+            "results.responder_estimands": self.responders,
         }
 
 
@@ -218,7 +247,7 @@ def run_estimands(con, manifest, run_id: str, *, progress=None) -> EstimandResul
     [v.id for v in manifest.visits]
     # treatment-phase visits only: follow-up visits (phase follow_up) serve the durability analysis
     post = [v.id for v in manifest.treatment_visits if not v.baseline]
-    est_rows, sens_rows, tip_rows = [], [], []
+    est_rows, sens_rows, tip_rows, resp_rows = [], [], [], []
     for e in manifest.default_estimands():
         paramcd = e.parameter or manifest.analysis.primary_parameter
         visit = e.visit or manifest.primary_visit.id
@@ -287,6 +316,9 @@ def run_estimands(con, manifest, run_id: str, *, progress=None) -> EstimandResul
                 if s not in first or k < first[s][0]:
                     first[s] = (k, ev)
         words_row["intercurrent_events"] = "; ".join(counts)
+        resp_rows.extend(
+            _responder_rows(con, study_id, e, paramcd, visit, visits, first, exp, ctl, alpha, run_id)
+        )
         set_aside = [
             (s, visits[k])
             for s, (k, ev) in first.items()
@@ -421,7 +453,82 @@ def run_estimands(con, manifest, run_id: str, *, progress=None) -> EstimandResul
     res.estimands = pl.DataFrame(est_rows, schema=ESTIMAND_SCHEMA) if est_rows else res.estimands
     res.sensitivity = pl.DataFrame(sens_rows, schema=SENSITIVITY_SCHEMA) if sens_rows else res.sensitivity
     res.tipping_point = pl.DataFrame(tip_rows, schema=TIPPING_SCHEMA) if tip_rows else res.tipping_point
+    if resp_rows:
+        res.responders = pl.DataFrame(resp_rows, schema=RESPONDER_SCHEMA)
     return res
+
+
+def _responder_rows(con, study_id, e, paramcd, visit, visits, first, exp, ctl, alpha, run_id) -> list[dict]:
+    """S6: response (ADQS CRIT1FL) at the estimand's visit. Composite (primary): every randomized
+    subject of the two arms; a subject whose intercurrent event affects the visit (or earlier), or
+    without a 'Y', is a non-responder. Observed (secondary): subjects with CRIT1FL Y/N at the visit.
+    Per strategy: n/N per arm, risk difference (Miettinen-Nurminen CI), Fisher exact p, and the
+    baseline-adjusted odds ratio - ML logistic, or Firth's penalised logistic when ML fails
+    (separation)."""
+    from pipelines.stats.responders import (
+        firth_logistic,
+        fisher_exact_p,
+        logistic_baseline_adjusted,
+        mn_risk_difference_ci,
+    )
+
+    q = con.execute(
+        """
+        select s.usubjid, s.trt01p as arm,
+               max(case when q.avisit = ? and q.anl01fl = 'Y' then q.crit1fl end) as crit1fl,
+               max(case when q.avisit = ? then q.crit1 end) as crit1,
+               max(q.base) as base
+        from analysis.adsl s left join analysis.adqs q
+          on q.study_id = s.study_id and q.usubjid = s.usubjid and q.paramcd = ?
+        where s.study_id = ? and s.randfl = 'Y' and s.trt01p in (?, ?)
+        group by s.usubjid, s.trt01p
+        """,
+        [visit, visit, paramcd, study_id, exp, ctl],
+    ).pl()
+    if q.height == 0 or q["crit1"].drop_nulls().len() == 0:
+        return []
+    criterion = q["crit1"].drop_nulls()[0]
+    k_visit = visits.index(visit)
+    affected = {s for s, (k, ev) in first.items() if k <= k_visit}
+    is_exp = (q["arm"] == exp).to_numpy()
+    flag = q["crit1fl"].to_list()
+    ice = np.array([u in affected for u in q["usubjid"].to_list()])
+    out = []
+    for missing, is_primary in (("composite", True), ("observed", False)):
+        if missing == "composite":
+            y = np.array([1.0 if (f == "Y" and not i) else 0.0 for f, i in zip(flag, ice)])
+            use = np.ones(len(y), dtype=bool)
+        else:
+            y = np.array([1.0 if f == "Y" else 0.0 for f in flag])
+            use = np.array([f in ("Y", "N") for f in flag])
+        x1, n1 = int(y[use & is_exp].sum()), int((use & is_exp).sum())
+        x2, n2 = int(y[use & ~is_exp].sum()), int((use & ~is_exp).sum())
+        if n1 == 0 or n2 == 0:
+            continue
+        lo, hi = mn_risk_difference_ci(x1, n1, x2, n2, alpha)
+        base = q["base"].to_numpy().astype(float)
+        lr = logistic_baseline_adjusted(y[use], is_exp[use].astype(float), base[use], alpha)
+        method = "ML"
+        warning = None
+        if lr.odds_ratio is None:
+            warning = lr.warning
+            lr = firth_logistic(y[use], np.column_stack([is_exp[use], base[use]]), alpha)
+            method = "Firth"
+            if lr.odds_ratio is None:
+                warning = (warning + "; " if warning else "") + (lr.warning or "")
+                method = None
+        out.append(
+            {
+                "study_id": study_id, "estimand_id": e.id, "paramcd": paramcd, "avisit": visit,
+                "criterion": criterion, "missing_data": missing, "is_primary": is_primary,
+                "n_responders_experimental": x1, "n_experimental": n1, "n_responders_control": x2,
+                "n_control": n2, "risk_difference": x1 / n1 - x2 / n2, "conf_low": lo, "conf_high": hi,
+                "p_value": fisher_exact_p(x1, n1, x2, n2), "odds_ratio": lr.odds_ratio,
+                "or_conf_low": lr.conf_low, "or_conf_high": lr.conf_high, "or_p_value": lr.p_value,
+                "or_method": method, "warning": warning, "run_id": run_id,
+            }
+        )  # fmt: skip
+    return out
 
 
 def _sens_row(study_id, eid, paramcd, sens, strategy, delta, arm, r, run, n_ice, cov, run_id):

@@ -205,6 +205,32 @@ def logistic_baseline_adjusted(y, arm, base, alpha: float = 0.05) -> LogisticRes
     )
 
 
+def firth_logistic(y, X, alpha: float = 0.05, term: int = 0) -> LogisticResult:
+    """Firth-penalised logistic regression (Firth 1993; firthmodels, Heinze & Schemper 2002's
+    profile-likelihood CI and penalised likelihood-ratio p, as R logistf reports them) of ``y`` on
+    the columns of ``X`` (an intercept is added); the odds ratio of column ``term``. Finite under
+    (quasi-)complete separation."""
+    from firthmodels import FirthLogisticRegression
+
+    y = np.asarray(y, dtype=float)
+    X = np.asarray(X, dtype=float).reshape(len(y), -1)
+    ok = np.isfinite(y) & np.all(np.isfinite(X), axis=1)
+    y, X = y[ok], X[ok]
+    n = len(y)
+    if n < 3 or len(np.unique(X[:, term])) < 2:
+        return LogisticResult(None, None, None, None, n, "too few evaluable subjects for the logistic model")
+    with _warnings.catch_warnings():
+        _warnings.simplefilter("ignore")
+        m = FirthLogisticRegression(max_iter=200, gtol=1e-9, xtol=1e-9).fit(X, y)
+        if not m.converged_:
+            return LogisticResult(None, None, None, None, n, "the Firth logistic model did not converge")
+        lo, hi = m.conf_int(alpha=alpha, method="pl", tol=1e-8)[term]
+        m.lrt(features=term)
+    b = float(m.coef_[term])
+    p = float(m.lrt_pvalues_[term])
+    return LogisticResult(math.exp(b), math.exp(lo), math.exp(hi), p, n, None)
+
+
 # ------------------------------------------------------------------------------ the table
 def _rate(x: int, n: int):
     return x / n if n > 0 else None

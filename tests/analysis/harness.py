@@ -19,7 +19,9 @@ from pipelines.ingest.load import reference_frames, source_frames
 from pipelines.ingest.schema import create_raw_table_sql, raw_tables
 from pipelines.core.manifest import parse_manifest
 
-INSTRUMENT = {"pcl5": "PCL-5", "caps5": "CAPS-5", "madrs": "MADRS"}
+from pipelines.instruments import load_instruments
+
+INSTRUMENT = {i.id: i.instrument for i in load_instruments().values()}  # id -> name (PCL-5, ...)
 
 BASE_MANIFEST = """\
 study_id: T1

@@ -174,3 +174,22 @@ def test_sensitivity_command_replaces_the_study_rows(feder, tmp_path):
     with duckdb.connect(str(copy), read_only=True) as c:
         n = c.execute("select count(*), count(distinct run_id) from results.sensitivity").fetchone()
     assert n == (out.sensitivity.height, 1)
+
+
+def test_composite_responders_count_every_randomized_subject(feder):
+    _, _, con, _, out = feder
+    r = out.responders.sort("missing_data")
+    comp = r.filter(pl.col("missing_data") == "composite").row(0, named=True)
+    obs = r.filter(pl.col("missing_data") == "observed").row(0, named=True)
+    assert comp["is_primary"] and not obs["is_primary"]
+    assert (comp["n_experimental"], comp["n_control"]) == (15, 15)
+    # independent count: CRIT1FL = 'Y' at W2 among randomized subjects (the dropout has no W2 record)
+    n_y = dict(
+        con.execute(
+            """select s.trt01p, count(*) from analysis.adsl s join analysis.adqs q using (study_id, usubjid)
+               where q.paramcd = 'CAPS5TOT' and q.avisit = 'W2' and q.anl01fl = 'Y' and q.crit1fl = 'Y'
+               group by 1"""
+        ).fetchall()
+    )
+    assert (comp["n_responders_experimental"], comp["n_responders_control"]) == (n_y["KET"], n_y["MID"])
+    assert obs["n_experimental"] == 14 and comp["or_method"] in ("ML", "Firth")

@@ -42,7 +42,7 @@ def test_suites_pass_on_a_clean_study(built):
     [
         ("update analysis.adqs set chg = chg + 1 where chg is not null and usubjid = 'S1'", "CHG = AVAL - BASE wherever CHG is present"),
         ("update analysis.adqs set ablfl = 'Y' where avisit = 'W2' and usubjid = 'S2'", "at most one baseline record (ABLFL = Y) per subject x parameter"),
-        ("update analysis.adqs set aval = 81 where paramcd = 'PCL5TOT' and usubjid = 'S3' and avisit = 'BL'", "scores are within their range (items x item maximum: CAPS-5/PCL-5 total 80, clusters 20/8/28/24, MADRS 60)"),
+        ("update analysis.adqs set aval = 81 where paramcd = 'PCL5TOT' and usubjid = 'S3' and avisit = 'BL'", "scores are at most their maximum (ref.scores.score_max: CAPS-5/PCL-5 total 80, clusters 20/8/28/24, MADRS 60)"),
         ("update analysis.adqs set base = 0, pchg = 5 where paramcd = 'PCL5B' and usubjid = 'S4' and avisit = 'W2'", "PCHG is missing when BASE is 0"),
     ],
 )
@@ -51,7 +51,7 @@ def test_adqs_suite_catches_each_broken_invariant(built, tamper, rule):
 
 
 def test_item_responses_suite_catches_out_of_range_and_duplicates(built):
-    assert "item values are at most the instrument's maximum (PCL-5/CAPS-5 4, MADRS 6)" in _failed(
+    assert "item values are at most the item's maximum (PCL-5/CAPS-5 4, MADRS 6, HAM-D-17 items 0-2 or 0-4)" in _failed(
         built, "item_responses", "update staging.item_responses set value = 5 where item = 1 and usubjid = 'S1'"
     )
     assert "no duplicate subject x instrument x visit x day x item" in _failed(

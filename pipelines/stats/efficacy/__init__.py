@@ -10,7 +10,9 @@ studies. Dagster-free; tidy polars frames out (``results.*`` columns, see ``sche
 
 Rules, in words (the SAP a statistician checks):
 
-E1 Analysis rows (every model): ADQS records with ANL01FL = 'Y', CHG not missing, a visit after the
+E1 Analysis rows (every model): ADQS records with ANL01FL = 'Y', CHG not missing (for a change scale
+   such as CGI-I, which has no baseline: AVAL not missing, analysed as ``aval ~ trtp * avisit`` without
+   the baseline covariate), a visit after the
    manifest's baseline visit, of a randomized subject (TRTP one of the manifest's arms). Visits enter
    as a factor in manifest order. Every PARAMCD with such rows is analysed, in the order of the
    instrument definitions (``order``, then the scores as listed: CAPS5TOT, CAPS5B-E, CAPS5DIS,
@@ -199,12 +201,19 @@ class _Run:
         self.visitn = dict(
             self.adqs.select("avisit", "avisitn").unique().drop_nulls().iter_rows()
         )
+        # a change scale (CGI-I) has no baseline: its value itself is analysed (E1)
+        self.change_scales = {
+            sc.paramcd for inst in load_instruments().values() if inst.change_scale for sc in inst.scores
+        }
         analysable = self.adqs.filter(
             (pl.col("anl01fl") == "Y")
-            & pl.col("chg").is_not_null()
+            & (
+                pl.col("chg").is_not_null()
+                | (pl.col("paramcd").is_in(self.change_scales) & pl.col("aval").is_not_null())
+            )
             & pl.col("avisit").is_in(self.post_visits)
         )
-        self.rows = analysable.select("usubjid", "trtp", "paramcd", "avisit", "ady", "base", "chg")
+        self.rows = analysable.select("usubjid", "trtp", "paramcd", "avisit", "ady", "base", "chg", "aval")
         present = set(self.rows.get_column("paramcd").unique().to_list())
         valued = self.adqs.filter(pl.col("aval").is_not_null())
         with_values = set(valued.get_column("paramcd").unique().to_list())
@@ -214,6 +223,11 @@ class _Run:
         self.parameters = [p for p in _parameter_order(present) if self.only is None or p in self.only]
 
     # -- helpers ---------------------------------------------------------------------------
+    def _data(self, paramcd: str) -> pl.DataFrame:
+        """A parameter's analysis rows: chg and base, or for a change scale aval alone."""
+        data = self.rows.filter(pl.col("paramcd") == paramcd).drop("paramcd")
+        return data.drop("base", "chg") if paramcd in self.change_scales else data.drop("aval")
+
     def _base(self, **kw):
         return {"paramcd": kw.pop("paramcd"), **kw}
 
@@ -542,7 +556,7 @@ class _Run:
         for paramcd in self.parameters:
             if not self._sensitivity_for(paramcd):
                 continue
-            data = self.rows.filter(pl.col("paramcd") == paramcd).drop("paramcd")
+            data = self._data(paramcd)
             if not {self.exp, self.ctl} <= set(data.get_column("trtp").to_list()):
                 continue
             present = set(data.get_column("avisit").to_list())
@@ -570,14 +584,14 @@ class _Run:
     def _analyse_all(self) -> None:
         for paramcd in self.parameters:
             self.say(f"{paramcd}: analysing")
-            data = self.rows.filter(pl.col("paramcd") == paramcd).drop("paramcd")
+            data = self._data(paramcd)
             present = set(data.get_column("avisit").to_list())
             visits = [v for v in self.post_visits if v in present]
             sd = self._baseline_sd(paramcd)
             if sd is None and not self.single:
                 self.notes.append(f"{paramcd}: the pooled baseline SD is not defined; Cohen's d not computed")
             self.mmrm(paramcd, data, visits, sd)
-            if self.single:
+            if self.single and "chg" in data.columns:
                 self.within_arm(paramcd, data, visits)
             elif self._sensitivity_for(paramcd):
                 self.lmm(paramcd, data, visits, sd)

@@ -38,10 +38,17 @@ SLOPE_SCALE_DAYS = 7.0  # random slope per week of study day (a rescaling; the m
 MIN_SUBJECTS_FOR_SLOPE = 5  # assumption: subjects with >= 2 post-baseline visits on distinct days
 
 
-def mmrm_formula(covariance: str, *, with_arm: bool) -> str:
-    """The contract's primary model; without the arm terms for a single-arm study."""
-    fixed = "base + trtp * avisit" if with_arm else "base + avisit"
-    return f"chg ~ {fixed} + {covariance}(avisit | usubjid)"
+def mmrm_formula(covariance: str, *, with_arm: bool, response: str = "chg", with_base: bool = True) -> str:
+    """The contract's primary model; without the arm terms for a single-arm study; for a change
+    scale (CGI-I: no baseline) the value itself without the baseline covariate."""
+    terms = (["base"] if with_base else []) + ["trtp * avisit" if with_arm else "avisit"]
+    return f"{response} ~ {' + '.join(terms)} + {covariance}(avisit | usubjid)"
+
+
+def analysis_terms(data: pl.DataFrame) -> tuple[str, bool]:
+    """(response column, baseline covariate?) of an analysis frame: ``chg`` with ``base``, or
+    ``aval`` alone for a change scale, whose frame has no ``chg`` column."""
+    return ("chg", True) if "chg" in data.columns else ("aval", False)
 
 
 def t_interval(est, se, df, alpha):
@@ -148,7 +155,8 @@ def fit_mmrm_with_fallbacks(
     """
     fit = FallbackFit()
     for cov in dict.fromkeys(structures):
-        formula = mmrm_formula(cov, with_arm=with_arm)
+        response, with_base = analysis_terms(data)
+        formula = mmrm_formula(cov, with_arm=with_arm, response=response, with_base=with_base)
         att = Attempt(cov, formula)
         fit.attempts.append(att)
         if progress:
@@ -214,7 +222,7 @@ def lmm_design(
     """Treatment-coded numeric columns for ``chg ~ base + trtp * avisit`` (first visit and the
     control arm are the reference): ``x_trt``, ``x_v<j>``, ``x_tv<j>`` for visits j >= 2."""
     d = data.with_columns(x_trt=(pl.col("trtp") == experimental).cast(pl.Float64))
-    cols = ["base", "x_trt"]
+    cols = (["base"] if analysis_terms(data)[1] else []) + ["x_trt"]
     for j, v in enumerate(visit_levels[1:], start=2):
         d = d.with_columns(
             (pl.col("avisit") == v).cast(pl.Float64).alias(f"x_v{j}"),
@@ -242,7 +250,8 @@ def fit_random_effects(
     d, cols = lmm_design(data, visit_levels=visit_levels, experimental=experimental)
     # a visit x arm cell without data leaves its column all zero: drop it (that effect is not estimable)
     keep = [c for c in cols if c == "base" or float(d.get_column(c).abs().sum()) > 0]
-    formula = "chg ~ " + " + ".join(keep)
+    response, with_base = analysis_terms(data)
+    formula = f"{response} ~ " + " + ".join(keep)
     re_formula = None
     if kind == "lmm_rs":
         d = d.with_columns((pl.col("ady").cast(pl.Float64) / SLOPE_SCALE_DAYS).alias("ady_weeks"))
@@ -265,13 +274,14 @@ def fit_random_effects(
     beta = res.model_result.fe_params.to_numpy()
     V = res.vcov
     pos = {n: i for i, n in enumerate(names)}
-    base_mean = float(d.get_column("base").mean())
+    base_mean = float(d.get_column("base").mean()) if with_base else 0.0
 
     def vec(trt: float, j: int, contrast: bool) -> np.ndarray | None:
         L = np.zeros(len(names))
         if not contrast:
             L[pos["Intercept"]] = 1.0
-            L[pos["base"]] = base_mean
+            if with_base:
+                L[pos["base"]] = base_mean
         need = []
         if trt:
             need.append(("x_trt", 1.0))

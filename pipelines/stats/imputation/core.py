@@ -69,7 +69,16 @@ def _bootstrap_counts(ld: LongData, rng: np.random.Generator) -> np.ndarray:
     return counts
 
 
-def draws(
+def draws(ld: LongData, method: str, **kw) -> Draws:
+    """Parameter samples of the imputation model for ``method`` (see module docstring); BLAS on one
+    thread as in the MMRM fit (small matrices)."""
+    from pipelines.stats.mmrm.model import _single_threaded_blas
+
+    with _single_threaded_blas():
+        return _draws(ld, method, **kw)
+
+
+def _draws(
     ld: LongData,
     method: str,
     *,
@@ -78,7 +87,6 @@ def draws(
     threshold: float = 0.01,
     progress=None,
 ) -> Draws:
-    """Parameter samples of the imputation model for ``method`` (see module docstring)."""
     say = progress or (lambda msg: None)
     if method not in METHODS:
         raise ModelSpecError(f"unknown method {method!r}", hint="use " + ", ".join(METHODS))

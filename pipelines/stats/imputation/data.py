@@ -140,11 +140,9 @@ def prepare(
     """
     import formulaic
 
-    from pipelines.stats.mmrm import fit_mmrm
+    from pipelines.stats.mmrm import STRUCTURES, fit_mmrm
     from pipelines.stats.mmrm.formula import factor_info, format_level, parse_formula
     from pipelines.stats.mmrm.model import build_design
-
-    from pipelines.stats.mmrm import STRUCTURES
 
     parsed = parse_formula(formula)
     if STRUCTURES[parsed.cov_type].spatial:
