@@ -58,6 +58,9 @@ def test_run_publishes_with_lineage_and_comments(tmp_path):
                      "where (comment is null or comment = '') and not internal and schema_name not in ('main', 'information_schema', 'pg_catalog')")
     assert bare == []
     assert query(wh, "select count(*) from qc.quarantine where study_id = ?", [sid]) == [(1,)]
+    # the CSR package asset ran after the report: its index and the ADSL transport file exist
+    tlf = wh.parent / "reports" / f"{sid}-tlf"
+    assert (tlf / "index.html").exists() and (tlf / "adsl.xpt").exists()
     assert query(wh, "select count(distinct usubjid) from staging.item_responses where study_id = ?", [sid]) == [(4,)]
     assert query(wh, "select status from meta.runs where study_id = ?", [sid]) == [("success",)]
 

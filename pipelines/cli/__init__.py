@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "mmrm": "pipelines.cli.mmrm:mmrm",
     "impute": "pipelines.cli.impute:impute",
     "sensitivity": "pipelines.cli.sensitivity:sensitivity",
+    "tlf": "pipelines.cli.tlf:tlf",
 }
 
 SHORT_HELP = {
@@ -31,6 +32,7 @@ SHORT_HELP = {
     "mmrm": "Fit an MMRM on any CSV (R mmrm formula syntax).",
     "impute": "Reference-based / MAR imputation analysis of any CSV (the rbmi workflow).",
     "sensitivity": "(Re)run the estimand and missing-data sensitivity analyses of a published study.",
+    "tlf": "Write the CSR tables and figures (RTF, HTML), ADaM XPT files and Define-XML.",
 }
 
 

@@ -12,6 +12,7 @@ from assets.raw import ingest_study
 from assets.report import study_report
 from assets.results import efficacy
 from assets.staging import staging_assets
+from assets.tlf import tlf_assets
 from pipelines.orchestration.jobs import study_job, validate_job
 from pipelines.orchestration.resources import TrialpipeResource
 from pipelines.orchestration.schedules import nightly
@@ -24,8 +25,9 @@ def _keys(assets_defs) -> list[AssetKey]:
 
 _upstream = [ingest_study, *staging_assets, *analysis_assets, efficacy, estimands, durability, study_report]
 
+# The CSR package reads what the study graph has and runs after the report; it does not hold up publishing.
 defs = Definitions(
-    assets=[*_upstream, publish_asset(_keys(_upstream))],
+    assets=[*_upstream, publish_asset(_keys(_upstream)), tlf_assets(_keys(_upstream))],
     jobs=[study_job, validate_job],
     schedules=[nightly],
     sensors=[studies_sensor, record_failed_runs],

@@ -24,7 +24,7 @@ def tipping_figure(
     grid: pl.DataFrame, *, alpha: float = 0.05, exp_label="experimental", ctl_label="control", param_label=""
 ):
     """Heat map of the two-sided p over (delta_control, delta_experimental); the alpha contour marked."""
-    from matplotlib.colors import LinearSegmentedColormap
+    from matplotlib.colors import LinearSegmentedColormap, TwoSlopeNorm
 
     de = sorted(set(grid["delta_experimental"].to_list()))
     dc = sorted(set(grid["delta_control"].to_list()))
@@ -37,7 +37,9 @@ def tipping_figure(
     ax = fig.add_subplot(111)
     cmap = LinearSegmentedColormap.from_list("p", ["#1b7837", "#a6dba0", "#f7f7f7", "#f4a582", "#b2182b"])
     ext = [min(dc), max(dc), min(de), max(de)] if len(dc) > 1 and len(de) > 1 else None
-    im = ax.imshow(P, origin="lower", aspect="auto", cmap=cmap, vmin=0, vmax=1, extent=ext)
+    # colours turn from green to red at p = alpha (significant vs not)
+    norm = TwoSlopeNorm(vmin=0.0, vcenter=alpha, vmax=1.0)
+    im = ax.imshow(P, origin="lower", aspect="auto", cmap=cmap, norm=norm, extent=ext)
     if len(dc) > 1 and len(de) > 1:
         ax.contour(dc, de, P, levels=[alpha], colors="black", linewidths=1.2)
     fig.colorbar(im, ax=ax, label="two-sided p")

@@ -399,10 +399,14 @@ def run_estimands(con, manifest, run_id: str, *, progress=None) -> EstimandResul
                 .row(0, named=True)
             )
             est = base_row["estimate"]
-            span = 2 * abs(est) if est else 1.0
+            tips = {
+                arm: run.tipping_delta(visit, arm, alpha=alpha, cumulative=tp.cumulative)
+                for arm in ("experimental", "control")
+            }
             sign = -np.sign(est) if est else 1.0
-            de = tp.experimental or [float(sign * span * i / 10) + 0.0 for i in range(11)]
-            dc = tp.control or [float(-sign * span * i / 10) + 0.0 for i in range(11)]
+
+            de = tp.experimental or _grid_axis(est, tips["experimental"], sign)
+            dc = tp.control or _grid_axis(est, tips["control"], -sign)
             say(f"estimand {e.id}: tipping-point grid {len(de)} x {len(dc)}")
             grid = run.grid(visit, de, dc, cumulative=tp.cumulative)
             for r in grid.iter_rows(named=True):
@@ -422,7 +426,7 @@ def run_estimands(con, manifest, run_id: str, *, progress=None) -> EstimandResul
                     }
                 )
             for arm in ("experimental", "control"):
-                d = run.tipping_delta(visit, arm, alpha=alpha, cumulative=tp.cumulative)
+                d = tips[arm]
                 words_row[f"tipping_delta_{arm}"] = d
                 if d:
                     out = run.results(
@@ -529,6 +533,14 @@ def _responder_rows(con, study_id, e, paramcd, visit, visits, first, exp, ctl, a
             }
         )  # fmt: skip
     return out
+
+
+def _grid_axis(est, tip, direction) -> list[float]:
+    """0 to twice the estimate in ``direction``, stretched to 1.25 x the arm's tipping shift when larger."""
+    span = 2 * abs(est) if est else 1.0
+    if tip:
+        span = max(span, 1.25 * abs(tip))
+    return [float(direction * span * i / 10) + 0.0 for i in range(11)]
 
 
 def _sens_row(study_id, eid, paramcd, sens, strategy, delta, arm, r, run, n_ice, cov, run_id):

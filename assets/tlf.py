@@ -1,0 +1,89 @@
+"""CSR package layer: the numbered tables and figures (RTF + HTML) and the ADaM submission datasets
+(SAS XPORT v5 + Define-XML 2.1) of one study, written beside its HTML report."""
+
+
+from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, MetadataValue, multi_asset
+
+from pipelines.orchestration.partitions import studies_partitions
+from pipelines.orchestration.resources import TrialpipeResource
+
+TLF_KEY = AssetKey(["report", "tlf_package"])
+SUBMISSION_KEY = AssetKey(["report", "submission_datasets"])
+# The ADaM and results tables the package reads, when the graph has them (safety and estimand
+# assets are optional: their outputs say "no data" without them).
+WANTED = [
+    ["analysis", t] for t in ("adsl", "adqs", "adae", "advs", "adex", "adtte")
+] + [["results", t] for t in ("model_fits", "lsmeans", "treatment_effects", "responders", "sensitivity", "durability")] + [
+    ["report", "study_report"]
+]
+
+
+def tlf_assets(available: list[AssetKey]):
+    """The multi-asset, depending on the WANTED keys that ``available`` holds."""
+    deps = [AssetKey(k) for k in WANTED if AssetKey(k) in set(available)]
+
+    @multi_asset(
+        name="csr_package",
+        specs=[
+            AssetSpec(
+                TLF_KEY,
+                group_name="report",
+                description="Numbered CSR tables and figures (14.1 disposition, demographics; 14.2 efficacy; 14.3 safety) as RTF and HTML with an index",
+                deps=deps,
+                kinds={"rtf", "html"},
+                partitions_def=studies_partitions,
+            ),
+            AssetSpec(
+                SUBMISSION_KEY,
+                group_name="report",
+                description="ADaM datasets (ADSL, ADQS, ADAE, ADVS, ADEX, ADTTE when present) as SAS XPORT v5 with Define-XML 2.1",
+                deps=deps,
+                kinds={"sas", "xml"},
+                partitions_def=studies_partitions,
+            ),
+        ],
+        partitions_def=studies_partitions,
+    )
+    def csr_package(context: AssetExecutionContext, trialpipe: TrialpipeResource):
+        from pipelines.core.provenance import code_version
+        from pipelines.report import figures as F
+        from pipelines.report.metadata import md_table, md_with_image
+        from pipelines.tlf.package import build_package
+
+        study = trialpipe.study(context.partition_key)
+        out_dir = study.report_dir / f"{study.study_id}-tlf"
+        with study.connect(context.run.run_id) as con:
+            pkg = build_package(con, study.study_id, out_dir, run_id=context.run.run_id, progress=context.log.info, code_version=code_version())
+        table = md_table(
+            ["Output", "Title", "Status"],
+            [[o.shell.label, o.shell.title, "written" if o.status == "written" else f"no data: {o.reason}"] for o in pkg.outputs],
+            ["l", "l", "l"],
+        )
+        fig = next((o.figure for o in pkg.written if o.figure is not None and o.shell.builder == "forest_figure"), None) or next(
+            (o.figure for o in pkg.written if o.figure is not None), None
+        )
+        yield MaterializeResult(
+            asset_key=TLF_KEY,
+            metadata={
+                "index": MetadataValue.url(pkg.index.resolve().as_uri()),
+                "path": MetadataValue.path(str(out_dir)),
+                "outputs_written": len(pkg.written),
+                "outputs_without_data": len(pkg.absent),
+                "outputs": MetadataValue.md(md_with_image(table, F.png_base64(fig) if fig is not None else None, "figure")),
+            },
+        )
+        ds_table = md_table(
+            ["Dataset", "Label", "Records", "Variables", "File"],
+            [[d.name, d.label, str(d.frame.height), str(len(d.variables)), d.file_name] for d in pkg.datasets],
+            ["l", "l", "r", "r", "l"],
+        )
+        yield MaterializeResult(
+            asset_key=SUBMISSION_KEY,
+            metadata={
+                "define_xml": MetadataValue.path(str(pkg.define)) if pkg.define else MetadataValue.text("none"),
+                "datasets": MetadataValue.md(ds_table),
+                "records": sum(d.frame.height for d in pkg.datasets),
+            },
+        )
+
+    return csr_package

@@ -1,0 +1,54 @@
+"""``trialpipe tlf STUDY_DIR [--warehouse PATH] --out DIR``: the CSR table/listing/figure package."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument("study_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--warehouse", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Published warehouse holding the study [default: where the study was last run to, else "
+              "./warehouse/trialpipe.duckdb].")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for the RTF, HTML, XPT and define.xml files (created).")
+def tlf(study_dir: Path, warehouse: Path | None, out_dir: Path) -> None:
+    """Write the numbered tables and figures (RTF and HTML), the ADaM datasets as SAS XPORT v5 and
+    their Define-XML for the study in STUDY_DIR, from the published warehouse."""
+    from pipelines.core import registry, warehouse as wh
+    from pipelines.core.errors import TrialpipeError
+    from pipelines.core.manifest import load_manifest
+    from pipelines.core.paths import default_warehouse
+    from pipelines.core.provenance import code_version
+    from pipelines.report.data import has_table
+    from pipelines.tlf.package import build_package
+
+    manifest = load_manifest(study_dir)
+    study_id = manifest.study_id
+    entry = registry.lookup(study_id)
+    db = Path(warehouse or (entry.warehouse if entry and entry.warehouse else default_warehouse()))
+    if not db.exists():
+        raise TrialpipeError(
+            f"warehouse {db} does not exist", hint=f"run `trialpipe run {study_dir}` first, or pass --warehouse"
+        )
+    click.echo(f"trialpipe tlf: {study_id} from {db}", err=True)
+    with wh.connect(db, read_only=True) as con:
+        n = (
+            con.execute("select count(*) from analysis.adsl where study_id = ?", [study_id]).fetchone()[0]
+            if has_table(con, "analysis.adsl")
+            else 0
+        )
+        if not n:
+            raise TrialpipeError(
+                f"study {study_id} has no subjects in warehouse {db}",
+                hint=f"run `trialpipe run {study_dir}` to build and publish it",
+            )
+        pkg = build_package(
+            con, study_id, out_dir, progress=lambda m: click.echo(f"  {m}", err=True), code_version=code_version()
+        )
+    click.echo(
+        f"trialpipe tlf: {study_id}: {len(pkg.written)} outputs written ({len(pkg.absent)} without data), "
+        f"{len(pkg.datasets)} XPT datasets{' and define.xml' if pkg.define else ''}; index {pkg.index}."
+    )
