@@ -153,6 +153,7 @@ def main(argv=None):
     ap.add_argument("--no-r", action="store_true", help="do not run R even if it is installed")
     args = ap.parse_args(argv)
 
+    import numpy  # noqa: F401 - load OpenBLAS before asking threadpoolctl about it
     import polars as pl
     from threadpoolctl import threadpool_info
 

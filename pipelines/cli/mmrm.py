@@ -128,18 +128,24 @@ def _pfmt(p):
 _HEADERS = {"std_error": "SE", "statistic": "t", "p_value": "p", "conf_low": "lower", "conf_high": "upper"}
 
 
-def _table(console, title, frame, columns):
-    import polars as pl
+def _table(console, title, frame, columns, text_columns=()):
+    """Print rows as a table; ``frame`` is a polars frame or a list of dicts (then
+    ``text_columns`` names the left-aligned columns)."""
     from rich.table import Table
 
+    if hasattr(frame, "iter_rows"):
+        import polars as pl
+
+        text_columns = {c for c in columns if frame.schema[c] == pl.Utf8}
+        frame = list(frame.iter_rows(named=True))
     t = Table(title=title, title_justify="left", header_style="bold")
     for c in columns:
         t.add_column(
             _HEADERS.get(c, c),
-            justify="left" if frame.schema[c] == pl.Utf8 else "right",
+            justify="left" if c in text_columns else "right",
             no_wrap=c == "contrast",
         )
-    for row in frame.iter_rows(named=True):
+    for row in frame:
         cells = []
         for c in columns:
             v = row[c]
@@ -235,7 +241,12 @@ def mmrm(data, formula, ml, df_method, vcov, weights, refs, level_opts, lsmeans,
             factor, by = ls_spec
             ls_frame = res.lsmeans(factor, by=by)
             contrast_frame = res.lsmean_contrasts(factor, by=by)
-        coefs = res.coefficients if res.inference is not None else None
+        if res.inference is not None:
+            from pipelines.stats.mmrm.result import TIDY_COLUMNS
+
+            coefs = [dict(zip(["term", *TIDY_COLUMNS], r)) for r in res.coefficient_rows()]
+        else:
+            coefs = None
 
     s = res.summary()
     console.print(f"[bold]MMRM[/bold] {res.formula}")
@@ -249,18 +260,22 @@ def mmrm(data, formula, ml, df_method, vcov, weights, refs, level_opts, lsmeans,
     )
     if coefs is not None:
         _table(
-            console, "Fixed effects", coefs, ["term", "estimate", "std_error", "df", "statistic", "p_value"]
+            console,
+            "Fixed effects",
+            coefs,
+            ["term", "estimate", "std_error", "df", "statistic", "p_value"],
+            text_columns={"term"},
         )
         for g, cv in res.covariance.items():
             if cv["matrix"] is None:
                 continue
-            import polars as pl
-
-            cov_frame = pl.DataFrame(
-                {"": cv["labels"], **{lab: cv["matrix"][:, j] for j, lab in enumerate(cv["labels"])}}
-            )
+            labels = list(cv["labels"])
+            cov_rows = [
+                {"": a, **{b: float(cv["matrix"][i, j]) for j, b in enumerate(labels)}}
+                for i, a in enumerate(labels)
+            ]
             title = "Covariance matrix" + ("" if g == "all" else f" ({g})")
-            _table(console, title, cov_frame, list(cov_frame.columns))
+            _table(console, title, cov_rows, ["", *labels], text_columns={""})
     if ls_frame is not None:
         lead = [
             c

@@ -51,7 +51,7 @@ def _page_header(study_id: str) -> rtf.RTFPageHeader:
     # rtflite's default "Page \\chpgn of" loses the space after the page number (it ends the control
     # word); a group keeps it.
     return rtf.RTFPageHeader(
-        text=[esc(f"Study {study_id}") + "    Page {\\chpgn} of {\\field{\\*\\fldinst NUMPAGES }}"],
+        text=[esc(f"Study {study_id}") + "    Page {\\chpgn} of {\\field{\\*\\fldinst NUMPAGES }{\\fldrslt {\\fs16 1}}}"],
         text_font_size=[FONT_SIZE],
     )
 

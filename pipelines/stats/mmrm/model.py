@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import polars as pl
 
 from pipelines.core.errors import ModelSpecError
 
@@ -98,8 +97,11 @@ def sum_coded_design(design: Design):
 
 
 def _to_pandas(data) -> pd.DataFrame:
-    if isinstance(data, pl.DataFrame):
-        return data.to_pandas()
+    if type(data).__module__.split(".")[0] == "polars":  # polars is imported only if it is in use
+        import polars as pl
+
+        if isinstance(data, pl.DataFrame):
+            return data.to_pandas()
     if isinstance(data, pd.DataFrame):
         return data.copy()
     raise ModelSpecError(f"data must be a polars or pandas DataFrame, got {type(data).__name__}")

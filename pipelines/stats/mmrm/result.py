@@ -7,12 +7,24 @@ import math
 
 import numpy as np
 import pandas as pd
-import polars as pl
 from scipy import special
 
 from pipelines.core.errors import ModelSpecError
 
 from .inference import independent_rows
+
+
+class _LazyPolars:
+    """``pl`` imported on first use: `trialpipe mmrm` prints from plain rows and never needs polars
+    (whose import is a fifth of the command's start-up); the API's frames are polars as before."""
+
+    def __getattr__(self, name):
+        import polars
+
+        return getattr(polars, name)
+
+
+pl = _LazyPolars()
 
 TIDY_COLUMNS = ["estimate", "std_error", "df", "statistic", "p_value", "conf_low", "conf_high"]
 
@@ -137,6 +149,10 @@ class MMRMResult:
 
     @property
     def coefficients(self) -> pl.DataFrame:
+        return pl.DataFrame(self.coefficient_rows(), schema=["term"] + TIDY_COLUMNS, orient="row")
+
+    def coefficient_rows(self) -> list[list]:
+        """The rows of :attr:`coefficients` as lists (term + TIDY_COLUMNS), without polars."""
         rows = []
         kept = np.flatnonzero(self.design.keep)
         pos = {c: i for i, c in enumerate(kept)}
@@ -150,7 +166,7 @@ class MMRMResult:
                 rows.append([name, r.estimate, r.std_error, r.df, r.statistic, r.p_value, lo, hi])
             else:
                 rows.append([name] + [np.nan] * 7)
-        return pl.DataFrame(rows, schema=["term"] + TIDY_COLUMNS, orient="row")
+        return rows
 
     # ------------------------------------------------------------------------------ covariance
     def _group_phis(self):
