@@ -72,8 +72,24 @@ class Visit(_Strict):
     primary: bool = False
     # treatment: the visit belongs to the randomized treatment phase and enters the efficacy models;
     # follow_up: an assessment after the treatment phase (durability of response only)
-    phase: Literal["treatment", "follow_up"] = "treatment"
+    phase: Literal["treatment", "follow_up", "infusion"] = "treatment"
+    # phase infusion: an assessment at a time point of an infusion (CADSS/BPRS around each dose):
+    # the infusion number, the time point's name and minutes from the start of the infusion
+    # (ADQS INFNO / ATPT / ATPTN); such visits stay out of the efficacy models
+    infusion: int | None = Field(None, ge=1)
+    timepoint: str | None = None
+    elapsed_min: int | None = None
     codes: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _infusion_fields(self) -> Visit:
+        if self.phase == "infusion" and self.infusion is None:
+            raise ValueError(f"visit {self.id}: phase infusion needs infusion (the infusion number)")
+        if self.phase != "infusion" and (self.infusion is not None or self.timepoint or self.elapsed_min is not None):
+            raise ValueError(f"visit {self.id}: infusion, timepoint and elapsed_min are for visits of phase infusion")
+        if self.phase == "infusion" and (self.baseline or self.primary):
+            raise ValueError(f"visit {self.id}: an infusion time point cannot be the baseline or primary visit")
+        return self
 
     _codes = field_validator("codes", mode="before")(lambda cls, v: _as_str_list(v))
 

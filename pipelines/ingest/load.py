@@ -77,8 +77,12 @@ def reference_frames(manifest: Manifest) -> dict[str, pl.DataFrame]:
             "is_baseline": [v.baseline for v in manifest.visits],
             "is_primary": [v.primary for v in manifest.visits],
             "phase": [v.phase for v in manifest.visits],
+            "infusion": [v.infusion for v in manifest.visits],
+            "timepoint": [v.timepoint for v in manifest.visits],
+            "elapsed_min": [v.elapsed_min for v in manifest.visits],
         },
-        schema_overrides={"avisitn": pl.Int32, "nominal_day": pl.Int32},
+        schema_overrides={"avisitn": pl.Int32, "nominal_day": pl.Int32, "infusion": pl.Int32, "timepoint": pl.String,
+                          "elapsed_min": pl.Int32},
     )
     # code tables: one row per (source, normalised code)
     vc, ac, mc = [], [], []
