@@ -3,7 +3,7 @@
 
     python3 dev.py demo            # install (first time), then `trialpipe demo`
     python3 dev.py test            # install (first time), then the test suite
-    python3 dev.py ui              # the Dagster UI on http://127.0.0.1:3000
+    python3 dev.py ui              # the Dagster UI on http://127.0.0.1:3000 (trialpipe ui)
     python3 dev.py trialpipe ARGS  # any trialpipe command
 
 Installing: uv (pinned) goes into ``.tools/`` with pip; uv then builds ``.venv/`` exactly from
@@ -70,7 +70,8 @@ def main(argv: list[str]) -> None:
         args = [str(_bin(VENV, "pytest")), *parallel, *rest]
     elif cmd == "ui":
         Path(env["DAGSTER_HOME"]).mkdir(exist_ok=True)
-        args = [str(_bin(VENV, "dagster")), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", *rest]
+        # trialpipe ui: Dagster's webserver behind a guard that refuses other web pages' requests
+        args = [str(_bin(VENV, "trialpipe")), "ui", *rest]
     elif cmd == "trialpipe":
         args = [str(_bin(VENV, "trialpipe")), *rest]
     else:

@@ -2,10 +2,11 @@
 (reference-based imputation, tipping point) written to results.estimands / sensitivity /
 tipping_point, with the table and the tipping-point heat map in the metadata."""
 
-from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, MetadataValue, multi_asset
+from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, multi_asset
 
 from assets.sql_models import table_metadata
 from pipelines.core import warehouse
+from assets.results import results_specs
 from pipelines.orchestration.partitions import studies_partitions
 from pipelines.orchestration.resources import TrialpipeResource
 
@@ -15,17 +16,7 @@ TABLES = {
     "tipping_point": "Treatment effect and p over a grid of shifts of the imputed post-event values of each arm",
     "responder_estimands": "Response under the composite strategy (primary) and observed cases; Firth logistic under separation",
 }
-SPECS = [
-    AssetSpec(
-        ["results", name],
-        group_name="results",
-        description=desc,
-        kinds={"duckdb", "python"},
-        partitions_def=studies_partitions,
-        deps=[AssetKey(["analysis", "adsl"]), AssetKey(["analysis", "adqs"])],
-    )
-    for name, desc in TABLES.items()
-]
+SPECS = results_specs(TABLES)
 
 
 @multi_asset(name="estimands", specs=SPECS, partitions_def=studies_partitions)

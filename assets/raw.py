@@ -5,7 +5,6 @@ import json
 
 from dagster import (
     AssetCheckResult,
-    AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
     AssetSpec,
@@ -18,7 +17,8 @@ from assets.sql_models import table_metadata
 from pipelines.core import validation, warehouse
 from pipelines.ingest.load import ingest, write_reference
 from pipelines.ingest.schema import raw_tables
-from pipelines.orchestration.partitions import studies_partitions
+from pipelines.orchestration.checks import check_spec
+from pipelines.orchestration.partitions import OWNERS, studies_partitions
 from pipelines.orchestration.resources import TrialpipeResource
 
 RAW_SPECS = [
@@ -30,6 +30,7 @@ RAW_SPECS = [
         )
         + " (mapped columns only, values as text, with file lineage)",
         kinds={"duckdb"},
+        owners=OWNERS,
         partitions_def=studies_partitions,
         deps=[AssetKey(["ref", "study"])],
     )
@@ -37,16 +38,18 @@ RAW_SPECS = [
 ]
 REF_SPEC = AssetSpec(
     ["ref", "study"],
-    group_name="raw",
+    group_name="ref",
     description="The study manifest and the instrument definitions as reference tables (ref.*)",
     kinds={"duckdb", "yaml"},
+    owners=OWNERS,
     partitions_def=studies_partitions,
 )
 SOURCE_FILES_SPEC = AssetSpec(
     ["qc", "source_files"],
-    group_name="raw",
+    group_name="qc",
     description="One row per source file: loaded or failed, rows read and loaded, columns not mapped",
     kinds={"duckdb"},
+    owners=OWNERS,
     partitions_def=studies_partitions,
     deps=[AssetKey(["ref", "study"])],
 )
@@ -55,14 +58,7 @@ SOURCE_FILES_SPEC = AssetSpec(
 @multi_asset(
     name="ingest",
     specs=[REF_SPEC, *RAW_SPECS, SOURCE_FILES_SPEC],
-    check_specs=[
-        AssetCheckSpec(
-            "all_sources_loaded",
-            asset=AssetKey(["qc", "source_files"]),
-            blocking=True,
-            description="Every file named in study.yaml was found, read and mapped; a file that failed blocks the study",
-        )
-    ],
+    check_specs=[check_spec("all_sources_loaded")],
     partitions_def=studies_partitions,
 )
 def ingest_study(context: AssetExecutionContext, trialpipe: TrialpipeResource):
@@ -74,7 +70,7 @@ def ingest_study(context: AssetExecutionContext, trialpipe: TrialpipeResource):
         yield MaterializeResult(
             asset_key=REF_SPEC.key,
             metadata={
-                "study_dir": MetadataValue.path(str(study.dir)),
+                "study_dir": MetadataValue.path(str(study.study_dir)),
                 "arms": ", ".join(f"{a.id} ({a.role})" for a in study.manifest.arms),
                 "visits": ", ".join(v.id for v in study.manifest.visits),
                 "primary_visit": study.manifest.primary_visit.id,
@@ -89,7 +85,7 @@ def ingest_study(context: AssetExecutionContext, trialpipe: TrialpipeResource):
                 if r.unmapped_columns:
                     context.log.info(f"{r.file}: columns not mapped (not loaded): {', '.join(r.unmapped_columns)}")
 
-        result = ingest(con, study.dir, study.manifest, run_id, on_file=on_file)
+        result = ingest(con, study.study_dir, study.manifest, run_id, on_file=on_file)
         for spec in RAW_SPECS:
             table = ".".join(spec.key.path)
             yield MaterializeResult(asset_key=spec.key, metadata=table_metadata(con, table))

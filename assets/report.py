@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
-from pipelines.orchestration.partitions import studies_partitions
+from pipelines.orchestration.partitions import OWNERS, studies_partitions
 from pipelines.orchestration.resources import TrialpipeResource
 
 
@@ -21,10 +21,11 @@ from pipelines.orchestration.resources import TrialpipeResource
     ],
     partitions_def=studies_partitions,
     kinds={"html"},
+    owners=OWNERS,
 )
 def study_report(context: AssetExecutionContext, trialpipe: TrialpipeResource) -> MaterializeResult:
     """Write <report_dir>/<study_id>.html (and <study_id>.validation.html) from the study's tables."""
-    from pipelines.core.provenance import code_version, study_inputs
+    from pipelines.core.paths import report_url
     from pipelines.report.headline import headline_lines
     from pipelines.report.study import build_report
     from pipelines.report.validation import summarize, write_html
@@ -40,19 +41,24 @@ def study_report(context: AssetExecutionContext, trialpipe: TrialpipeResource) -
             study.report_dir,
             validation=validation,
             provenance={
-                "code_version": code_version(),
-                "input_sha256s": study_inputs(study.dir)[1],
+                "code_version": study.code_version,
+                "input_sha256s": dict(study.input_sha256s),
                 "finished_at": datetime.now(UTC),
                 "covariance": study.manifest.analysis.model.covariance,
             },
         )
         headline = headline_lines(con, study.study_id)
-    vpath = write_html(validation, study.report_dir / f"{study.study_id}.validation.html")
+    write_html(validation, study.report_dir / f"{study.study_id}.validation.html")
     return MaterializeResult(
         metadata={
-            "report": MetadataValue.url(path.resolve().as_uri()),
+            # served by `trialpipe ui` on the UI's own origin (a file:// link does not open from a web page)
+            "report": MetadataValue.url(report_url(study.study_id)),
+            "validation_report": MetadataValue.url(report_url(study.study_id, validation=True)),
+            "open_report": MetadataValue.md(
+                f"[Open the study report]({report_url(study.study_id)}) · "
+                f"[validation report]({report_url(study.study_id, validation=True)})"
+            ),
             "path": MetadataValue.path(str(path)),
-            "validation_report": MetadataValue.path(str(vpath)),
             "size_kb": round(path.stat().st_size / 1024, 1),
             "headline": MetadataValue.md("\n".join(f"* {line}" for line in headline)),
         }

@@ -2,11 +2,12 @@
 fallbacks, LS means, treatment effects with Cohen's d and multiplicity, random-effects sensitivity
 models, responders) written to the contract's results.* tables, each row carrying run_id."""
 
+import base64
+
 import polars as pl
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
-    AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
     AssetSpec,
@@ -15,11 +16,15 @@ from dagster import (
     multi_asset,
 )
 
-from assets.sql_models import table_metadata
+from assets.sql_models import documented_schema, table_metadata
 from pipelines.core import warehouse
-from pipelines.orchestration.partitions import studies_partitions
+from pipelines.core.paths import figure_url
+from pipelines.orchestration.checks import check_spec
+from pipelines.orchestration.partitions import OWNERS, studies_partitions
 from pipelines.orchestration.resources import TrialpipeResource
 
+FIGURES = {"treatment_effects": "forest plot", "lsmeans": "mean change from baseline by visit",
+           "responders": "responders by arm", "model_fits": "model fits"}
 TABLES = {
     "model_fits": "One row per parameter x model: covariance structure used (after fallbacks), convergence, -2LL, AIC",
     "lsmeans": "LS-mean change from baseline per parameter, model, arm and visit, with 95% CI",
@@ -27,29 +32,30 @@ TABLES = {
     "responders": "Response and remission at the primary visit: n/N per arm, risk difference (score CI), Fisher p, logistic OR",
     "notes": "What the analysis had to say: fallbacks used, models that did not converge, single-arm studies",
 }
-SPECS = [
-    AssetSpec(
-        ["results", name],
-        group_name="results",
-        description=desc,
-        kinds={"duckdb", "python"},
-        partitions_def=studies_partitions,
-        deps=[AssetKey(["analysis", "adsl"]), AssetKey(["analysis", "adqs"])],
-    )
-    for name, desc in TABLES.items()
-]
+def results_specs(tables: dict[str, str]) -> list[AssetSpec]:
+    """One asset per ``results.<name>`` table (name -> description), built from ADSL and ADQS."""
+    return [
+        AssetSpec(
+            ["results", name],
+            group_name="results",
+            description=desc,
+            kinds={"duckdb", "python"},
+            owners=OWNERS,
+            metadata=documented_schema(f"results.{name}"),
+            partitions_def=studies_partitions,
+            deps=[AssetKey(["analysis", "adsl"]), AssetKey(["analysis", "adqs"])],
+        )
+        for name, desc in tables.items()
+    ]
+
+
+SPECS = results_specs(TABLES)
 
 
 @multi_asset(
     name="efficacy",
     specs=SPECS,
-    check_specs=[
-        AssetCheckSpec(
-            "primary_model_converged",
-            asset=AssetKey(["results", "model_fits"]),
-            description="The primary MMRM of the primary parameter converged (possibly after a documented fallback)",
-        )
-    ],
+    check_specs=[check_spec("primary_model_converged")],
     partitions_def=studies_partitions,
 )
 def efficacy(context: AssetExecutionContext, trialpipe: TrialpipeResource):
@@ -73,6 +79,11 @@ def efficacy(context: AssetExecutionContext, trialpipe: TrialpipeResource):
             if table != "results.notes":
                 md, png = results_metadata(con, study.study_id, table)
                 meta["summary"] = MetadataValue.md(md_with_image(md, png))
+                if png:  # the figure itself, short enough for the UI to show it inline (served by trialpipe ui)
+                    name = table.split(".")[1]
+                    study.report_dir.mkdir(parents=True, exist_ok=True)
+                    (study.report_dir / f"{study.study_id}.{name}.png").write_bytes(base64.b64decode(png))
+                    meta["plot"] = MetadataValue.md(f"![{FIGURES.get(name, name)}]({figure_url(study.study_id, name)})")
             else:
                 meta["notes"] = MetadataValue.md("\n".join(f"* {n}" for n in out.notes) or "_(none)_")
             yield MaterializeResult(asset_key=AssetKey(table.split(".")), metadata=meta)

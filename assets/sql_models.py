@@ -19,8 +19,8 @@ from dagster import (
     multi_asset,
 )
 
-from pipelines.core import sql, warehouse
-from pipelines.orchestration.partitions import studies_partitions
+from pipelines.core import rules, sql, validation, warehouse
+from pipelines.orchestration.partitions import OWNERS, studies_partitions
 from pipelines.orchestration.resources import TrialpipeResource
 
 # Tables written by Python assets rather than SQL models, and the asset that writes them.
@@ -76,6 +76,16 @@ def summary_metadata(con, model: str, study_id: str) -> dict:
     return {}
 
 
+def documented_schema(table: str) -> dict:
+    """Definition metadata: the table's columns with their descriptions from sql/<layer>/_schema.yml,
+    so the UI shows what each column means before (and after) the first run."""
+    doc = warehouse.table_docs().get(table)
+    if not doc or not doc.get("columns"):
+        return {}
+    return {"dagster/column_schema": TableSchema(columns=[
+        TableColumn(name=c, type="", description=" ".join(str(d).split())) for c, d in doc["columns"].items()])}
+
+
 def layer_asset(
     name: str, group: str, models: list[str], extra_deps: tuple[AssetKey, ...] = (), checks: dict | None = None
 ):
@@ -94,11 +104,13 @@ def layer_asset(
     specs = [
         AssetSpec(
             key=keys[m],
-            group_name=group,
+            group_name="qc" if m.startswith("qc.") else group,  # qc.* tables are one group
             description=model_description(m),
             deps=sorted({*model_deps(m), *extra_deps}, key=lambda k: k.to_user_string()),
             partitions_def=studies_partitions,
             kinds={"duckdb", "sql"},
+            owners=OWNERS,
+            metadata=documented_schema(m),
             skippable=True,
         )
         for m in models
@@ -149,12 +161,7 @@ def layer_asset(
 
 def run_check(name: str, key: AssetKey, con, study, run_id: str) -> AssetCheckResult:
     """Evaluate one registered rule on the study's working database and record its outcome."""
-    from pipelines.core import validation
-
-    if name.startswith("gx_"):
-        outcome = validation.run_suite(con, name[3:], validation.suite_parameters(con, study.manifest))
-    else:
-        outcome = validation.run_sql_check(con, name, study.manifest)
+    outcome = rules.evaluate(name, con, study.manifest)
     validation.record(con, outcome, study.study_id, run_id)
     failed = [e for e in outcome.expectations if not e.success]
     return AssetCheckResult(

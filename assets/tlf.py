@@ -2,9 +2,19 @@
 (SAS XPORT v5 + Define-XML 2.1) of one study, written beside its HTML report."""
 
 
-from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, MetadataValue, multi_asset
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    AssetSpec,
+    MaterializeResult,
+    MetadataValue,
+    multi_asset,
+)
 
-from pipelines.orchestration.partitions import studies_partitions
+from pipelines.orchestration.partitions import OWNERS, studies_partitions
 from pipelines.orchestration.resources import TrialpipeResource
 
 TLF_KEY = AssetKey(["report", "tlf_package"])
@@ -31,6 +41,7 @@ def tlf_assets(available: list[AssetKey]):
                 description="Numbered CSR tables and figures (14.1 disposition, demographics; 14.2 efficacy; 14.3 safety) as RTF and HTML with an index",
                 deps=deps,
                 kinds={"rtf", "html"},
+                owners=OWNERS,
                 partitions_def=studies_partitions,
             ),
             AssetSpec(
@@ -39,8 +50,17 @@ def tlf_assets(available: list[AssetKey]):
                 description="ADaM datasets (ADSL, ADQS, ADAE, ADVS, ADEX, ADTTE when present) as SAS XPORT v5 with Define-XML 2.1",
                 deps=deps,
                 kinds={"sas", "xml"},
+                owners=OWNERS,
                 partitions_def=studies_partitions,
             ),
+        ],
+        check_specs=[
+            AssetCheckSpec(
+                "xpt_v5_conformant",
+                asset=SUBMISSION_KEY,
+                description="Every ADaM dataset fits SAS XPORT v5 (names <= 8, labels <= 40, ASCII text, values <= 200 bytes); "
+                "one that does not is not written and the reason names the variable and row",
+            )
         ],
         partitions_def=studies_partitions,
     )
@@ -84,6 +104,13 @@ def tlf_assets(available: list[AssetKey]):
                 "datasets": MetadataValue.md(ds_table),
                 "records": sum(d.frame.height for d in pkg.datasets),
             },
+        )
+        yield AssetCheckResult(
+            asset_key=SUBMISSION_KEY,
+            check_name="xpt_v5_conformant",
+            passed=not pkg.problems,
+            severity=AssetCheckSeverity.WARN,
+            description="; ".join(pkg.problems) or f"{len(pkg.datasets)} datasets written",
         )
 
     return csr_package

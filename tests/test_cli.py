@@ -58,8 +58,13 @@ def test_run_publishes_with_lineage_and_comments(tmp_path):
                      "where (comment is null or comment = '') and not internal and schema_name not in ('main', 'information_schema', 'pg_catalog')")
     assert bare == []
     assert query(wh, "select count(*) from qc.quarantine where study_id = ?", [sid]) == [(1,)]
-    # the CSR package asset ran after the report: its index and the ADSL transport file exist
+    # the CSR package is not part of a study run (csr_job makes it on request) ...
     tlf = wh.parent / "reports" / f"{sid}-tlf"
+    assert not tlf.exists()
+    # ... and csr_job, launched the way the CLI launches runs, writes its index and the ADSL transport file
+    from pipelines.orchestration.runner import run_study
+
+    assert run_study(case, warehouse=wh, job_name="csr_job").success
     assert (tlf / "index.html").exists() and (tlf / "adsl.xpt").exists()
     assert query(wh, "select count(distinct usubjid) from staging.item_responses where study_id = ?", [sid]) == [(4,)]
     assert query(wh, "select status from meta.runs where study_id = ?", [sid]) == [("success",)]

@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "demo": "pipelines.cli.commands:demo",
     "validate": "pipelines.cli.commands:validate",
     "mmrm": "pipelines.cli.mmrm:mmrm",
+    "ui": "pipelines.cli.ui:ui",
     "impute": "pipelines.cli.impute:impute",
     "sensitivity": "pipelines.cli.sensitivity:sensitivity",
     "tlf": "pipelines.cli.tlf:tlf",
@@ -30,6 +31,7 @@ SHORT_HELP = {
     "demo": "Simulate a Feder-sized trial and run the whole pipeline on it.",
     "validate": "Ingest and validate a study folder only; report what was quarantined.",
     "mmrm": "Fit an MMRM on any CSV (R mmrm formula syntax).",
+    "ui": "The Dagster UI on 127.0.0.1, refusing requests from other web pages.",
     "impute": "Reference-based / MAR imputation analysis of any CSV (the rbmi workflow).",
     "sensitivity": "(Re)run the estimand and missing-data sensitivity analyses of a published study.",
     "tlf": "Write the CSR tables and figures (RTF, HTML), ADaM XPT files and Define-XML.",
@@ -57,7 +59,16 @@ def cli() -> None:
     """trialpipe: psychiatric clinical-trial data from raw exports to MMRM results."""
 
 
+# commands that execute a Dagster run: Ctrl-C / SIGTERM cancel the run (see orchestration.runner)
+RUN_COMMANDS = {"run", "validate", "demo"}
+
+
 def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] in RUN_COMMANDS:
+        from pipelines.core.signals import install_signal_proxy
+
+        install_signal_proxy()  # before polars/DuckDB start their threads
     from pipelines.core.errors import TrialpipeError
 
     try:

@@ -39,16 +39,32 @@ def _summary(outcome, console):
     return summary
 
 
+def _canceled(outcome, command: str) -> bool:
+    """A run stopped with Ctrl-C / SIGTERM: one plain line, exit status 130."""
+    if not outcome.canceled:
+        return False
+    click.echo(f"{command}: {outcome.study_id} CANCELED (run {outcome.run_id}); nothing was published.")
+    raise SystemExit(130)
+
+
+def _problems(outcome, console) -> None:
+    for p in outcome.problems:
+        console.print(f"  [yellow]![/] {p}", highlight=False)
+
+
 @click.command()
 @click.argument("study_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--warehouse", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Published warehouse file [default: ./warehouse/trialpipe.duckdb].")
+              help="Published warehouse file [default: $TRIALPIPE_WAREHOUSE, else warehouse/trialpipe.duckdb in the project].")
 @click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the HTML report goes [default: reports/ beside the warehouse].")
 def run(study_dir: Path, warehouse: Path | None, report_dir: Path | None) -> None:
     """Materialize the whole pipeline for STUDY_DIR through Dagster and publish the warehouse."""
     outcome, console = _run(study_dir, warehouse, report_dir, "study_job")
+    if _canceled(outcome, "trialpipe run"):
+        return
     _summary(outcome, console)
+    _problems(outcome, console)
     if not outcome.success:
         click.echo(f"trialpipe run: {outcome.study_id} FAILED (run {outcome.run_id}); the published warehouse was not changed.")
         raise SystemExit(1)
@@ -69,6 +85,8 @@ def validate(study_dir: Path, warehouse: Path | None, report_dir: Path | None) -
     from pipelines.report.validation import write_html
 
     outcome, console = _run(study_dir, warehouse, report_dir, "validate_job")
+    if _canceled(outcome, "trialpipe validate"):
+        return
     summary = _summary(outcome, console)
     report = None
     if summary is not None:
@@ -101,7 +119,10 @@ def demo(directory: Path, seed: int) -> None:
     )
     warehouse = directory / "warehouse" / "trialpipe.duckdb"
     outcome, console = _run(study_dir, warehouse, None, "study_job")
+    if _canceled(outcome, "trialpipe demo"):
+        return
     _summary(outcome, console)
+    _problems(outcome, console)
     if not outcome.success:
         click.echo(f"trialpipe demo: FAILED (run {outcome.run_id}).")
         raise SystemExit(1)

@@ -29,96 +29,52 @@ def _formats(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
     return fmts
 
 
+_RATE = click.FloatRange(0, 1, max_open=True)
+# Every option of the command: (flags, click keywords). The names are build_trial's keywords
+# (pipelines.simulate.trial), passed through as they are; --format goes to the writers.
+OPTIONS: tuple[tuple[tuple[str, ...], dict], ...] = (
+    (("--per-arm",), {"type": click.IntRange(min=1), "default": DEFAULT_PER_ARM,
+                      "help": "Subjects randomized to each arm (Feder 2021: 15)."}),
+    (("--seed",), {"type": click.IntRange(min=0), "default": DEFAULT_SEED,
+                   "help": "Random seed; the same seed writes byte-identical files."}),
+    (("--format", "formats"), {"default": "wide", "callback": _formats,
+                               "help": "Comma list of wide (REDCap CSV), nda (NIMH Data Archive), sdtm (SAS XPORT); "
+                               "with several, each instrument is written in exactly one of them."}),
+    (("--study-id",), {"default": None, "show_default": False, "help": "Study id (default FEDERSIM-<seed>)."}),
+    (("--missing-item-rate",), {"type": _RATE, "default": 0.0,
+                                "help": "Share of item responses written as the format's missing code."}),
+    (("--follow-up",), {"is_flag": True, "default": False,
+                        "help": "Add a fifth visit W4 (week 4 follow-up, day 28) after the primary week-2 visit."}),
+    (("--follow-up-weeks",), {"type": click.IntRange(min=0, max=52), "default": 0,
+                              "help": "Weekly follow-up assessments W3.. after the primary week-2 visit (durability "
+                              "of response; not in the efficacy models)."}),
+    (("--safety",), {"is_flag": True, "default": False,
+                     "help": "Also write exposure (EX), adverse events (AE), vital signs around each infusion (VS) "
+                     "and disposition (DS)."}),
+    (("--discontinuation", "discontinuation_rate"), {
+        "type": _RATE, "default": 0.0,
+        "help": "Probability that a subject stops treatment after D1 or W1 (intercurrent event; no data after)."}),
+    (("--mnar",), {"is_flag": True, "default": False,
+                   "help": "Discontinuation likelier when not improving; ketamine benefit lost after stopping."}),
+    (("--rescue", "rescue_rate"), {"type": _RATE, "default": 0.0,
+                                   "help": "Probability of starting rescue medication before W2 (recorded intercurrent event)."}),
+    (("--instruments",), {"default": ",".join(INSTRUMENT_ORDER), "callback": _instruments,
+                          "help": "Comma list of instrument ids or names (any definition in pipelines/instruments, e.g. "
+                          "iesr,hamd17,qidssr16,cadss,bprs,cgis,cgii); the default three follow the calibrated model."}),
+    (("--effect-scale",), {"type": click.FloatRange(min=0), "default": 1.0,
+                           "help": "Multiplies the ketamine-specific change (0 = a null trial)."}),
+)  # fmt: skip
+
+
+def _with_options(command):
+    for flags, kw in reversed(OPTIONS):
+        command = click.option(*flags, **{"show_default": True, **kw})(command)
+    return command
+
+
 @click.command("simulate")
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option(
-    "--per-arm",
-    type=click.IntRange(min=1),
-    default=DEFAULT_PER_ARM,
-    show_default=True,
-    help="Subjects randomized to each arm (Feder 2021: 15).",
-)
-@click.option(
-    "--seed",
-    type=click.IntRange(min=0),
-    default=DEFAULT_SEED,
-    show_default=True,
-    help="Random seed; the same seed writes byte-identical files.",
-)
-@click.option(
-    "--format",
-    "formats",
-    default="wide",
-    show_default=True,
-    callback=_formats,
-    help="Comma list of wide (REDCap CSV), nda (NIMH Data Archive), sdtm (SAS XPORT); "
-    "with several, each instrument is written in exactly one of them.",
-)
-@click.option("--study-id", default=None, help="Study id (default FEDERSIM-<seed>).")
-@click.option(
-    "--missing-item-rate",
-    type=click.FloatRange(0, 1, max_open=True),
-    default=0.0,
-    show_default=True,
-    help="Share of item responses written as the format's missing code.",
-)
-@click.option(
-    "--follow-up",
-    is_flag=True,
-    default=False,
-    help="Add a fifth visit W4 (week 4 follow-up, day 28) after the primary week-2 visit.",
-)
-@click.option(
-    "--safety",
-    is_flag=True,
-    default=False,
-    help="Also write exposure (EX), adverse events (AE), vital signs around each infusion (VS) and disposition (DS).",
-)
-@click.option(
-    "--follow-up-weeks",
-    type=click.IntRange(min=0, max=52),
-    default=0,
-    show_default=True,
-    help="Weekly follow-up assessments W3.. after the primary week-2 visit (durability of response; "
-    "not in the efficacy models).",
-)
-@click.option(
-    "--discontinuation",
-    "discontinuation_rate",
-    type=click.FloatRange(0, 1, max_open=True),
-    default=0.0,
-    show_default=True,
-    help="Probability that a subject stops treatment after D1 or W1 (intercurrent event; no data after).",
-)
-@click.option(
-    "--mnar",
-    is_flag=True,
-    default=False,
-    help="Discontinuation likelier when not improving; ketamine benefit lost after stopping.",
-)
-@click.option(
-    "--rescue",
-    "rescue_rate",
-    type=click.FloatRange(0, 1, max_open=True),
-    default=0.0,
-    show_default=True,
-    help="Probability of starting rescue medication before W2 (recorded intercurrent event).",
-)
-@click.option(
-    "--instruments",
-    default=",".join(INSTRUMENT_ORDER),
-    show_default=True,
-    callback=_instruments,
-    help="Comma list of instrument ids or names (any definition in pipelines/instruments, e.g. "
-    "iesr,hamd17,qidssr16,cadss,bprs,cgis,cgii); the default three follow the calibrated model.",
-)
-@click.option(
-    "--effect-scale",
-    type=click.FloatRange(min=0),
-    default=1.0,
-    show_default=True,
-    help="Multiplies the ketamine-specific change (0 = a null trial).",
-)
+@_with_options
 def simulate(out_dir: Path, formats: tuple[str, ...], **options) -> None:
     """Write a simulated ketamine-vs-midazolam trial (calibrated to Feder et al. 2021) to OUT_DIR:
     the data files in the requested formats and a study.yaml that reads them."""

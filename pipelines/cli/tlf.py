@@ -48,7 +48,13 @@ def tlf(study_dir: Path, warehouse: Path | None, out_dir: Path) -> None:
         pkg = build_package(
             con, study_id, out_dir, progress=lambda m: click.echo(f"  {m}", err=True), code_version=code_version()
         )
+    for problem in pkg.problems:
+        click.secho(f"  not written: {problem}", fg="yellow", err=True)
     click.echo(
         f"trialpipe tlf: {study_id}: {len(pkg.written)} outputs written ({len(pkg.absent)} without data), "
-        f"{len(pkg.datasets)} XPT datasets{' and define.xml' if pkg.define else ''}; index {pkg.index}."
+        f"{len(pkg.datasets)} XPT datasets{' and define.xml' if pkg.define else ''}"
+        + (f", {len(pkg.problems)} not written (XPORT v5 rules)" if pkg.problems else "")
+        + f"; index {pkg.index}."
     )
+    if pkg.problems:
+        raise SystemExit(1)

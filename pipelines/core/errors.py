@@ -38,7 +38,9 @@ class TrialpipeError(Exception):
         if self.column is not None:
             where.append(f"column {self.column!r}")
         if self.value is not None:
-            where.append(f"value {self.value!r}")
+            from pipelines.core.masking import quote
+
+            where.append(f"value {quote(self.value)}")  # by shape unless a short number or code
         text = f"{', '.join(where)}: {self.message}" if where else self.message
         if self.hint:
             text += f" ({self.hint})"

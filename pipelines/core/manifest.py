@@ -134,26 +134,35 @@ class Items(_Strict):
     pattern: str | None = None
     codes: dict[str, int] | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, v: Any) -> Any:
+        """``items: "pcl5_{n}"`` is a pattern, ``items: [a, b, ...]`` the columns."""
+        if isinstance(v, str):
+            return {"pattern": v}
+        if isinstance(v, list):
+            return {"columns": v}
+        return v
+
     @model_validator(mode="after")
     def _one_way(self) -> Items:
         given = [x for x in (self.columns, self.pattern, self.codes) if x]
         if len(given) > 1:
             raise ValueError("give only one of 'columns', 'pattern' or 'codes'")
+        seen: dict[str, int] = {}
+        for i, col in enumerate(self.columns or [], start=1):
+            if col in seen:
+                raise ValueError(
+                    f"columns: {col!r} is named twice, as item {seen[col]} and as item {i}; every item needs its own "
+                    "column (one column twice would shift every later item by one)"
+                )
+            seen[col] = i
         return self
 
 
 class InstrumentMap(_Strict):
     items: Items = Field(default_factory=Items)
     total: str | None = None
-
-    @field_validator("items", mode="before")
-    @classmethod
-    def _items_shorthand(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            return {"pattern": v}
-        if isinstance(v, list):
-            return {"columns": v}
-        return v
 
 
 class Recode(_Strict):
@@ -211,15 +220,6 @@ class Source(_Strict):
     fields: dict[str, str] = Field(default_factory=dict)
 
     _mc = field_validator("missing_codes", mode="before")(lambda cls, v: _as_str_list(v))
-
-    @field_validator("items", mode="before")
-    @classmethod
-    def _items_shorthand(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            return {"pattern": v}
-        if isinstance(v, list):
-            return {"columns": v}
-        return v
 
     @field_validator("kind")
     @classmethod
@@ -291,6 +291,17 @@ class Source(_Strict):
             missing = [c for c in ("item", "value") if getattr(self.columns, c) is None]
             if missing:
                 raise ValueError(f"layout long needs columns.{' and columns.'.join(missing)}")
+        if self.layout == "wide":
+            claimed: dict[str, str] = {}
+            for inst_id, imap in self.instruments.items():
+                for col in [*(imap.items.columns or []), *([imap.total] if imap.total else [])]:
+                    other = claimed.get(col)
+                    if other is not None and other != inst_id:
+                        raise ValueError(
+                            f"column {col!r} is claimed by both instruments {other!r} and {inst_id!r}; "
+                            "a column can hold one instrument's item only"
+                        )
+                    claimed[col] = inst_id
         return self
 
     @property
@@ -512,6 +523,10 @@ class Manifest(_Strict):
     dates: Dates = Field(default_factory=Dates)
     deidentification: Deidentification = Field(default_factory=Deidentification)
     analysis: Analysis = Field(default_factory=Analysis)
+    # Source files live inside the study folder. A data directory elsewhere that a data manager has
+    # reviewed can be allowed here by its absolute path; files may then be named by absolute path
+    # (or reached through a symlink) inside it, and nowhere else.
+    allow_outside: list[str] = Field(default_factory=list)
     # ICH E9(R1) estimands; empty = the documented default (see Estimand and default_estimands)
     estimands: list[Estimand] = Field(default_factory=list)
 
@@ -545,6 +560,17 @@ class Manifest(_Strict):
                     "follow-up visits come after the treatment phase"
                 )
         _unique_codes("visits", [(v.id, [v.id, v.label, *v.codes]) for v in self.visits])
+        for d in self.allow_outside:
+            if not Path(d).is_absolute() or ".." in Path(d).parts:
+                raise ValueError(f"allow_outside: {d!r} must be an absolute directory path without '..'")
+        for i, s in enumerate(self.sources):
+            p = Path(s.file)
+            if ".." in p.parts:
+                raise ValueError(f"sources[{i}].file: {s.file!r} climbs out of the study folder with '..'; "
+                                 "put the file in the study folder (or list its reviewed directory in allow_outside)")
+            if p.is_absolute() and not any(_inside(p, Path(d)) for d in self.allow_outside):
+                raise ValueError(f"sources[{i}].file: {s.file!r} is an absolute path outside the study folder; "
+                                 "name files relative to the study folder (or list a reviewed directory in allow_outside)")
         names = [s.name for s in self.sources]
         if len(set(names)) != len(names):
             raise ValueError(f"sources: two sources have the same name {names}; set 'name' to tell them apart")
@@ -588,6 +614,20 @@ class Manifest(_Strict):
         return list(self.estimands) or [Estimand(id="primary")]
 
     # -- convenience -----------------------------------------------------------------------
+    def source_path(self, study_dir: str | Path, source: Source) -> Path:
+        """Where a source file is, checked to be inside the study folder (symlinks followed) or
+        inside a directory listed in allow_outside."""
+        study_dir = Path(study_dir).resolve()
+        path = (study_dir / source.file).resolve()  # an absolute source.file stays as it is
+        roots = [study_dir, *(Path(d).resolve() for d in self.allow_outside)]
+        if not any(_inside(path, r) for r in roots):
+            raise ManifestError(
+                f"{source.file!r} resolves to a file outside the study folder (through a symlink or a path); "
+                "copy the file into the study folder, or list its reviewed directory in allow_outside",
+                file=str(study_dir / MANIFEST_NAME),
+            )
+        return path
+
     def visit_codes(self, source: Source) -> dict[str, str]:
         """code (as written) -> visit id: visits[].id/label/codes, then the source's recode.visit."""
         return {**_codes([(v.id, [v.id, v.label, *v.codes]) for v in self.visits]), **source.recode.visit}
@@ -645,6 +685,10 @@ class Manifest(_Strict):
         return len(self.arms) == 1
 
 
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
 def _codes(entries: list[tuple[str, list[str | None]]]) -> dict[str, str]:
     return {code: target for target, codes in entries for code in codes if code}
 
@@ -695,9 +739,92 @@ def _yaml_line(text: str, loc: tuple[Any, ...]) -> int | None:
     return line
 
 
+MAX_MANIFEST_BYTES = 1_000_000
+MAX_MANIFEST_NODES = 100_000  # values after expanding aliases; a real study.yaml has a few hundred
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing duplicate keys (with both lines)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[object, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                try:
+                    first = seen.get(key)
+                except TypeError:  # an unhashable key; the base class says so
+                    break
+                if first is not None:
+                    raise ManifestError(
+                        f"key {key!r} is given twice, at line {first} and at line {line}; "
+                        "YAML would silently keep the second - keep one",
+                        file=self._tp_file,
+                    )
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _expanded_size(node, limit: int) -> int:
+    """Nodes in the document with every alias expanded, stopping at ``limit`` (an alias bomb
+    composes to a small graph but expands to billions of values)."""
+    memo: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(n) -> int:
+        key = id(n)
+        if key in memo:
+            return memo[key]
+        if key in active:
+            raise ManifestError("an alias refers to itself (a recursive YAML anchor)")
+        active.add(key)
+        total = 1
+        if isinstance(n, yaml.SequenceNode):
+            for child in n.value:
+                total += size(child)
+                if total > limit:
+                    break
+        elif isinstance(n, yaml.MappingNode):
+            for k, v in n.value:
+                total += size(k) + size(v)
+                if total > limit:
+                    break
+        active.discard(key)
+        memo[key] = total
+        return total
+
+    return size(node)
+
+
+def _load_yaml(text: str, file: str):
+    if len(text.encode("utf-8", "replace")) > MAX_MANIFEST_BYTES:
+        raise ManifestError(f"is larger than {MAX_MANIFEST_BYTES // 1_000_000} MB; a study manifest is a few KB", file=file)
+    loader = _StrictLoader(text)
+    loader._tp_file = file
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        try:
+            n = _expanded_size(node, MAX_MANIFEST_NODES)
+        except ManifestError as exc:
+            raise ManifestError(exc.message, file=file) from None
+        if n > MAX_MANIFEST_NODES:
+            raise ManifestError(
+                f"expands to more than {MAX_MANIFEST_NODES:,} values through YAML aliases (&anchor / *alias); "
+                "write the manifest out without aliases", file=file,
+            )
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def parse_manifest(text: str, *, file: str = MANIFEST_NAME) -> Manifest:
     try:
-        data = yaml.safe_load(text)
+        data = _load_yaml(text, file)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -730,4 +857,15 @@ def load_manifest(study_dir: str | Path) -> Manifest:
         raise ManifestError(f"study folder {study_dir} does not exist")
     if not path.is_file():
         raise ManifestError(f"no {MANIFEST_NAME} in {study_dir}; a study folder needs a manifest", file=str(path))
-    return parse_manifest(path.read_text(encoding="utf-8"), file=str(path))
+    if path.stat().st_size > MAX_MANIFEST_BYTES:
+        raise ManifestError(f"is larger than {MAX_MANIFEST_BYTES // 1_000_000} MB; a study manifest is a few KB", file=str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"is not UTF-8 text (byte {exc.start})", file=str(path)) from None
+    except OSError as exc:
+        raise ManifestError(f"cannot be read: {exc.strerror}", file=str(path)) from None
+    manifest = parse_manifest(text, file=str(path))
+    for s in manifest.sources:
+        manifest.source_path(study_dir, s)  # raises for a file reached outside the study folder
+    return manifest

@@ -22,4 +22,21 @@ def dagster_home() -> Path:
 
 
 def default_warehouse() -> Path:
-    return Path(os.environ.get("TRIALPIPE_WAREHOUSE") or "warehouse/trialpipe.duckdb").resolve()
+    """The one default warehouse: $TRIALPIPE_WAREHOUSE, else ``<project>/warehouse/trialpipe.duckdb``.
+
+    The same file for ``trialpipe run`` (from any current directory) and for runs launched from the
+    UI, the sensor or the schedule; ``trialpipe run --warehouse`` registers another one per study."""
+    return Path(os.environ.get("TRIALPIPE_WAREHOUSE") or PROJECT_ROOT / "warehouse" / "trialpipe.duckdb").resolve()
+
+
+REPORTS_URL_PREFIX = "/trialpipe/reports/"
+
+
+def report_url(study_id: str, validation: bool = False) -> str:
+    """Where ``trialpipe ui`` serves a study's report: a path on the UI's own origin."""
+    return f"{REPORTS_URL_PREFIX}{study_id}{'.validation' if validation else ''}.html"
+
+
+def figure_url(study_id: str, name: str) -> str:
+    """Where ``trialpipe ui`` serves a results figure (``<report_dir>/<study_id>.<name>.png``)."""
+    return f"{REPORTS_URL_PREFIX}{study_id}.{name}.png"

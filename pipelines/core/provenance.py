@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import subprocess
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 
 from pipelines.core.paths import PROJECT_ROOT
 
@@ -30,21 +27,3 @@ def code_version() -> str:
         return f"{v}+g{sha}{'.dirty' if dirty else ''}"
     except (OSError, subprocess.SubprocessError):
         return v
-
-
-def study_inputs(study_dir: Path) -> tuple[str, dict[str, str]]:
-    """A fingerprint of everything a study run reads: study.yaml and every source file.
-
-    Returns (combined SHA-256, {file: SHA-256}); a missing file counts as "missing", so adding it
-    later changes the fingerprint."""
-    from pipelines.ingest.files import sha256_file
-    from pipelines.core.manifest import MANIFEST_NAME, load_manifest
-
-    study_dir = Path(study_dir)
-    manifest = load_manifest(study_dir)
-    hashes = {MANIFEST_NAME: sha256_file(study_dir / MANIFEST_NAME)}
-    for s in manifest.sources:
-        path = study_dir / s.file
-        hashes[s.file] = sha256_file(path) if path.is_file() else "missing"
-    combined = hashlib.sha256(json.dumps(hashes, sort_keys=True).encode()).hexdigest()
-    return combined, hashes

@@ -15,10 +15,15 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from pipelines.core.errors import TrialpipeError
 from pipelines.core.manifest import MANIFEST_NAME, load_manifest
 from pipelines.core.paths import dagster_home
 
 log = logging.getLogger(__name__)
+
+
+class DuplicateStudyError(TrialpipeError):
+    """Two study folders declare the same study_id."""
 
 
 @dataclass(frozen=True)
@@ -60,9 +65,15 @@ def register(study_dir: str | Path, *, warehouse: str | Path | None = None, repo
         data = _read()
         prev = data.get(manifest.study_id)
         if prev and Path(prev["dir"]) != study_dir:
-            # study_id is the study's identity: the folder registered last is the study.
+            # study_id is the study's identity: two live folders claiming it is an error, never a
+            # silent switch (which would also drop the study's registered warehouse)
+            if _declares(Path(prev["dir"]), manifest.study_id):
+                raise DuplicateStudyError(
+                    f"study_id {manifest.study_id!r} is declared by two folders: {prev['dir']} (registered) and "
+                    f"{study_dir}; give each study its own study_id, or remove the old folder"
+                )
             log.warning("study %s moves from %s to %s", manifest.study_id, prev["dir"], study_dir)
-            prev = None
+            prev = {k: v for k, v in prev.items() if k != "dir"}
         entry = StudyEntry(
             study_id=manifest.study_id,
             dir=str(study_dir),
@@ -81,6 +92,48 @@ def lookup(study_id: str) -> StudyEntry | None:
 
 def all_entries() -> list[StudyEntry]:
     return [StudyEntry(**v) for v in _read().values()]
+
+
+def _declares(folder: Path, study_id: str) -> bool:
+    try:
+        return load_manifest(folder).study_id == study_id
+    except TrialpipeError:
+        return False
+
+
+def scan_ids(studies_root: str | Path) -> tuple[dict[str, Path], list[str]]:
+    """study_id -> folder for every readable study under the studies root, and the problems:
+    unreadable manifests, and study_ids declared by two folders (an error naming both; neither
+    folder is taken for the study)."""
+    found: dict[str, list[Path]] = {}
+    problems: list[str] = []
+    for folder in scan(studies_root):
+        try:
+            sid = load_manifest(folder).study_id
+        except TrialpipeError as exc:
+            problems.append(f"{folder}: {exc}")
+            continue
+        found.setdefault(sid, []).append(folder)
+    out: dict[str, Path] = {}
+    for sid, folders in found.items():
+        if len(folders) > 1:
+            problems.append(
+                f"study_id {sid!r} is declared by two folders: {folders[0]} and {folders[1]}"
+                + (f" (and {len(folders) - 2} more)" if len(folders) > 2 else "")
+                + "; give each study its own study_id - neither is run until then"
+            )
+        else:
+            out[sid] = folders[0]
+    return out, problems
+
+
+def find_study(studies_root: str | Path, study_id: str) -> list[Path]:
+    """The folder under the studies root that declares ``study_id`` (raises if two do)."""
+    ids, problems = scan_ids(studies_root)
+    dup = [p for p in problems if f"study_id {study_id!r} is declared by two folders" in p]
+    if dup:
+        raise DuplicateStudyError(dup[0])
+    return [ids[study_id]] if study_id in ids else []
 
 
 def scan(studies_root: str | Path) -> list[Path]:

@@ -36,6 +36,7 @@ def models(layer: str) -> list[str]:
 def render(model: str) -> str:
     import jinja2
 
+    from pipelines.ingest.schema import raw_tables
     from pipelines.instruments import load_instruments
 
     template = jinja2.Template(model_path(model).read_text(encoding="utf-8"), undefined=jinja2.StrictUndefined)
@@ -43,6 +44,7 @@ def render(model: str) -> str:
     return template.render(
         instruments=list(instruments),
         item_columns={k: [f"item_{n}" for n in i.item_numbers] for k, i in instruments.items()},
+        raw_columns=raw_tables(),
     )
 
 

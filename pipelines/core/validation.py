@@ -29,15 +29,6 @@ from pipelines.core.paths import EXPECTATIONS_DIR
 
 log = logging.getLogger(__name__)
 
-# suite name -> warehouse table it validates
-SUITE_TABLES = {
-    "item_responses": "staging.item_responses",
-    "subjects": "staging.subjects",
-    "adsl": "analysis.adsl",
-    "adqs": "analysis.adqs",
-}
-
-
 @dataclass
 class ExpectationOutcome:
     expectation: str  # type plus its column(s)
@@ -122,7 +113,7 @@ def _describe(cfg) -> str:
 
 def run_suite(con: duckdb.DuckDBPyConnection, name: str, params: dict) -> CheckOutcome:
     data = load_suite_json(name)
-    table = SUITE_TABLES.get(name) or data.get("meta", {}).get("table")
+    table = data["meta"]["table"]  # the table the suite validates (pipelines.core.rules)
     query = data.get("meta", {}).get("query") or f"select * from {table}"
     # text columns as pandas categoricals: ids, visits and file names repeat millions of times in a
     # large study, and Python string objects made validation the run's memory peak
@@ -369,29 +360,3 @@ def record(con: duckdb.DuckDBPyConnection, outcome: CheckOutcome, study_id: str,
             "insert into qc.validation_results values (?, ?, ?, ?, ?, ?, ?, ?, ?, now())", rows
         )
     warehouse.document(con, "qc.validation_results")
-
-
-STAGING_CHECKS = ("rows_reconcile", "subject_one_arm", "arms_present", "baseline_coverage")
-
-
-def run_sql_check(con: duckdb.DuckDBPyConnection, name: str, manifest: Manifest) -> CheckOutcome:
-    if name == "rows_reconcile":
-        return check_rows_reconcile(con)
-    if name == "subject_one_arm":
-        return check_subject_one_arm(con)
-    if name == "arms_present":
-        return check_arms_present(con, manifest)
-    if name == "baseline_coverage":
-        return check_baseline_coverage(con, manifest)
-    raise KeyError(name)
-
-
-def validate_staging(con: duckdb.DuckDBPyConnection, manifest: Manifest, run_id: str = "local") -> list[CheckOutcome]:
-    """Every staging-level rule, Dagster-free (for tests and `trialpipe validate` reports)."""
-    params = suite_parameters(con, manifest)
-    outcomes = [run_sql_check(con, n, manifest) for n in STAGING_CHECKS]
-    for suite in ("item_responses", "subjects"):
-        outcomes.append(run_suite(con, suite, params))
-    for o in outcomes:
-        record(con, o, manifest.study_id, run_id)
-    return outcomes

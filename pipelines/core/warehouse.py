@@ -17,6 +17,7 @@ import duckdb
 import polars as pl
 import yaml
 
+from pipelines.core.masking import SQL_MACROS
 from pipelines.core.paths import SQL_DIR
 
 SCHEMAS = ("raw", "ref", "staging", "analysis", "results", "qc", "meta")
@@ -34,6 +35,7 @@ def connect(path: str | Path, *, read_only: bool = False) -> Iterator[duckdb.Duc
         # DuckDB takes 80% of RAM by default; the pipeline shares the machine (GX, statsmodels
         # workers), so cap it and let DuckDB spill to disk beyond (TRIALPIPE_DUCKDB_MEMORY)
         con.execute(f"set memory_limit = '{os.environ.get('TRIALPIPE_DUCKDB_MEMORY', '1GB')}'")
+    con.execute(SQL_MACROS)  # tp_show / tp_label ...: what a message may repeat from a file
     try:
         yield con
     finally:

@@ -7,7 +7,9 @@ The checks follow HIPAA Safe Harbor (45 CFR 164.514(b)(2)) as summarised in doma
 
 1. column names that say identifier (name, address, zip, phone, fax, email, ssn, mrn, dob/birth,
    ip, url, account, licence, vehicle, device serial, photo);
-2. values that look like e-mail addresses, phone numbers, SSNs, URLs, IPv4 addresses or ZIP+4 codes;
+2. values that look like e-mail addresses, phone numbers (also international, and 9-11 digit
+   numbers with or without separators, such as 5558675309 or 078051120), SSNs, URLs, IPv4
+   addresses or ZIP+4 codes - in mapped columns (a rating cell) and unmapped ones alike;
 3. full calendar dates, unless the manifest declares dates as already shifted per subject;
 4. ages over 89 (``interview_age`` over 1068 months) unless the manifest says ages are top-coded
    (then nothing above 90 / 1080 months may appear);
@@ -90,6 +92,11 @@ _VALUE_PATTERNS: list[tuple[str, str]] = [
     (r"(?:^|[^\d])(\+?1[-. ]?)?\(?\d{3}\)?[-. ]\d{3}[-. ]\d{4}(?:$|[^\d])", "phone numbers"),
     (r"\b(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)\b", "IP addresses"),
     (r"\b\d{5}-\d{4}\b", "ZIP+4 codes"),
+    # international numbers: + country code, then 7-14 more digits in groups (+44 20 7946 0960)
+    (r"(?:^|[^\w+])\+\d(?:[ ().-]{0,2}\d){6,14}(?:$|\D)", "international phone numbers"),
+    # 9-11 digits with or without separators: phone numbers (5558675309), SSNs (078051120),
+    # record and account numbers; calendar dates are told apart below
+    (r"(?:^|[^\d.,])\(?\d(?:[ ().-]{0,2}\d){8,10}(?:$|[^\d.,])", "identifier-shaped numbers (9-11 digits: phone, social security or record numbers)"),
 ]
 
 # -- 3. dates -------------------------------------------------------------------------------
@@ -143,8 +150,10 @@ def screen(table: TextTable, manifest: Manifest, source: Source) -> list[Finding
             if age:
                 findings.append(age)
             continue
+        # a calendar date or a plain decimal (0.123456789) is not a phone number
+        not_date = ~(values.str.contains(_DATE) | values.str.contains(r"^\s*-?\d+[.,]\d+\s*$")).fill_null(False)
         for pattern, what in _VALUE_PATTERNS:
-            mask = values.str.contains(pattern).fill_null(False)
+            mask = (values.str.contains(pattern).fill_null(False) & not_date)
             if mask.any():
                 findings.append(Finding(col, f"values look like {what}", _first_row(table, mask)))
                 break

@@ -14,7 +14,8 @@ import polars as pl
 
 from pipelines.core import warehouse
 from pipelines.ingest.guard import IdentifiableDataError
-from pipelines.ingest.readers import SourceRead, read_source
+from pipelines.ingest.readers import SourceRead
+from pipelines.ingest.source import read_source
 from pipelines.ingest.schema import create_raw_table_sql, raw_tables
 from pipelines.instruments import load_instruments
 from pipelines.core.manifest import Manifest

@@ -1,6 +1,6 @@
 """Readers: one manifest source -> rows in the raw layer's fixed shapes.
 
-``read_source`` never raises for a problem with the user's data: a file that cannot be used at all
+``pipelines.ingest.source.read_source`` picks the reader for a source and never raises for a problem with the user's data: a file that cannot be used at all
 (missing, empty, undecodable, a column the manifest names is absent, the wrong NDA structure ...)
 comes back as a ``SourceRead`` with ``error`` set and no rows, so the rest of the study still
 loads and the failure is reported with the file, row, column and value. Row-level problems (an
@@ -13,12 +13,12 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import polars as pl
 
 from pipelines.core.errors import InputFileError, TrialpipeError
-from pipelines.ingest import files, guard
+from pipelines.core.masking import show
+from pipelines.ingest import files
 from pipelines.ingest.schema import ASSESSMENT_COLUMNS, RANDOMIZATION_COLUMNS, item_column, raw_tables
 from pipelines.instruments import Instrument, load_instruments, resolve_instrument
 from pipelines.core.manifest import Items, Manifest, Source
@@ -108,47 +108,6 @@ def _preview(names: list[str], k: int = 12) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # entry point
-
-
-def read_source(study_dir: Path, manifest: Manifest, source: Source) -> SourceRead:
-    label = source.file
-    out = SourceRead(source=source, file=label)
-    path = (study_dir / source.file).resolve()
-    try:
-        if not path.is_file():
-            raise InputFileError("does not exist (named in study.yaml)", file=label)
-        out.sha256 = files.sha256_file(path)
-        if source.layout == "nda":
-            from pipelines.ingest.nda import read_nda
-
-            read_nda(path, manifest, source, out)
-        elif source.layout == "sdtm":
-            from pipelines.ingest.sdtm import read_sdtm
-
-            read_sdtm(path, manifest, source, out)
-        else:
-            table = files.read_any(path, source.format or "csv", label=label, encoding=source.encoding, delimiter=source.delimiter)
-            guard.check(table, manifest, source)
-            out.rows_read = table.frame.height
-            if source.kind in ("ae", "vs", "ex", "ds"):
-                from pipelines.ingest.safety import read_safety
-
-                read_safety(table, _Cols(table.columns, label), source.kind, manifest, source, out, sdtm=False)
-            elif source.kind == "randomization":
-                read_randomization(table, manifest, source, out)
-            elif source.layout == "wide":
-                read_wide(table, manifest, source, out)
-            else:
-                read_long(table, manifest, source, out)
-    except TrialpipeError as exc:
-        out.error = exc
-        out.frames = {}
-    except Exception as exc:  # never crash the pipeline on user data; keep the detail for developers
-        log.debug("unexpected error reading %s", label, exc_info=True)
-        out.error = InputFileError(f"could not be read ({type(exc).__name__}: {exc})", file=label)
-        out.frames = {}
-    out.missing_codes = sorted(set(out.missing_codes) | set(source.missing_codes))
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -346,9 +305,18 @@ def read_wide(table: files.TextTable, manifest: Manifest, source: Source, out: S
     cols = _Cols(table.columns, source.file)
     base = _assessment_base(table, cols, manifest, source)
     instruments = load_instruments()
+    claimed: dict[str, str] = {}  # file column -> "instrument item n"
     for inst_key, imap in source.instruments.items():
         inst = resolve_instrument(inst_key) or instruments[inst_key]
         item_cols = resolve_items(cols, inst, imap.items, source.file, totals_only_ok=bool(imap.total))
+        for n, c in item_cols.items():
+            here = f"{inst.instrument} item {n}"
+            if c in claimed:
+                raise InputFileError(
+                    f"column {c!r} is claimed twice, by {claimed[c]} and by {here}; each item needs its own column "
+                    "(check the item lists and patterns in study.yaml)", file=source.file, column=c,
+                )
+            claimed[c] = here
         if not item_cols:
             out.notes.append(f"{inst.instrument}: totals only (no item columns)")
         exprs = [pl.col(files.ROW_COL), *[e.alias(k) for k, e in base.items()]]
@@ -383,7 +351,7 @@ def read_long(table: files.TextTable, manifest: Manifest, source: Source, out: S
         frame = frame.with_columns(pl.Series("_inst", resolved, dtype=pl.String))
         unknown = frame.filter(pl.col("_inst").is_null())
         if unknown.height:
-            vals = sorted({str(v) for v in table.frame.filter(frame["_inst"].is_null())[inst_col].to_list()})
+            vals = sorted({show(v) for v in table.frame.filter(frame["_inst"].is_null())[inst_col].to_list()})
             out.skipped[f"instrument not mapped ({', '.join(vals[:5])})"] = unknown.height
         groups = {i: frame.filter(pl.col("_inst") == i).drop("_inst") for i in sorted(set(r for r in resolved if r))}
     else:
@@ -405,5 +373,4 @@ __all__ = [
     "RANDOMIZATION_COLUMNS",
     "ItemCode",
     "SourceRead",
-    "read_source",
 ]

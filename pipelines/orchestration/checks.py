@@ -6,19 +6,19 @@ asset downstream of the one it checks; its metadata lists each expectation with 
 and the number of unexpected rows; every outcome is also written to ``qc.validation_results``.
 """
 
-from dagster import AssetKey
+from dagster import AssetCheckSpec, AssetKey
 
 
-# check name -> (asset it guards, description). gx_<suite> checks run expectations/<suite>.json.
+from pipelines.core.rules import RULES
+
+# check name -> (asset it guards, description): the registry's rules that run on their own (the ones
+# the ingest and efficacy steps evaluate themselves are declared there from the same registry).
 CHECKS: dict[str, tuple[AssetKey, str]] = {
-    "gx_item_responses": (AssetKey(["staging", "item_responses"]), "GX suite expectations/item_responses.json: ratings are known, in range, whole, unique"),
-    "gx_subjects": (AssetKey(["staging", "subjects"]), "GX suite expectations/subjects.json: one row per subject, in a manifest arm, every arm present"),
-    "subject_one_arm": (AssetKey(["staging", "subjects"]), "Each subject is in exactly one arm across all sources"),
-    "arms_present": (AssetKey(["staging", "subjects"]), "Every arm of the manifest (experimental and control) has randomized subjects"),
-    "baseline_coverage": (AssetKey(["staging", "item_responses"]), "Most randomized subjects have a baseline rating (analysis.min_baseline_fraction)"),
-    "rows_reconcile": (AssetKey(["qc", "quarantine"]), "Every file's rows are accounted for: read = accepted + quarantined + skipped"),
-    "gx_adsl": (AssetKey(["analysis", "adsl"]), "GX suite expectations/adsl.json: one row per randomized subject, manifest arms, Y/N flags"),
-    "gx_adae": (AssetKey(["analysis", "adae"]), "GX suite expectations/adae.json: MedDRA terms present, TRTEMFL follows the first dose, a preferred term counted once per subject"),
-    "gx_adtte": (AssetKey(["analysis", "adtte"]), "GX suite expectations/adtte.json: one record per responder, AVAL >= 0, CNSR 0/1 with event descriptions"),
-    "gx_adqs": (AssetKey(["analysis", "adqs"]), "GX suite expectations/adqs.json: one baseline per subject x parameter, CHG = AVAL - BASE, PCHG rule, score ranges"),
+    r.name: (AssetKey(r.asset_path), r.description) for r in RULES.values() if r.evaluated_in is None
 }
+
+
+def check_spec(name: str):
+    """The Dagster check spec of a registered rule (for the steps that evaluate their own rules)."""
+    r = RULES[name]
+    return AssetCheckSpec(r.name, asset=AssetKey(r.asset_path), blocking=r.blocking, description=r.description)

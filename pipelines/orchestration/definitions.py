@@ -13,10 +13,10 @@ from assets.report import study_report
 from assets.results import efficacy
 from assets.staging import staging_assets
 from assets.tlf import tlf_assets
-from pipelines.orchestration.jobs import study_job, validate_job
+from pipelines.orchestration.jobs import csr_job, study_job, validate_job
 from pipelines.orchestration.resources import TrialpipeResource
 from pipelines.orchestration.schedules import nightly
-from pipelines.orchestration.sensors import record_failed_runs, studies_sensor
+from pipelines.orchestration.sensors import dead_runs, record_failed_runs, studies_sensor
 
 
 def _keys(assets_defs) -> list[AssetKey]:
@@ -25,12 +25,12 @@ def _keys(assets_defs) -> list[AssetKey]:
 
 _upstream = [ingest_study, *staging_assets, *analysis_assets, efficacy, estimands, durability, study_report]
 
-# The CSR package reads what the study graph has and runs after the report; it does not hold up publishing.
+# The CSR package reads what the study graph has; it is its own job (csr_job), not part of a study run.
 defs = Definitions(
     assets=[*_upstream, publish_asset(_keys(_upstream)), tlf_assets(_keys(_upstream))],
-    jobs=[study_job, validate_job],
+    jobs=[study_job, validate_job, csr_job],
     schedules=[nightly],
-    sensors=[studies_sensor, record_failed_runs],
+    sensors=[studies_sensor, record_failed_runs, dead_runs],
     resources={"trialpipe": TrialpipeResource()},
     executor=in_process_executor,
 )

@@ -9,3 +9,6 @@ from __future__ import annotations
 from dagster import DynamicPartitionsDefinition
 
 studies_partitions = DynamicPartitionsDefinition(name="studies")
+
+# Who answers for every asset (shown in the UI; a team, or an e-mail address)
+OWNERS = ["team:biostatistics"]

@@ -1,105 +1,58 @@
-"""The trialpipe Dagster resource: where studies, working databases and the warehouse are."""
+"""The trialpipe Dagster resource: the run's resolved study (a :class:`StudyRun`) and its lock."""
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
-import time
-from collections.abc import Iterator
-from pathlib import Path
 
-import duckdb
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import PrivateAttr
 
-from pipelines.core import registry, warehouse
-from pipelines.core.errors import TrialpipeError
-from pipelines.core.manifest import Manifest, load_manifest
 from pipelines.core.paths import PROJECT_ROOT
-
-
-class Study:
-    """One study partition as an asset sees it."""
-
-    def __init__(self, study_id: str, study_dir: Path, manifest: Manifest, warehouse_path: Path, report_dir: Path):
-        self.study_id = study_id
-        self.dir = study_dir
-        self.manifest = manifest
-        self.warehouse_path = warehouse_path
-        self.report_dir = report_dir
-
-    @property
-    def work_dir(self) -> Path:
-        return self.warehouse_path.parent / ".work"
-
-    @property
-    def working_db(self) -> Path:
-        return self.work_dir / f"{self.study_id}.duckdb"
-
-    @contextlib.contextmanager
-    def connect(self, run_id: str | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
-        with warehouse.connect(self.working_db) as con:
-            warehouse.ensure_schemas(con)
-            warehouse.set_context(con, study_id=self.study_id, run_id=run_id or "")
-            yield con
+from pipelines.core.study_run import PARTITION_TAG, TAG_LAUNCHED_BY, TAG_PID, StudyRun
 
 
 class TrialpipeResource(ConfigurableResource):
-    """Paths of the studies root and the published warehouse (env: TRIALPIPE_STUDIES_ROOT,
-    TRIALPIPE_WAREHOUSE). A study registered with ``trialpipe run --warehouse`` publishes where it
-    was registered."""
+    """The studies root (env TRIALPIPE_STUDIES_ROOT) and the default warehouse (env
+    TRIALPIPE_WAREHOUSE, else ``<project>/warehouse/trialpipe.duckdb``). A study registered with
+    ``trialpipe run --warehouse`` publishes where it was registered.
+
+    Within a run the study is resolved once (manifest parsed, inputs hashed) when the resource is
+    set up, and every asset and check of the run gets the same :class:`StudyRun`."""
 
     studies_root: str = os.environ.get("TRIALPIPE_STUDIES_ROOT", str(PROJECT_ROOT / "studies"))
-    warehouse: str = os.environ.get("TRIALPIPE_WAREHOUSE", str(PROJECT_ROOT / "warehouse" / "trialpipe.duckdb"))
+    warehouse: str = ""  # "" = the default warehouse, looked up when a study is resolved
     lock_timeout_seconds: float = 1800
 
-    _lock_fh: object = PrivateAttr(default=None)
+    _run: StudyRun | None = PrivateAttr(default=None)
+    _lock: object = PrivateAttr(default=None)
 
-    def study(self, study_id: str) -> Study:
-        entry = registry.lookup(study_id)
-        if entry is None:
-            for folder in registry.scan(self.studies_root):
-                try:
-                    if load_manifest(folder).study_id == study_id:
-                        entry = registry.register(folder)
-                        break
-                except TrialpipeError:
-                    continue
-        if entry is None:
-            raise TrialpipeError(
-                f"study {study_id!r} is not registered and is not under the studies root {self.studies_root}; "
-                "run `trialpipe run STUDY_DIR` once to register it"
-            )
-        wh = Path(entry.warehouse or self.warehouse)
-        report = Path(entry.report_dir) if entry.report_dir else wh.parent / "reports"
-        return Study(study_id, Path(entry.dir), load_manifest(entry.dir), wh, report)
+    def study(self, study_id: str) -> StudyRun:
+        if self._run is not None and self._run.study_id == study_id:
+            return self._run
+        self._run = StudyRun.from_partition(study_id, self.studies_root, default_warehouse=self.warehouse or None)
+        return self._run
 
-    # One run per study at a time: the run holds an exclusive lock on the study's working files
-    # for its whole life (runs of different studies proceed in parallel).
+    # One run per study at a time: the run holds the study's lock for its whole life (runs of
+    # different studies proceed in parallel). A run started by `trialpipe run` already holds it.
     def setup_for_execution(self, context: InitResourceContext) -> None:
         run = context.run
-        key = run.tags.get("dagster/partition") if run else None
+        key = run.tags.get(PARTITION_TAG) if run else None
         if not key:
             return
         study = self.study(key)
-        study.work_dir.mkdir(parents=True, exist_ok=True)
-        fh = open(study.work_dir / f"{key}.lock", "w")  # noqa: SIM115 - held for the run
-        deadline = time.monotonic() + self.lock_timeout_seconds
-        while True:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    fh.close()
-                    raise TrialpipeError(f"another run of study {key} held its working files for {self.lock_timeout_seconds:.0f} s")
-                if context.log:
-                    context.log.info(f"waiting for another run of study {key} to finish")
-                time.sleep(2)
-        self._lock_fh = fh
+        if context.instance is not None and TAG_PID not in run.tags:
+            # the process executing the run, so a run whose process dies can be found and marked failed
+            context.instance.add_run_tags(run.run_id, study.tags(run.tags.get(TAG_LAUNCHED_BY, "ui"), with_process=True))
+
+        def waiting(who: str, waited: float) -> None:
+            if context.log:
+                context.log.info(f"study {key} is locked by {who}; waiting ({waited:.0f} s so far)")
+
+        self._lock = study.lock(run.run_id, timeout=self.lock_timeout_seconds, on_wait=waiting)
+        self._lock.__enter__()
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
-        if self._lock_fh is not None:
-            self._lock_fh.close()  # releases the flock
-            self._lock_fh = None
+        if self._lock is not None:
+            self._lock.__exit__(None, None, None)
+            self._lock = None
+

@@ -4,19 +4,28 @@
 (``DAGSTER_HOME``, default ``.dagster_home`` in the project) and executes the study job in this
 process against it, so the run shows in ``dagster dev``'s run history like any other. Dagster's own
 console log is silenced; progress is shown per step with rich.
+
+Ctrl-C (SIGINT) or SIGTERM cancels the run: it is marked CANCELING, the step in progress is
+interrupted, Dagster records the run as CANCELED, nothing is published (a publish in progress
+leaves the published file as it was) and the command ends with one plain line. While another run
+of the same study holds its lock, the command says which run holds it and since when, and keeps
+saying how long it has waited.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipelines.core import registry
-from pipelines.core.manifest import load_manifest
+from pipelines.core.signals import PROXY as _PROXY
 from pipelines.core.paths import dagster_home
-from pipelines.core.provenance import study_inputs
+from pipelines.core.study_run import StudyRun
+from pipelines.orchestration.monitor import mark_dead_runs_failed, record_outcome
 
 QUIET_LOGGERS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
@@ -32,17 +41,57 @@ class RunOutcome:
     failed_steps: list[tuple[str, str]] = field(default_factory=list)  # (step, error message)
     failed_checks: list[tuple[str, str]] = field(default_factory=list)  # (check, description)
     skipped_steps: list[str] = field(default_factory=list)
+    canceled: bool = False
+    problems: list[str] = field(default_factory=list)  # e.g. the run could not be recorded
 
 
-def get_instance():
+def get_instance(*, capture_output: bool = True):
+    """The persistent local instance (DAGSTER_HOME). ``capture_output=False`` (the command-line
+    runs) skips Dagster's stdout/stderr mirroring: its ``tail`` helper processes would inherit the
+    blocked SIGINT/SIGTERM of a cancelable run, and our steps log through Dagster, not print."""
     from dagster import DagsterInstance
+    from dagster._core.instance.ref import InstanceRef
 
-    os.environ["DAGSTER_HOME"] = str(dagster_home())
-    return DagsterInstance.get()
+    os.environ["DAGSTER_HOME"] = home = str(dagster_home())
+    if capture_output:
+        return DagsterInstance.get()
+    overrides = {"compute_logs": {"module": "dagster._core.storage.noop_compute_log_manager",
+                                  "class": "NoOpComputeLogManager"}}
+    return DagsterInstance.from_ref(InstanceRef.from_dir(home, overrides=overrides))
 
 
 def _step_label(step_key: str) -> str:
     return step_key.replace("__", "/")
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM asked the run to stop."""
+
+
+@contextlib.contextmanager
+def _cancel_on_signals(get_instance_and_run, progress):
+    """While a run executes, SIGINT/SIGTERM mark it CANCELING before the main thread is interrupted."""
+    asked: list[str] = []
+
+    def on_signal(name: str) -> bool:
+        if asked:
+            progress.note(f"{name}: already canceling, please wait")
+            return False
+        asked.append(name)
+        progress.note(f"{name}: canceling the run ...")
+        instance, run_id = get_instance_and_run()
+        if instance is not None:
+            with contextlib.suppress(Exception):
+                run = instance.get_run_by_id(run_id)
+                if run is not None and not run.is_finished:
+                    instance.report_run_canceling(run, message=f"{name} received by trialpipe")
+        return True
+
+    _PROXY["on_signal"] = on_signal
+    try:
+        yield asked
+    finally:
+        _PROXY["on_signal"] = None
 
 
 def run_study(
@@ -53,127 +102,145 @@ def run_study(
     job_name: str = "study_job",
     console=None,
 ) -> RunOutcome:
-    from dagster import DagsterEventType
+    from dagster import DagsterRunStatus
     from dagster._core.utils import make_new_run_id
 
-    from pipelines.orchestration.definitions import defs
-    from pipelines.orchestration.partitions import studies_partitions
-    from pipelines.core.paths import default_warehouse
-
-    study_dir = Path(study_dir)
-    manifest = load_manifest(study_dir)  # a manifest error stops here, before Dagster
-    entry = registry.register(study_dir, warehouse=warehouse or default_warehouse(), report_dir=report_dir)
-    instance = get_instance()
-    if not instance.has_dynamic_partition(studies_partitions.name, manifest.study_id):
-        instance.add_dynamic_partitions(studies_partitions.name, [manifest.study_id])
-    job = defs.resolve_job_def(job_name)
+    # resolved once: a manifest error or a file outside the study folder stops here, before Dagster
+    study = StudyRun.from_folder(study_dir, warehouse=warehouse, report_dir=report_dir)
+    entry = registry.register(study.study_dir, warehouse=study.warehouse, report_dir=report_dir)
+    if entry.report_dir and not report_dir:  # where this study's reports were registered to go
+        study = dataclasses.replace(study, report_dir=Path(entry.report_dir))
     run_id = make_new_run_id()
-    holder: dict = {}
-
-    def target() -> None:
-        try:
-            holder["result"] = job.execute_in_process(
-                run_config=QUIET_LOGGERS,
-                instance=instance,
-                partition_key=manifest.study_id,
-                raise_on_error=False,
-                run_id=run_id,
-                tags={
-                    "trialpipe/study": manifest.study_id,
-                    "trialpipe/launched_by": "cli",
-                    "trialpipe/input_hash": study_inputs(study_dir)[0],
-                },
-            )
-        except BaseException as exc:  # surfaced below; a thread must not die silently
-            holder["error"] = exc
-
-    thread = threading.Thread(target=target, name="trialpipe-run")
     progress = _Progress(console)
-    thread.start()
-    cursor = None
-    seen_steps: set[str] = set()
-    failed_steps: list[tuple[str, str]] = []
-    failed_checks: list[tuple[str, str]] = []
-    skipped: list[str] = []
-
-    def drain() -> None:
-        nonlocal cursor
-        conn = instance.get_records_for_run(run_id, cursor=cursor)
-        cursor = conn.cursor
-        for rec in conn.records:
-            ev = rec.event_log_entry.dagster_event
-            if ev is None:
-                continue
-            step = _step_label(ev.step_key) if ev.step_key else None
-            if ev.event_type == DagsterEventType.STEP_START and step not in seen_steps:
-                seen_steps.add(step)
-                progress.start(step)
-            elif ev.event_type == DagsterEventType.ASSET_MATERIALIZATION:
-                # a layer step builds several tables: show each one as it lands
-                progress.done(ev.asset_key.to_user_string())
-            elif ev.event_type == DagsterEventType.STEP_FAILURE:
-                err = ev.event_specific_data.error
-                msg = _user_message(err)
-                failed_steps.append((step, msg))
-                if not (err and err.cls_name == "DagsterAssetCheckFailedError"):
-                    progress.failed(step, msg)
-            elif ev.event_type == DagsterEventType.STEP_SKIPPED:
-                skipped.append(step)
-            elif ev.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
-                data = ev.event_specific_data
-                if not data.passed:
-                    failed_checks.append((f"{data.asset_key.to_user_string()}:{data.check_name}", data.description or ""))
-                    progress.check_failed(data.check_name, data.description or "")
-
-    with progress:
-        while thread.is_alive():
-            thread.join(0.25)
-            drain()
-        drain()
-    if "error" in holder:
-        raise holder["error"]
-    result = holder["result"]
-    study_wh = Path(entry.warehouse) if entry.warehouse else default_warehouse()
+    ev = _Events(run_id, progress)
+    result = None
+    interrupted = False
+    with _cancel_on_signals(lambda: (ev.instance, run_id), progress) as asked:
+        try:
+            with progress:
+                ev.instance = instance = get_instance(capture_output=not _PROXY["installed"])
+                mark_dead_runs_failed(instance)  # a run killed earlier must not hold the study's queue slot
+                result = _execute(study, job_name, run_id, instance, progress, ev)
+        except KeyboardInterrupt:
+            interrupted = True
+    instance = ev.instance
+    run = instance.get_run_by_id(run_id) if instance is not None else None
+    if run is not None and not run.is_finished:  # interrupted outside a step (e.g. between two)
+        if run.status == DagsterRunStatus.CANCELING or interrupted or asked:
+            instance.report_run_canceled(run, message="canceled from the command line")
+        else:
+            instance.report_run_failed(run, message="the run ended without finishing")
+        run = instance.get_run_by_id(run_id)
+    canceled = bool(asked) or interrupted or (run is not None and run.status == DagsterRunStatus.CANCELED)
     outcome = RunOutcome(
         run_id=run_id,
-        study_id=manifest.study_id,
-        success=bool(result.success),  # a failed blocking check fails its step, hence the run
-        warehouse=study_wh,
-        working_db=study_wh.parent / ".work" / f"{manifest.study_id}.duckdb",
-        report_dir=Path(entry.report_dir) if entry.report_dir else study_wh.parent / "reports",
-        failed_steps=failed_steps,
-        failed_checks=failed_checks,
-        skipped_steps=skipped,
+        study_id=study.study_id,
+        success=bool(result is not None and result.success) and not canceled,
+        warehouse=study.warehouse,
+        working_db=study.working_db,
+        report_dir=study.report_dir,
+        failed_steps=[f for f in ev.failed_steps if f[1] != "KeyboardInterrupt"],
+        failed_checks=ev.failed_checks,
+        skipped_steps=ev.skipped,
+        canceled=canceled,
     )
-    if not outcome.success and job_name == "study_job":
-        record_failure(instance, run_id, manifest.study_id, study_wh, study_dir)
+    if run is not None and not outcome.success and job_name == "study_job":
+        problem = record_outcome(instance, run_id, study, "canceled" if canceled else "failed")
+        if problem:
+            outcome.problems.append(problem)
     return outcome
 
 
-def record_failure(instance, run_id: str, study_id: str, warehouse_path: Path, study_dir: Path) -> None:
-    """meta.runs gets a row for a failed run too (the published data stay as they were)."""
-    from datetime import UTC, datetime
+def _execute(study: StudyRun, job_name: str, run_id: str, instance, progress, ev):
+    from pipelines.orchestration.definitions import defs
+    from pipelines.orchestration.partitions import studies_partitions
 
-    from pipelines.core.provenance import code_version
-    from pipelines.core.publish import record_run
+    if not instance.has_dynamic_partition(studies_partitions.name, study.study_id):
+        instance.add_dynamic_partitions(studies_partitions.name, [study.study_id])
+    job = defs.resolve_job_def(job_name)
+    with study.lock(run_id, on_wait=progress.waiting_for_lock):
+        stop = threading.Event()
 
-    stats = instance.get_run_stats(run_id)
-    try:
-        hashes = study_inputs(study_dir)[1]
-    except Exception:  # noqa: BLE001 - the failure may be an unreadable input
-        hashes = {}
-    record_run(
-        warehouse_path,
-        {
-            "study_id": study_id,
-            "run_id": run_id,
-            "started_at": datetime.fromtimestamp(stats.start_time, UTC) if stats and stats.start_time else None,
-            "finished_at": datetime.now(UTC),
-            "code_version": code_version(),
-            "input_sha256s": hashes,
-            "status": "failed",
-        },
-    )
+        def follow() -> None:  # progress from the event log, while the run executes in the main thread
+            while not stop.wait(0.25):
+                with contextlib.suppress(Exception):
+                    ev.drain()
+
+        follower = threading.Thread(target=follow, name="trialpipe-progress", daemon=True)
+        follower.start()
+        try:
+            return job.execute_in_process(
+                run_config=QUIET_LOGGERS,
+                instance=instance,
+                partition_key=study.study_id,
+                raise_on_error=False,
+                run_id=run_id,
+                tags=study.tags("cli", with_process=True),
+            )
+        finally:
+            stop.set()
+            follower.join()
+            ev.drain()
+
+
+class _Events:
+    """Follows the run's event log: step progress, failed steps and checks."""
+
+    def __init__(self, run_id: str, progress):
+        self.run_id = run_id
+        self.progress = progress
+        self.instance = None
+        self.cursor = None
+        self.seen: set[str] = set()
+        self.failed_steps: list[tuple[str, str]] = []
+        self.failed_checks: list[tuple[str, str]] = []
+        self.skipped: list[str] = []
+        self._lock = threading.Lock()
+
+    def drain(self) -> None:
+        from dagster import DagsterEventType
+
+        with self._lock:
+            conn = self.instance.get_records_for_run(self.run_id, cursor=self.cursor)
+            self.cursor = conn.cursor
+            for rec in conn.records:
+                ev = rec.event_log_entry.dagster_event
+                if ev is None:
+                    message = rec.event_log_entry.user_message or ""
+                    if message.startswith("waiting for "):  # a lock wait inside a step (publish)
+                        self.progress.note(f"waiting: {message.removeprefix('waiting for ')}")
+                    continue
+                step = _step_label(ev.step_key) if ev.step_key else None
+                if ev.event_type == DagsterEventType.STEP_START and step not in self.seen:
+                    self.seen.add(step)
+                    self.progress.start(step)
+                elif ev.event_type == DagsterEventType.ASSET_MATERIALIZATION:
+                    # a layer step builds several tables: show each one as it lands
+                    self.progress.done(ev.asset_key.to_user_string())
+                elif ev.event_type == DagsterEventType.STEP_FAILURE:
+                    err = ev.event_specific_data.error
+                    msg = _user_message(err)
+                    interrupted = err is not None and _interrupted(err)
+                    self.failed_steps.append((step, "KeyboardInterrupt" if interrupted else msg))
+                    if not (interrupted or (err and err.cls_name == "DagsterAssetCheckFailedError")):
+                        self.progress.failed(step, msg)
+                elif ev.event_type == DagsterEventType.STEP_SKIPPED:
+                    self.skipped.append(step)
+                elif ev.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
+                    data = ev.event_specific_data
+                    if not data.passed:
+                        self.failed_checks.append(
+                            (f"{data.asset_key.to_user_string()}:{data.check_name}", data.description or ""))
+                        self.progress.check_failed(data.check_name, data.description or "")
+
+
+def _interrupted(err) -> bool:
+    node = err
+    while node is not None:
+        if node.cls_name in ("KeyboardInterrupt", "DagsterExecutionInterruptedError", "RunInterrupted"):
+            return True
+        node = node.cause
+    return False
 
 
 USER_ERRORS = ("TrialpipeError", "ManifestError", "InputFileError", "ModelSpecError", "IdentifiableDataError")
@@ -207,6 +274,14 @@ class _Progress:
     def __exit__(self, *exc):
         if self._status is not None:
             self._status.__exit__(*exc)
+
+    def note(self, text: str) -> None:
+        if self.console is not None:
+            self.console.print(f"  {text}", highlight=False)
+
+    def waiting_for_lock(self, who: str, waited: float) -> None:
+        if self.console is not None:
+            self.console.print(f"  waiting: this study is locked by {who} ({waited:.0f} s so far)", highlight=False)
 
     def start(self, step: str) -> None:
         if self._status is not None:

@@ -14,11 +14,10 @@ from dagster import DagsterRunStatus, DefaultScheduleStatus, RunRequest, RunsFil
 
 from pipelines.core import registry
 from pipelines.core.errors import TrialpipeError
+from pipelines.core.study_run import PARTITION_TAG, TAG_INPUT_HASH, StudyRun
 from pipelines.orchestration.jobs import STUDY_JOB
 from pipelines.orchestration.partitions import studies_partitions
-from pipelines.core.provenance import study_inputs
 from pipelines.orchestration.resources import TrialpipeResource
-from pipelines.orchestration.sensors import INPUT_HASH_TAG
 
 
 def _local_timezone() -> str:
@@ -37,17 +36,18 @@ TIMEZONE = os.environ.get("TRIALPIPE_TIMEZONE") or _local_timezone()
 def last_success_fingerprint(instance, study_id: str) -> str | None:
     runs = instance.get_runs(
         filters=RunsFilter(
-            job_name=STUDY_JOB, statuses=[DagsterRunStatus.SUCCESS], tags={"dagster/partition": study_id}
+            job_name=STUDY_JOB, statuses=[DagsterRunStatus.SUCCESS], tags={PARTITION_TAG: study_id}
         ),
         limit=1,
     )
-    return runs[0].tags.get(INPUT_HASH_TAG) if runs else None
+    return runs[0].tags.get(TAG_INPUT_HASH) if runs else None
 
 
-def changed_studies(instance, studies_root: str) -> tuple[list[tuple[str, str]], list[str]]:
-    """(study_id, fingerprint) for every known study whose inputs changed since its last success."""
+def changed_studies(instance, studies_root: str) -> tuple[list[StudyRun], list[str]]:
+    """Every known study whose inputs changed since its last success (resolved), and the others' ids."""
     folders = {e.study_id: e.dir for e in registry.all_entries()}
-    for folder in registry.scan(studies_root):
+    found, _problems = registry.scan_ids(studies_root)  # a study_id two folders declare is not run
+    for sid, folder in found.items():
         try:
             entry = registry.register(folder)
             folders[entry.study_id] = entry.dir
@@ -59,11 +59,11 @@ def changed_studies(instance, studies_root: str) -> tuple[list[tuple[str, str]],
         if sid not in partitions:
             continue
         try:
-            fingerprint, _ = study_inputs(folder)
+            study = StudyRun.from_folder(folder)
         except TrialpipeError:
             continue
-        if last_success_fingerprint(instance, sid) != fingerprint:
-            changed.append((sid, fingerprint))
+        if last_success_fingerprint(instance, sid) != study.input_hash:
+            changed.append(study)
         else:
             unchanged.append(sid)
     return changed, unchanged
@@ -89,9 +89,9 @@ def nightly(context: ScheduleEvaluationContext, trialpipe: TrialpipeResource):
     stamp = (when or datetime.now(UTC)).strftime("%Y%m%d")
     return [
         RunRequest(
-            run_key=f"nightly-{stamp}-{sid}-{fp[:12]}",
-            partition_key=sid,
-            tags={INPUT_HASH_TAG: fp, "trialpipe/study": sid, "trialpipe/launched_by": "schedule"},
+            run_key=f"nightly-{stamp}-{s.study_id}-{s.input_hash[:12]}",
+            partition_key=s.study_id,
+            tags=s.tags("schedule"),
         )
-        for sid, fp in changed
+        for s in changed
     ]

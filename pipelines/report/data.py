@@ -17,6 +17,7 @@ import polars as pl
 
 from pipelines.instruments import all_paramcds, load_instruments, parameter_order, score_of_paramcd
 from pipelines.report.fmt import is_num
+from pipelines.stats.efficacy.schema import TABLES as RESULT_TABLES
 
 log = logging.getLogger(__name__)
 
@@ -26,67 +27,9 @@ MODEL_LABEL = {
     "lmm_ri": "Random intercept (lmm_ri)",
     "lmm_rs": "Random intercept + slope (lmm_rs)",
 }
-# The contract's columns of each results table: missing ones are added as NULL so callers can rely on them.
-CONTRACT_COLUMNS = {
-    "results.lsmeans": [
-        "study_id",
-        "paramcd",
-        "model",
-        "trtp",
-        "avisit",
-        "estimate",
-        "std_error",
-        "df",
-        "conf_low",
-        "conf_high",
-    ],
-    "results.treatment_effects": [
-        "study_id",
-        "paramcd",
-        "model",
-        "avisit",
-        "is_primary",
-        "estimate",
-        "std_error",
-        "df",
-        "df_method",
-        "conf_low",
-        "conf_high",
-        "p_value",
-        "p_adjusted",
-        "adjust_method",
-        "cohens_d",
-        "run_id",
-    ],
-    "results.responders": [
-        "study_id",
-        "paramcd",
-        "criterion",
-        "trtp",
-        "n_responders",
-        "n_evaluable",
-        "proportion",
-        "risk_difference",
-        "conf_low",
-        "conf_high",
-        "p_value",
-        "test",
-    ],
-    "results.model_fits": [
-        "study_id",
-        "paramcd",
-        "model",
-        "covariance",
-        "estimation",
-        "df_method",
-        "converged",
-        "neg2_loglik",
-        "aic",
-        "n_subjects",
-        "n_obs",
-        "warnings",
-    ],
-}
+# The columns of each results table the report reads (sql/results/_schema.yml, through the efficacy
+# schema): missing ones are added as NULL so callers can rely on them.
+CONTRACT_COLUMNS = {table: list(cols) for table, cols in RESULT_TABLES.items()}
 
 
 @dataclass

@@ -64,8 +64,9 @@ def tipping_png(
     return F.png_base64(tipping_figure(grid, alpha=alpha))
 
 
-def estimand_sections(con: duckdb.DuckDBPyConnection, data) -> list[dict]:
-    """One dict per estimand for the template: words, comparison rows, tipping-point figure."""
+def estimand_sections(con: duckdb.DuckDBPyConnection, data, *, svg) -> list[dict]:
+    """One dict per estimand for the template: words, comparison rows, tipping-point figure (drawn with
+    ``svg``, the report's figure-to-SVG helper, passed in so this module does not import study.py)."""
     if data.single_arm or not has_table(con, "results.estimands"):
         return []
     sid = data.study_id
@@ -115,8 +116,6 @@ def estimand_sections(con: duckdb.DuckDBPyConnection, data) -> list[dict]:
         fig = None
         if g.height:
             p = data.param(e["paramcd"])
-            from pipelines.report.study import svg
-
             fig = svg(
                 tipping_figure,
                 g,

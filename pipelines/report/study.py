@@ -430,7 +430,7 @@ def _validated_at(con: duckdb.DuckDBPyConnection, data: StudyData):
 def _estimands(con, data):
     from pipelines.report.estimands import estimand_sections
 
-    return estimand_sections(con, data)
+    return estimand_sections(con, data, svg=svg)  # passed in: estimands.py does not import study.py back
 
 
 def context(

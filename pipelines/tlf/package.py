@@ -18,7 +18,7 @@ from pipelines.tlf.define import write_define
 from pipelines.tlf.html import write_html, write_index
 from pipelines.tlf.rtf import write_rtf
 from pipelines.tlf.shells import Shell, load_shells
-from pipelines.tlf.submission import Dataset, build_all, write_xpt
+from pipelines.tlf.submission import Dataset, SubmissionError, build_dataset, spec, write_xpt
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,8 @@ class Package:
     xpt: list[Path] = field(default_factory=list)
     define: Path | None = None
     index: Path | None = None
+    # datasets that break an XPORT v5 rule: not written, the reason says what to change
+    problems: list[str] = field(default_factory=list)
 
     @property
     def written(self) -> list[Output]:
@@ -74,7 +76,8 @@ def build_package(
     code_version: str = "",
 ) -> Package:
     """Write the TLF package of ``study_id`` into ``out_dir``; absent data make 'no data' outputs, not errors.
-    A dataset that breaks an XPORT v5 rule raises :class:`~pipelines.tlf.submission.SubmissionError`."""
+    A dataset that breaks an XPORT v5 rule is not written; the reason goes to ``Package.problems``
+    (the tables, figures and every conforming dataset are still written)."""
     say = progress or (lambda _m: None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -103,9 +106,18 @@ def build_package(
             )
         )
         say(f"{shell.label:<13} {'no data: ' + built.reason if absent else shell.title}")
-    pkg.datasets = build_all(con, study_id)
-    for ds in pkg.datasets:
-        pkg.xpt.append(write_xpt(ds, out))
+    for name in spec()["datasets"]:
+        try:
+            ds = build_dataset(con, study_id, name)
+            if ds is None:
+                continue
+            pkg.xpt.append(write_xpt(ds, out))
+        except SubmissionError as exc:
+            pkg.problems.append(str(exc))
+            (out / f"{name.lower()}.xpt").unlink(missing_ok=True)
+            say(f"{name:<13} NOT written: {exc}")
+            continue
+        pkg.datasets.append(ds)
         say(f"{ds.name:<13} {ds.file_name}: {ds.frame.height} records, {len(ds.variables)} variables")
     if pkg.datasets:
         pkg.define = write_define(pkg.datasets, out / "define.xml", study_id, study_title=data.title, code_version=code_version)

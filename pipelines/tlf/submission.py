@@ -216,13 +216,3 @@ def write_xpt(ds: Dataset, out_dir: Path) -> Path:
         variable_format=formats or None,
     )
     return path
-
-
-def build_all(con: duckdb.DuckDBPyConnection, study_id: str) -> list[Dataset]:
-    """Every dataset of adam.yaml whose table has rows for the study, in adam.yaml order."""
-    out = []
-    for name in spec()["datasets"]:
-        ds = build_dataset(con, study_id, name)
-        if ds is not None:
-            out.append(ds)
-    return out

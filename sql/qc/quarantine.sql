@@ -2,22 +2,28 @@
 -- Grain: one row per rejected raw row (an assessment row of one instrument, a randomization row, or
 --   a safety/exposure row: AE, VS, EX, DS).
 -- Rules, in words: a row is here when staging.assessment_rows, staging.randomization_rows or
---   staging.<ae|vs|ex|ds>_rows quarantined it; raw_values holds the row's mapped cells exactly as received (JSON), so nothing
---   is lost and the source can be corrected. run_id is the pipeline run that rejected it.
+--   staging.<ae|vs|ex|ds>_rows quarantined it; raw_values holds the row's mapped cells (JSON) as received when they are short
+--   numbers or codes, and by shape otherwise ([10-digit number], [text, 23 characters]; see
+--   pipelines/core/masking.py), so no identifier or free text travels on - the row number points
+--   at the cell in the source. run_id is the pipeline run that rejected it.
 -- Inputs: staging.assessment_rows, staging.randomization_rows, staging.ae_rows, staging.vs_rows,
 --   staging.ex_rows, staging.ds_rows, raw.*.
 with
 
 {% for inst in instruments %}
 raw_{{ inst }} as (
-    select _source_file, _source_row, to_json(x) as raw_values
-    from (select * exclude (study_id, _source_sha256) from raw.{{ inst }}) as x
+    select _source_file, _source_row,
+        json_object('source', source, '_source_file', _source_file, '_source_row', _source_row
+            {%- for c in raw_columns[inst] %}, '{{ c }}', tp_show({{ c }}){% endfor %}) as raw_values
+    from raw.{{ inst }}
 ),
 {% endfor %}
 
 raw_randomization as (
-    select _source_file, _source_row, to_json(x) as raw_values
-    from (select * exclude (study_id, _source_sha256) from raw.randomization) as x
+    select _source_file, _source_row,
+        json_object('source', source, '_source_file', _source_file, '_source_row', _source_row
+            {%- for c in raw_columns['randomization'] %}, '{{ c }}', tp_show({{ c }}){% endfor %}) as raw_values
+    from raw.randomization
 ),
 
 assessments as (
@@ -45,10 +51,11 @@ randomization as (
 safety_{{ domain }} as (
     select
         a.study_id, a.source, a._source_file, a._source_row, 'raw.{{ domain }}' as raw_table,
-        a.usubjid, a.reason, to_json(x) as raw_values
+        a.usubjid, a.reason,
+        json_object('source', r.source, '_source_file', r._source_file, '_source_row', r._source_row
+            {%- for c in raw_columns[domain] %}, '{{ c }}', tp_show(r.{{ c }}){% endfor %}) as raw_values
     from staging.{{ domain }}_rows as a
-    inner join (select * exclude (study_id, _source_sha256) from raw.{{ domain }}) as x
-        on x._source_file = a._source_file and x._source_row = a._source_row
+    inner join raw.{{ domain }} as r on r._source_file = a._source_file and r._source_row = a._source_row
     where a.status = 'quarantined'
 ),
 {% endfor %}

@@ -7,7 +7,9 @@
 --     or the record's status is NOT DONE.
 --   * A value that is not missing must be a whole number within the item's range (the item's own
 --     min/max when the definition gives one, as HAM-D-17's 0-2 items, else the instrument's);
---     otherwise value_problem says why. A reported total must be a number, not negative.
+--     otherwise value_problem says why, repeating the value only if it is a short number or code and
+--     else giving its shape, such as [10-digit number] (pipelines/core/masking.py). A reported total
+--     must be a number, not negative.
 --   * Long layouts: the item code is looked up in the source's item codes; a code that is neither
 --     an item nor the total is 'unmapped' (SDTM derived records not used are 'derived').
 -- materialized: view (one row per rating - 2.5 M for a 10,000-subject study - is cheaper to
@@ -110,11 +112,11 @@ final as (
         case when is_missing then null else number end as value,
         case
             when record_type not in ('item', 'total') or is_missing then null
-            when number is null then 'value ''' || trim(value_raw) || ''' is not a number'
-            when record_type = 'item' and number <> round(number) then 'value ' || trim(value_raw) || ' is not a whole number'
+            when number is null then 'value ' || tp_quote(value_raw) || ' is not a number'
+            when record_type = 'item' and number <> round(number) then 'value ' || tp_show(value_raw) || ' is not a whole number'
             when record_type = 'item' and (number < item_min or number > item_max) then
-                'value ' || trim(value_raw) || ' is outside ' || item_min || '-' || item_max
-            when record_type = 'total' and number < 0 then 'reported total ' || trim(value_raw) || ' is negative'
+                'value ' || tp_show(value_raw) || ' is outside ' || item_min || '-' || item_max
+            when record_type = 'total' and number < 0 then 'reported total ' || tp_show(value_raw) || ' is negative'
         end as value_problem
     from classified
 )

@@ -98,7 +98,7 @@ item_problems as (
                    coalesce(' (' || i.instrument || ' items are numbers: ' || an.anchor_text || ')', '') else '' end,
             '; ' order by a.item nulls last
         ) filter (where a.value_problem is not null) as value_problems,
-        string_agg(distinct '''' || a.item_code_raw || '''', ', ') filter (where a.record_type = 'unmapped') as unknown_codes
+        string_agg(distinct tp_quote(a.item_code_raw), ', ') filter (where a.record_type = 'unmapped') as unknown_codes
     from staging.assessment_items as a
     inner join ref.instruments as i on i.instrument_id = a.instrument_id
     left join anchors as an on an.instrument_id = a.instrument_id
@@ -113,7 +113,7 @@ basic as (
             '; ',
             case when l.usubjid is null then 'subject id is empty' end,
             case when l.visit_id is null then
-                'visit ' || coalesce('''' || nullif(trim(l.visit), '') || '''', '(empty)') || ' is not a visit of the manifest ('
+                'visit ' || coalesce(tp_label(nullif(trim(l.visit), '')), '(empty)') || ' is not a visit of the manifest ('
                 || (select visits from visit_list) || '); map it under recode.visit or visits[].codes'
             end,
             case when (select yes from has_randomization) and l.usubjid is not null

@@ -50,7 +50,7 @@ final as (
         case
             when r.usubjid is null then 'subject id is empty'
             when r.arm_id is null then
-                'arm ' || coalesce('''' || r.arm || '''', '(empty)') || ' is not one of the study''s arms ('
+                'arm ' || coalesce(tp_label(r.arm), '(empty)') || ' is not one of the study''s arms ('
                 || (select arms from arm_list) || '); map it under recode.arm or arms[].codes'
             when r.n_arms_for_subject > 1 then
                 'subject ' || r.usubjid || ' is randomized to more than one arm (' || r.all_arms || ')'

@@ -15,6 +15,7 @@ import duckdb
 import polars as pl
 
 from pipelines.core import sql, warehouse
+from pipelines.core.masking import SQL_MACROS
 from pipelines.ingest.load import reference_frames, source_frames
 from pipelines.ingest.schema import create_raw_table_sql, raw_tables
 from pipelines.core.manifest import parse_manifest
@@ -49,6 +50,7 @@ def manifest_text(analysis: str = "") -> str:
 @functools.cache
 def _staging_ddl_cached(manifest_text_: str) -> tuple[str, ...]:
     con = duckdb.connect()
+    con.execute(SQL_MACROS)  # the SQL helpers warehouse.connect installs (tp_quote, ...)
     warehouse.ensure_schemas(con)
     manifest = parse_manifest(manifest_text_)
     frames = {**reference_frames(manifest), **source_frames(manifest, [], "test")}
@@ -73,6 +75,7 @@ class Given:
     def __init__(self, manifest: str | None = None):
         self.manifest = parse_manifest(manifest or manifest_text())
         self.con = duckdb.connect()
+        self.con.execute(SQL_MACROS)
         warehouse.ensure_schemas(self.con)
         warehouse.set_context(self.con, study_id=self.manifest.study_id, run_id="test")
         frames = {**reference_frames(self.manifest), **source_frames(self.manifest, [], "test")}

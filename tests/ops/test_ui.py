@@ -39,7 +39,7 @@ def _gql(port: int, query: str, variables: dict | None = None) -> dict:
 
 @pytest.fixture(scope="module")
 def webserver(tmp_path_factory):
-    """dagster dev in its own process group (a bare `&` would make it ignore SIGTERM)."""
+    """trialpipe ui in its own process group (a bare `&` would make it ignore SIGTERM)."""
     home = tmp_path_factory.mktemp("ui_home")
     studies = tmp_path_factory.mktemp("ui_studies")
     env = {**os.environ, "DAGSTER_HOME": str(home), "TRIALPIPE_STUDIES_ROOT": str(studies),
@@ -54,8 +54,8 @@ def webserver(tmp_path_factory):
     assert cli_run.returncode == 0, cli_run.stdout + cli_run.stderr
     port = _free_port()
     log = open(home / "dagster_dev.log", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).with_name("dagster")), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+    proc = subprocess.Popen(  # trialpipe ui: Dagster's webserver behind the same-origin guard, plus the daemon
+        [str(Path(sys.executable).with_name("trialpipe")), "ui", "-p", str(port)],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:
@@ -66,7 +66,7 @@ def webserver(tmp_path_factory):
                     break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("dagster dev did not come up: " + (home / "dagster_dev.log").read_text()[-2000:])
+                    pytest.fail("trialpipe ui did not come up: " + (home / "dagster_dev.log").read_text()[-2000:])
                 time.sleep(0.5)
         yield {"port": port, "home": home, "studies": studies, "env": env, "cli_output": cli_run.stdout}
     finally:
@@ -148,3 +148,78 @@ def test_asset_graph_page_renders_in_headless_chromium(webserver, tmp_path):
     assert shot.exists() and shot.stat().st_size > 10_000
     for name in ("item_responses", "assessment_rows", "subjects"):
         assert name in dom, f"{name} not rendered in the asset graph page"
+
+
+def _curl(port: int, *args: str) -> tuple[int, str]:
+    out = subprocess.run(["curl", "-s", "-o", "-", "-w", "\n%{http_code}", *args], capture_output=True, text=True, timeout=60).stdout
+    body, _, code = out.rpartition("\n")
+    return int(code), body
+
+
+LAUNCH = ('mutation { launchPartitionBackfill(backfillParams: {selector: {partitionSetName: "x", '
+          'repositorySelector: {repositoryLocationName: "x", repositoryName: "x"}}, partitionNames: []}) { __typename } }')
+
+
+@pytest.mark.xdist_group("dagster_webserver")
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_problem2_foreign_host_and_origin_are_refused_the_ui_works_from_loopback(webserver):
+    """The audit's attack: the same mutation with a foreign Host (DNS rebinding) or Origin (CSRF)."""
+    port = webserver["port"]
+    url = f"http://127.0.0.1:{port}/graphql"
+    body = json.dumps({"query": LAUNCH})
+    post = ["-X", "POST", "-H", "Content-Type: application/json", "--data", body, url]
+    # refused: a foreign Host, a foreign Origin, a cross-site fetch, a mutation over GET
+    assert _curl(port, "-H", "Host: attacker.example:%d" % port, *post)[0] == 403
+    assert _curl(port, "-H", "Origin: http://attacker.example", *post)[0] == 403
+    assert _curl(port, "-H", "Origin: null", *post)[0] == 403
+    assert _curl(port, "-H", "Sec-Fetch-Site: cross-site", *post)[0] == 403
+    get = _curl(port, "-G", "--data-urlencode", f"query={LAUNCH}", "-H", "Host: attacker.example", url)
+    assert get[0] == 403
+    get = _curl(port, "-G", "--data-urlencode", f"query={LAUNCH}", url)
+    assert get[0] == 405 and "POST only" in get[1]
+    # accepted: the same request from the UI itself, at 127.0.0.1 and at localhost
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}"):
+        code, text = _curl(port, "-H", f"Host: {host}", "-H", f"Origin: http://{host}", *post)
+        assert code == 200, (host, code, text)
+        assert "__typename" in text
+    for host in ("127.0.0.1", "localhost"):
+        code, text = _curl(port, f"http://{host}:{port}/")
+        assert code == 200 and "<html" in text.lower(), host
+    # no first-visit modal: the shipped instance config turns it off
+    assert "nux:\n  enabled: false" in (ROOT / "docs" / "dagster" / "dagster.local.yaml").read_text()
+    info = _gql(port, "{ instance { info } }")["instance"]["info"]
+    assert "nux" in info and "enabled: false" in info.split("nux:")[1][:40]
+
+
+@pytest.mark.xdist_group("dagster_webserver")
+def test_problem10_owners_kinds_figures_and_the_report_link(webserver):
+    port = webserver["port"]
+    nodes = _gql(port, "{ assetNodes { assetKey { path } owners { ... on TeamAssetOwner { team } } kinds } }")["assetNodes"]
+    for node in nodes:
+        assert {"team": "biostatistics"} in node["owners"], node
+        assert node["kinds"], node
+    q = ('{ assetNodeOrError(assetKey: {path: %s}) { ... on AssetNode { assetMaterializations(limit: 1) '
+         '{ metadataEntries { label __typename ... on MarkdownMetadataEntry { mdStr } ... on UrlMetadataEntry { url } '
+         '... on TableSchemaMetadataEntry { schema { columns { name description } } } } } } } }')
+    def entries(path):
+        mats = _gql(port, q % json.dumps(path))["assetNodeOrError"]["assetMaterializations"]
+        assert mats, path
+        return {e["label"]: e for e in mats[0]["metadataEntries"]}
+    # the UI run of the earlier test materialized FEDERSIM-3; the CLI run materialized UTF8-BOM
+    effects = entries(["results", "treatment_effects"])
+    assert "data:image/png;base64," in effects["summary"]["mdStr"]  # the forest plot
+    lsmeans = entries(["results", "lsmeans"])
+    assert "data:image/png;base64," in lsmeans["summary"]["mdStr"]  # the mean-change plot
+    # the figures inline ("plot": a short markdown image the UI renders without a click), served by trialpipe ui
+    for entry in (effects, lsmeans):
+        src = entry["plot"]["mdStr"].split("](")[1].rstrip(")")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{src}", timeout=30) as resp:
+            assert resp.headers["Content-Type"] == "image/png" and resp.read(8) == b"\x89PNG\r\n\x1a\n"
+    cols = effects["dagster/column_schema"]["schema"]["columns"]
+    assert cols and all(c["description"] for c in cols), [c for c in cols if not c["description"]]
+    report = entries(["report", "study_report"])
+    link = report["report"]["url"]
+    assert link.startswith("/trialpipe/reports/") and link.endswith(".html")
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{link}", timeout=30) as resp:
+        html = resp.read().decode()
+    assert resp.status == 200 and "<html" in html.lower()

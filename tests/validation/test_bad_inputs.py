@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines.core import validation, warehouse
+from pipelines.core import rules, validation, warehouse
 from pipelines.core.build import build_study
 from pipelines.core.errors import ManifestError
 from pipelines.core.manifest import load_manifest
@@ -44,7 +44,7 @@ def test_bad_input(case, tmp_path):
     build_study(folder, db)  # must not raise on user data
     manifest = load_manifest(folder)
     with warehouse.connect(db) as con:
-        outcomes = {o.name: o for o in validation.validate_staging(con, manifest)}
+        outcomes = {o.name: o for o in rules.validate_tables(con, manifest)}
         files = {f: (s, m, skipped) for f, s, m, skipped in con.execute(
             "select _source_file, status, coalesce(message, ''), rows_skipped from qc.source_files").fetchall()}
         quarantine = con.execute("select _source_file, _source_row, reason from qc.quarantine").fetchall()
@@ -91,6 +91,18 @@ def test_bad_input(case, tmp_path):
         assert failed_checks == set(exp["checks_failed"]), {n: outcomes[n].summary for n in failed_checks}
     elif not refused:
         assert not failed_checks, {n: outcomes[n].summary for n in failed_checks}
+
+    # identifier-shaped values and free text never travel on: not in a quarantine reason, raw_values,
+    # a file message or a check's summary and details (what logs, event metadata and HTML show)
+    if "not_anywhere" in exp:
+        with warehouse.connect(db, read_only=True) as con:
+            texts = [str(v) for row in con.execute(
+                "select reason, raw_values from qc.quarantine union all select message, null from qc.source_files").fetchall()
+                for v in row if v is not None]
+        texts += [o.summary for o in outcomes.values()] + [o.markdown() for o in outcomes.values()]
+        for fragment in exp["not_anywhere"]:
+            leaks = [t for t in texts if fragment in t]
+            assert not leaks, f"{fragment!r} is echoed: {leaks[:2]}"
 
     # -- invariants for every case
     assert outcomes["rows_reconcile"].success, outcomes["rows_reconcile"].summary

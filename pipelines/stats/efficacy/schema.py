@@ -1,5 +1,6 @@
-"""Column order and types of the four ``results.*`` efficacy tables: the contract's columns first
-(docs contract.md), then ours. Every column is documented in ``sql/results/_schema.yml``."""
+"""Column order and types of the four ``results.*`` efficacy tables. The columns (the contract's
+first, docs contract.md, then ours) and their descriptions are ``sql/results/_schema.yml``; this
+module adds only each column's type."""
 
 from __future__ import annotations
 
@@ -7,97 +8,39 @@ import math
 
 import polars as pl
 
+from pipelines.core.warehouse import table_docs
+
 S, F, I, B = pl.Utf8, pl.Float64, pl.Int64, pl.Boolean
 
-MODEL_FITS: dict[str, pl.DataType] = {
-    # contract
-    "study_id": S,
-    "paramcd": S,
-    "model": S,
-    "covariance": S,
-    "estimation": S,
-    "df_method": S,
-    "converged": B,
-    "neg2_loglik": F,
-    "aic": F,
-    "n_subjects": I,
-    "n_obs": I,
-    "warnings": S,
-    # ours
-    "run_id": S,
-    "bic": F,
-    "formula": S,
-    "fallback_from": S,
-    "n_attempts": I,
-}
+# The type of every column of the efficacy results tables, by name (a name means one thing in every
+# table). Which columns each table has, and in what order, is the contract in sql/results/_schema.yml
+# (with each column's description): read from there, never restated here.
+TYPES: dict[str, pl.DataType] = {
+    "study_id": S, "run_id": S, "paramcd": S, "model": S, "trtp": S, "avisit": S, "avisitn": I,
+    "covariance": S, "estimation": S, "df_method": S, "converged": B, "neg2_loglik": F, "aic": F, "bic": F,
+    "n_subjects": I, "n_obs": I, "warnings": S, "formula": S, "fallback_from": S, "n_attempts": I,
+    "estimate": F, "std_error": F, "df": F, "conf_low": F, "conf_high": F, "is_primary": B,
+    "p_value": F, "p_adjusted": F, "adjust_method": S, "cohens_d": F, "contrast": S, "statistic": F,
+    "family": S, "cohens_d_conf_low": F, "cohens_d_conf_high": F, "effect_size_sd": F,
+    "effect_size_method": S, "criterion": S, "n_responders": I, "n_evaluable": I, "proportion": F,
+    "risk_difference": F, "test": S, "criterion_text": S, "missing_data": S, "ci_method": S,
+    "odds_ratio": F, "odds_ratio_conf_low": F, "odds_ratio_conf_high": F, "warning": S,
+}  # fmt: skip
 
-LSMEANS: dict[str, pl.DataType] = {
-    "study_id": S,
-    "paramcd": S,
-    "model": S,
-    "trtp": S,
-    "avisit": S,
-    "estimate": F,
-    "std_error": F,
-    "df": F,
-    "conf_low": F,
-    "conf_high": F,
-    "run_id": S,
-    "avisitn": I,
-    "n_obs": I,
-}
 
-TREATMENT_EFFECTS: dict[str, pl.DataType] = {
-    "study_id": S,
-    "paramcd": S,
-    "model": S,
-    "avisit": S,
-    "is_primary": B,
-    "estimate": F,
-    "std_error": F,
-    "df": F,
-    "df_method": S,
-    "conf_low": F,
-    "conf_high": F,
-    "p_value": F,
-    "p_adjusted": F,
-    "adjust_method": S,
-    "cohens_d": F,
-    "run_id": S,
-    "avisitn": I,
-    "contrast": S,
-    "statistic": F,
-    "family": S,
-    "cohens_d_conf_low": F,
-    "cohens_d_conf_high": F,
-    "effect_size_sd": F,
-    "effect_size_method": S,
-    "n_obs": I,
-}
+def contract_columns(table: str) -> list[str]:
+    """The columns of a results table, in order, from sql/results/_schema.yml."""
+    return list(table_docs()[table]["columns"])
 
-RESPONDERS: dict[str, pl.DataType] = {
-    "study_id": S,
-    "paramcd": S,
-    "criterion": S,
-    "trtp": S,
-    "n_responders": I,
-    "n_evaluable": I,
-    "proportion": F,
-    "risk_difference": F,
-    "conf_low": F,
-    "conf_high": F,
-    "p_value": F,
-    "test": S,
-    "run_id": S,
-    "avisit": S,
-    "criterion_text": S,
-    "missing_data": S,
-    "ci_method": S,
-    "odds_ratio": F,
-    "odds_ratio_conf_low": F,
-    "odds_ratio_conf_high": F,
-    "warning": S,
-}
+
+def _schema(table: str) -> dict[str, pl.DataType]:
+    return {c: TYPES[c] for c in contract_columns(table)}
+
+
+MODEL_FITS = _schema("results.model_fits")
+LSMEANS = _schema("results.lsmeans")
+TREATMENT_EFFECTS = _schema("results.treatment_effects")
+RESPONDERS = _schema("results.responders")
 
 TABLES = {
     "results.model_fits": MODEL_FITS,

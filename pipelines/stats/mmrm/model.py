@@ -74,6 +74,10 @@ class Design:
     X_sum: np.ndarray | None = None
     sum_term_cols: dict | None = None
 
+    def sum_coded(self):
+        """(X in sum-to-zero coding, columns per term) - see :func:`sum_coded_design`."""
+        return sum_coded_design(self)
+
 
 def sum_coded_design(design: Design):
     """The same design with every factor in sum-to-zero coding (for Type III); cached on the design."""

@@ -393,10 +393,8 @@ class MMRMResult:
         'its coefficients are zero'; covariates enter uncentred, so class effects in covariate
         interactions are tested at covariate 0, as in SAS), projected on the estimable functions,
         made orthogonal to the terms the term contains, and mapped to the fitted parameterisation."""
-        from .model import sum_coded_design
-
         d = self.design
-        Xs, sum_cols = sum_coded_design(d)
+        Xs, sum_cols = d.sum_coded()  # a method of the design: result.py does not import model.py
         vars_t = d.term_vars[term]
         cols_t = sum_cols.get(vars_t)
         if cols_t is None:
