@@ -14,6 +14,7 @@ from dagster import (
     multi_asset,
 )
 
+from pipelines.orchestration.checks import check_spec
 from pipelines.orchestration.partitions import OWNERS, studies_partitions
 from pipelines.orchestration.resources import TrialpipeResource
 
@@ -54,14 +55,7 @@ def tlf_assets(available: list[AssetKey]):
                 partitions_def=studies_partitions,
             ),
         ],
-        check_specs=[
-            AssetCheckSpec(
-                "xpt_v5_conformant",
-                asset=SUBMISSION_KEY,
-                description="Every ADaM dataset fits SAS XPORT v5 (names <= 8, labels <= 40, ASCII text, values <= 200 bytes); "
-                "one that does not is not written and the reason names the variable and row",
-            )
-        ],
+        check_specs=[check_spec("xpt_v5_conformant")],
         partitions_def=studies_partitions,
     )
     def csr_package(context: AssetExecutionContext, trialpipe: TrialpipeResource):

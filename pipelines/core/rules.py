@@ -12,7 +12,8 @@ four places" convention holds for suites: ``sql/<layer>/<name>.sql`` = table ``<
 asset ``<layer>/<name>`` = ``expectations/<name>.json`` (:func:`registry_problems` checks it, and a
 test runs it). A **SQL/Python rule** is declared in ``SQL_RULES`` with the function that evaluates it;
 a few rules are evaluated inside the step that builds their table (``evaluated_in``): the ingest step
-(every file loaded) and the efficacy step (the primary model converged, a warning).
+(every file loaded), the efficacy step (the primary model converged, a warning) and the CSR
+package (the ADaM datasets fit XPORT v5, a warning).
 """
 
 from __future__ import annotations
@@ -68,6 +69,10 @@ SQL_RULES: tuple[Rule, ...] = (
     Rule("primary_model_converged", "results.model_fits",
          "The primary MMRM of the primary parameter converged (possibly after a documented fallback)",
          blocking=False, evaluated_in="efficacy"),
+    Rule("xpt_v5_conformant", "report.submission_datasets",
+         "Every ADaM dataset fits SAS XPORT v5 (names <= 8, labels <= 40, ASCII text, values <= 200 bytes); "
+         "one that does not is not written and the reason names the variable and row",
+         blocking=False, evaluated_in="csr_package"),
 )  # fmt: skip
 
 

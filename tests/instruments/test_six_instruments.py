@@ -153,14 +153,14 @@ def _text(path: Path) -> str:
     return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", path.read_text(encoding="utf-8"))))
 
 
-@pytest.fixture(scope="module")
-def six_study(tmp_path_factory) -> Path:
+def _run_six(root: Path) -> Path:
     """A simulated 15 + 15 study of the six instruments, spread over wide and SDTM files, run with
     ``trialpipe run``; returns the published warehouse."""
-    root = tmp_path_factory.mktemp("six")
     study, wh = root / "study", root / "wh" / "trialpipe.duckdb"
     runner = CliRunner()
-    sim = runner.invoke(cli, ["simulate", str(study), "--format", "wide,sdtm", "--instruments", ",".join(SIX)])
+    sim = runner.invoke(
+        cli, ["simulate", str(study), "--format", "wide,sdtm", "--instruments", ",".join(SIX), "--study-id", "SIX"]
+    )
     assert sim.exit_code == 0, sim.output
     res = runner.invoke(cli, ["run", str(study), "--warehouse", str(wh)])
     assert res.exit_code == 0, res.output
@@ -168,8 +168,9 @@ def six_study(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
-def test_six_instruments_run_end_to_end_in_wide_and_sdtm(six_study):
-    study = six_study.parent.parent / "study"
+def test_six_instruments_run_end_to_end_in_wide_and_sdtm(tmp_path):
+    six_study = _run_six(tmp_path)
+    study = tmp_path / "study"
     files = sorted(str(p.relative_to(study)) for p in study.rglob("*") if p.is_file())
     # half the instruments in REDCap-style CSV, half in SDTM QS/RS
     assert files == [
@@ -207,7 +208,7 @@ def test_six_instruments_run_end_to_end_in_wide_and_sdtm(six_study):
     assert crit == {"response"}
     te = {r[0] for r in con.execute("select paramcd from results.treatment_effects where model = 'mmrm'").fetchall()}
     assert paramcds <= te
-    report = next((six_study.parent / "reports").glob("*.html"))
+    report = six_study.parent / "reports" / "SIX.html"
     text = _text(report)
     for label in ("IES-R total", "Intrusion", "Hyperarousal", "HAM-D-17 total", "QIDS-SR16 total", "CADSS total",
                   "BPRS total", "Positive symptoms", "CGI-S", "CGI-I: response CGI-I in 1 or 2",
