@@ -15,7 +15,7 @@ from pipelines.orchestration.resources import TrialpipeResource
     deps=[
         AssetKey(["results", n])
         for n in (
-            "model_fits", "lsmeans", "treatment_effects", "responders", "notes", "estimands", "sensitivity",
+            "model_fits", "lsmeans", "treatment_effects", "responders", "missing_items", "notes", "estimands", "sensitivity",
             "tipping_point", "responder_estimands",
         )
     ],

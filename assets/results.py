@@ -30,6 +30,7 @@ TABLES = {
     "lsmeans": "LS-mean change from baseline per parameter, model, arm and visit, with 95% CI",
     "treatment_effects": "Experimental minus control per parameter, model and visit: estimate, CI, p, adjusted p, Cohen's d",
     "responders": "Response and remission at the primary visit: n/N per arm, risk difference (score CI), Fisher p, logistic OR",
+    "missing_items": "Scores lost to missing items per instrument total, arm and visit, with the subjects (and whether a prorated sensitivity ran)",
     "notes": "What the analysis had to say: fallbacks used, models that did not converge, single-arm studies",
 }
 def results_specs(tables: dict[str, str]) -> list[AssetSpec]:
@@ -76,7 +77,7 @@ def efficacy(context: AssetExecutionContext, trialpipe: TrialpipeResource):
             warehouse.write_frame(con, table, frame)
         for table in tables:
             meta = table_metadata(con, table)
-            if table != "results.notes":
+            if table not in ("results.notes", "results.missing_items"):
                 md, png = results_metadata(con, study.study_id, table)
                 meta["summary"] = MetadataValue.md(md_with_image(md, png))
                 if png:  # the figure itself, short enough for the UI to show it inline (served by trialpipe ui)

@@ -68,6 +68,9 @@ def run(study_dir: Path, warehouse: Path | None, report_dir: Path | None) -> Non
     if not outcome.success:
         click.echo(f"trialpipe run: {outcome.study_id} FAILED (run {outcome.run_id}); the published warehouse was not changed.")
         raise SystemExit(1)
+    from pipelines.report.headline import print_missing_items
+
+    print_missing_items(outcome, console)
     click.echo(f"trialpipe run: {outcome.study_id} published to {outcome.warehouse} (run {outcome.run_id}).")
 
 

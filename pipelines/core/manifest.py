@@ -114,6 +114,8 @@ class Columns(_Strict):
     age_band: str | None = None
     race: str | None = None
     ethnicity: str | None = None
+    # randomization files: why the subject discontinued the study (empty = completed) -> ADSL DCSREAS
+    discontinuation_reason: str | None = None
     # long layouts: one row per item
     item: str | None = None
     value: str | None = None
@@ -335,18 +337,61 @@ class MissingItems(_Strict):
         return self
 
 
+class ProratedSensitivity(_Strict):
+    """The prorated-score sensitivity MMRM run beside the primary when the study's rule is
+    ``missing_items.method: none`` and any primary-parameter score was lost to missing items
+    (no official PCL-5/CAPS-5 proration rule exists: this is the study's choice)."""
+
+    enabled: bool = True
+    max_missing: int = Field(2, ge=1)
+    scope: Literal["scale", "cluster"] = "scale"
+
+
 class Remission(_Strict):
     op: Literal["<", "<=", ">", ">="]
     value: float
 
 
+_TERM = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\s*[:*]\s*[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def _terms(v: Any) -> list[str]:
+    if v is None:
+        return []
+    if isinstance(v, str):
+        v = v.split("+")
+    out = [str(t).strip() for t in v if str(t).strip()]
+    for t in out:
+        if not _TERM.match(t):
+            raise ValueError(
+                f"{t!r} is not a model term; use the formula syntax of `trialpipe mmrm`: a variable (sex), "
+                "an interaction (base:avisit) or a crossing (site*avisit)"
+            )
+    return out
+
+
 class Model(_Strict):
-    """The primary MMRM (contract default: chg ~ base + trtp * avisit + us(avisit | usubjid))."""
+    """The primary MMRM (contract default: chg ~ base + trtp * avisit + us(avisit | usubjid)).
+
+    ``covariates`` and ``strata`` add fixed-effect terms in the formula syntax of ``trialpipe mmrm``
+    (a list, or one string joined by ``+``): e.g. ``covariates: "base:avisit + sex + age"`` (the SAS
+    reference model's BASVAL*VISIT is ``base:avisit``), ``strata: [site]`` (randomization
+    stratification factors, main effects). Variables are ADQS's (base, avisit, trtp) or ADSL's
+    (site, sex, age, age_band, race, ethnicity, or a declared covariate). The formula actually
+    fitted is stored in results.model_fits.formula and printed in the report."""
 
     covariance: Literal["us", "cs", "csh", "ar1", "ar1h", "toep", "toeph", "ad", "adh"] = "us"
     df_method: Literal["kenward-roger", "satterthwaite", "residual", "between-within"] = "kenward-roger"
     fallbacks: list[str] = Field(default_factory=lambda: ["toeph", "ar1h", "cs"])
     reml: bool = True
+    covariates: list[str] = Field(default_factory=list)
+    strata: list[str] = Field(default_factory=list)
+
+    _cov = field_validator("covariates", "strata", mode="before")(lambda cls, v: _terms(v))
+
+    @property
+    def extra_terms(self) -> list[str]:
+        return [*self.strata, *self.covariates]
 
 
 class Durability(_Strict):
@@ -374,6 +419,7 @@ class Analysis(_Strict):
     baseline: Literal["visit", "last_on_or_before_day0"] = "visit"
     repeated_assessments: Literal["last", "first", "mean"] = "last"
     missing_items: MissingItems = Field(default_factory=MissingItems)
+    prorated_sensitivity: ProratedSensitivity = Field(default_factory=ProratedSensitivity)
     # PARAMCD -> minimum % reduction from baseline that counts as response
     response: dict[str, float] = Field(default_factory=dict)
     # PARAMCD -> remission threshold

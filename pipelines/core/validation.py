@@ -161,25 +161,27 @@ def run_suite(con: duckdb.DuckDBPyConnection, name: str, params: dict) -> CheckO
 
 
 def check_rows_reconcile(con: duckdb.DuckDBPyConnection) -> CheckOutcome:
-    """Every file's rows are accounted for: rows read = accepted + quarantined + skipped."""
+    """Every source's rows are accounted for: rows read = accepted + quarantined + skipped. Counted per
+    manifest source and file, so one file feeding several sources (a REDCap export read as the
+    randomization list and as each instrument) is reconciled once per source, never double-counted."""
     rows = con.execute(
         """
         with decided as (
-            select _source_file, instrument_id as raw_table, status from staging.assessment_rows
+            select source, _source_file, instrument_id as raw_table, status from staging.assessment_rows
             union all
-            select _source_file, 'randomization', status from staging.randomization_rows
+            select source, _source_file, 'randomization', status from staging.randomization_rows
             union all
-            select _source_file, 'ae', status from staging.ae_rows
+            select source, _source_file, 'ae', status from staging.ae_rows
             union all
-            select _source_file, 'vs', status from staging.vs_rows
+            select source, _source_file, 'vs', status from staging.vs_rows
             union all
-            select _source_file, 'ex', status from staging.ex_rows
+            select source, _source_file, 'ex', status from staging.ex_rows
             union all
-            select _source_file, 'ds', status from staging.ds_rows
+            select source, _source_file, 'ds', status from staging.ds_rows
         ),
         per_table as (
             select
-                _source_file, raw_table,
+                source, _source_file, raw_table,
                 count(*) as raw_rows,
                 count(*) filter (where status = 'accepted') as accepted,
                 count(*) filter (where status = 'quarantined') as quarantined,
@@ -188,47 +190,65 @@ def check_rows_reconcile(con: duckdb.DuckDBPyConnection) -> CheckOutcome:
         ),
         per_file as (
             select
-                f._source_file, f.layout, f.kind, f.rows_read, f.rows_skipped,
+                f.source, f._source_file, f.layout, f.kind, f.rows_read, f.rows_skipped,
                 coalesce(sum(p.raw_rows), 0) as raw_rows,
                 coalesce(max(p.raw_rows), 0) as max_table_rows,
                 count(p.raw_table) as n_tables,
                 coalesce(sum(p.accepted), 0) as accepted,
                 coalesce(sum(p.quarantined), 0) as quarantined,
-                coalesce(sum(p.skipped), 0) as skipped
+                coalesce(sum(p.skipped), 0) as skipped,
+                string_agg(p.raw_table, ', ' order by p.raw_table) as tables
             from qc.source_files as f
-            left join per_table as p on p._source_file = f._source_file
+            left join per_table as p on p._source_file = f._source_file and p.source = f.source
             where f.status = 'loaded'
             group by all
+        ),
+        shared as (
+            select _source_file, string_agg(source, ', ' order by source) as sources, count(*) as n_sources
+            from qc.source_files where status = 'loaded' group by _source_file
         )
         select
-            _source_file, rows_read, rows_skipped, raw_rows, accepted, quarantined, skipped, n_tables,
+            p.source, p._source_file, rows_read, rows_skipped, raw_rows, accepted, quarantined, skipped, n_tables,
             case
                 -- a wide file with several instruments puts every row in each instrument's table
-                when layout = 'wide' and kind not in ('randomization', 'ae', 'vs', 'ex', 'ds') then raw_rows = n_tables * rows_read
+                when layout = 'wide' and kind not in ('randomization', 'ae', 'vs', 'ex', 'ds') then raw_rows = n_tables * (rows_read - rows_skipped)
                 else raw_rows + rows_skipped = rows_read
             end
-            and raw_rows = accepted + quarantined + skipped as ok
-        from per_file
-        order by 1
+            and raw_rows = accepted + quarantined + skipped as ok,
+            s.sources, s.n_sources, p.tables
+        from per_file as p
+        left join shared as s on s._source_file = p._source_file
+        order by p._source_file, p.source
         """
     ).fetchall()
-    outcomes = [
-        ExpectationOutcome(
-            expectation=f"reconcile({f})",
-            rule=f"{f}: {read} rows read = {acc} accepted + {q} quarantined + {sk + rsk} skipped"
-            + (f" (x{nt} instruments)" if nt > 1 else ""),
-            success=bool(ok),
-            unexpected_count=0 if ok else abs((read or 0) - acc - q - sk - rsk),
-            details={"rows_read": read, "raw_rows": raw, "accepted": acc, "quarantined": q, "skipped": sk + rsk},
+    outcomes = []
+    for src, f, read, rsk, raw, acc, q, sk, nt, ok, sources, n_sources, tables in rows:
+        claimed = f" (this file also feeds {', '.join(x for x in sources.split(', ') if x != src)})" if n_sources > 1 else ""
+        rule = (
+            f"source {src} ({f}{claimed}): {read} rows read = {acc} accepted + {q} quarantined + {sk + rsk} skipped"
+            + (f" (x{nt} instruments: {tables})" if nt > 1 else "")
         )
-        for f, read, rsk, raw, acc, q, sk, nt, ok in rows
-    ]
+        if not ok:
+            rule += (
+                "; the counts do not add up - check that no two sources read the same file for the same "
+                "instrument (list the instrument under one source) and see qc.quarantine"
+            )
+        outcomes.append(
+            ExpectationOutcome(
+                expectation=f"reconcile({src}: {f})",
+                rule=rule,
+                success=bool(ok),
+                unexpected_count=0 if ok else abs((read or 0) * max(nt, 1) - acc - q - sk - rsk),
+                details={"source": src, "rows_read": read, "raw_rows": raw, "accepted": acc, "quarantined": q,
+                         "skipped": sk + rsk, "tables": tables},
+            )
+        )
     failed = [o for o in outcomes if not o.success]
     return CheckOutcome(
         name="rows_reconcile",
         table="qc.quarantine",
         success=not failed,
-        summary="every row of every file accounted for" if not failed else "; ".join(o.rule for o in failed),
+        summary="every row of every source accounted for" if not failed else "; ".join(o.rule for o in failed),
         expectations=outcomes,
     )
 
@@ -307,7 +327,10 @@ def check_arms_present(con: duckdb.DuckDBPyConnection, manifest: Manifest) -> Ch
 
 
 def check_baseline_coverage(con: duckdb.DuckDBPyConnection, manifest: Manifest) -> CheckOutcome:
-    """Most randomized subjects have a baseline rating of the primary instrument."""
+    """Most randomized subjects have a scoreable baseline total of the primary parameter: every item
+    of the total answered at the baseline visit, or few enough missing for the study's proration
+    rule, or a total reported by the source. Subjects with ratings but no scoreable total are named
+    (a baseline item or two missing removes a subject from every model)."""
     from pipelines.instruments import load_instruments
 
     primary = manifest.analysis.primary_parameter
@@ -315,25 +338,63 @@ def check_baseline_coverage(con: duckdb.DuckDBPyConnection, manifest: Manifest) 
     present = {r[0] for r in con.execute("select distinct instrument from staging.item_responses").fetchall()}
     if inst is None or inst.instrument not in present:
         inst_name = next(iter(sorted(present)), None)
+        inst_obj = next((i for i in load_instruments().values() if i.instrument == inst_name), None)
+        paramcd = next((s.paramcd for s in inst_obj.scores if s.primary_total), None) if inst_obj else None
     else:
-        inst_name = inst.instrument
-    n, with_base = con.execute(
+        inst_name, paramcd = inst.instrument, primary
+    mi = manifest.analysis.missing_items
+    allowed = mi.max_missing if mi.method == "prorate" and mi.scope == "scale" else 0
+    rows = con.execute(
         """
-        select count(*), count(*) filter (where exists (
-            select 1 from staging.item_responses r
-            where r.usubjid = s.usubjid and r.instrument = ? and r.visit = ? and r.value is not null))
-        from staging.subjects s
+        with items as (select item from ref.scores where paramcd = ?),
+        per_assessment as (
+            select r.usubjid, r.study_day,
+                   count(*) filter (where r.value is not null and r.item in (select item from items)) as n_answered,
+                   (select count(*) from items)
+                   - count(*) filter (where r.value is not null and r.item in (select item from items)) as n_missing
+            from staging.item_responses as r
+            where r.instrument = ? and r.visit = ?
+            group by all
+        ),
+        reported as (
+            select usubjid, study_day from staging.reported_totals
+            where instrument = ? and visit = ? and reported_total is not null
+        ),
+        per_subject as (
+            select s.usubjid,
+                   exists (select 1 from per_assessment a where a.usubjid = s.usubjid)
+                   or exists (select 1 from reported t where t.usubjid = s.usubjid) as rated,
+                   exists (select 1 from per_assessment a where a.usubjid = s.usubjid
+                           and a.n_answered > 0 and a.n_missing <= ?)
+                   or exists (select 1 from reported t where t.usubjid = s.usubjid and not exists (
+                           select 1 from per_assessment a where a.usubjid = t.usubjid
+                           and a.study_day = t.study_day and a.n_answered > 0)) as scoreable
+            from staging.subjects s
+        )
+        select usubjid, rated, scoreable from per_subject order by usubjid
         """,
-        [inst_name, manifest.baseline_visit.id],
-    ).fetchone()
+        [paramcd, inst_name, manifest.baseline_visit.id, inst_name, manifest.baseline_visit.id, allowed],
+    ).fetchall()
+    n = len(rows)
+    with_base = sum(1 for _, _, ok in rows if ok)
+    lost = [u for u, rated, ok in rows if rated and not ok]
+    absent = [u for u, rated, _ in rows if not rated]
     frac = (with_base / n) if n else 0.0
     need = manifest.analysis.min_baseline_fraction
     ok = n > 0 and frac >= need
-    rule = f"at least {need:.0%} of randomized subjects have a baseline {inst_name or 'rating'}"
+    label = f"{inst_name} total ({paramcd})" if paramcd else (inst_name or "rating")
+    rule = f"at least {need:.0%} of randomized subjects have a scoreable baseline {label}"
+    summary = f"{with_base}/{n} subjects ({frac:.0%}) have a scoreable baseline {label}; required {need:.0%}"
+    if lost:
+        summary += f"; rated but lost to missing items: {', '.join(lost[:10])}" + (" ..." if len(lost) > 10 else "")
+    if absent:
+        summary += f"; no baseline rating: {', '.join(absent[:10])}" + (" ..." if len(absent) > 10 else "")
     return CheckOutcome(
-        "baseline_coverage", "staging.item_responses", ok,
-        f"{with_base}/{n} subjects ({frac:.0%}) have a baseline {inst_name}; required {need:.0%}",
-        [ExpectationOutcome("baseline_fraction", rule, ok, n - with_base, {"fraction": round(frac, 4)})],
+        "baseline_coverage", "staging.item_responses", ok, summary,
+        [ExpectationOutcome(
+            "baseline_fraction", rule, ok, n - with_base,
+            {"fraction": round(frac, 4), "lost_to_missing_items": lost, "no_baseline_rating": absent},
+        )],
     )
 
 

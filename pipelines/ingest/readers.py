@@ -110,6 +110,22 @@ def _preview(names: list[str], k: int = 12) -> str:
 # entry point
 
 
+def skip_blank_lines(table: files.TextTable, out: SourceRead) -> files.TextTable:
+    """A line whose every cell is empty (",,,," or a spreadsheet's blank row) carries no data: it is
+    skipped with its reason (qc.source_files.skip_reasons), never quarantined."""
+    cells = [c for c in table.frame.columns if c != files.ROW_COL]
+    if not cells or not table.frame.height:
+        return table
+    blank = table.frame.select(
+        pl.all_horizontal([pl.col(c).fill_null("").str.strip_chars() == "" for c in cells])
+    ).to_series()
+    n_blank = int(blank.sum())
+    if not n_blank:
+        return table
+    out.skipped["blank line (every cell empty)"] = n_blank
+    return files.TextTable(frame=table.frame.filter(~blank), columns=table.columns, header_lines=table.header_lines)
+
+
 # ---------------------------------------------------------------------------------------------
 # helpers shared by the readers
 
@@ -259,10 +275,10 @@ def read_randomization(table: files.TextTable, manifest: Manifest, source: Sourc
     subject = cols.pick(m.subject, SUBJECT_CANDIDATES, "subject id", "subject", required=True)
     arm = cols.pick(m.arm, ARM_CANDIDATES, "randomized arm", "arm", required=True)
     sel = {"subject": subject, "arm": arm}
-    for key in ("site", "sex", "age", "age_band", "race", "ethnicity"):
+    for key in ("site", "sex", "age", "age_band", "race", "ethnicity", "visit", "discontinuation_reason"):
         got = getattr(m, key)
         if got is not None:
-            sel[key] = cols.need(got, f"mapped as columns.{key}")
+            sel["dcsreas" if key == "discontinuation_reason" else key] = cols.need(got, f"mapped as columns.{key}")
     frame = table.frame.select([pl.col(files.ROW_COL), *[pl.col(c).alias(k) for k, c in sel.items()]])
     if source.covariates:
         cov_cols = {name: cols.need(col, f"covariate {name!r}") for name, col in source.covariates.items()}
@@ -301,9 +317,35 @@ def _assessment_base(table: files.TextTable, cols: _Cols, manifest: Manifest, so
     return exprs
 
 
+SUBJECT_LEVEL = ("site", "sex", "age", "age_band", "race", "ethnicity")
+
+
+def add_subject_columns(table: files.TextTable, cols: _Cols, manifest: Manifest, source: Source, out: SourceRead,
+                        subject_col: str) -> None:
+    """Subject-level columns declared on a longitudinal file (columns.site/sex/age/... and
+    covariates): one raw.subject_columns row per file row; staging.subject_columns keeps one value
+    per subject and quarantines conflicting rows."""
+    m = source.columns
+    sel = {k: cols.need(getattr(m, k), f"mapped as columns.{k}") for k in SUBJECT_LEVEL if getattr(m, k)}
+    if not sel and not source.covariates:
+        return
+    frame = table.frame.select(
+        [pl.col(files.ROW_COL), pl.col(subject_col).alias("subject"), *[pl.col(c).alias(k) for k, c in sel.items()]]
+    )
+    if source.covariates:
+        cov_cols = {name: cols.need(col, f"covariate {name!r}") for name, col in source.covariates.items()}
+        covs = table.frame.select([pl.col(c).alias(n) for n, c in cov_cols.items()])
+        frame = frame.with_columns(
+            pl.Series("covariates", [json.dumps(r, sort_keys=True) for r in covs.iter_rows(named=True)], dtype=pl.String)
+        )
+    add_frame(out, "subject_columns", frame, manifest)
+
+
 def read_wide(table: files.TextTable, manifest: Manifest, source: Source, out: SourceRead) -> None:
     cols = _Cols(table.columns, source.file)
     base = _assessment_base(table, cols, manifest, source)
+    add_subject_columns(table, cols, manifest, source, out, cols.pick(
+        source.columns.subject, SUBJECT_CANDIDATES, "subject id", "subject", required=True))
     instruments = load_instruments()
     claimed: dict[str, str] = {}  # file column -> "instrument item n"
     for inst_key, imap in source.instruments.items():
@@ -331,6 +373,8 @@ def read_wide(table: files.TextTable, manifest: Manifest, source: Source, out: S
 def read_long(table: files.TextTable, manifest: Manifest, source: Source, out: SourceRead) -> None:
     cols = _Cols(table.columns, source.file)
     base = _assessment_base(table, cols, manifest, source)
+    add_subject_columns(table, cols, manifest, source, out, cols.pick(
+        source.columns.subject, SUBJECT_CANDIDATES, "subject id", "subject", required=True))
     m = source.columns
     item = cols.need(m.item or "item", "mapped as columns.item, the item code")
     value = cols.need(m.value or "value", "mapped as columns.value, the item value")

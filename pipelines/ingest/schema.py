@@ -12,7 +12,12 @@ from pipelines.instruments import load_instruments
 
 LINEAGE = ["_source_file", "_source_row", "_source_sha256"]
 
-RANDOMIZATION_COLUMNS = ["subject", "arm", "site", "sex", "age", "age_band", "race", "ethnicity", "covariates"]
+RANDOMIZATION_COLUMNS = [
+    "subject", "arm", "site", "sex", "age", "age_band", "race", "ethnicity", "covariates", "visit", "dcsreas",
+]
+
+# Subject-level columns carried by a longitudinal (assessment) file: one row per file row.
+SUBJECT_COLUMNS = ["subject", "site", "sex", "age", "age_band", "race", "ethnicity", "covariates"]
 
 # Row-identifying and long-layout columns of every instrument table.
 ASSESSMENT_COLUMNS = [
@@ -42,6 +47,7 @@ COLUMN_COMMENTS = {
     "race": "Race as received",
     "ethnicity": "Ethnicity as received",
     "covariates": "Other declared baseline covariates, JSON object of text values",
+    "dcsreas": "Reason the subject discontinued, as received (mapped as columns.discontinuation_reason)",
     "visit": "Visit label as received (REDCap event, NDA visit, SDTM VISIT)",
     "visitnum": "Visit number as received (SDTM VISITNUM)",
     "study_day": "Study day as received, or derived from declared-shifted dates (dates are not stored)",
@@ -116,7 +122,7 @@ def raw_tables() -> dict[str, list[str]]:
     """raw table name -> data columns (without study_id/source/lineage)."""
     from pipelines.ingest.safety import raw_columns
 
-    tables = {"randomization": RANDOMIZATION_COLUMNS}
+    tables = {"randomization": RANDOMIZATION_COLUMNS, "subject_columns": SUBJECT_COLUMNS}
     for inst_id in load_instruments():
         tables[inst_id] = instrument_columns(inst_id)
     for domain in SAFETY_TABLES:
@@ -137,6 +143,11 @@ def raw_comments(table: str) -> tuple[str, dict[str, str]]:
         desc = "Randomization / subject-level rows as received (mapped columns only, values as text), one row per file row"
     elif table in SAFETY_TABLES:
         desc = SAFETY_DESCRIPTIONS[table]
+    elif table == "subject_columns":
+        desc = (
+            "Subject-level columns (site, sex, age, race, ethnicity, covariates) declared on a longitudinal "
+            "assessment file, as received, one row per file row; staging.subject_columns takes one value per subject"
+        )
     else:
         inst = load_instruments()[table]
         desc = (

@@ -15,7 +15,7 @@ from pipelines.core.errors import InputFileError, TrialpipeError
 from pipelines.core.manifest import Manifest, Source
 from pipelines.ingest import files, guard
 from pipelines.ingest.nda import read_nda
-from pipelines.ingest.readers import SourceRead, read_long, read_randomization, read_wide
+from pipelines.ingest.readers import SourceRead, read_long, read_randomization, read_wide, skip_blank_lines
 from pipelines.ingest.sdtm import read_sdtm
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ def read_source(study_dir: Path, manifest: Manifest, source: Source) -> SourceRe
             table = files.read_any(path, source.format or "csv", label=label, encoding=source.encoding, delimiter=source.delimiter)
             guard.check(table, manifest, source)
             out.rows_read = table.frame.height
+            table = skip_blank_lines(table, out)
             if source.kind in ("ae", "vs", "ex", "ds"):
                 from pipelines.ingest.readers import _Cols
                 from pipelines.ingest.safety import read_safety

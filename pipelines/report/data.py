@@ -21,9 +21,10 @@ from pipelines.stats.efficacy.schema import TABLES as RESULT_TABLES
 
 log = logging.getLogger(__name__)
 
-MODELS = ("mmrm", "lmm_ri", "lmm_rs")
+MODELS = ("mmrm", "mmrm_prorated", "lmm_ri", "lmm_rs")
 MODEL_LABEL = {
     "mmrm": "MMRM",
+    "mmrm_prorated": "MMRM, prorated scores (mmrm_prorated)",
     "lmm_ri": "Random intercept (lmm_ri)",
     "lmm_rs": "Random intercept + slope (lmm_rs)",
 }
@@ -319,6 +320,9 @@ def load_study(con: duckdb.DuckDBPyConnection, study_id: str, run_id: str | None
         elif df.is_empty():
             notes.append(f"{table} has no rows for {study_id}.")
         results[table] = with_columns(df, cols)
+    # optional tables (not in the contract): absent in older warehouses, no note
+    for table in ("results.missing_items",):
+        results[table] = read_table(con, table, study_id) if has_table(con, table) else None
 
     # arms
     arms: list[Arm] = []

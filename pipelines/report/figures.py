@@ -435,7 +435,8 @@ def flow_diagram(stages: list[str], arms: list[dict], total: list[int | None]) -
             for i, (stage, n) in enumerate(zip(stages, arm["counts"], strict=True)):
                 y = -0.9 - i * 0.95 + 0.0
                 label = arm["label"] if i == 0 else _short_stage(stage)
-                box(x, y, f"{label}\nn = {n}", color)
+                detail = (arm.get("details") or [""] * len(stages))[i]
+                box(x, y, f"{label}\nn = {n}" + (f"\n{_short_stage(detail)}" if detail else ""), color)
                 if i:
                     ax.annotate(
                         "",

@@ -39,8 +39,8 @@ def _ascii(text: str) -> str:
     return text.replace("\u2265", ">=").replace("\u2264", "<=").replace("\u2212", "-").replace("\u2014", "-")
 
 
-def _flags(data: StudyData, paramcd: str) -> str:
-    notes = T.fit_notes(data, paramcd)
+def _flags(data: StudyData, paramcd: str, model: str = "mmrm") -> str:
+    notes = T.fit_notes(data, paramcd, model)
     return f" [{'; '.join(notes)}]" if notes else ""
 
 
@@ -53,6 +53,17 @@ def _two_arm_lines(data: StudyData) -> list[str]:
     e = data.effect(pcd)
     head = f"{primary.full_label} at {visit}, {exp} - {ctl}: "
     lines.append(head + (_effect_text(e, data.level) + _flags(data, pcd) if e else "no result"))
+    lost = T.missing_item_lines(data, pcd)
+    if lost:
+        lines.append(f"  {primary.full_label} scores lost to missing items (lost / assessed):")
+        lines += [f"    {x}" for x in lost]
+    ep = data.effect(pcd, model="mmrm_prorated")
+    if ep:
+        lines.append(
+            "  sensitivity, prorated scores (mmrm_prorated): "
+            + _effect_text(ep, data.level)
+            + _flags(data, pcd, "mmrm_prorated")
+        )
     for c in data.paramcds():
         p = data.param(c)
         if p.instrument == primary.instrument and p.cluster:
@@ -155,6 +166,41 @@ def _j2r_line(con: duckdb.DuckDBPyConnection, data: StudyData) -> str | None:
         return None
     e = dict(zip(("estimate", "conf_low", "conf_high", "p_value"), row[:4]))
     return f"  jump to reference (J2R, {row[4]}): " + _effect_text(e, data.level, d=False)
+
+
+def missing_item_summary(con: duckdb.DuckDBPyConnection, study_id: str) -> list[str]:
+    """CLI lines for every instrument total that lost scores to missing items (lost / assessed per arm
+    and visit), and the prorated-score sensitivity result beside the primary when it ran."""
+    data = load_study(con, study_id)
+    lines = []
+    for g in T.missing_item_groups(data):
+        lines.append(f"{g['label']} scores lost to missing items (lost / assessed):")
+        lines += [
+            f"  {v['visit']}: " + ", ".join(f"{data.arm_label(a)} {t}" for a, t in v["arms"].items())
+            for v in g["visits"]
+        ]
+    pcd = data.primary_parameter
+    e, ep = data.effect(pcd), data.effect(pcd, model="mmrm_prorated")
+    if ep:
+        label = data.param(pcd).full_label
+        lines.append(f"{label} at {data.visit_label(data.primary_visit)}, primary MMRM: "
+                     + (_effect_text(e, data.level) if e else "no result"))
+        lines.append(f"  sensitivity, prorated scores (mmrm_prorated): {_effect_text(ep, data.level)}"
+                     + _flags(data, pcd, "mmrm_prorated"))
+    return [_ascii(x) for x in lines]
+
+
+def print_missing_items(outcome, console) -> None:
+    try:
+        con = duckdb.connect(str(outcome.warehouse), read_only=True)
+    except duckdb.Error:
+        return
+    try:
+        lines = missing_item_summary(con, outcome.study_id)
+    finally:
+        con.close()
+    for line in lines:
+        console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
 
 
 def print_headline(outcome, console) -> None:

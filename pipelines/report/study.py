@@ -136,7 +136,7 @@ def _visit_axis(data: StudyData) -> tuple[list, list[str], int | None]:
     short = [v.label.split(" (")[0] for v in visits]
     labels = [s if len(s) <= 12 else v.id for s, v in zip(short, visits, strict=True)]
     labels = [
-        f"{lab}\n(day {v.day})" if v.day is not None else lab for lab, v in zip(labels, visits, strict=True)
+        f"{lab}\n(nominal day {v.day})" if v.day is not None else lab for lab, v in zip(labels, visits, strict=True)
     ]
     prim = next((i for i, v in enumerate(visits) if v.id == data.primary_visit), None)
     return visits, labels, prim
@@ -338,7 +338,15 @@ def flow_figure(data: StudyData, flow: list[dict]) -> Figure | None:
         return None
     styles = arm_styles(data)
     arms = [
-        {"label": a.label, "style": styles[a.id], "counts": [r["counts"].get(a.id, 0) for r in flow]}
+        {
+            "label": a.label,
+            "style": styles[a.id],
+            "counts": [r["counts"].get(a.id, 0) for r in flow],
+            "details": [
+                "; ".join(f"{why}: {n[a.id]}" for why, n in (r.get("reasons") or {}).items() if n.get(a.id))
+                for r in flow
+            ],
+        }
         for a in data.arms
     ]
     return _draw(F.flow_diagram, [r["short"] for r in flow], arms, [r["total"] for r in flow])
@@ -385,6 +393,9 @@ def _model_section(data: StudyData, provenance: dict | None) -> dict:
     )
     # The requested structure; a parameter that needed another one is listed as a fallback.
     formula = mmrm_formula(common if len(used) == 1 else requested, with_arm=not data.single_arm)
+    fitted = data.model_fit(data.primary_parameter, "mmrm") or {}
+    if fitted.get("formula"):
+        formula = fitted["formula"]  # the formula actually fitted (results.model_fits.formula)
     return {
         "formula": formula,
         "requested": T.covariance_text(requested),
@@ -469,6 +480,7 @@ def context(
         },
         "flow": flow,
         "flow_fig": svg(flow_figure, data, flow),
+        "by_visit": T.by_visit_descriptives(data),
         "baseline": T.baseline_characteristics(data),
         "rows": rows,
         "primary_row": primary_row,
@@ -482,6 +494,8 @@ def context(
         "observed_props": T.observed_proportions(data) if (data.single_arm or not groups) else [],
         "within": T.within_arm_rows(data) if data.single_arm else [],
         "sens": sens,
+        "missing_groups": T.missing_item_groups(data),
+        "missing_rule": data.options.get("missing_items_method"),
         "sens_fig": svg(sensitivity_figure, data, sens),
         "estimands": _estimands(con, data),
         "model": model,

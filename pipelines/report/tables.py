@@ -55,9 +55,12 @@ def _falsy(v) -> bool:
 
 # ---------------------------------------------------------------------------------------- flow
 def participant_flow(data: StudyData) -> list[dict]:
-    """Randomized (ADSL RANDFL), with a baseline value of the primary parameter (ADQS ABLFL), analysed
-    by the MMRM (a baseline and at least one post-baseline change), completed the primary visit (ADSL
-    COMPLFL). Rows: {stage, short (for the diagram), counts: {arm_id: n}, total}."""
+    """CONSORT flow per arm: randomized (ADSL RANDFL) -> received treatment (ADSL SAFFL, when the
+    data say) -> discontinued before the primary visit (EOSSTT/DCSREAS when present, else not
+    completed = COMPLFL N), with the reasons -> analysed by the MMRM (a baseline and at least one
+    post-baseline change) and excluded from it. Every count is out of the randomized; "analysed"
+    is not a subset of "completed" (a subject who discontinued after a post-baseline visit is
+    analysed). Rows: {stage, short (for the diagram), counts: {arm_id: n}, total, reasons?}."""
     adsl, adqs = data.adsl, data.adqs
     arms = [a.id for a in data.arms]
     if adsl is None or adsl.is_empty():
@@ -82,40 +85,88 @@ def participant_flow(data: StudyData) -> list[dict]:
         if "randfl" in adsl.columns
         else adsl["usubjid"].to_list()
     )
+    radsl = adsl.filter(pl.col("usubjid").is_in(rand))
     c, t = count(rand)
     first = "Enrolled" if data.single_arm else "Randomized"
     rows.append({"stage": first, "short": first, "counts": c, "total": t})
+    if "saffl" in radsl.columns and radsl["saffl"].drop_nulls().len():
+        c, t = count(radsl.filter(pl.col("saffl") == "Y")["usubjid"].to_list())
+        rows.append({"stage": "Received the allocated treatment (SAFFL = Y)", "short": "Received treatment",
+                     "counts": c, "total": t})
+    visit = data.visit_label(data.primary_visit)
     label = data.param(pcd).label
+    disc = None
+    if "eosstt" in radsl.columns and radsl["eosstt"].drop_nulls().len():
+        disc = radsl.filter(pl.col("eosstt").cast(pl.String).str.to_uppercase() == "DISCONTINUED")
+        how = "EOSSTT = DISCONTINUED"
+    elif "complfl" in radsl.columns:
+        disc = radsl.filter(pl.col("complfl") != "Y")
+        how = f"{label} not assessed at {visit} (COMPLFL = N)"
+    if disc is not None:
+        c, t = count(disc["usubjid"].to_list())
+        reasons: dict[str, dict[str, int]] = {}
+        rcol = "dcsreas" if "dcsreas" in disc.columns else None
+        for r in disc.to_dicts():
+            why = (r.get(rcol) if rcol else None) or "reason not recorded"
+            reasons.setdefault(str(why), {a: 0 for a in arms})
+            if r.get("trt01p") in arms:
+                reasons[str(why)][r["trt01p"]] += 1
+        rows.append({"stage": f"Discontinued before {visit} ({how})", "short": f"Discontinued before {visit}",
+                     "counts": c, "total": t, "reasons": reasons})
     if adqs is not None and not adqs.is_empty():
         q = adqs.filter(pl.col("paramcd") == pcd)
-        base = q.filter(pl.col("ablfl") == "Y")["usubjid"].to_list()
-        c, t = count(set(base) & set(rand))
-        rows.append(
-            {"stage": f"With a baseline {label}", "short": f"Baseline {label}", "counts": c, "total": t}
-        )
-        post = q.filter(pl.col("chg").is_not_null())["usubjid"].unique().to_list()
-        c, t = count(set(post) & set(rand))
+        post = set(q.filter(pl.col("chg").is_not_null())["usubjid"].unique().to_list()) & set(rand)
+        c, t = count(post)
         rows.append(
             {
-                "stage": f"With at least one post-baseline {label} (analysed by the MMRM)",
-                "short": "Analysed by the MMRM",
+                "stage": f"Analysed by the MMRM ({label}: a baseline and at least one post-baseline value)",
+                "short": "Analysed (MMRM)",
                 "counts": c,
                 "total": t,
             }
         )
-    if "complfl" in adsl.columns:
-        comp = adsl.filter((pl.col("complfl") == "Y") & pl.col("usubjid").is_in(rand))["usubjid"].to_list()
-        c, t = count(comp)
-        visit = data.visit_label(data.primary_visit)
-        rows.append(
-            {
-                "stage": f"Completed {visit} ({label} assessed)",
-                "short": f"Completed {visit}",
-                "counts": c,
-                "total": t,
-            }
-        )
+        c, t = count(set(rand) - post)
+        rows.append({"stage": "Excluded from the MMRM (no baseline or no post-baseline value)",
+                     "short": "Excluded from analysis", "counts": c, "total": t})
     return rows
+
+
+def by_visit_descriptives(data: StudyData, paramcd: str | None = None) -> list[dict]:
+    """Observed values by visit and arm (ADQS ANL01FL records): n, mean (SD), median, min-max of
+    AVAL, and mean (SD) of CHG on post-baseline visits. Rows {visit, arm, cells}."""
+    adqs = data.adqs
+    pcd = paramcd or data.primary_parameter
+    if adqs is None or adqs.is_empty():
+        return []
+    q = adqs.filter(pl.col("paramcd") == pcd)
+    out = []
+    for v in data.visits:
+        for a in data.arms:
+            x = q.filter((pl.col("avisit") == v.id) & (pl.col("trtp") == a.id))
+            vals = [float(y) for y in x["aval"].to_list() if fmt.is_num(y)]
+            chg = [float(y) for y in x["chg"].to_list() if fmt.is_num(y)] if "chg" in x.columns else []
+            if not vals:
+                continue
+            k, m, sd = _num_summary(vals)
+            vals.sort()
+            med = vals[k // 2] if k % 2 else (vals[k // 2 - 1] + vals[k // 2]) / 2
+            kc, mc, sdc = _num_summary(chg)
+            out.append(
+                {
+                    "visit": v.label,
+                    "day": v.day,
+                    "arm": a.label,
+                    "arm_id": a.id,
+                    "cells": {
+                        "n": str(k),
+                        "mean_sd": fmt.mean_sd(m, sd),
+                        "median": fmt.num(med, 1),
+                        "range": f"{fmt.num(vals[0], 0)} to {fmt.num(vals[-1], 0)}",
+                        "chg": (fmt.mean_sd(mc, sdc) + (f"; n = {kc}" if kc != k else "")) if kc else fmt.DASH,
+                    },
+                }
+            )
+    return out
 
 
 # ------------------------------------------------------------------------------------- baseline
@@ -242,6 +293,7 @@ class EffectRow:
     is_primary: bool
     lsmeans: dict[str, str]  # arm id -> "est (SE)"
     estimate: float | None = None
+    n_obs: dict[str, int | None] = field(default_factory=dict)  # arm id -> subjects analysed at the visit
     conf_low: float | None = None
     conf_high: float | None = None
     p_value: float | None = None
@@ -269,6 +321,8 @@ def fit_notes(data: StudyData, paramcd: str, model: str = "mmrm") -> list[str]:
     out = []
     if _falsy(fit.get("converged")):
         out.append("model did not converge")
+    if _truthy(fit.get("singular")):
+        out.append("singular random-effects fit")
     return out
 
 
@@ -303,6 +357,7 @@ def effect_rows(data: StudyData, model: str = "mmrm", visit: str | None = None) 
                 indent=not p.is_total,
                 is_primary=pcd == data.primary_parameter,
                 lsmeans=ls,
+                n_obs={a.id: (data.lsmean(pcd, a.id, visit, model) or {}).get("n_obs") for a in data.arms},
                 estimate=e.get("estimate"),
                 conf_low=e.get("conf_low"),
                 conf_high=e.get("conf_high"),
@@ -318,43 +373,38 @@ def effect_rows(data: StudyData, model: str = "mmrm", visit: str | None = None) 
 
 
 def multiplicity_note(data: StudyData, rows: list[EffectRow]) -> str:
-    """The adjustment method and the families, read from the rows that carry an adjusted p."""
-    adjusted = [
-        r for r in rows if fmt.is_num(r.p_adjusted) and (r.adjust_method or "none") != "none"
+    """The declared testing hierarchy, read from results.treatment_effects.family (model mmrm at the
+    primary visit); a dash in the adjusted-p column where no adjustment applies."""
+    effects = [
+        r for r in data.rows("results.treatment_effects", model="mmrm", avisit=data.primary_visit)
+        if r.get("family")
     ]
-    if not adjusted:
+    if not effects:
         method = data.multiplicity
-        if method:
-            return (
-                f"No adjusted p values are stored (the study's multiplicity method is "
-                f"{ADJUST_LABEL.get(method, method)})."
-            )
-        return "No adjusted p values are stored."
-    methods = sorted({r.adjust_method or data.multiplicity or "unspecified" for r in adjusted})
+        if any(fmt.is_num(r.p_adjusted) for r in rows):
+            return f"Adjusted p: {ADJUST_LABEL.get(method, method)}."
+        return "No adjusted p values are stored." + (
+            f" (The study's multiplicity method is {ADJUST_LABEL.get(method, method)}.)" if method else ""
+        )
     fams: dict[str, list[str]] = {}
-    for r in adjusted:
-        p = data.param(r.paramcd)
-        fams.setdefault(p.instrument, []).append(p.cluster or p.label)
-    fam_text = "; ".join(
-        f"{inst}: {'clusters ' if all(len(x) == 1 for x in members) else ''}{', '.join(members)}"
-        for inst, members in fams.items()
+    for r in sorted(effects, key=lambda r: r["family"]):
+        fams.setdefault(r["family"], []).append(data.param(r["paramcd"]).label)
+    method = data.multiplicity or "holm"
+    parts = [f"{fam.split(': ', 1)[0].replace('hierarchy', 'level')}: {', '.join(m)}" for fam, m in fams.items()]
+    return (
+        "Testing hierarchy (serial gatekeeping) at " + data.visit_label(data.primary_visit) + ": "
+        + "; ".join(parts)
+        + f". The primary endpoint is tested at alpha = {data.alpha:g} without adjustment; each later level is "
+        f"tested ({ADJUST_LABEL.get(method, method)} within the level) only if every hypothesis before it is "
+        "rejected, and its adjusted p is the larger of its within-level adjusted p and the gate's. "
+        "A dash: no adjustment applies (the primary endpoint, other visits, exploratory parameters)."
     )
-    unadjusted = [
-        data.param(r.paramcd).label for r in rows if r not in adjusted and fmt.is_num(r.p_value)
-    ]
-    text = (
-        f"Adjusted p: {', '.join(ADJUST_LABEL.get(m, m) for m in methods)}, within each instrument's family "
-        f"at {data.visit_label(data.primary_visit)} ({fam_text})."
-    )
-    if unadjusted:
-        text += f" Not adjusted: {', '.join(unadjusted)}."
-    return text
 
 
 # ------------------------------------------------------------------------------------ sensitivity
 def sensitivity_rows(data: StudyData, paramcd: str | None = None) -> list[dict]:
     """The primary parameter's difference at the primary visit under each model (results.treatment_effects,
-    results.model_fits). LMMs report Wald z tests (df shown as z)."""
+    results.model_fits). Every model has small-sample df (the random-effects models are fitted as marginal models by the MMRM engine)."""
     pcd = paramcd or data.primary_parameter
     rows = []
     for m in MODELS:
@@ -372,14 +422,14 @@ def sensitivity_rows(data: StudyData, paramcd: str | None = None) -> list[dict]:
                 "model": m,
                 "label": MODEL_LABEL.get(m, m),
                 "structure": covariance_text(fit.get("covariance"))
-                if m == "mmrm"
+                if m in ("mmrm", "mmrm_prorated")
                 else (fit.get("covariance") or "residual \u03c3\u00b2I"),
                 "estimate": e.get("estimate"),
                 "conf_low": e.get("conf_low"),
                 "conf_high": e.get("conf_high"),
                 "cells": {
                     "estimate": fmt.est_se(e.get("estimate"), e.get("std_error")),
-                    "df": fmt.num(df, 1) if fmt.is_num(df) else ("z (normal)" if e else fmt.DASH),
+                    "df": fmt.num(df, 1) if fmt.is_num(df) else fmt.DASH,
                     "ci": fmt.ci(e.get("conf_low"), e.get("conf_high")),
                     "p": fmt.p_value(e.get("p_value")),
                     "d": fmt.num(e.get("cohens_d")),
@@ -389,6 +439,50 @@ def sensitivity_rows(data: StudyData, paramcd: str | None = None) -> list[dict]:
             }
         )
     return rows
+
+
+# ---------------------------------------------------------------------------------- missing items
+def missing_item_groups(data: StudyData) -> list[dict]:
+    """results.missing_items per instrument total: one row per visit with 'lost/assessed (%)' per arm
+    and the subjects who lost a score (only instruments with any lost or prorated score)."""
+    rows = data.rows("results.missing_items")
+    out = []
+    for pcd in dict.fromkeys(r["paramcd"] for r in rows):
+        prs = [r for r in rows if r["paramcd"] == pcd]
+        if not any((r.get("n_lost") or 0) or (r.get("n_prorated") or 0) for r in prs):
+            continue
+        visits = []
+        for v in data.visits:
+            vr = {r["trtp"]: r for r in prs if r["avisit"] == v.id}
+            if not vr:
+                continue
+            visits.append(
+                {
+                    "visit": v.label,
+                    "arms": {
+                        a.id: (
+                            fmt.count_pct(vr[a.id].get("n_lost"), vr[a.id].get("n_assessed"))
+                            if a.id in vr else fmt.DASH
+                        )
+                        for a in data.arms
+                    },
+                    "prorated": sum((r.get("n_prorated") or 0) for r in vr.values()),
+                    "subjects": ", ".join(r["subjects_lost"] for r in vr.values() if r.get("subjects_lost")) or fmt.DASH,
+                }
+            )
+        out.append({"paramcd": pcd, "label": data.param(pcd).full_label, "visits": visits})
+    return out
+
+
+def missing_item_lines(data: StudyData, paramcd: str) -> list[str]:
+    """One line per visit for the CLI: 'BL: KET 5/15 (33%), MID 9/15 (60%)' (lost / assessed)."""
+    out = []
+    for g in missing_item_groups(data):
+        if g["paramcd"] != paramcd:
+            continue
+        for v in g["visits"]:
+            out.append(f"{v['visit']}: " + ", ".join(f"{data.arm_label(a)} {t}" for a, t in v["arms"].items()))
+    return out
 
 
 # -------------------------------------------------------------------------------------- models
@@ -418,6 +512,8 @@ def model_rows(data: StudyData, requested_covariance: str | None) -> list[dict]:
                 "fallback": bool(fallback),
                 "estimation": f.get("estimation") or fmt.DASH,
                 "df_method": f.get("df_method") or fmt.DASH,
+                "singular": _truthy(f.get("singular")),
+                "formula": f.get("formula") or fmt.DASH,
                 "converged": "yes" if _truthy(conv) else ("NO" if _falsy(conv) else fmt.DASH),
                 "not_converged": _falsy(conv),
                 "neg2_loglik": fmt.num(f.get("neg2_loglik"), 1),
@@ -447,6 +543,14 @@ def _warnings_text(w) -> str:
 
 
 # ------------------------------------------------------------------------------------- responders
+def criterion_label(paramcd: str | None, criterion: str | None) -> str:
+    """What a criterion is, exactly: a PCL-5 total under its cut-off is not remission (PCL-5 is a
+    screening measure; < 33 is "below the probable-PTSD cut-off", NCPTSD), MADRS <= 10 is remission."""
+    if (paramcd or "").startswith("PCL5") and _kind(criterion) == "remission":
+        return "below the probable-PTSD cut-off"
+    return criterion or ""
+
+
 def _kind(criterion: str | None) -> str:
     c = (criterion or "").lower()
     return "remission" if "remission" in c or "crit2" in c else "response"
@@ -506,7 +610,7 @@ def responder_groups(data: StudyData) -> list[dict]:
         kind = _kind(g["criterion"])
         nri = g["missing_data"] != "observed"
         g.update(
-            label=f"{p.full_label}: {g['criterion'] or kind}"
+            label=f"{p.full_label}: {criterion_label(g['paramcd'], g['criterion'] or kind)}"
             + (" (missing = non-responder, all randomized)" if nri else ""),
             kind=kind,
             rule=criterion_text(data, g["paramcd"], g["criterion"]),

@@ -20,6 +20,7 @@ class FileSummary:
     accepted: int = 0
     quarantined: int = 0
     skipped: int = 0
+    skip_reasons: list = field(default_factory=list)  # (reason, rows) of every skipped row
     reasons: list[tuple[str, int]] = field(default_factory=list)
     unmapped: str = ""
     decided: bool = True  # False when the run stopped before rows were accepted or quarantined
@@ -57,11 +58,16 @@ def summarize(con: duckdb.DuckDBPyConnection, study_id: str, run_id: str) -> Val
     files: list[FileSummary] = []
     decided_this_run = _has(con, "qc.quarantine") and con.execute(
         "select count(*) = 0 or bool_and(run_id = ?) from qc.quarantine", [run_id]).fetchone()[0]
-    for f, status, msg, read, skipped, unmapped in con.execute(
-        "select _source_file, status, message, rows_read, rows_skipped, unmapped_columns from qc.source_files "
-        "where study_id = ? and run_id = ? order by 1", [study_id, run_id]
+    for f, status, msg, read, skipped, unmapped, skip_json in con.execute(
+        "select _source_file, any_value(status), any_value(message), max(rows_read), max(rows_skipped), "
+        "any_value(unmapped_columns), any_value(skip_reasons) from qc.source_files "
+        "where study_id = ? and run_id = ? group by 1 order by 1", [study_id, run_id]
     ).fetchall():
         fs = FileSummary(f, status, msg, read, skipped=skipped or 0, unmapped=unmapped or "", decided=bool(decided_this_run))
+        # every skipped row with its reason: file-level skips (qc.source_files.skip_reasons) and rows
+        # decided 'skipped' in staging (a REDCap event where the form was not filled in; a repeated
+        # row of a longitudinal randomization file)
+        fs.skip_reasons = sorted(json.loads(skip_json or "{}").items())
         if status == "loaded" and decided_this_run and _has(con, "staging.assessment_rows"):
             decided = ["staging.assessment_rows", "staging.randomization_rows"] + [
                 t for t in ("staging.ae_rows", "staging.vs_rows", "staging.ex_rows", "staging.ds_rows") if _has(con, t)
@@ -72,6 +78,14 @@ def summarize(con: duckdb.DuckDBPyConnection, study_id: str, run_id: str) -> Val
             ).fetchall())
             fs.accepted, fs.quarantined = counts.get("accepted", 0), counts.get("quarantined", 0)
             fs.skipped += counts.get("skipped", 0)
+            fs.skip_reasons += con.execute(
+                "select 'no ' || instrument || ' cell filled in (form not administered at this visit)', count(*) "
+                "from staging.assessment_rows where _source_file = ? and status = 'skipped' group by instrument "
+                "union all select any_value(regexp_replace(skip_reason, 'subject .* already', 'subject already')), "
+                "count(*) from staging.randomization_rows where _source_file = ? and status = 'skipped' "
+                "group by all having count(*) > 0",
+                [f, f],
+            ).fetchall()
             fs.reasons = con.execute(
                 "select reason, count(*) from qc.quarantine where _source_file = ? group by 1 order by 2 desc, 1 limit 10",
                 [f],
@@ -107,6 +121,8 @@ def print_summary(summary: ValidationSummary, console) -> None:
         )
         for reason, n in f.reasons[:5]:
             console.print(f"      {n} x {_short(reason)}", highlight=False)
+        for reason, n in getattr(f, "skip_reasons", [])[:5]:
+            console.print(f"      {n} skipped: {_short(reason)}", highlight=False)
     for line in summary.blocking_failures:
         if not line.startswith("check "):
             continue

@@ -143,7 +143,9 @@ def redcap_item_columns(inst: Instrument, pattern: str) -> list[str]:
 
 
 def write_randomization(trial: Trial, path: Path) -> None:
-    """One row per randomized subject: record_id, arm (1 ketamine / 0 midazolam), site, sex, age band."""
+    """One row per randomized subject: record_id, arm (1 ketamine / 0 midazolam), site, sex, age band,
+    age in years (18-65: not an identifier under Safe Harbor, which protects ages over 89) and the
+    reason a subject discontinued before week 2 (empty for completers)."""
     code = {a.id: a.code for a in ARMS}
     s = trial.subjects
     cols = {
@@ -152,6 +154,13 @@ def write_randomization(trial: Trial, path: Path) -> None:
         "site": s["site"],
         "sex": s["sex"],
         "age_band": [age_band(int(y)) for y in s["age_years"]],
+        "age": s["age_years"],
+        # the default design's dropout reason; a subject discontinued by the intercurrent-event
+        # options (disc_reason) has that reason here too
+        "dcsreas": (
+            s["dcsreas"].fill_null(s["disc_reason"].cast(pl.String).replace("", None))
+            if "disc_reason" in s.columns else s["dcsreas"]
+        ),
     }
     for extra in ("disc_visit", "disc_reason", "rescue_visit"):  # only with intercurrent events
         if extra in s.columns:

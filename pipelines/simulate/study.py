@@ -88,12 +88,12 @@ def _source_blocks(plan: F.Plan) -> list[tuple[str, str]]:
                 "randomization.csv",
                 f"""\
   # One row per randomized subject{why}: arm 1 = ketamine, 0 = midazolam;
-  # age is given as a band only.
+  # age in years and as a band; dcsreas = why a subject discontinued (empty: completed).
   - file: randomization.csv
     kind: randomization
     layout: wide
     delimiter: ","
-    columns: {{subject: record_id, arm: arm, site: site, sex: sex, age_band: age_band}}
+    columns: {{subject: record_id, arm: arm, site: site, sex: sex, age: age, age_band: age_band, discontinuation_reason: dcsreas}}
     recode:
       arm: {{{codes}}}
 """,
@@ -324,7 +324,10 @@ sources:
 
 def _with_intercurrent_events(text: str) -> str:
     """Declare the ICE columns of randomization.csv and add the estimands they feed."""
-    old = "    columns: {subject: record_id, arm: arm, site: site, sex: sex, age_band: age_band}\n"
+    old = (
+        "    columns: {subject: record_id, arm: arm, site: site, sex: sex, age: age, age_band: age_band, "
+        "discontinuation_reason: dcsreas}\n"
+    )
     assert old in text, "randomization block changed"
     new = old + (
         "    # intercurrent events: last visit on treatment (blank = completed), reason, rescue medication\n"

@@ -134,9 +134,12 @@ GUID_ALPHABET = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"))
 # Child i of SeedSequence(seed).spawn(k) is the same for any k >= i + 1, so a stream appended here
 # leaves the others unchanged. "follow_up" feeds everything about visits after W2 (sub-streams
 # _FOLLOW_UP_STREAMS); it is never drawn from in the default four-visit design.
-# "durability" feeds the weekly follow-up (``follow_up_weeks``) and "safety" the AE/VS/EX/DS domains;
-# neither is drawn from in the default design.
-_STREAMS = ("design", "caps5", "pcl5", "madrs", "days", "dropout", "missing", "keys", "follow_up", "durability", "safety")
+# "disposition" (main), then "durability" (the weekly follow-up, ``follow_up_weeks``) and "safety"
+# (AE/VS/EX/DS): none is drawn from in the default design.
+_STREAMS = (
+    "design", "caps5", "pcl5", "madrs", "days", "dropout", "missing", "keys", "follow_up", "disposition",
+    "durability", "safety",
+)
 _DURABILITY_STREAMS = ("days", "dropout", "caps5", "pcl5", "madrs", "missing", "relapse")
 _FOLLOW_UP_STREAMS = ("days", "dropout", "caps5", "pcl5", "madrs", "missing")
 # The default instruments (the calibrated latent model); any other definition is simulated by
@@ -173,6 +176,15 @@ DISCONTINUATION_REASONS = (
 # MNAR dropout: logit P(discontinue) = a + MNAR_SLOPE * z, z the standardised CAPS-5 total change at D1
 # (positive = less improvement); a is solved so that the mean probability is the requested rate.
 MNAR_SLOPE = 1.5
+
+
+# Discontinuation reasons (CDISC NCOMPLT terms). Feder 2021's one ketamine dropout: "Physician
+# Decision" (ClinicalTrials.gov); in larger simulated studies the first dropout keeps that reason
+# and the others draw from these shares (assumption), from the appended "disposition" stream.
+FEDER_DROPOUT_REASON = "PHYSICIAN DECISION"
+DROPOUT_REASONS = (
+    ("PHYSICIAN DECISION", 0.25), ("WITHDRAWAL BY SUBJECT", 0.35), ("LOST TO FOLLOW-UP", 0.25), ("ADVERSE EVENT", 0.15),
+)
 
 
 def n_dropouts(per_arm: int) -> int:
@@ -437,6 +449,12 @@ def build_trial(
     missing = {k: missing[k] for k in instruments}
 
     age_years = (age_days / 365.25).astype(np.int64)
+    dcsreas = np.full(n, None, dtype=object)
+    if dropouts.size:
+        names, probs = zip(*DROPOUT_REASONS, strict=True)
+        drawn = rng["disposition"].choice(np.array(names, dtype=object), size=dropouts.size, p=np.array(probs))
+        drawn[0] = FEDER_DROPOUT_REASON
+        dcsreas[dropouts] = drawn
     subjects = pl.DataFrame(
         {
             "usubjid": usubjid,
@@ -449,6 +467,7 @@ def build_trial(
             "subjectkey": guids,
             "baseline_date": base_dates,
             "last_visit": np.array([v.id for v in visits])[last_attended],
+            "dcsreas": pl.Series("dcsreas", list(dcsreas), dtype=pl.String),
         }
     )
     if ice_cols is not None:

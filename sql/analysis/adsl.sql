@@ -1,7 +1,7 @@
 -- analysis.adsl: ADaM-style subject-level analysis dataset - arm, population flags and baseline covariates.
 -- Grain: one row per subject of staging.subjects (the randomized subjects; for a study without a
 --   randomization source, the subjects seen in the assessments).
--- Inputs: staging.subjects, analysis.adqs, ref.study, ref.scores, analysis.adex, staging.ds_rows.
+-- Inputs: staging.subjects, analysis.adqs, ref.study, ref.scores, ref.visits, analysis.adex, staging.ds_rows.
 -- Rules, in words:
 --   L1 TRT01P is the randomized arm id (manifest arms[].id), TRT01PN its number in the manifest,
 --      ARM_ROLE experimental or control.
@@ -13,6 +13,16 @@
 --      (CAPS5TOT, MADRSTOT, PCL5TOT). COMPLFL = 'Y' when the subject has a value of that parameter
 --      at the manifest's primary visit (an ANL01FL record), else 'N'. PRIMARY_BASE is the
 --      subject's baseline value of the same parameter.
+--   L5 Population flags (ADaM IG): FASFL = 'Y' when randomized with a baseline and at least one
+--      post-baseline value of the completer parameter (the MMRM's full analysis set); SAFFL =
+--      'Y' when the subject has any post-baseline assessment of any instrument (evidence that the
+--      first dose was given: the assessments follow the first infusion; without exposure data this
+--      is the closest the data allow), else 'N'; PPROTFL = 'Y' when FASFL = 'Y' and the subject
+--      completed the primary visit (COMPLFL) - no protocol-deviation data, so per protocol means
+--      completers. TRT01A = TRT01P for SAFFL = 'Y' subjects (no exposure data record a different
+--      treatment; blinded single-site trials dose as randomized), NULL otherwise.
+--   L6 Disposition: DCSREAS as given by the randomization source (columns.discontinuation_reason);
+--      EOSSTT = 'DISCONTINUED' with a reason, 'COMPLETED' without one when COMPLFL = 'Y', else NULL.
 --   L4 Baseline covariates are kept as received: site, sex, age (years, numeric when given as a
 --      number), age_band, race, ethnicity; other declared covariates stay in one JSON object
 --      (covariates) because their names differ between studies.
@@ -66,6 +76,22 @@ completers as (
     where q.paramcd = cp.paramcd and q.avisit = st.primary_visit and q.anl01fl = 'Y'
 ),
 
+fas as (
+    select distinct q.usubjid
+    from adqs as q
+    cross join completer_parameter as cp
+    where q.paramcd = cp.paramcd and q.chg is not null
+),
+
+dosed as (
+    select distinct q.usubjid
+    from adqs as q
+    inner join ref.visits as v on v.visit = q.avisit
+    cross join study as st
+    inner join ref.visits as bv on bv.visit = st.baseline_visit
+    where q.aval is not null and v.avisitn > bv.avisitn
+),
+
 baselines as (
     select q.usubjid, q.base
     from adqs as q
@@ -104,6 +130,24 @@ final as (
         case when s.arm is not null then 'Y' else 'N' end as randfl,
         case when s.arm is not null then 'Y' else 'N' end as ittfl,
         case when c.usubjid is not null then 'Y' else 'N' end as complfl,
+        case when s.arm is not null and f.usubjid is not null then 'Y' else 'N' end as fasfl,
+        -- L5 when the study has exposure data (EX), else dosing inferred from post-baseline assessments
+        case
+            when (select yes from has_exposure) then (case when s.arm is not null and x.usubjid is not null then 'Y' else 'N' end)
+            when s.arm is not null and d.usubjid is not null then 'Y' else 'N'
+        end as saffl,
+        case when s.arm is not null and f.usubjid is not null and c.usubjid is not null then 'Y' else 'N' end as pprotfl,
+        case when d.usubjid is not null then s.arm end as trt01a,
+        -- L6: the DS disposition event when the study has one for the subject, else the randomization source
+        case
+            when ds.dsdecod = 'COMPLETED' then 'COMPLETED'
+            when ds.dsdecod is not null then 'DISCONTINUED'
+            when s.dcsreas is not null then 'DISCONTINUED'
+            when c.usubjid is not null then 'COMPLETED'
+        end as eosstt,
+        case when ds.dsdecod is not null then (case when ds.dsdecod <> 'COMPLETED' then ds.dsdecod end) else s.dcsreas end
+            as dcsreas,
+        case when ds.dsdecod <> 'COMPLETED' then ds.dsterm end as dcsreasp,
         cp.paramcd as primary_paramcd,
         b.base as primary_base,
         s.site,
@@ -116,13 +160,6 @@ final as (
         x.trtsdy,
         x.trtedy,
         x.ninf,
-        case
-            when x.usubjid is not null then 'Y'
-            when (select yes from has_exposure) then 'N'
-        end as saffl,
-        case when d.dsdecod = 'COMPLETED' then 'COMPLETED' when d.dsdecod is not null then 'DISCONTINUED' end as eosstt,
-        case when d.dsdecod <> 'COMPLETED' then d.dsdecod end as dcsreas,
-        case when d.dsdecod <> 'COMPLETED' then d.dsterm end as dcsreasp,
         s.source,
         s._source_file,
         s._source_row
@@ -130,8 +167,10 @@ final as (
     cross join completer_parameter as cp
     left join completers as c on c.usubjid = s.usubjid
     left join baselines as b on b.usubjid = s.usubjid
+    left join fas as f on f.usubjid = s.usubjid
+    left join dosed as d on d.usubjid = s.usubjid
     left join exposure as x on x.usubjid = s.usubjid
-    left join disposition as d on d.usubjid = s.usubjid
+    left join disposition as ds on ds.usubjid = s.usubjid
 )
 
 select * from final

@@ -6,13 +6,15 @@
 --   numbers or codes, and by shape otherwise ([10-digit number], [text, 23 characters]; see
 --   pipelines/core/masking.py), so no identifier or free text travels on - the row number points
 --   at the cell in the source. run_id is the pipeline run that rejected it.
--- Inputs: staging.assessment_rows, staging.randomization_rows, staging.ae_rows, staging.vs_rows,
---   staging.ex_rows, staging.ds_rows, raw.*.
+--   A subject-level column declared on a longitudinal file whose rows disagree for a subject puts
+--   every row that gave a value here (raw_table raw.subject_columns; its ratings stay accepted).
+-- Inputs: staging.assessment_rows, staging.randomization_rows, staging.subject_columns, staging.ae_rows,
+--   staging.vs_rows, staging.ex_rows, staging.ds_rows, raw.*.
 with
 
 {% for inst in instruments %}
 raw_{{ inst }} as (
-    select _source_file, _source_row,
+    select source, _source_file, _source_row,
         json_object('source', source, '_source_file', _source_file, '_source_row', _source_row
             {%- for c in raw_columns[inst] %}, '{{ c }}', tp_show({{ c }}){% endfor %}) as raw_values
     from raw.{{ inst }}
@@ -20,7 +22,7 @@ raw_{{ inst }} as (
 {% endfor %}
 
 raw_randomization as (
-    select _source_file, _source_row,
+    select source, _source_file, _source_row,
         json_object('source', source, '_source_file', _source_file, '_source_row', _source_row
             {%- for c in raw_columns['randomization'] %}, '{{ c }}', tp_show({{ c }}){% endfor %}) as raw_values
     from raw.randomization
@@ -33,7 +35,8 @@ assessments as (
         a.study_id, a.source, a._source_file, a._source_row, 'raw.{{ inst }}' as raw_table,
         a.usubjid, a.reason, r.raw_values
     from staging.assessment_rows as a
-    inner join raw_{{ inst }} as r on r._source_file = a._source_file and r._source_row = a._source_row
+    inner join raw_{{ inst }} as r
+        on r._source_file = a._source_file and r._source_row = a._source_row and r.source = a.source
     where a.status = 'quarantined' and a.instrument_id = '{{ inst }}'
     {% endfor %}
 ),
@@ -43,7 +46,8 @@ randomization as (
         a.study_id, a.source, a._source_file, a._source_row, 'raw.randomization' as raw_table,
         a.usubjid, a.reason, r.raw_values
     from staging.randomization_rows as a
-    inner join raw_randomization as r on r._source_file = a._source_file and r._source_row = a._source_row
+    inner join raw_randomization as r
+        on r._source_file = a._source_file and r._source_row = a._source_row and r.source = a.source
     where a.status = 'quarantined'
 ),
 
@@ -60,6 +64,21 @@ safety_{{ domain }} as (
 ),
 {% endfor %}
 
+-- a subject-level column whose rows disagree: each row that gave a value (staging.subject_columns S3)
+subject_level as (
+    select
+        r.study_id, r.source, r._source_file, r._source_row, 'raw.subject_columns' as raw_table,
+        c.usubjid, c.conflict as reason,
+        json_object('source', r.source, '_source_file', r._source_file, '_source_row', r._source_row,
+            'subject', tp_show(r.subject), 'column_name', c.column_name) as raw_values
+    from staging.subject_columns as c
+    inner join raw.subject_columns as r on nullif(trim(r.subject), '') = c.usubjid
+    where c.conflict is not null
+        and nullif(trim(case c.column_name
+            when 'site' then r.site when 'sex' then r.sex when 'age' then r.age when 'age_band' then r.age_band
+            when 'race' then r.race when 'ethnicity' then r.ethnicity else r.covariates end), '') is not null
+),
+
 final as (
     select
         study_id,
@@ -74,6 +93,7 @@ final as (
     from (
         select * from assessments
         union all select * from randomization
+        union all select * from subject_level
         union all select * from safety_ae
         union all select * from safety_vs
         union all select * from safety_ex

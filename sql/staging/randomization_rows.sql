@@ -8,7 +8,11 @@
 --      file, row) is kept, later copies are quarantined;
 --   R4 the same subject listed with different arms is a conflict: every copy is quarantined (and
 --      the arm-consistency check blocks the study until it is resolved).
--- status: 'accepted' or 'quarantined'; reason says why in words a person can act on.
+--   R5 a longitudinal file used as a randomization source (columns.visit mapped: one row per
+--      subject x visit, e.g. a REDCap export that also feeds the assessment sources) repeats each
+--      subject: later rows of the same source with the same subject and arm are 'skipped' (the
+--      subject is already listed), not quarantined as duplicates; skip_reason says so.
+-- status: 'accepted', 'quarantined' or 'skipped'; reason says why in words a person can act on.
 -- Inputs: raw.randomization, ref.arm_codes, ref.arms.
 with
 
@@ -32,6 +36,8 @@ ranked as (
         row_number() over (partition by r.usubjid, r.arm_id order by r._source_file, r._source_row) as copy_no,
         first_value(r._source_file || ' row ' || r._source_row)
             over (partition by r.usubjid, r.arm_id order by r._source_file, r._source_row) as first_copy,
+        first_value(r.source)
+            over (partition by r.usubjid, r.arm_id order by r._source_file, r._source_row) as first_source,
         string_agg(r.arm_id || ' in ' || r._source_file || ' row ' || r._source_row, '; ')
             over (partition by r.usubjid) as all_arms
     from rows as r
@@ -54,13 +60,20 @@ final as (
                 || (select arms from arm_list) || '); map it under recode.arm or arms[].codes'
             when r.n_arms_for_subject > 1 then
                 'subject ' || r.usubjid || ' is randomized to more than one arm (' || r.all_arms || ')'
-            when r.copy_no > 1 then
+            when r.copy_no > 1 and not (r.visit is not null and r.source = r.first_source) then
                 'exact duplicate of ' || r.first_copy || ' (same subject and arm); the first copy is kept'
-        end as reason
+        end as reason,
+        case
+            when r.usubjid is not null and r.arm_id is not null and r.n_arms_for_subject = 1 and r.copy_no > 1
+                and r.visit is not null and r.source = r.first_source then
+                'repeated row of a longitudinal file: subject ' || r.usubjid || ' already listed with the same arm at '
+                || r.first_copy
+        end as skip_reason
     from ranked as r
 )
 
 select
     *,
-    case when reason is null then 'accepted' else 'quarantined' end as status
+    case when reason is not null then 'quarantined' when skip_reason is not null then 'skipped' else 'accepted' end
+        as status
 from final

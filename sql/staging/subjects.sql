@@ -4,7 +4,11 @@
 --   SDTM DM). A study without any randomization source takes its subjects from the assessment
 --   rows: the arm from the rows' arm column when the source maps one, or the only arm of a
 --   single-arm study. Covariates keep the values as received (text).
--- Inputs: staging.randomization_rows, raw.randomization, raw.<instrument>, ref.arms, ref.arm_codes.
+--   Subject-level columns declared on longitudinal files (staging.subject_columns: one value per
+--   subject, empty on conflict) fill site, sex, age, age_band, race, ethnicity and covariates where
+--   the randomization source gives none.
+-- Inputs: staging.randomization_rows, raw.randomization, raw.<instrument>, ref.arms, ref.arm_codes,
+--   staging.subject_columns.
 with
 
 randomized as (
@@ -19,6 +23,7 @@ randomized as (
         r.race,
         r.ethnicity,
         r.covariates,
+        nullif(trim(r.dcsreas), '') as dcsreas,
         rr.source,
         rr._source_file,
         rr._source_row
@@ -58,6 +63,20 @@ unioned as (
     select * from from_assessments
 ),
 
+subject_level as (
+    select
+        usubjid,
+        max(value) filter (where column_name = 'site') as site,
+        max(value) filter (where column_name = 'sex') as sex,
+        max(value) filter (where column_name = 'age') as age,
+        max(value) filter (where column_name = 'age_band') as age_band,
+        max(value) filter (where column_name = 'race') as race,
+        max(value) filter (where column_name = 'ethnicity') as ethnicity,
+        max(value) filter (where column_name = 'covariates') as covariates
+    from staging.subject_columns
+    group by usubjid
+),
+
 final as (
     select
         u.study_id,
@@ -66,18 +85,20 @@ final as (
         a.arm_label,
         a.arm_role,
         a.armn,
-        u.site,
-        u.sex,
-        try_cast(u.age as double) as age,
-        u.age_band,
-        u.race,
-        u.ethnicity,
-        u.covariates,
+        coalesce(u.site, sl.site) as site,
+        coalesce(u.sex, sl.sex) as sex,
+        try_cast(coalesce(u.age, sl.age) as double) as age,
+        coalesce(u.age_band, sl.age_band) as age_band,
+        coalesce(u.race, sl.race) as race,
+        coalesce(u.ethnicity, sl.ethnicity) as ethnicity,
+        coalesce(u.covariates, sl.covariates) as covariates,
+        u.dcsreas,
         u.source,
         u._source_file,
         u._source_row
     from unioned as u
     left join ref.arms as a on a.arm = u.arm
+    left join subject_level as sl on sl.usubjid = u.usubjid
 )
 
 select * from final

@@ -119,3 +119,24 @@ def test_redcap_prorating_rule(tmp_path):
     assert query(db, "select usubjid, complfl, primary_base from analysis.adsl order by 1") == [
         ("201", "Y", 60.0), ("202", "Y", 40.0), ("203", "Y", 40.0)
     ]
+
+
+def test_baseline_coverage_counts_scoreable_totals_and_names_the_subjects(tmp_path):
+    """202's baseline has B3 missing (-99): rated, but no scoreable total under the default rule
+    (its reported 38 is not used when items were answered); under proration (<= 2 missing) it is."""
+    import duckdb
+
+    from pipelines.core.manifest import load_manifest
+    from pipelines.core.validation import check_baseline_coverage
+
+    db = build(tmp_path)
+    con = duckdb.connect(str(db), read_only=True)
+    study = tmp_path / "study"
+    m = load_manifest(study).model_copy(deep=True)
+    m.analysis.primary_parameter = "PCL5TOT"
+    out = check_baseline_coverage(con, m)
+    assert out.summary.startswith("2/3 subjects (67%) have a scoreable baseline PCL-5 total (PCL5TOT)")
+    assert "rated but lost to missing items: 202" in out.summary
+    assert out.expectations[0].details["lost_to_missing_items"] == ["202"]
+    m.analysis.missing_items.method, m.analysis.missing_items.max_missing = "prorate", 2
+    assert check_baseline_coverage(con, m).summary.startswith("3/3 subjects (100%)")

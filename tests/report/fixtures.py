@@ -42,10 +42,17 @@ EFFECTS_W2 = {
     "PCL5E": (-3.00, 1.80, 27.3, -6.69, 0.69, 0.1070, 0.1070, -0.55),
     "MADRSTOT": (-9.80, 3.50, 27.2, -16.98, -2.62, 0.0093, None, -1.05),
 }
-# Random-effects sensitivity for CAPS5TOT at W2 (Wald z: df NaN).
+# The testing hierarchy (results.treatment_effects.family) the literal rows belong to.
+FAMILY = {
+    "CAPS5TOT": "hierarchy 1: primary endpoint CAPS5TOT at W2",
+    **{p: "hierarchy 2: CAPS-5 clusters at W2" for p in ("CAPS5B", "CAPS5C", "CAPS5D", "CAPS5E")},
+    "PCL5TOT": "hierarchy 3: secondary totals at W2",
+    "MADRSTOT": "hierarchy 3: secondary totals at W2",
+}
+# Random-effects sensitivity for CAPS5TOT at W2 (marginal models with Kenward-Roger df).
 LMM_W2 = {
-    "lmm_ri": (-11.20, 3.80, NAN, -18.65, -3.75, 0.0032, None, -1.07),
-    "lmm_rs": (-10.90, 4.10, NAN, -18.94, -2.86, 0.0078, None, -1.04),
+    "lmm_ri": (-11.20, 3.80, 27.9, -18.65, -3.75, 0.0032, None, -1.07),
+    "lmm_rs": (-10.90, 4.10, 26.4, -18.94, -2.86, 0.0078, None, -1.04),
 }
 # CAPS5TOT LS means at W2 (estimate, se, df, lo, hi); their difference is EFFECTS_W2's -11.88.
 LSMEANS_CAPS_W2 = {"KET": (-13.92, 3.40, 27.0, -20.90, -6.94), "MID": (-2.04, 3.40, 27.0, -9.02, 4.94)}
@@ -162,9 +169,10 @@ def write_results(
                 "conf_high": hi,
                 "p_value": p,
                 "p_adjusted": padj,
-                "adjust_method": "holm" if padj is not None else None,
+                "adjust_method": "holm + hierarchy" if padj is not None else None,
                 "cohens_d": d,
                 "run_id": RUN,
+                "family": FAMILY.get(paramcd),
             }
         )
     if two_arm and "CAPS5TOT" not in drop:
@@ -274,6 +282,7 @@ def write_results(
             "adjust_method": pl.String,
             "cohens_d": pl.Float64,
             "run_id": pl.String,
+            "family": pl.String,
         },
         "responders": {
             "study_id": pl.String,

@@ -27,7 +27,7 @@ TWO_ARM = [
         "Midazolam 0.045 mg/kg 4/15 (26.7%), Fisher p = 0.139"
     ),
     (
-        "PCL-5 total remission (PCL-5 total < 33): Ketamine 0.5 mg/kg 5/15 (33.3%) vs Midazolam 0.045 mg/kg 2/15 (13.3%), "
+        "PCL-5 total below the probable-PTSD cut-off (PCL-5 total < 33): Ketamine 0.5 mg/kg 5/15 (33.3%) vs Midazolam 0.045 mg/kg 2/15 (13.3%), "
         "Fisher p = 0.390"
     ),
     (

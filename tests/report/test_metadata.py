@@ -54,7 +54,7 @@ def test_treatment_effects_markdown_and_forest_png(con):
     ]
     assert "| \u2003CAPS-5 cluster B (Intrusion) |" in md  # clusters indented under their total
     assert "Ketamine 0.5 mg/kg − Midazolam 0.045 mg/kg in LS-mean change from baseline at Week 2" in md
-    assert "Adjusted p: Holm" in md
+    assert "Testing hierarchy (serial gatekeeping) at Week 2: level 1: CAPS-5 total; level 2: Cluster B" in md
     assert _is_small_png(png)
 
 
@@ -78,7 +78,7 @@ def test_responders_markdown_and_chart(con):
     assert [r[0] for r in rows] == [
         "CAPS-5 total: response",
         "PCL-5 total: response",
-        "PCL-5 total: remission",
+        "PCL-5 total: below the probable-PTSD cut-off",
         "MADRS total: response",
         "MADRS total: remission",
     ]

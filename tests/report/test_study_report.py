@@ -78,13 +78,13 @@ def test_two_arm_report_has_every_section(two_arm_page):
     text = text_of(two_arm_page)
     for heading in [
         "Participant flow",
-        "Baseline characteristics",
+        "Demographics and baseline characteristics",
         "Primary results at Week 2",
         "Cluster effects",
         "Change from baseline over visits",
         "Individual trajectories",
         "Response and remission at Week 2",
-        "Sensitivity: random-effects models",
+        "Sensitivity: prorated scores and random-effects models",
         "Model fits",
         "Data validation",
         "Provenance",
@@ -142,8 +142,9 @@ def test_primary_table_formats_the_fixture_numbers(two_arm_page):
 
 def test_multiplicity_method_and_family_under_the_table(two_arm_page):
     assert (
-        "Adjusted p: Holm, within each instrument's family at Week 2 (CAPS-5: clusters B, C, D, E; "
-        "PCL-5: clusters B, C, D, E). Not adjusted: CAPS-5 total, PCL-5 total, MADRS total."
+        "Testing hierarchy (serial gatekeeping) at Week 2: level 1: CAPS-5 total; level 2: Cluster B "
+        "(Intrusion), Cluster C (Avoidance), Cluster D (Cognitions and mood), Cluster E (Arousal and "
+        "reactivity); level 3: PCL-5 total, MADRS total."
     ) in text_of(two_arm_page)
 
 
@@ -159,10 +160,10 @@ def test_sensitivity_table_puts_random_effects_next_to_mmrm(two_arm_page):
     text = text_of(two_arm_page)
     assert "MMRM us (unstructured) -11.88 (3.96) 27.0 (-20.01, -3.75) 0.006 -1.13" in text
     assert (
-        "Random intercept (lmm_ri) residual σ²I -11.20 (3.80) z (normal) (-18.65, -3.75) 0.003 -1.07" in text
+        "Random intercept (lmm_ri) residual σ²I -11.20 (3.80) 27.9 (-18.65, -3.75) 0.003 -1.07" in text
     )
     assert (
-        "Random intercept + slope (lmm_rs) residual σ²I -10.90 (4.10) z (normal) (-18.94, -2.86) 0.008 -1.04"
+        "Random intercept + slope (lmm_rs) residual σ²I -10.90 (4.10) 26.4 (-18.94, -2.86) 0.008 -1.04"
         in text
     )
     svg = figure_svg(two_arm_page, "sensitivity-figure")
@@ -188,13 +189,15 @@ def test_participant_flow_and_baseline(two_arm_page, built):
         )
     text = text_of(two_arm_page)
     assert "Randomized 15 15 30" in text
-    assert "With a baseline CAPS-5 total 15 15 30" in text
+    # CONSORT: discontinued before the primary visit, out of the randomized, with the reason
+    disc = {a: 15 - completed.get(a, 0) for a in ("KET", "MID")}
     assert (
-        f"Completed Week 2 (CAPS-5 total assessed) {completed['KET']} {completed['MID']} "
-        f"{completed['KET'] + completed['MID']}"
+        f"Discontinued before Week 2 (EOSSTT = DISCONTINUED) {disc['KET']} {disc['MID']} {disc['KET'] + disc['MID']}"
     ) in text
+    assert "Physician decision 1 0 1" in text
+    assert "Analysed by the MMRM (CAPS-5 total: a baseline and at least one post-baseline value) 15 15 30" in text
     for label in (
-        "Age band, years, n (%)",
+        "Age, years, mean (SD)",
         "Sex, n (%)",
         "CAPS-5 total (0–80)",
         "PCL-5 total (0–80)",

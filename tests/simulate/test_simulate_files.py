@@ -94,8 +94,12 @@ def test_all_formats_split_instruments_once(studies):
 def test_wide_redcap_layout_and_ranges(studies):
     folder = studies["wide"]
     rand = pl.read_csv(folder / "randomization.csv", infer_schema_length=0)
-    assert rand.columns == ["record_id", "arm", "site", "sex", "age_band"]
+    assert rand.columns == ["record_id", "arm", "site", "sex", "age_band", "age", "dcsreas"]
     assert sorted(rand["arm"].unique()) == ["0", "1"]
+    # Feder 2021: 1 of 15 ketamine subjects discontinued, reason "Physician Decision"; ages 18-65
+    assert rand.filter(pl.col("dcsreas").is_not_null())["dcsreas"].to_list() == ["PHYSICIAN DECISION"]
+    assert rand.filter(pl.col("dcsreas").is_not_null())["arm"].to_list() == ["1"]
+    assert all(18 <= int(a) <= 65 for a in rand["age"])
     cols = {
         "pcl5": [f"pcl5_{n}" for n in range(1, 21)],
         "caps5": [f"caps5_{it.code.lower()}" for it in INST["caps5"].items if not it.optional],

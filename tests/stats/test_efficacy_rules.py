@@ -69,8 +69,10 @@ def test_primary_effect_matches_a_hand_ancova():
     assert eff["effect_size_sd"] == pytest.approx(2.0, rel=RTOL)
     assert eff["cohens_d"] == pytest.approx(-2.0, rel=RTOL)
     assert (eff["cohens_d_conf_low"], eff["cohens_d_conf_high"]) == pytest.approx((-3.500220, -0.499780), rel=RTOL)
-    # the primary endpoint is in no multiplicity family
-    assert (eff["p_adjusted"], eff["adjust_method"], eff["family"]) == (eff["p_value"], "none", None)
+    # the primary endpoint is level 1 of the hierarchy: tested at alpha, nothing adjusted (a dash)
+    assert (eff["p_adjusted"], eff["adjust_method"], eff["family"]) == (
+        None, "none", "hierarchy 1: primary endpoint CAPS5TOT at W2"
+    )
     lsm = {r["trtp"]: r for r in out.lsmeans.iter_rows(named=True)}
     assert lsm["KET"]["estimate"] == pytest.approx(-6.0, rel=RTOL)
     assert lsm["MID"]["estimate"] == pytest.approx(-2.0, rel=RTOL)
@@ -145,18 +147,26 @@ def test_a_parameter_with_one_arm_only_gets_a_not_fitted_row():
     assert fit["warnings"].startswith("not fitted: arm MID has no post-baseline values")
 
 
-def test_cluster_family_is_adjusted_and_totals_are_not():
+def test_testing_hierarchy_primary_then_clusters_then_secondary_totals():
     rows = []
-    for p in ("CAPS5TOT", "CAPS5B", "CAPS5C", "CAPS5D", "CAPS5E"):
+    for p in ("CAPS5TOT", "CAPS5B", "CAPS5C", "CAPS5D", "CAPS5E", "PCL5TOT", "MADRSTOT", "PCL5B"):
         rows += _three_visit_data(4, paramcd=p)
     out = run_efficacy(connection(rows), manifest(multiplicity="bonferroni"), "r", sensitivity=False)
-    te = out.treatment_effects
-    fam = te.filter(pl.col("family").is_not_null())
-    assert sorted(fam["paramcd"]) == ["CAPS5B", "CAPS5C", "CAPS5D", "CAPS5E"]
-    assert set(fam["avisit"]) == {"W2"} and set(fam["family"]) == {"CAPS-5 clusters at W2"}
-    assert set(fam["adjust_method"]) == {"bonferroni"}
-    for r in fam.iter_rows(named=True):  # Bonferroni with m = 4
-        assert r["p_adjusted"] == pytest.approx(min(1.0, 4 * r["p_value"]), rel=1e-12)
-    rest = te.filter(pl.col("family").is_null())
-    assert set(rest["adjust_method"]) == {"none"}
-    assert (rest["p_adjusted"] == rest["p_value"]).all()
+    te = out.treatment_effects.filter(pl.col("model") == "mmrm")
+    p = {r["paramcd"]: r for r in te.filter(pl.col("avisit") == "W2").iter_rows(named=True)}
+    gate1 = p["CAPS5TOT"]["p_value"]
+    assert p["CAPS5TOT"]["p_adjusted"] is None  # level 1: no adjustment applies
+    clusters = ["CAPS5B", "CAPS5C", "CAPS5D", "CAPS5E"]
+    for c in clusters:  # Bonferroni with m = 4, gated by the primary: max(4 p, p_primary)
+        r = p[c]
+        assert r["family"] == "hierarchy 2: CAPS-5 clusters at W2" and r["adjust_method"] == "bonferroni + hierarchy"
+        assert r["p_adjusted"] == pytest.approx(max(min(1.0, 4 * r["p_value"]), gate1), rel=1e-12)
+    gate2 = max(p[c]["p_adjusted"] for c in clusters)
+    for t in ("PCL5TOT", "MADRSTOT"):  # Bonferroni with m = 2, gated by every cluster
+        r = p[t]
+        assert r["family"] == "hierarchy 3: secondary totals at W2"
+        assert r["p_adjusted"] == pytest.approx(max(min(1.0, 2 * r["p_value"]), gate2), rel=1e-12)
+    # outside the hierarchy (other visits, other instruments' clusters): a dash, not a copy of p
+    rest = out.treatment_effects.filter(pl.col("family").is_null())
+    assert rest.height > 0 and set(rest["adjust_method"]) == {"none"} and rest["p_adjusted"].null_count() == rest.height
+    assert "PCL5B" in set(rest["paramcd"])

@@ -51,9 +51,11 @@ def subjects(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
 
 def add_safety(con: duckdb.DuckDBPyConnection) -> None:
     s = subjects(con)
-    con.execute("alter table analysis.adsl add column saffl varchar default 'Y'")
-    con.execute("alter table analysis.adsl add column eosstt varchar default 'COMPLETED'")
-    con.execute("alter table analysis.adsl add column dcsreas varchar")
+    # ADSL may already derive SAFFL / EOSSTT / DCSREAS (issue 12): these literal values replace them
+    con.execute("alter table analysis.adsl add column if not exists saffl varchar")
+    con.execute("alter table analysis.adsl add column if not exists eosstt varchar")
+    con.execute("alter table analysis.adsl add column if not exists dcsreas varchar")
+    con.execute("update analysis.adsl set saffl = 'Y', eosstt = 'COMPLETED', dcsreas = null")
     con.execute("update analysis.adsl set saffl = 'N' where usubjid = ?", [s["M3"]])
     for key, reason in (("M2", "Lost to follow-up"), ("M4", "Lost to follow-up"), ("K4", "Withdrawal by subject")):
         con.execute("update analysis.adsl set eosstt = 'DISCONTINUED', dcsreas = ? where usubjid = ?", [reason, s[key]])

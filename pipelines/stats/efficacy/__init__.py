@@ -1,5 +1,5 @@
 """Efficacy analysis of one study: the primary MMRM per parameter (with covariance fallbacks), LS
-means, treatment effects with Cohen's d, multiplicity across DSM-5 clusters, the statsmodels
+means, treatment effects with Cohen's d, the multiplicity hierarchy, the
 random-effects sensitivity models, responders/remitters, and within-arm results for single-arm
 studies. Dagster-free; tidy polars frames out (``results.*`` columns, see ``schema.py`` and
 ``sql/results/_schema.yml``).
@@ -40,21 +40,23 @@ E4 Cohen's d (Feingold 2009): the model's treatment effect divided by the pooled
    baseline, whether or not they have post-baseline data. Same sign as the estimate.
    ``cohens_d_conf_low/high`` are the effect's CI limits divided by the same SD (the SD treated as
    known, as Feder 2021's d = 1.13, 95 % CI 0.36-1.91 = (3.75, 20.01) / 10.5).
-E5 Multiplicity: one family per instrument and model - its DSM-5 cluster scores (CAPS5B-E, PCL5B-E,
-   the non-total, non-optional scores of the instrument definition, in definition order B, C, D,
-   E, which is also the fixed-sequence order) at the primary visit, adjusted by
-   ``analysis.multiplicity`` (default holm; see ``pipelines.stats.multiplicity``). ``family`` names
-   it (e.g. 'CAPS-5 clusters at W2'), ``adjust_method`` is the method code. Every other row (totals,
-   the primary endpoint, MADRS, CAPS5DIS, other visits) has ``p_adjusted = p_value``,
-   ``adjust_method = 'none'`` and no family: the primary endpoint is tested unadjusted.
+E5 Multiplicity: a declared testing hierarchy (serial gatekeeping) on the primary MMRM at the
+   primary visit: primary endpoint -> the primary instrument's DSM-5 clusters (``analysis.multiplicity``,
+   default Holm) -> the other instruments' totals (same method); see ``_Run.adjust``. Rows outside
+   the hierarchy have p_adjusted NULL (no adjustment applies: shown as a dash) and adjust_method 'none'.
 E6 Sensitivity (``lmm_ri``, ``lmm_rs``), for the parameters ``analysis.sensitivity_models`` names
-   (default ``totals``: each instrument's total): statsmodels MixedLM with the same fixed effects, a random
-   intercept per subject (lmm_ri) or a random intercept and slope on study day (lmm_rs, ADY / 7 =
-   weeks, unstructured G; fitted only when at least 5 subjects have post-baseline values on two or
-   more distinct days). Residual covariance sigma^2 I. Wald z inference: ``df`` is NULL and
-   ``df_method = 'z (normal)'``. A fit whose optimiser did not converge, or that could not be
-   fitted, reports no effects (converged = false); a converged fit with a variance component on the
-   boundary (zero, singular G) is kept, with statsmodels' warning in ``warnings``.
+   (default ``totals``: each instrument's total): random-effects models fitted as their marginal
+   models by the project's MMRM engine, so they carry the primary model's small-sample df
+   (``analysis.model.df_method``, default Kenward-Roger) instead of z tests: lmm_ri = a random
+   intercept per subject (``cs(avisit | usubjid)``, the compound-symmetry marginal model);
+   lmm_rs = a random intercept and slope on the visit's nominal week (manifest day / 7), G
+   unstructured, residual sigma^2 I (``rs(vweek | usubjid)``; fitted only when at least 5 subjects
+   have two or more post-baseline visits and the visits' nominal days differ). Same fixed effects as
+   the primary model. A fit that did not converge reports no effects (converged = false); a
+   converged fit whose random-effects covariance is singular (random-intercept variance <= 0, or G
+   with a (nearly) zero eigenvalue) is kept, with ``singular = true`` in results.model_fits, a
+   warning and a note. (statsmodels MixedLM, used before, had only z tests: at n = 30 its SE was
+   2.49 vs the MMRM's 3.60, and its per-subject Python loop dominated the run time.)
 E7 Single-arm study (one arm in the manifest): no between-arm contrast. The MMRM is fitted without
    the arm terms (chg ~ base + avisit + <cov>(avisit | usubjid), same fallbacks) and gives LS-mean
    changes per visit (``results.lsmeans``, model 'mmrm'). ``results.treatment_effects`` holds
@@ -77,24 +79,23 @@ from scipy import stats
 
 from pipelines.instruments import load_instruments, parameter_order
 from pipelines.stats import multiplicity, responders
-from pipelines.stats.efficacy import schema
+from pipelines.stats.efficacy import missing, schema
 from pipelines.stats.efficacy.fits import (
-    SLOPE_SCALE_DAYS,
     FallbackFit,
-    LMMFit,
+    REFit,
     fit_mmrm_with_fallbacks,
-    fit_random_effects,
+    fit_random_effects_mmrm,
+    fixed_effects,
     slope_identifiable,
     t_interval,
-    z_interval,
 )
 
 __all__ = ["EfficacyResults", "run_efficacy", "pooled_baseline_sd", "cohens_d"]
 
-DF_Z = "z (normal)"
 D_BASELINE = "d = effect / pooled baseline SD (Feingold 2009)"
 D_Z = "d_z = mean change / SD of change"
 WITHIN_ARM = "within_arm"
+PRORATED = "mmrm_prorated"
 
 
 @dataclass
@@ -103,6 +104,7 @@ class EfficacyResults:
     lsmeans: pl.DataFrame
     treatment_effects: pl.DataFrame
     responders: pl.DataFrame
+    missing_items: pl.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
 
     def tables(self) -> dict[str, pl.DataFrame]:
@@ -112,6 +114,7 @@ class EfficacyResults:
             "results.lsmeans": self.lsmeans,
             "results.treatment_effects": self.treatment_effects,
             "results.responders": self.responders,
+            **({"results.missing_items": self.missing_items} if self.missing_items is not None else {}),
         }
 
 
@@ -195,7 +198,12 @@ class _Run:
         treatment = {v.id for v in manifest.treatment_visits}
         self.post_visits = [v for v in vids[vids.index(manifest.baseline_visit.id) + 1 :] if v in treatment]
         self.structures = [self.a.model.covariance, *self.a.model.fallbacks]
+        self.visit_weeks = {v.id: v.day / 7.0 for v in manifest.visits}
+        self.extra = self.a.model.extra_terms
+        self.fixed = fixed_effects(with_arm=True, extra=self.extra)
         self.fits, self.lsm, self.effects, self.notes = [], [], [], []
+        self.con = con
+        self.missing_rows: list[dict] = []
         self.adqs, self.adsl = _load(con, self.study_id)
         self.adqs = self.adqs.filter(pl.col("trtp").is_in(self.arms))
         self.visitn = dict(
@@ -214,6 +222,9 @@ class _Run:
             & pl.col("avisit").is_in(self.post_visits)
         )
         self.rows = analysable.select("usubjid", "trtp", "paramcd", "avisit", "ady", "base", "chg", "aval")
+        self.covariate_frame = self._covariates(con)
+        if self.covariate_frame is not None:
+            self.rows = self.rows.join(self.covariate_frame, on="usubjid", how="left")
         present = set(self.rows.get_column("paramcd").unique().to_list())
         valued = self.adqs.filter(pl.col("aval").is_not_null())
         with_values = set(valued.get_column("paramcd").unique().to_list())
@@ -223,6 +234,49 @@ class _Run:
         self.parameters = [p for p in _parameter_order(present) if self.only is None or p in self.only]
 
     # -- helpers ---------------------------------------------------------------------------
+    def _covariates(self, con) -> pl.DataFrame | None:
+        """E2: the subject-level variables the manifest's covariate/strata terms name, from ADSL (a
+        column, or a key of its covariates JSON); numbers when every value is a number."""
+        import json
+        import re
+
+        from pipelines.core.errors import ManifestError
+
+        names = {n for t in self.extra for n in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", t)}
+        names -= {"base", "trtp", "avisit", "chg", "usubjid", "ady"}
+        if not names:
+            return None
+        adsl = con.execute("select * from analysis.adsl where study_id = ?", [self.study_id]).pl()
+        extra = {}
+        if "covariates" in adsl.columns:
+            for u, js in adsl.select("usubjid", "covariates").iter_rows():
+                for k, v in (json.loads(js) if js else {}).items():
+                    extra.setdefault(k, {})[u] = v
+        out = adsl.select("usubjid")
+        for n in sorted(names):
+            if n in adsl.columns and n != "covariates":
+                col = adsl.get_column(n)
+            elif n in extra:
+                col = pl.Series(n, [extra[n].get(u) for u in adsl.get_column("usubjid").to_list()])
+            else:
+                known = sorted(c for c in adsl.columns if c not in ("study_id", "usubjid", "covariates"))
+                raise ManifestError(
+                    f"analysis.model covariates/strata: no subject-level variable {n!r} (ADSL has "
+                    f"{', '.join(known)}{'; declared covariates: ' + ', '.join(sorted(extra)) if extra else ''}); "
+                    "map it under a source's columns (sex, age, site, ...) or covariates"
+                )
+            if col.dtype == pl.String:
+                num = col.cast(pl.Float64, strict=False)
+                if num.null_count() == col.null_count():
+                    col = num
+            out = out.with_columns(col.alias(n))
+            n_missing = int(out.get_column(n).null_count())
+            if n_missing:
+                self.notes.append(
+                    f"covariate {n}: missing for {n_missing} subject(s); their rows are left out of every model"
+                )
+        return out
+
     def _data(self, paramcd: str) -> pl.DataFrame:
         """A parameter's analysis rows: chg and base, or for a change scale aval alone."""
         data = self.rows.filter(pl.col("paramcd") == paramcd).drop("paramcd")
@@ -256,13 +310,13 @@ class _Run:
         self.notes.append(f"{paramcd}: {model} not fitted - {reason}")
 
     # -- primary MMRM ---------------------------------------------------------------------
-    def mmrm(self, paramcd: str, data: pl.DataFrame, visits: list[str], sd: float | None):
+    def mmrm(self, paramcd: str, data: pl.DataFrame, visits: list[str], sd: float | None, model: str = "mmrm"):
         estimation = "REML" if self.a.model.reml else "ML"
         if not self.single:
             missing = [a for a in (self.exp, self.ctl) if a not in set(data.get_column("trtp").to_list())]
             if missing:
                 self._not_fitted(
-                    paramcd, "mmrm", self.structures[0],
+                    paramcd, model, self.structures[0],
                     f"arm {', '.join(missing)} has no post-baseline values; no between-arm model",
                     data, estimation, self.a.model.df_method,
                 )  # fmt: skip
@@ -276,8 +330,9 @@ class _Run:
             control=self.ctl,
             with_arm=not self.single,
             progress=lambda msg: self.say(f"{paramcd}: {msg}"),
+            extra=self.extra,
         )
-        self._mmrm_fit_row(paramcd, data, fit, estimation)
+        self._mmrm_fit_row(paramcd, data, fit, estimation, model)
         used = fit.used
         if used is None:
             return
@@ -291,7 +346,7 @@ class _Run:
             lo, hi = t_interval(r["estimate"], r["std_error"], r["df"], self.alpha)
             self.lsm.append(
                 self._base(
-                    paramcd=paramcd, model="mmrm", trtp=r["trtp"], avisit=r["avisit"],
+                    paramcd=paramcd, model=model, trtp=r["trtp"], avisit=r["avisit"],
                     estimate=r["estimate"], std_error=r["std_error"], df=r["df"], conf_low=lo, conf_high=hi,
                     avisitn=self.visitn.get(r["avisit"]), n_obs=counts.get((r["trtp"], r["avisit"]), 0),
                 )
@@ -302,13 +357,13 @@ class _Run:
         for r in used.contrasts.iter_rows(named=True):
             lo, hi = t_interval(r["estimate"], r["std_error"], r["df"], self.alpha)
             if not np.isfinite(r["estimate"]):
-                self.notes.append(f"{paramcd} mmrm: the arm difference at {r['avisit']} is not estimable")
+                self.notes.append(f"{paramcd} {model}: the arm difference at {r['avisit']} is not estimable")
             self._effect(
-                paramcd, "mmrm", r["avisit"], r["estimate"], r["std_error"], r["df"], used.result.df_method,
+                paramcd, model, r["avisit"], r["estimate"], r["std_error"], r["df"], used.result.df_method,
                 lo, hi, r["statistic"], r["p_value"], sd, r["contrast"], per_visit.get(r["avisit"], 0),
             )  # fmt: skip
 
-    def _mmrm_fit_row(self, paramcd, data, fit: FallbackFit, estimation):
+    def _mmrm_fit_row(self, paramcd, data, fit: FallbackFit, estimation, model="mmrm"):
         rep = fit.reported
         res = rep.result
         failed = fit.failed_before
@@ -317,7 +372,7 @@ class _Run:
         self.fits.append(
             self._base(
                 paramcd=paramcd,
-                model="mmrm",
+                model=model,
                 covariance=rep.covariance,
                 estimation=estimation,
                 df_method=res.df_method if res is not None else self.a.model.df_method,
@@ -335,13 +390,15 @@ class _Run:
         )
         if fit.used is None:
             self.notes.append(
-                f"{paramcd}: the primary MMRM did not converge with any covariance structure "
+                f"{paramcd}: the {'primary MMRM' if model == 'mmrm' else model} did not converge with any covariance structure "
                 f"({', '.join(a.covariance for a in fit.attempts)}); reported as converged = false, "
                 "without LS means or treatment effects"
             )
         elif failed:
             why = "; ".join(f"{a.covariance}: {a.reason}" for a in failed)
-            self.notes.append(f"{paramcd}: primary MMRM fell back to {fit.used.covariance} ({why})")
+            self.notes.append(
+                f"{paramcd}: {'primary MMRM' if model == 'mmrm' else model} fell back to {fit.used.covariance} ({why})"
+            )
 
     def _effect(self, paramcd, model, visit, est, se, df, df_method, lo, hi, stat, p, sd, contrast, n,
                 d_method=D_BASELINE):  # fmt: skip
@@ -374,8 +431,8 @@ class _Run:
     def _sensitivity_for(self, paramcd: str) -> bool:
         """E6 scope: ``totals`` (default) fits the random-effects models for each instrument's
         total score (the primary and key secondary endpoints), ``all`` for every parameter,
-        ``none`` for none. statsmodels MixedLM loops over subjects in Python, so on large studies
-        the cluster-level sensitivity fits would dominate the run; they are one option away."""
+        ``none`` for none. on large studies the cluster-level sensitivity fits would dominate
+        the run; they are one option away."""
         if not self.sensitivity or self.sensitivity_scope == "none":
             return False
         if self.sensitivity_scope == "all":
@@ -390,75 +447,72 @@ class _Run:
         estimation = "REML" if self.a.model.reml else "ML"
         for kind in ("lmm_ri", "lmm_rs"):
             covariance = (
-                "random intercept"
+                "random intercept (marginal: cs)"
                 if kind == "lmm_ri"
-                else f"random intercept + slope on ady/{SLOPE_SCALE_DAYS:g} (unstructured)"
+                else "random intercept + slope on nominal week (G unstructured; marginal: rs)"
             )
             if kind == "lmm_rs":
                 ok, why = slope_identifiable(data)
+                weeks = [self.visit_weeks[v] for v in visits]
+                if ok and len(set(weeks)) < len(weeks):
+                    ok, why = False, "two post-baseline visits share a nominal day: no slope variable"
                 if not ok:
                     self.notes.append(f"{paramcd}: lmm_rs skipped - {why}")
                     continue
             self.say(f"{paramcd}: {kind}")
-            future = self._futures.get((paramcd, kind))
-            fit = None
-            if future is not None:
-                try:
-                    fit = future.result()
-                except Exception:  # noqa: BLE001 - a broken worker pool: fit here instead
-                    fit = None
-            if fit is None:
-                fit = fit_random_effects(
-                    data, kind=kind, visit_levels=visits, experimental=self.exp, control=self.ctl,
-                    reml=self.a.model.reml,
-                )  # fmt: skip
+            fit = fit_random_effects_mmrm(
+                data, kind=kind, visit_levels=visits, visit_weeks=self.visit_weeks, control=self.ctl,
+                reml=self.a.model.reml, df_method=self.a.model.df_method, fixed=self.fixed,
+            )  # fmt: skip
             self._lmm_rows(paramcd, data, fit, covariance, estimation, sd)
 
-    def _lmm_rows(self, paramcd, data, fit: LMMFit, covariance, estimation, sd):
+    def _lmm_rows(self, paramcd, data, fit: REFit, covariance, estimation, sd):
         res = fit.result
-        re_part = "(1 | usubjid)" if fit.re_formula is None else "(1 + ady_weeks | usubjid)"
         warn = list(res.warnings) if res is not None else []
         if fit.error:
             warn.append(fit.error)
+        if fit.singular and fit.converged:
+            warn.append(fit.singular)
         self.fits.append(
             self._base(
                 paramcd=paramcd,
                 model=fit.kind,
                 covariance=covariance,
                 estimation=estimation,
-                df_method=DF_Z,
+                df_method=res.df_method if res is not None else self.a.model.df_method,
                 converged=fit.converged,
                 neg2_loglik=res.neg2_loglik if res is not None else None,
                 aic=res.aic if res is not None else None,
                 bic=res.bic if res is not None else None,
-                n_subjects=res.n_groups if res is not None else data.get_column("usubjid").n_unique(),
+                n_subjects=res.n_subjects_used if res is not None else data.get_column("usubjid").n_unique(),
                 n_obs=res.n_obs if res is not None else data.height,
                 warnings=_join(warn),
-                formula=f"{fit.formula} + {re_part}",
+                formula=fit.formula,
                 n_attempts=1,
+                singular=fit.singular is not None if (fit.converged or fit.singular) else None,
             )
         )
         if not fit.converged:
-            self.notes.append(
-                f"{paramcd}: {fit.kind} not usable ({_join(warn) or 'statsmodels'}); no LS means or effects"
-            )
+            self.notes.append(f"{paramcd}: {fit.kind} not usable ({fit.error or 'no fit'}); no LS means or effects")
             return
+        if fit.singular:
+            self.notes.append(f"{paramcd}: {fit.kind} {fit.singular}")
         counts = {(a, v): n for a, v, n in data.group_by("trtp", "avisit").len().iter_rows()}
         per_visit = dict(data.group_by("avisit").len().iter_rows())
-        for r in fit.lsmeans:
-            lo, hi = z_interval(r["estimate"], r["std_error"], self.alpha)
+        for r in fit.lsmeans.iter_rows(named=True):
+            lo, hi = t_interval(r["estimate"], r["std_error"], r["df"], self.alpha)
             self.lsm.append(
                 self._base(
                     paramcd=paramcd, model=fit.kind, trtp=r["trtp"], avisit=r["avisit"],
-                    estimate=r["estimate"], std_error=r["std_error"], conf_low=lo, conf_high=hi,
+                    estimate=r["estimate"], std_error=r["std_error"], df=r["df"], conf_low=lo, conf_high=hi,
                     avisitn=self.visitn.get(r["avisit"]), n_obs=counts.get((r["trtp"], r["avisit"]), 0),
                 )
             )  # fmt: skip
-        for r in fit.contrasts:
-            lo, hi = z_interval(r["estimate"], r["std_error"], self.alpha)
+        for r in fit.contrasts.iter_rows(named=True):
+            lo, hi = t_interval(r["estimate"], r["std_error"], r["df"], self.alpha)
             self._effect(
-                paramcd, fit.kind, r["avisit"], r["estimate"], r["std_error"], None, DF_Z, lo, hi,
-                r["statistic"], r["p_value"], sd, f"{self.exp} - {self.ctl}", per_visit.get(r["avisit"], 0),
+                paramcd, fit.kind, r["avisit"], r["estimate"], r["std_error"], r["df"], res.df_method, lo, hi,
+                r["statistic"], r["p_value"], sd, r["contrast"], per_visit.get(r["avisit"], 0),
             )  # fmt: skip
 
     # -- single arm -----------------------------------------------------------------------
@@ -482,45 +536,84 @@ class _Run:
 
     # -- multiplicity ---------------------------------------------------------------------
     def adjust(self):
+        """E5: the declared testing hierarchy (serial gatekeeping) on the primary MMRM at the primary
+        visit. Level 1 the primary endpoint (tested at alpha, no adjustment); level 2 the primary
+        instrument's DSM-5 clusters (``analysis.multiplicity``, default Holm), tested only when the
+        primary endpoint is significant; level 3 the other instruments' totals (same method), tested
+        only when every level-2 hypothesis is rejected. Adjusted p of a gated hypothesis = max(its
+        within-family adjusted p, the largest adjusted p of the levels before it), so p_adjusted <=
+        alpha is exactly "reached and rejected". Every other row (other visits, other clusters,
+        CAPS5DIS, lmm_*): no adjustment applies, p_adjusted NULL (a dash), adjust_method 'none'."""
         method = self.a.multiplicity
         for row in self.effects:
-            row["p_adjusted"] = row["p_value"]
+            row["p_adjusted"] = None
             row["adjust_method"] = "none"
             row["family"] = None
-        models = dict.fromkeys(r["model"] for r in self.effects)
-        for model in models:
-            for instrument, members in _families():
-                rows = {
-                    r["paramcd"]: r
-                    for r in self.effects
-                    if r["model"] == model and r["avisit"] == self.primary_visit and r["paramcd"] in members
-                }
-                if not rows:
-                    continue
-                ordered = [rows.get(p) for p in members]
-                adj = multiplicity.adjust([None if r is None else r["p_value"] for r in ordered], method)
-                family = f"{instrument} clusters at {self.primary_visit}"
-                for r, pa in zip(ordered, adj, strict=True):
-                    if r is None:
-                        continue
-                    r["p_adjusted"] = pa
-                    r["adjust_method"] = method
-                    r["family"] = family
-                absent = [
-                    p for p, r in zip(members, ordered, strict=True) if r is None or r["p_value"] is None
-                ]
-                if absent:
-                    self.notes.append(
-                        f"{family} ({model}): no p-value for {', '.join(absent)}; counted as p = 1 in the "
-                        f"{multiplicity.LABELS[method]} adjustment (planned family size {len(members)})"
-                    )
         primary = self.a.primary_parameter
-        if primary not in self.parameters:
+        if self.single:
+            return
+        rows = {
+            r["paramcd"]: r for r in self.effects if r["model"] == "mmrm" and r["avisit"] == self.primary_visit
+        }
+        prim = rows.get(primary)
+        inst = next(
+            (i for i in load_instruments().values() if any(sc.paramcd == primary for sc in i.scores)), None
+        )
+        clusters = [sc.paramcd for sc in inst.scores if not sc.primary_total and not sc.optional] if inst else []
+        if len(clusters) < 2:
+            clusters = []
+        totals = [
+            sc.paramcd
+            for p in parameter_order(rows)
+            for i in load_instruments().values()
+            for sc in i.scores
+            if sc.paramcd == p and sc.primary_total and sc.paramcd != primary
+        ]
+        totals = list(dict.fromkeys(totals))
+        levels = [
+            (f"hierarchy 1: primary endpoint {primary} at {self.primary_visit}", [primary], "none"),
+            (f"hierarchy 2: {inst.instrument if inst else ''} clusters at {self.primary_visit}", clusters, method),
+            (f"hierarchy 3: secondary totals at {self.primary_visit}", totals, method),
+        ]
+        gate = 0.0  # the largest adjusted p of the levels before
+        lab = multiplicity.LABELS.get(method, method)
+        for family, members, how in levels:
+            present = [p for p in members if p in rows]
+            if not present:
+                continue
+            ordered = [rows.get(p) for p in members]
+            ps = [None if r is None else r["p_value"] for r in ordered]
+            within = ps if how == "none" else multiplicity.adjust(ps, how)
+            level_max = gate
+            for r, pa in zip(ordered, within, strict=True):
+                if r is None:
+                    continue
+                r["family"] = family
+                if family.startswith("hierarchy 1"):
+                    # tested at the full alpha: nothing is adjusted (a dash), it is the gate
+                    r["adjust_method"] = "none"
+                    level_max = max(level_max, r["p_value"] if r["p_value"] is not None else 1.0)
+                    continue
+                adj = None if pa is None else max(float(pa), gate)
+                r["p_adjusted"] = adj
+                r["adjust_method"] = f"{how} + hierarchy"
+                level_max = max(level_max, 1.0 if adj is None else adj)
+            absent = [p for p, r in zip(members, ordered, strict=True) if r is None or r["p_value"] is None]
+            if absent and how != "none":
+                self.notes.append(
+                    f"{family}: no p-value for {', '.join(absent)}; counted as p = 1 in the {lab} adjustment "
+                    f"(planned family size {len(members)}) and as not rejected for the next level"
+                )
+                level_max = 1.0
+            gate = level_max
+        if prim is None:
             return
         self.notes.append(
-            f"The primary endpoint {primary} at {self.primary_visit} is tested unadjusted (p_adjusted = "
-            f"p_value); the {multiplicity.LABELS[method]} adjustment applies within each instrument's "
-            f"DSM-5 cluster family at {self.primary_visit} only (adjust_method = '{method}')."
+            f"Testing hierarchy (serial gatekeeping, alpha {self.alpha:g}): 1 the primary endpoint {primary} at "
+            f"{self.primary_visit} (unadjusted); 2 the {inst.instrument if inst else ''} DSM-5 clusters ({lab}), "
+            f"tested only if 1 is significant; 3 the secondary totals {', '.join(t for t in totals if t in rows) or '(none)'} "
+            f"({lab}), tested only if every cluster in 2 is significant. p_adjusted = max(within-family "
+            "adjusted p, the gate's); a dash (NULL) where no adjustment applies."
         )
 
     # -- driver ---------------------------------------------------------------------------
@@ -534,52 +627,9 @@ class _Run:
             )
         if self.adqs.height == 0:
             self.notes.append(f"analysis.adqs has no rows of randomized subjects for study {self.study_id}")
-        pool = self._start_random_effects_pool()
-        try:
-            self._analyse_all()
-        finally:
-            if pool is not None:
-                pool.shutdown(cancel_futures=True)
+        self._analyse_all()
+        self.missing_items(self.con)
         return self._finish()
-
-    # Large studies: statsmodels MixedLM is single-threaded Python looping over subjects, so the
-    # random-effects fits run in worker processes (one per core) while the MMRMs run here. Small
-    # studies fit them in line (starting workers costs more than it saves).
-    PARALLEL_MIN_SUBJECTS = 1000
-
-    def _start_random_effects_pool(self):
-        self._futures: dict = {}
-        if self.single or not self.sensitivity:
-            return None
-        n_subjects = self.rows.get_column("usubjid").n_unique() if self.rows.height else 0
-        tasks = []
-        for paramcd in self.parameters:
-            if not self._sensitivity_for(paramcd):
-                continue
-            data = self._data(paramcd)
-            if not {self.exp, self.ctl} <= set(data.get_column("trtp").to_list()):
-                continue
-            present = set(data.get_column("avisit").to_list())
-            visits = [v for v in self.post_visits if v in present]
-            for kind in ("lmm_ri", "lmm_rs"):
-                if kind == "lmm_rs" and not slope_identifiable(data)[0]:
-                    continue
-                tasks.append(((paramcd, kind), data, visits))
-        if n_subjects < self.PARALLEL_MIN_SUBJECTS or len(tasks) < 2:
-            return None
-        import multiprocessing
-        import os
-        from concurrent.futures import ProcessPoolExecutor
-
-        workers = max(1, min(len(tasks), os.cpu_count() or 1))
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
-        self.say(f"random-effects models: {len(tasks)} fits in {workers} worker processes")
-        for key, data, visits in tasks:
-            self._futures[key] = pool.submit(
-                fit_random_effects, data, kind=key[1], visit_levels=visits, experimental=self.exp,
-                control=self.ctl, reml=self.a.model.reml,
-            )  # fmt: skip
-        return pool
 
     def _analyse_all(self) -> None:
         for paramcd in self.parameters:
@@ -595,6 +645,49 @@ class _Run:
                 self.within_arm(paramcd, data, visits)
             elif self._sensitivity_for(paramcd):
                 self.lmm(paramcd, data, visits, sd)
+
+    def missing_items(self, con) -> None:
+        """M1/M2 (``pipelines.stats.efficacy.missing``): the lost-score table, and the prorated-score
+        sensitivity MMRM of the primary parameter beside the primary when any of its scores was lost."""
+        bl = self.m.baseline_visit.id
+        self.missing_rows = missing.missing_item_rows(con, self.study_id, self.arms, bl)
+        primary = self.a.primary_parameter
+        lost = [r for r in self.missing_rows if r["paramcd"] == primary and r["n_lost"]]
+        if lost:
+            self.notes.append(
+                f"{primary}: scores lost to missing items (subjects assessed whose score is missing under the "
+                f"'{self.a.missing_items.method}' rule; results.missing_items names them): "
+                + "; ".join(f"{r['avisit']} {r['trtp']} {r['n_lost']}/{r['n_assessed']}" for r in lost)
+            )
+        rule = self.a.prorated_sensitivity
+        if not lost or self.a.missing_items.method != "none" or not rule.enabled or self.single:
+            return
+        if self.only is not None and primary not in self.only:
+            return
+        frame = missing.prorated_adqs(con, self.study_id, primary, rule.max_missing, rule.scope)
+        if frame is None:
+            return
+        data = frame.filter(
+            (pl.col("anl01fl") == "Y") & pl.col("chg").is_not_null() & pl.col("avisit").is_in(self.post_visits)
+            & pl.col("trtp").is_in(self.arms)
+        ).select("usubjid", "trtp", "avisit", "ady", "base", "chg")
+        if self.covariate_frame is not None:
+            data = data.join(self.covariate_frame, on="usubjid", how="left")
+        present = set(data.get_column("avisit").to_list())
+        visits = [v for v in self.post_visits if v in present]
+        bl_vals = frame.filter((pl.col("ablfl") == "Y") & pl.col("aval").is_not_null())
+        sd = pooled_baseline_sd(
+            {a: bl_vals.filter(pl.col("trtp") == a).get_column("aval").to_numpy() for a in self.arms}
+        )
+        self.say(f"{primary}: prorated-score sensitivity MMRM")
+        self.mmrm(primary, data, visits, sd, model=PRORATED)
+        self.notes.append(
+            f"{primary}: scores were lost to missing items, so a prorated-score sensitivity MMRM (model "
+            f"'{PRORATED}') was fitted beside the primary: scores with at most {rule.max_missing} missing "
+            f"item(s) ({rule.scope}) prorated as mean of the answered items x item count, not rounded "
+            f"({data.get_column('usubjid').n_unique()} subjects, {data.height} observations, vs "
+            f"{self.rows.filter(pl.col('paramcd') == primary).height} observations in the primary)"
+        )
 
     def _finish(self) -> EfficacyResults:
         self.adjust()
@@ -626,6 +719,7 @@ class _Run:
             lsmeans=schema.frame(self.lsm, schema.LSMEANS, **const),
             treatment_effects=schema.frame(self.effects, schema.TREATMENT_EFFECTS, **const),
             responders=schema.frame(resp_rows, schema.RESPONDERS, **const),
+            missing_items=schema.frame(self.missing_rows, schema.MISSING_ITEMS, **const),
             notes=self.notes,
         )
 

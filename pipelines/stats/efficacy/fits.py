@@ -1,5 +1,5 @@
 """Model fitting for the efficacy analysis: the primary MMRM with covariance fallbacks, and the
-statsmodels random-effects sensitivity models. Tidy polars frames out; never raises for a model that
+random-effects sensitivity models (fitted as marginal models by the same engine, with small-sample df). Tidy polars frames out; never raises for a model that
 cannot be fitted (the failure is returned, with its reason).
 
 Analysis data (one row per subject x post-baseline visit): ``usubjid, trtp, avisit, ady, base, chg``.
@@ -7,7 +7,6 @@ Analysis data (one row per subject x post-baseline visit): ``usubjid, trtp, avis
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -34,15 +33,23 @@ FAILURE_WORDS = (
     "no residual variation",
     "not identified",
 )
-SLOPE_SCALE_DAYS = 7.0  # random slope per week of study day (a rescaling; the model is the same)
 MIN_SUBJECTS_FOR_SLOPE = 5  # assumption: subjects with >= 2 post-baseline visits on distinct days
 
 
-def mmrm_formula(covariance: str, *, with_arm: bool, response: str = "chg", with_base: bool = True) -> str:
-    """The contract's primary model; without the arm terms for a single-arm study; for a change
-    scale (CGI-I: no baseline) the value itself without the baseline covariate."""
+def fixed_effects(*, with_arm: bool, extra: Sequence[str] = (), with_base: bool = True) -> str:
+    """The contract's fixed effects (without the arm terms for a single-arm study; without the
+    baseline covariate for a change scale such as CGI-I) plus the manifest's strata and covariate
+    terms (analysis.model.strata / covariates)."""
     terms = (["base"] if with_base else []) + ["trtp * avisit" if with_arm else "avisit"]
-    return f"{response} ~ {' + '.join(terms)} + {covariance}(avisit | usubjid)"
+    return " + ".join([*terms, *extra])
+
+
+def mmrm_formula(
+    covariance: str, *, with_arm: bool, extra: Sequence[str] = (), response: str = "chg", with_base: bool = True
+) -> str:
+    """The primary model's formula as fitted."""
+    fixed = fixed_effects(with_arm=with_arm, extra=extra, with_base=with_base)
+    return f"{response} ~ {fixed} + {covariance}(avisit | usubjid)"
 
 
 def analysis_terms(data: pl.DataFrame) -> tuple[str, bool]:
@@ -57,13 +64,6 @@ def t_interval(est, se, df, alpha):
     if not (np.isfinite(est) and np.isfinite(se) and np.isfinite(df) and df > 0):
         return None, None
     q = stats.t.ppf(1.0 - alpha / 2.0, df)
-    return est - q * se, est + q * se
-
-
-def z_interval(est, se, alpha):
-    if not (np.isfinite(est) and np.isfinite(se)):
-        return None, None
-    q = stats.norm.ppf(1.0 - alpha / 2.0)
     return est - q * se, est + q * se
 
 
@@ -143,6 +143,7 @@ def fit_mmrm_with_fallbacks(
     control: str | None,
     with_arm: bool,
     progress: Callable[[str], None] | None = None,
+    extra: Sequence[str] = (),
 ) -> FallbackFit:
     """Fit ``chg ~ base + trtp * avisit + <structure>(avisit | usubjid)`` with each structure in
     turn until one is usable.
@@ -156,7 +157,7 @@ def fit_mmrm_with_fallbacks(
     fit = FallbackFit()
     for cov in dict.fromkeys(structures):
         response, with_base = analysis_terms(data)
-        formula = mmrm_formula(cov, with_arm=with_arm, response=response, with_base=with_base)
+        formula = mmrm_formula(cov, with_arm=with_arm, extra=extra, response=response, with_base=with_base)
         att = Attempt(cov, formula)
         fit.attempts.append(att)
         if progress:
@@ -193,139 +194,103 @@ def fit_mmrm_with_fallbacks(
 
 
 # ------------------------------------------------------------------------------ random effects
-@dataclass
-class LMMFit:
-    kind: str  # "lmm_ri" | "lmm_rs"
-    formula: str
-    re_formula: str | None
-    result: object | None = None  # LMMResult
-    error: str | None = None
-    lsmeans: list[dict] = field(default_factory=list)  # trtp, avisit, estimate, std_error
-    contrasts: list[dict] = field(default_factory=list)  # avisit, estimate, std_error, statistic, p_value
+RE_STRUCTURE = {"lmm_ri": "cs", "lmm_rs": "rs"}
+SINGULAR_REL = 1e-6  # a G eigenvalue below this fraction of the total variance is a singular fit
 
-    usable: bool = False
+
+@dataclass
+class REFit:
+    """A random-effects sensitivity model fitted as its marginal model by the MMRM engine, so that it
+    has the primary model's small-sample df (Kenward-Roger / Satterthwaite) instead of z tests."""
+
+    kind: str  # lmm_ri | lmm_rs
+    formula: str
+    result: object | None = None  # MMRMResult
+    error: str | None = None
+    singular: str | None = None  # why the fit is singular (G on the boundary), None otherwise
+    lsmeans: pl.DataFrame | None = None
+    contrasts: pl.DataFrame | None = None
 
     @property
     def converged(self) -> bool:
-        """Usable: statsmodels' optimiser converged, the only convergence warnings (if any) say a
-        variance component is on the boundary (estimated as zero / singular G), and the treatment
-        effects have finite standard errors. ``pipelines.stats.lmm.fit_lmm`` counts the boundary
-        warning as non-convergence; a zero variance component is a legitimate REML estimate (the
-        model reduces to fewer random effects) and SAS/lme4 report such fits, so we keep them and
-        list the warning in results.model_fits.warnings."""
-        return self.usable
+        return self.error is None and self.result is not None
 
 
-def lmm_design(
-    data: pl.DataFrame, *, visit_levels: list[str], experimental: str
-) -> tuple[pl.DataFrame, list[str]]:
-    """Treatment-coded numeric columns for ``chg ~ base + trtp * avisit`` (first visit and the
-    control arm are the reference): ``x_trt``, ``x_v<j>``, ``x_tv<j>`` for visits j >= 2."""
-    d = data.with_columns(x_trt=(pl.col("trtp") == experimental).cast(pl.Float64))
-    cols = (["base"] if analysis_terms(data)[1] else []) + ["x_trt"]
-    for j, v in enumerate(visit_levels[1:], start=2):
-        d = d.with_columns(
-            (pl.col("avisit") == v).cast(pl.Float64).alias(f"x_v{j}"),
-            ((pl.col("avisit") == v) & (pl.col("trtp") == experimental)).cast(pl.Float64).alias(f"x_tv{j}"),
+def _singular(res, kind: str) -> str | None:
+    phi = dict(zip(res.covariance_parameters["name"], res.covariance_parameters["estimate"]))
+    total = sum(abs(v) for v in phi.values()) or 1.0
+    if kind == "lmm_ri":
+        if phi.get("CS", 0.0) <= SINGULAR_REL * total:
+            return (
+                f"singular fit: the random-intercept variance is estimated as {phi.get('CS', 0.0):.4g} "
+                "(<= 0); the compound-symmetry marginal model is reported"
+            )
+        return None
+    g = np.array([[phi["UN(1,1)"], phi["UN(2,1)"]], [phi["UN(2,1)"], phi["UN(2,2)"]]])
+    ev = np.linalg.eigvalsh(g)
+    if ev.min() <= SINGULAR_REL * max(ev.max(), 1e-300) or ev.min() <= SINGULAR_REL * total:
+        corr = phi["UN(2,1)"] / np.sqrt(max(phi["UN(1,1)"] * phi["UN(2,2)"], 1e-300))
+        return (
+            f"singular fit: the random-effects covariance G is on the boundary (smallest eigenvalue "
+            f"{ev.min():.3g}, intercept-slope correlation {corr:.3f})"
         )
-        cols += [f"x_v{j}", f"x_tv{j}"]
-    return d, cols
+    return None
 
 
-def fit_random_effects(
+def fit_random_effects_mmrm(
     data: pl.DataFrame,
     *,
     kind: str,
     visit_levels: list[str],
-    experimental: str,
+    visit_weeks: dict[str, float],
     control: str,
     reml: bool,
-) -> LMMFit:
-    """statsmodels MixedLM: ``lmm_ri`` chg ~ base + trtp * avisit + (1 | usubjid); ``lmm_rs`` the same
-    fixed effects with a random intercept and a random slope on study day (ADY / 7, i.e. per week;
-    unstructured 2 x 2 G). LS means at the mean baseline of the analysis rows, arm differences per
-    visit; Wald z inference (statsmodels MixedLM has no small-sample df)."""
-    from pipelines.stats.lmm import fit_lmm
-
-    d, cols = lmm_design(data, visit_levels=visit_levels, experimental=experimental)
-    # a visit x arm cell without data leaves its column all zero: drop it (that effect is not estimable)
-    keep = [c for c in cols if c == "base" or float(d.get_column(c).abs().sum()) > 0]
+    df_method: str,
+    fixed: str = "base + trtp * avisit",
+) -> REFit:
+    """``lmm_ri``: random intercept per subject = ``cs(avisit | usubjid)`` (its marginal model);
+    ``lmm_rs``: random intercept and slope on the visit's nominal week, G unstructured, residual
+    sigma^2 I = ``rs(vweek | usubjid)``. Same fixed effects as the primary model; LS means and arm
+    differences per visit with ``df_method`` (default Kenward-Roger)."""
     response, with_base = analysis_terms(data)
-    formula = f"{response} ~ " + " + ".join(keep)
-    re_formula = None
-    if kind == "lmm_rs":
-        d = d.with_columns((pl.col("ady").cast(pl.Float64) / SLOPE_SCALE_DAYS).alias("ady_weeks"))
-        d = d.filter(pl.col("ady_weeks").is_not_null())
-        re_formula = "~ady_weeks"
-    out = LMMFit(kind, formula, re_formula)
+    if not with_base:
+        fixed = fixed.replace("base + ", "", 1)
+    if kind == "lmm_ri":
+        d = data
+        formula = f"{response} ~ {fixed} + cs(avisit | usubjid)"
+        levels = {"avisit": visit_levels}
+    else:
+        weeks = [visit_weeks[v] for v in visit_levels]
+        labels = {v: f"{visit_weeks[v]:g}" for v in visit_levels}
+        d = data.with_columns(pl.col("avisit").replace_strict(labels, default=None).alias("vweek"))
+        formula = f"{response} ~ {fixed} + rs(vweek | usubjid)"
+        order = [labels[v] for _, v in sorted(zip(weeks, visit_levels))]
+        levels = {"avisit": visit_levels, "vweek": order}
+    out = REFit(kind, formula)
     try:
-        with warnings.catch_warnings():
-            # numerical RuntimeWarnings statsmodels emits outside fit_lmm's own recording (e.g. log(0)
-            # for a response without variation); the fit's convergence flag carries the verdict
-            warnings.simplefilter("ignore", RuntimeWarning)
-            res = fit_lmm(d, formula, groups="usubjid", re_formula=re_formula, reml=reml)
+        res = fit_mmrm(d, formula, reml=reml, df_method=df_method, ref={"trtp": control}, levels=levels)
     except Exception as exc:
         out.error = f"could not be fitted ({type(exc).__name__}: {exc})"
         return out
     out.result = res
-    if not _lmm_usable(res):
+    if not res.converged:
+        why = [w for w in res.warnings if any(k in w for k in FAILURE_WORDS)]
+        out.error = "; ".join(why) or "did not converge"
+        try:  # a boundary optimum (singular G) is the usual reason: say so
+            out.singular = _singular(res, kind)
+        except Exception:  # noqa: BLE001 - no covariance parameters at all
+            out.singular = None
+        if out.singular:
+            out.error = f"not usable: {out.singular.replace('singular fit: ', '')} at the best point reached, where the optimiser stopped"
         return out
-    names = list(res.model_result.fe_params.index)
-    beta = res.model_result.fe_params.to_numpy()
-    V = res.vcov
-    pos = {n: i for i, n in enumerate(names)}
-    base_mean = float(d.get_column("base").mean()) if with_base else 0.0
-
-    def vec(trt: float, j: int, contrast: bool) -> np.ndarray | None:
-        L = np.zeros(len(names))
-        if not contrast:
-            L[pos["Intercept"]] = 1.0
-            if with_base:
-                L[pos["base"]] = base_mean
-        need = []
-        if trt:
-            need.append(("x_trt", 1.0))
-        if j >= 2:
-            if not contrast:
-                need.append((f"x_v{j}", 1.0))
-            if trt:
-                need.append((f"x_tv{j}", 1.0))
-        for name, val in need:
-            if name not in pos:
-                return None  # not estimable: the cell has no data
-            L[pos[name]] = val
-        return L
-
-    def est_se(L):
-        if L is None:
-            return float("nan"), float("nan")
-        return float(L @ beta), float(np.sqrt(max(L @ V @ L, 0.0)))
-
-    arms = [(control, 0.0), (experimental, 1.0)]
-    for j, v in enumerate(visit_levels, start=1):
-        for arm, trt in arms:
-            e, s = est_se(vec(trt, j, contrast=False))
-            out.lsmeans.append({"trtp": arm, "avisit": v, "estimate": e, "std_error": s})
-        e, s = est_se(vec(1.0, j, contrast=True))
-        z = e / s if np.isfinite(e) and s > 0 else float("nan")
-        p = float(2.0 * stats.norm.sf(abs(z))) if np.isfinite(z) else float("nan")
-        out.contrasts.append({"avisit": v, "estimate": e, "std_error": s, "statistic": z, "p_value": p})
-    if not any(np.isfinite(c["estimate"]) and c["std_error"] > 0 for c in out.contrasts):  # NaN > 0 is False
-        out.error = "no estimable treatment effect (standard errors not finite or zero)"
-    out.usable = out.error is None
+    try:
+        out.singular = _singular(res, kind)
+        out.lsmeans = res.lsmeans("trtp", by="avisit")
+        out.contrasts = res.lsmean_contrasts("trtp", by="avisit", ref=control)
+        out.error = _estimable_check(out.contrasts)
+    except Exception as exc:
+        out.error = f"LS means could not be computed ({type(exc).__name__}: {exc})"
     return out
-
-
-BOUNDARY_WARNINGS = ("on the boundary of the parameter space", "Random effects covariance is singular")
-
-
-def _lmm_usable(res) -> bool:
-    if res.converged:
-        return True
-    if not bool(getattr(res.model_result, "converged", False)):
-        return False
-    other = [w for w in res.warnings if not any(k in w for k in BOUNDARY_WARNINGS)]
-    return not any(("converge" in w.lower() or "failed" in w.lower()) for w in other)
 
 
 def slope_identifiable(data: pl.DataFrame) -> tuple[bool, str]:

@@ -25,6 +25,8 @@ TYPES: dict[str, pl.DataType] = {
     "effect_size_method": S, "criterion": S, "n_responders": I, "n_evaluable": I, "proportion": F,
     "risk_difference": F, "test": S, "criterion_text": S, "missing_data": S, "ci_method": S,
     "odds_ratio": F, "odds_ratio_conf_low": F, "odds_ratio_conf_high": F, "warning": S,
+    "singular": B, "instrument": S, "is_baseline": B, "n_assessed": I, "n_scored": I, "n_lost": I,
+    "pct_lost": F, "n_prorated": I, "subjects_lost": S,
 }  # fmt: skip
 
 
@@ -41,12 +43,14 @@ MODEL_FITS = _schema("results.model_fits")
 LSMEANS = _schema("results.lsmeans")
 TREATMENT_EFFECTS = _schema("results.treatment_effects")
 RESPONDERS = _schema("results.responders")
+MISSING_ITEMS = _schema("results.missing_items")
 
 TABLES = {
     "results.model_fits": MODEL_FITS,
     "results.lsmeans": LSMEANS,
     "results.treatment_effects": TREATMENT_EFFECTS,
     "results.responders": RESPONDERS,
+    "results.missing_items": MISSING_ITEMS,
 }
 
 

@@ -30,7 +30,14 @@ ad        (no SAS type)           sigma2 * prod(rho_i .. rho_{j-1})     homogene
 adh       ANTE(1)                 sqrt(v_i v_j) * prod(rho_i .. rho_{j-1})
 sp_exp    SP(EXP)(coords)         sigma2 * exp(-d_ij / range), d = Euclidean distance of coordinates
 sp_gau    SP(GAU)(coords)         sigma2 * exp(-d_ij^2 / range^2)
+rs        RANDOM INT t/TYPE=UN    g11 + g21 (t_i + t_j) + g22 t_i t_j + sigma2 * (i == j)
+          + REPEATED (VC)         (random intercept and slope on t, G unstructured, R = sigma2 I)
 ========  ======================  =====================================================
+
+``rs`` is the marginal covariance of a random intercept and slope model, ``Z G Z' + sigma2 I`` with
+``Z = [1, t]``; the slope variable ``t`` is the numeric value of each time level (the levels of the
+time factor must be numbers, e.g. nominal weeks). G is kept positive definite (log-Cholesky),
+so a fit whose G is (nearly) singular is a boundary fit, as in SAS/lme4.
 
 Positions i, j of the non-spatial structures are the indices of the time factor's levels (as SAS
 uses the levels of the REPEATED effect), not the order of a subject's rows.
@@ -647,6 +654,52 @@ class SpatialGaussian(SpatialStructure):
         return dist / np.sqrt(-np.log(corr))
 
 
+class RandomInterceptSlope(CovarianceStructure):
+    """Random intercept + slope: phi = (UN(1,1) = var intercept, UN(2,1) = cov, UN(2,2) = var slope,
+    Residual). Linear in phi. ``times``: the slope variable's value at each time level."""
+
+    name, sas_type, linear = "rs", "RI+RS(UN)", True
+
+    def __init__(self, m: int, times=None):
+        super().__init__(m)
+        self.times = np.arange(m, dtype=float) if times is None else np.asarray(times, dtype=float)
+
+    @property
+    def n_params(self):
+        return 4
+
+    def param_names(self):
+        return ["UN(1,1)", "UN(2,1)", "UN(2,2)", "Residual"]
+
+    def theta_to_phi(self, theta):
+        theta = np.asarray(theta)
+        l11, l21, l22 = np.exp(theta[..., 0]), theta[..., 1], np.exp(theta[..., 2])
+        return np.stack([l11 * l11, l21 * l11, l21 * l21 + l22 * l22, np.exp(theta[..., 3])], axis=-1)
+
+    def phi_to_theta(self, phi):
+        g = _nearest_pd(np.array([[phi[0], phi[1]], [phi[1], phi[2]]], dtype=float), floor=1e-6)
+        L = np.linalg.cholesky(g)
+        return np.array([np.log(L[0, 0]), L[1, 0], np.log(L[1, 1]), np.log(max(float(phi[3]), 1e-10))])
+
+    def sigma(self, phi):
+        phi = np.asarray(phi)
+        t = self.times
+        one = np.ones((self.m, self.m))
+        return (
+            phi[..., 0, None, None] * one
+            + phi[..., 1, None, None] * (t[:, None] + t[None, :])
+            + phi[..., 2, None, None] * np.outer(t, t)
+            + phi[..., 3, None, None] * np.eye(self.m)
+        )
+
+    def init_phi(self, S0):
+        v = float(np.mean(np.diag(S0)))
+        off = float(np.mean(S0[~np.eye(self.m, dtype=bool)])) if self.m > 1 else 0.0
+        g11 = float(np.clip(off, 0.1 * v, 0.8 * v))
+        span = float(np.ptp(self.times)) or 1.0
+        return np.array([g11, 0.0, 0.05 * v / span**2, max(v - g11, 0.1 * v)])
+
+
 STRUCTURES: dict[str, type[CovarianceStructure]] = {
     cls.name: cls
     for cls in (
@@ -661,9 +714,23 @@ STRUCTURES: dict[str, type[CovarianceStructure]] = {
         HeterogeneousAnteDependence,
         SpatialExponential,
         SpatialGaussian,
+        RandomInterceptSlope,
     )
 }
 
 
-def make_structure(name: str, m: int) -> CovarianceStructure:
+def make_structure(name: str, m: int, time_levels=None) -> CovarianceStructure:
+    if name == "rs":
+        times = None
+        if time_levels is not None:
+            try:
+                times = [float(str(t)) for t in time_levels]
+            except ValueError:
+                from pipelines.core.errors import ModelSpecError
+
+                raise ModelSpecError(
+                    f"rs() needs a time variable whose levels are numbers (the slope variable); got {list(time_levels)[:4]}",
+                    hint="use a column of nominal times, e.g. weeks since baseline",
+                ) from None
+        return RandomInterceptSlope(m, times)
     return STRUCTURES[name](m)

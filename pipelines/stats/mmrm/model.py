@@ -521,7 +521,10 @@ def _fit_mmrm(data, formula, *, reml, df_method, vcov, weights, ref, levels, fil
         m = design.coords.shape[1]
     else:
         m = len(design.time_levels)
-    structures = [make_structure(parsed.cov_type, m) for _ in design.group_levels]
+    structures = [
+        make_structure(parsed.cov_type, m, None if parsed.cov_type == "sp_exp" else design.time_levels)
+        for _ in design.group_levels
+    ]
     q = sum(s.n_params for s in structures)
     if N - p <= 0:
         raise ModelSpecError(f"{N} observations cannot estimate {p} fixed effects")
