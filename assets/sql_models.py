@@ -62,6 +62,20 @@ def table_metadata(con, table: str, extra: dict | None = None) -> dict:
     return meta
 
 
+def summary_metadata(con, model: str, study_id: str) -> dict:
+    """A table a person reads rather than a preview, for the safety models (TEAE by SOC/PT, peak
+    post-infusion vital-sign changes)."""
+    if model == "analysis.adae":
+        from pipelines.stats.safety import teae_markdown
+
+        return {"teae_by_soc_pt": MetadataValue.md(teae_markdown(con, study_id))}
+    if model == "analysis.advs":
+        from pipelines.stats.safety import peaks_markdown
+
+        return {"peak_changes": MetadataValue.md(peaks_markdown(con, study_id))}
+    return {}
+
+
 def documented_schema(table: str) -> dict:
     """Definition metadata: the table's columns with their descriptions from sql/<layer>/_schema.yml,
     so the UI shows what each column means before (and after) the first run."""
@@ -132,7 +146,8 @@ def layer_asset(
                     context.log.warning(f"{model} not built: an upstream blocking check failed")
                     continue
                 stats = sql.run_model(con, model)
-                yield MaterializeResult(asset_key=key, metadata=table_metadata(con, model, {"seconds": stats["seconds"]}))
+                extra = {"seconds": stats["seconds"], **summary_metadata(con, model, study.study_id)}
+                yield MaterializeResult(asset_key=key, metadata=table_metadata(con, model, extra))
                 for check, (check_key, _desc) in checks.items():
                     if check_key != key or check not in selected_checks:
                         continue

@@ -101,6 +101,9 @@ def validate(study_dir: Path, warehouse: Path | None, report_dir: Path | None) -
     click.echo(f"trialpipe validate: {outcome.study_id} passed (run {outcome.run_id}); report {report}.")
 
 
+DEMO_FOLLOW_UP_WEEKS = 8
+
+
 @click.command()
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=Path("demo"), show_default=True)
 @click.option("--seed", type=int, default=20210105, show_default=True)
@@ -110,8 +113,13 @@ def demo(directory: Path, seed: int) -> None:
 
     console = _console()
     study_dir = directory / "study"
-    write_study(study_dir, per_arm=15, seed=seed, formats=("wide", "nda", "sdtm"))
-    console.print(f"simulated a 15 + 15 ketamine vs midazolam trial into {study_dir}")
+    # safety domains and eight weekly follow-up visits come from random streams of their own: the
+    # efficacy data (and results) are the same as without them; follow-up visits are phase follow_up
+    write_study(study_dir, per_arm=15, seed=seed, formats=("wide", "nda", "sdtm"), safety=True, follow_up_weeks=DEMO_FOLLOW_UP_WEEKS)
+    console.print(
+        f"simulated a 15 + 15 ketamine vs midazolam trial with safety data and {DEMO_FOLLOW_UP_WEEKS} weeks of "
+        f"follow-up into {study_dir}"
+    )
     warehouse = directory / "warehouse" / "trialpipe.duckdb"
     outcome, console = _run(study_dir, warehouse, None, "study_job")
     if _canceled(outcome, "trialpipe demo"):

@@ -45,6 +45,12 @@ OPTIONS: tuple[tuple[tuple[str, ...], dict], ...] = (
                                 "help": "Share of item responses written as the format's missing code."}),
     (("--follow-up",), {"is_flag": True, "default": False,
                         "help": "Add a fifth visit W4 (week 4 follow-up, day 28) after the primary week-2 visit."}),
+    (("--follow-up-weeks",), {"type": click.IntRange(min=0, max=52), "default": 0,
+                              "help": "Weekly follow-up assessments W3.. after the primary week-2 visit (durability "
+                              "of response; not in the efficacy models)."}),
+    (("--safety",), {"is_flag": True, "default": False,
+                     "help": "Also write exposure (EX), adverse events (AE), vital signs around each infusion (VS) "
+                     "and disposition (DS)."}),
     (("--discontinuation", "discontinuation_rate"), {
         "type": _RATE, "default": 0.0,
         "help": "Probability that a subject stops treatment after D1 or W1 (intercurrent event; no data after)."}),
@@ -77,6 +83,10 @@ def simulate(out_dir: Path, formats: tuple[str, ...], **options) -> None:
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     follow = ", W4 follow-up" if options["follow_up"] else ""
+    if options["follow_up_weeks"]:
+        follow += f", {options['follow_up_weeks']} weekly follow-up visits"
+    if options["safety"]:
+        follow += ", safety domains"
     ice = [options["discontinuation_rate"], options["rescue_rate"], options["mnar"]]
     if any(ice):
         follow += (

@@ -26,9 +26,12 @@ from pipelines.instruments import load_instruments, resolve_instrument
 MANIFEST_NAME = "study.yaml"
 
 Layout = Literal["wide", "long", "nda", "sdtm"]
+# Safety and exposure domains: one record per row (SDTM AE/VS/EX/DS, or a CSV/REDCap export with
+# the same content mapped through ``fields``); see pipelines/ingest/safety.py.
+SAFETY_KINDS = ("ae", "vs", "ex", "ds")
 # A source's kind: one of these, or an instrument id (pipelines/instruments/*.yaml: pcl5, caps5, ...)
 # for a file holding that one instrument.
-KINDS = ("randomization", "assessments", "nda", "sdtm")
+KINDS = ("randomization", "assessments", "nda", "sdtm", *SAFETY_KINDS)
 FileFormat = Literal["csv", "tsv", "txt", "parquet", "xpt"]
 
 
@@ -67,7 +70,26 @@ class Visit(_Strict):
     day: int
     baseline: bool = False
     primary: bool = False
+    # treatment: the visit belongs to the randomized treatment phase and enters the efficacy models;
+    # follow_up: an assessment after the treatment phase (durability of response only)
+    phase: Literal["treatment", "follow_up", "infusion"] = "treatment"
+    # phase infusion: an assessment at a time point of an infusion (CADSS/BPRS around each dose):
+    # the infusion number, the time point's name and minutes from the start of the infusion
+    # (ADQS INFNO / ATPT / ATPTN); such visits stay out of the efficacy models
+    infusion: int | None = Field(None, ge=1)
+    timepoint: str | None = None
+    elapsed_min: int | None = None
     codes: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _infusion_fields(self) -> Visit:
+        if self.phase == "infusion" and self.infusion is None:
+            raise ValueError(f"visit {self.id}: phase infusion needs infusion (the infusion number)")
+        if self.phase != "infusion" and (self.infusion is not None or self.timepoint or self.elapsed_min is not None):
+            raise ValueError(f"visit {self.id}: infusion, timepoint and elapsed_min are for visits of phase infusion")
+        if self.phase == "infusion" and (self.baseline or self.primary):
+            raise ValueError(f"visit {self.id}: an infusion time point cannot be the baseline or primary visit")
+        return self
 
     _codes = field_validator("codes", mode="before")(lambda cls, v: _as_str_list(v))
 
@@ -166,7 +188,7 @@ class NdaOptions(_Strict):
 
 
 class SdtmOptions(_Strict):
-    domain: Literal["QS", "RS", "DM"] | None = None
+    domain: Literal["QS", "RS", "DM", "AE", "VS", "EX", "DS"] | None = None
     # instrument id -> category values (QSCAT/RSCAT) that mean it
     categories: dict[str, list[str]] = Field(default_factory=dict)
     # instrument id -> test-code pattern such as "PCL01{n:02d}"
@@ -195,6 +217,9 @@ class Source(_Strict):
     sdtm: SdtmOptions = Field(default_factory=SdtmOptions)
     # randomization files: extra baseline covariates, our name -> file column
     covariates: dict[str, str] = Field(default_factory=dict)
+    # safety sources (kind ae | vs | ex | ds, CSV/REDCap): our field -> the file's column; fields
+    # not given are looked up by their SDTM variable name (pipelines/ingest/safety.py FIELDS)
+    fields: dict[str, str] = Field(default_factory=dict)
 
     _mc = field_validator("missing_codes", mode="before")(lambda cls, v: _as_str_list(v))
 
@@ -255,6 +280,13 @@ class Source(_Strict):
             self.layout = "nda"
         if self.kind == "sdtm" and self.layout != "sdtm":
             self.layout = "sdtm"
+        if self.kind in SAFETY_KINDS:
+            from pipelines.ingest.safety import check_fields
+
+            check_fields(self.kind, self.fields)
+            return self
+        if self.fields:
+            raise ValueError("'fields' is for safety sources (kind ae, vs, ex or ds)")
         if self.layout in ("wide", "long") and self.kind == "assessments" and not self.instruments:
             raise ValueError("kind 'assessments' needs 'instruments' saying where each instrument's items are")
         if self.layout == "long" and self.kind != "randomization":
@@ -362,6 +394,25 @@ class Model(_Strict):
         return [*self.strata, *self.covariates]
 
 
+class Durability(_Strict):
+    """Durability of response among responders at the primary visit (analysis.adtte LOSSRESP).
+
+    Loss of response: at a follow-up assessment (a visit of phase follow_up) the parameter no longer
+    meets its response criterion (CRIT1FL = 'N'); with ``consecutive: k`` only a run of k such
+    assessments in a row counts, and the event day is the first of them. ``paramcd`` defaults to
+    the primary parameter."""
+
+    paramcd: str | None = None
+    consecutive: int = Field(1, ge=1, le=10)
+
+
+class Safety(_Strict):
+    """Treatment-emergent AEs: onset on or after the first dose (EX) and, when
+    ``teae_window_days`` is set, no later than that many days after the last dose."""
+
+    teae_window_days: int | None = Field(None, ge=0)
+
+
 class Analysis(_Strict):
     # default: the total of the first instrument definition (by its ``order``: CAPS-5)
     primary_parameter: str = Field(default_factory=lambda: next(iter(load_instruments().values())).total.paramcd)
@@ -384,6 +435,8 @@ class Analysis(_Strict):
     sensitivity_models: Literal["totals", "all", "none"] = "totals"
     alpha: float = Field(0.05, gt=0, lt=1)
     min_baseline_fraction: float = Field(0.8, ge=0, le=1)
+    durability: Durability = Field(default_factory=Durability)
+    safety: Safety = Field(default_factory=Safety)
 
     @model_validator(mode="after")
     def _known_parameters(self) -> Analysis:
@@ -404,6 +457,8 @@ class Analysis(_Strict):
         used += [(f"response.{k}", k) for k in self.response]
         used += [(f"remission.{k}", k) for k in self.remission]
         used += [(f"cutoffs.{k}", k) for k in self.cutoffs]
+        if self.durability.paramcd:
+            used.append(("durability.paramcd", self.durability.paramcd))
         for key, paramcd in used:
             if paramcd not in known:
                 raise ValueError(f"{key}: unknown parameter {paramcd!r}; known: {', '.join(known)}")
@@ -540,7 +595,16 @@ class Manifest(_Strict):
         if len(primaries) > 1:
             raise ValueError(f"visits: at most one visit may be primary: true (found {primaries})")
         if not primaries:
-            self.visits[-1].primary = True
+            treatment = [v for v in self.visits if v.phase == "treatment"]
+            (treatment or self.visits)[-1].primary = True
+        order = [v.id for v in self.visits]
+        primary = self.primary_visit.id
+        for v in self.visits:
+            if v.phase == "follow_up" and (v.baseline or order.index(v.id) <= order.index(primary)):
+                raise ValueError(
+                    f"visits: {v.id} has phase follow_up but is not after the primary visit {primary}; "
+                    "follow-up visits come after the treatment phase"
+                )
         _unique_codes("visits", [(v.id, [v.id, v.label, *v.codes]) for v in self.visits])
         for d in self.allow_outside:
             if not Path(d).is_absolute() or ".." in Path(d).parts:
@@ -644,6 +708,15 @@ class Manifest(_Strict):
     @property
     def primary_visit(self) -> Visit:
         return next(v for v in self.visits if v.primary)
+
+    @property
+    def treatment_visits(self) -> list[Visit]:
+        """The visits of the treatment phase (the efficacy models use these only)."""
+        return [v for v in self.visits if v.phase == "treatment"]
+
+    @property
+    def follow_up_visits(self) -> list[Visit]:
+        return [v for v in self.visits if v.phase == "follow_up"]
 
     @property
     def experimental_arm(self) -> Arm | None:

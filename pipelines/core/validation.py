@@ -170,6 +170,14 @@ def check_rows_reconcile(con: duckdb.DuckDBPyConnection) -> CheckOutcome:
             select source, _source_file, instrument_id as raw_table, status from staging.assessment_rows
             union all
             select source, _source_file, 'randomization', status from staging.randomization_rows
+            union all
+            select source, _source_file, 'ae', status from staging.ae_rows
+            union all
+            select source, _source_file, 'vs', status from staging.vs_rows
+            union all
+            select source, _source_file, 'ex', status from staging.ex_rows
+            union all
+            select source, _source_file, 'ds', status from staging.ds_rows
         ),
         per_table as (
             select
@@ -203,7 +211,7 @@ def check_rows_reconcile(con: duckdb.DuckDBPyConnection) -> CheckOutcome:
             p.source, p._source_file, rows_read, rows_skipped, raw_rows, accepted, quarantined, skipped, n_tables,
             case
                 -- a wide file with several instruments puts every row in each instrument's table
-                when layout = 'wide' and kind <> 'randomization' then raw_rows = n_tables * (rows_read - rows_skipped)
+                when layout = 'wide' and kind not in ('randomization', 'ae', 'vs', 'ex', 'ds') then raw_rows = n_tables * (rows_read - rows_skipped)
                 else raw_rows + rows_skipped = rows_read
             end
             and raw_rows = accepted + quarantined + skipped as ok,

@@ -13,7 +13,9 @@ The checks follow HIPAA Safe Harbor (45 CFR 164.514(b)(2)) as summarised in doma
 3. full calendar dates, unless the manifest declares dates as already shifted per subject;
 4. ages over 89 (``interview_age`` over 1068 months) unless the manifest says ages are top-coded
    (then nothing above 90 / 1080 months may appear);
-5. free text (long multi-word values, or comment/notes columns with sentences).
+5. free text (long multi-word values, or comment/notes columns with sentences); MedDRA and CDISC
+   controlled-terminology columns (AEDECOD, AEBODSYS, DSDECOD ...; pipelines/ingest/safety.py)
+   are dictionary terms and exempt from this rule only. Verbatim AETERM is screened like any text.
 
 ``deidentification.allow_columns`` in the manifest exempts columns a privacy review has cleared.
 """
@@ -125,7 +127,10 @@ def _first_row(table: TextTable, mask: pl.Series) -> int | None:
 
 def screen(table: TextTable, manifest: Manifest, source: Source) -> list[Finding]:
     """All identifier findings for a parsed file (empty list: the file may be loaded)."""
+    from pipelines.ingest.safety import coded_columns
+
     allow = {c.lower() for c in manifest.deidentification.allow_columns}
+    coded = coded_columns(source)
     findings: list[Finding] = []
     for col in table.columns:
         if col.lower() in allow:
@@ -164,7 +169,8 @@ def screen(table: TextTable, manifest: Manifest, source: Source) -> list[Finding
             if age:
                 findings.append(age)
                 continue
-            text = _free_text(table, col, key, values)
+            # MedDRA / CDISC controlled terms are dictionary vocabulary, not free text
+            text = None if col.lower() in coded else _free_text(table, col, key, values)
             if text:
                 findings.append(text)
     return findings

@@ -53,7 +53,11 @@ def reference_frames(manifest: Manifest) -> dict[str, pl.DataFrame]:
             "df_method": [a.model.df_method],
             "fallbacks": [", ".join(a.model.fallbacks)],
             "reml": [a.model.reml],
-        }
+            "durability_paramcd": [a.durability.paramcd or a.primary_parameter],
+            "durability_consecutive": [a.durability.consecutive],
+            "teae_window_days": [a.safety.teae_window_days],
+        },
+        schema_overrides={"teae_window_days": pl.Int32, "durability_consecutive": pl.Int32},
     )
     ref["ref.arms"] = pl.DataFrame(
         {
@@ -73,8 +77,13 @@ def reference_frames(manifest: Manifest) -> dict[str, pl.DataFrame]:
             "nominal_day": [v.day for v in manifest.visits],
             "is_baseline": [v.baseline for v in manifest.visits],
             "is_primary": [v.primary for v in manifest.visits],
+            "phase": [v.phase for v in manifest.visits],
+            "infusion": [v.infusion for v in manifest.visits],
+            "timepoint": [v.timepoint for v in manifest.visits],
+            "elapsed_min": [v.elapsed_min for v in manifest.visits],
         },
-        schema_overrides={"avisitn": pl.Int32, "nominal_day": pl.Int32},
+        schema_overrides={"avisitn": pl.Int32, "nominal_day": pl.Int32, "infusion": pl.Int32, "timepoint": pl.String,
+                          "elapsed_min": pl.Int32},
     )
     # code tables: one row per (source, normalised code)
     vc, ac, mc = [], [], []

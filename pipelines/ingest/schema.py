@@ -73,11 +73,60 @@ def instrument_columns(instrument_id: str) -> list[str]:
     return ASSESSMENT_COLUMNS + [item_column(n) for n in inst.item_numbers]
 
 
+SAFETY_TABLES = ("ae", "vs", "ex", "ds")
+SAFETY_DESCRIPTIONS = {
+    "ae": "Adverse-event records as received (SDTM AE or an export mapped through fields), one row per file row",
+    "vs": "Vital-sign records as received (SDTM VS one test per row, or wide rows with systolic/diastolic/pulse), "
+    "one row per file row",
+    "ex": "Exposure (infusion) records as received (SDTM EX or an export), one row per file row",
+    "ds": "Disposition records as received (SDTM DS or an export), one row per file row",
+}
+SAFETY_COMMENTS = {
+    "aeseq": "AE sequence number as received (AESEQ)",
+    "aeterm": "Verbatim AE term (AETERM) - loaded only when cleared in deidentification.allow_columns, else NULL",
+    "aedecod": "MedDRA preferred term as received (AEDECOD; not coded by trialpipe)",
+    "aebodsys": "MedDRA primary system organ class as received (AEBODSYS)",
+    "aesev": "Severity as received (AESEV: MILD, MODERATE, SEVERE)",
+    "aerel": "Causality as received (AEREL)",
+    "aeser": "Serious event flag as received (AESER)",
+    "aestdy": "Onset study day (day 0 = first infusion; SDTM AESTDY shifted down by one for days >= 1)",
+    "aeendy": "End study day (same convention as aestdy)",
+    "aeout": "Outcome as received (AEOUT)",
+    "vstestcd": "Long layouts: vital-sign test code as received (VSTESTCD)",
+    "vsorres": "Long layouts: result as received (VSSTRESN, else VSORRES)",
+    "vsorresu": "Long layouts: unit as received",
+    "vsstat": "Completion status as received (VSSTAT)",
+    "vstpt": "Planned time point name as received (VSTPT, e.g. PRE-INFUSION)",
+    "vstptnum": "Planned time point number as received (VSTPTNUM)",
+    "vseltm": "Planned elapsed time from the start of the infusion as received (VSELTM, ISO 8601 e.g. PT40M, -PT15M)",
+    "vsdy": "Study day of the measurement (day 0 = first infusion; SDTM VSDY shifted down by one for days >= 1)",
+    "sysbp": "Wide layouts: systolic blood pressure as received",
+    "diabp": "Wide layouts: diastolic blood pressure as received",
+    "pulse": "Wide layouts: pulse (heart rate) as received",
+    "extrt": "Name of treatment as received (EXTRT)",
+    "exdose": "Dose as received (EXDOSE)",
+    "exdosu": "Dose unit as received (EXDOSU)",
+    "exroute": "Route as received (EXROUTE)",
+    "exstdy": "Infusion start study day (day 0 = first infusion; SDTM EXSTDY shifted down by one for days >= 1)",
+    "exendy": "Infusion end study day (same convention)",
+    "exdur": "Infusion duration as received (EXDUR, ISO 8601 e.g. PT40M)",
+    "dscat": "Disposition category as received (DSCAT)",
+    "dsdecod": "Standardized disposition term as received (DSDECOD, e.g. COMPLETED, PHYSICIAN DECISION)",
+    "dsterm": "Reported disposition term / reason as received (DSTERM)",
+    "dsstdy": "Disposition study day (day 0 = first infusion)",
+    "epoch": "Epoch as received (EPOCH)",
+}
+
+
 def raw_tables() -> dict[str, list[str]]:
     """raw table name -> data columns (without study_id/source/lineage)."""
+    from pipelines.ingest.safety import raw_columns
+
     tables = {"randomization": RANDOMIZATION_COLUMNS, "subject_columns": SUBJECT_COLUMNS}
     for inst_id in load_instruments():
         tables[inst_id] = instrument_columns(inst_id)
+    for domain in SAFETY_TABLES:
+        tables[domain] = raw_columns(domain)
     return tables
 
 
@@ -92,6 +141,8 @@ def create_raw_table_sql(table: str) -> str:
 def raw_comments(table: str) -> tuple[str, dict[str, str]]:
     if table == "randomization":
         desc = "Randomization / subject-level rows as received (mapped columns only, values as text), one row per file row"
+    elif table in SAFETY_TABLES:
+        desc = SAFETY_DESCRIPTIONS[table]
     elif table == "subject_columns":
         desc = (
             "Subject-level columns (site, sex, age, race, ethnicity, covariates) declared on a longitudinal "
@@ -105,7 +156,9 @@ def raw_comments(table: str) -> tuple[str, dict[str, str]]:
         )
     comments = {}
     for col in ["study_id", "source", *raw_tables()[table], *LINEAGE]:
-        if col.startswith("item_"):
+        if col in SAFETY_COMMENTS:
+            comments[col] = SAFETY_COMMENTS[col]
+        elif col.startswith("item_"):
             n = int(col.split("_")[1])
             inst = load_instruments()[table]
             it = inst.item(n)

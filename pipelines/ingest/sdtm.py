@@ -17,6 +17,7 @@ import polars as pl
 
 from pipelines.core.errors import InputFileError
 from pipelines.ingest import files, guard
+from pipelines.ingest.safety import SDTM_DOMAINS, read_safety
 from pipelines.ingest.readers import ItemCode, SourceRead, _Cols, add_frame
 from pipelines.instruments import Instrument, load_instruments, resolve_instrument
 from pipelines.core.manifest import Manifest, Source
@@ -37,9 +38,11 @@ def read_sdtm(path: Path, manifest: Manifest, source: Source, out: SourceRead) -
         _read_dm(table, cols, manifest, source, out)
     elif domain in FINDINGS:
         _read_findings(table, cols, domain, manifest, source, out)
+    elif domain in SDTM_DOMAINS:
+        read_safety(table, cols, SDTM_DOMAINS[domain], manifest, source, out, sdtm=True)
     else:
         raise InputFileError(
-            f"is SDTM domain {domain!r}; trialpipe reads QS and RS (ratings) and DM (arms)",
+            f"is SDTM domain {domain!r}; trialpipe reads QS and RS (ratings), DM (arms), AE, VS, EX and DS",
             file=label,
             value=domain,
         )
@@ -57,7 +60,7 @@ def _domain(table: files.TextTable, cols: _Cols, source: Source, path: Path) -> 
         found = next(iter(values), None)
     if found is None:
         stem = path.stem.upper()[:2]
-        found = stem if stem in (*FINDINGS, "DM") else None
+        found = stem if stem in (*FINDINGS, "DM", *SDTM_DOMAINS) else None
     if declared and found and declared != found.upper():
         raise InputFileError(
             f"is SDTM domain {found!r} but study.yaml declares sdtm.domain {declared!r}", file=source.file, value=found

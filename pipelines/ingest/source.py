@@ -38,7 +38,12 @@ def read_source(study_dir: Path, manifest: Manifest, source: Source) -> SourceRe
             guard.check(table, manifest, source)
             out.rows_read = table.frame.height
             table = skip_blank_lines(table, out)
-            if source.kind == "randomization":
+            if source.kind in ("ae", "vs", "ex", "ds"):
+                from pipelines.ingest.readers import _Cols
+                from pipelines.ingest.safety import read_safety
+
+                read_safety(table, _Cols(table.columns, label), source.kind, manifest, source, out, sdtm=False)
+            elif source.kind == "randomization":
                 read_randomization(table, manifest, source, out)
             elif source.layout == "wide":
                 read_wide(table, manifest, source, out)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dagster import AssetKey, Definitions, in_process_executor
 
 from assets.analysis import analysis_assets
+from assets.durability import durability
 from assets.estimands import estimands
 from assets.publish import publish_asset
 from assets.raw import ingest_study
@@ -22,7 +23,7 @@ def _keys(assets_defs) -> list[AssetKey]:
     return [k for a in assets_defs for k in a.keys]
 
 
-_upstream = [ingest_study, *staging_assets, *analysis_assets, efficacy, estimands, study_report]
+_upstream = [ingest_study, *staging_assets, *analysis_assets, efficacy, estimands, durability, study_report]
 
 # The CSR package reads what the study graph has; it is its own job (csr_job), not part of a study run.
 defs = Definitions(

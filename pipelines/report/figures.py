@@ -452,3 +452,55 @@ def _short_stage(stage: str) -> str:
     import textwrap
 
     return textwrap.fill(stage, 30)
+
+
+# ------------------------------------------------------------------------------- Kaplan-Meier
+def kaplan_meier(
+    arms: list[dict], *, xlabel: str = "Days since the primary visit", ylabel: str = "Still responding",
+    width: float = 7.0, risk_times: list[float] | None = None,
+) -> Figure:
+    """Kaplan-Meier step curves per arm with censoring ticks, pointwise CI bands and the numbers at
+    risk under the axis. ``arms``: ``{"label", "steps": [{"time", "n_risk", "n_events", "n_censored",
+    "survival", "conf_low", "conf_high"}, ...], "median": float | None}`` in display order."""
+    fig = new_figure(width, 3.2 + 0.25 * len(arms))
+    gs = fig.add_gridspec(2, 1, height_ratios=[5, 0.45 + 0.3 * len(arms)])
+    ax = fig.add_subplot(gs[0])
+    table = fig.add_subplot(gs[1], sharex=ax)
+    t_max = max((s["time"] for a in arms for s in a["steps"]), default=1.0) or 1.0
+    if risk_times is None:
+        step = 7.0 if t_max <= 120 else 28.0
+        risk_times = [step * k for k in range(int(t_max // step) + 1)]
+    with style():
+        for i, a in enumerate(arms):
+            st = arm_style(i)
+            steps = a["steps"]
+            xs = [s["time"] for s in steps]
+            ys = [s["survival"] for s in steps]
+            ax.step(xs, ys, where="post", color=st["color"], linestyle=st["linestyle"], linewidth=1.6,
+                    label=f"{a['label']} (n = {steps[0]['n_risk'] if steps else 0})")
+            lo = [s["conf_low"] if s["conf_low"] is not None else 0.0 for s in steps]
+            hi = [s["conf_high"] if s["conf_high"] is not None else ys[k] for k, s in enumerate(steps)]
+            ax.fill_between(xs, lo, hi, step="post", color=st["color"], alpha=0.12, linewidth=0)
+            cx = [s["time"] for s in steps if s["n_censored"]]
+            cy = [s["survival"] for s in steps if s["n_censored"]]
+            ax.plot(cx, cy, linestyle="none", marker="|", markersize=8, color=st["color"])
+            for k, t in enumerate(risk_times):
+                n = next((s["n_risk"] for s in steps if s["time"] >= t), 0)
+                table.text(t, len(arms) - 1 - i, str(n), ha="center", va="center", color=st["color"], fontsize=8)
+            table.text(-0.05 * t_max, len(arms) - 1 - i, a["label"], ha="right", va="center", color=st["color"],
+                       fontsize=8)
+        ax.axhline(0.5, color=LIGHT, linewidth=0.8, zorder=0)
+        ax.set_ylim(0, 1.02)
+        ax.set_xlim(0, t_max * 1.03)
+        ax.set_ylabel(ylabel)
+        ax.legend(loc="upper right", frameon=False)
+        ax.tick_params(labelbottom=True)
+        ax.set_xlabel(xlabel)
+        table.set_ylim(-0.6, len(arms) - 0.4)
+        table.set_yticks([])
+        table.set_xticks(risk_times)
+        table.tick_params(axis="x", labelbottom=False, length=0)
+        for side in ("top", "right", "left", "bottom"):
+            table.spines[side].set_visible(False)
+        table.set_title("Number at risk", fontsize=8, loc="left", color=GREY)
+    return fig

@@ -69,10 +69,12 @@ def summarize(con: duckdb.DuckDBPyConnection, study_id: str, run_id: str) -> Val
         # row of a longitudinal randomization file)
         fs.skip_reasons = sorted(json.loads(skip_json or "{}").items())
         if status == "loaded" and decided_this_run and _has(con, "staging.assessment_rows"):
+            decided = ["staging.assessment_rows", "staging.randomization_rows"] + [
+                t for t in ("staging.ae_rows", "staging.vs_rows", "staging.ex_rows", "staging.ds_rows") if _has(con, t)
+            ]
+            union = " union all ".join(f"select _source_file, status from {t}" for t in decided)
             counts = dict(con.execute(
-                "select status, count(*) from (select _source_file, status from staging.assessment_rows "
-                "union all select _source_file, status from staging.randomization_rows) where _source_file = ? group by 1",
-                [f],
+                f"select status, count(*) from ({union}) where _source_file = ? group by 1", [f]
             ).fetchall())
             fs.accepted, fs.quarantined = counts.get("accepted", 0), counts.get("quarantined", 0)
             fs.skipped += counts.get("skipped", 0)

@@ -387,18 +387,28 @@ def extend_latent(
     return replace(draws, **{k: np.concatenate(x, axis=1) for k, x in (occ | eps).items()})
 
 
-def item_scores(draws: LatentDraws, is_ket: np.ndarray, params: Params = CALIBRATED) -> dict[str, np.ndarray]:
+def item_scores(
+    draws: LatentDraws,
+    is_ket: np.ndarray,
+    params: Params = CALIBRATED,
+    profiles: tuple[np.ndarray, np.ndarray] | None = None,
+) -> dict[str, np.ndarray]:
     """Integer item responses per instrument, shape (n subjects, V visits, n items); V is 4, or 5
     with the follow-up visit (the draws' visit count, see :func:`extend_latent`).
 
     Keys are instrument ids (``caps5``, ``pcl5``, ``madrs``); items are in the instrument's standard
-    order (CAPS-5 B1..E6 = items 1-20, PCL-5 1-20, MADRS 1-10).
+    order (CAPS-5 B1..E6 = items 1-20, PCL-5 1-20, MADRS 1-10). ``profiles`` (non-specific,
+    ketamine-specific), each (n, V), replace the shared time profiles with per-subject ones.
     """
     c, p, m = params.caps5, params.pcl5, params.madrs
     ket = is_ket.astype(float)[:, None, None]  # (n, 1, 1)
-    profile_ns, profile_ket = params.time_profiles(draws.caps_e.shape[1])
-    g_ns = profile_ns[None, :, None]  # (1, V, 1)
-    g_ket = profile_ket[None, :, None]
+    if profiles is None:
+        profile_ns, profile_ket = params.time_profiles(draws.caps_e.shape[1])
+        g_ns = profile_ns[None, :, None]  # (1, V, 1)
+        g_ket = profile_ket[None, :, None]
+    else:  # per-subject profiles (n, V): weekly follow-up with relapse (see durability_profiles)
+        g_ns = profiles[0][:, :, None]
+        g_ket = profiles[1][:, :, None]
     ket_cluster = np.array([1.0 if k in c.ket_clusters else 0.0 for k in CLUSTERS])[None, None, :]
 
     # CAPS-5 cluster severities (n, V, 4)
@@ -450,3 +460,54 @@ def item_scores(draws: LatentDraws, is_ket: np.ndarray, params: Params = CALIBRA
     inst = load_instruments()
     latent = {"pcl5": pcl_item, "caps5": caps_item, "madrs": madrs_item}
     return {k: _to_items(x, inst[k].item_min, inst[k].item_max) for k, x in latent.items()}
+
+
+# --- durability of response (weekly follow-up after the treatment phase) ---------------------------
+# Feder 2021: among ketamine responders the median time to loss of response was 27.5 days after the
+# primary-outcome day (week 2). Definition of loss UNCONFIRMED (domain.md section 1); trialpipe's
+# default is "no longer meeting the response criterion (>= 30 % CAPS-5 reduction) at a follow-up
+# assessment" (manifest analysis.durability).
+TARGET_DURABILITY_MEDIAN_KET = 27.5
+
+
+@dataclass(frozen=True)
+class DurabilityParams:
+    """Relapse after the treatment phase. Each subject has a relapse time R (days after their week-2
+    visit), exponential (constant hazard; assumption); before R the treatment-course change stays at its
+    week-2 level, from R on it is gone (the subject's latent severity returns to its own baseline level:
+    assumption, symptoms return once the benefit wanes).
+
+    calibrated: the ketamine median of R, solved so that the *observed* median time to loss of response
+    among week-2 ketamine responders - judged on weekly CAPS-5 assessments with their occasion noise, as
+    analysis.adtte does - is 27.5 days (Kaplan-Meier on 20,000 per arm, seed 7, 10 follow-up weeks: latent 27.5 -> observed 21.0 days,
+    38 -> 27.0, 45 -> 28.0).
+    Observed losses come earlier than R because responders near the 30 % threshold lose response by
+    noise alone, so the latent median is longer than the target.
+    assumption: the midazolam (psychoactive placebo) response fades faster - half the ketamine median.
+    """
+
+    relapse_median_ket: float = 38.0
+    relapse_median_mid: float = 19.0
+
+
+DURABILITY = DurabilityParams()
+
+
+def durability_profiles(
+    n_base: int,
+    days: np.ndarray,
+    primary_index: int,
+    relapse_days: np.ndarray,
+    params: Params = CALIBRATED,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-subject (non-specific, ketamine-specific) profiles (n, V) for a schedule of ``n_base``
+    treatment-phase visits followed by follow-up visits: the shared profiles for the treatment phase;
+    at a follow-up visit the week-2 level (1.0) while its day is before the subject's relapse
+    (``relapse_days`` after the primary visit's day), 0 from then on."""
+    n, v = days.shape
+    ns, ket = params.time_profiles(n_base)
+    g_ns = np.broadcast_to(ns, (n, n_base))
+    g_ket = np.broadcast_to(ket, (n, n_base))
+    since = days[:, n_base:] - days[:, [primary_index]]
+    kept = (since < relapse_days[:, None]).astype(float)
+    return np.concatenate([g_ns, kept], axis=1), np.concatenate([g_ket, kept], axis=1)

@@ -76,8 +76,36 @@ FOLLOW_UP_VISIT = VisitSpec(
 FOLLOW_UP_ATTRITION = 0.05
 
 
-def design_visits(follow_up: bool = False) -> tuple[VisitSpec, ...]:
-    """The visit schedule: BL, D1, W1, W2 (= ``VISITS``), plus W4 with ``follow_up``. W2 stays primary."""
+def weekly_follow_up_visits(weeks: int) -> tuple[VisitSpec, ...]:
+    """Weekly follow-up assessments after the treatment phase: W3 .. W(2 + weeks), day 7 x week,
+    jittered one day either way (assumption)."""
+    return tuple(
+        VisitSpec(
+            f"W{w}",
+            f"Week {w} (follow-up)",
+            7 * w,
+            len(VISITS) + i + 1,
+            f"week_{w}_arm_1",
+            f"week {w}",
+            f"WEEK {w}",
+            ((7 * w - 1, 0.2), (7 * w, 0.6), (7 * w + 1, 0.2)),
+        )
+        for i, w in enumerate(range(3, 3 + weeks))
+    )
+
+
+# Assumption: each week of follow-up, a subject still followed misses the assessment and every later
+# one with probability 0.02 (lost to follow-up, completely at random).
+WEEKLY_FOLLOW_UP_ATTRITION = 0.02
+
+
+def design_visits(follow_up: bool = False, follow_up_weeks: int = 0) -> tuple[VisitSpec, ...]:
+    """The visit schedule: BL, D1, W1, W2 (= ``VISITS``), plus W4 with ``follow_up``, or weekly
+    follow-up visits W3.. with ``follow_up_weeks``. W2 stays primary."""
+    if follow_up and follow_up_weeks:
+        raise ValueError("choose either the single W4 follow-up visit or weekly follow-up weeks, not both")
+    if follow_up_weeks:
+        return (*VISITS, *weekly_follow_up_visits(follow_up_weeks))
     return (*VISITS, FOLLOW_UP_VISIT) if follow_up else VISITS
 
 
@@ -106,7 +134,13 @@ GUID_ALPHABET = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"))
 # Child i of SeedSequence(seed).spawn(k) is the same for any k >= i + 1, so a stream appended here
 # leaves the others unchanged. "follow_up" feeds everything about visits after W2 (sub-streams
 # _FOLLOW_UP_STREAMS); it is never drawn from in the default four-visit design.
-_STREAMS = ("design", "caps5", "pcl5", "madrs", "days", "dropout", "missing", "keys", "follow_up", "disposition")
+# "disposition" (main), then "durability" (the weekly follow-up, ``follow_up_weeks``) and "safety"
+# (AE/VS/EX/DS): none is drawn from in the default design.
+_STREAMS = (
+    "design", "caps5", "pcl5", "madrs", "days", "dropout", "missing", "keys", "follow_up", "disposition",
+    "durability", "safety",
+)
+_DURABILITY_STREAMS = ("days", "dropout", "caps5", "pcl5", "madrs", "missing", "relapse")
 _FOLLOW_UP_STREAMS = ("days", "dropout", "caps5", "pcl5", "madrs", "missing")
 # The default instruments (the calibrated latent model); any other definition is simulated by
 # pipelines.simulate.generic from a stream of its own.
@@ -174,6 +208,9 @@ class Trial:
     visits: tuple[VisitSpec, ...] = VISITS  # the schedule; V = len(visits)
     primary_visit: str = PRIMARY_VISIT
     instruments: tuple[str, ...] = INSTRUMENT_ORDER  # ids of the instruments simulated, in file order
+    follow_up_weeks: int = 0  # weekly follow-up visits after W2 (phase follow_up in study.yaml)
+    relapse_days: np.ndarray | None = None  # (n,) latent relapse time after W2 (weekly follow-up only)
+    safety_rng: np.random.Generator | None = None  # the "safety" stream (AE/VS/EX/DS)
 
     @property
     def n(self) -> int:
@@ -278,6 +315,8 @@ def build_trial(
     effect_scale: float = 1.0,
     follow_up: bool = False,
     instruments: tuple[str, ...] = INSTRUMENT_ORDER,
+    follow_up_weeks: int = 0,
+    durability: model.DurabilityParams = model.DURABILITY,
     discontinuation_rate: float = 0.0,
     mnar: bool = False,
     rescue_rate: float = 0.0,
@@ -306,9 +345,13 @@ def build_trial(
     study_id = study_id or default_study_id(seed)
     rng = _streams(seed)
     n = 2 * per_arm
-    visits = design_visits(follow_up)
+    if follow_up_weeks < 0:
+        raise ValueError(f"follow_up_weeks must be 0 or more (got {follow_up_weeks})")
+    visits = design_visits(follow_up, follow_up_weeks)
     n_base = len(VISITS)  # the four-visit study is drawn first, as without follow-up
     fu = dict(zip(_FOLLOW_UP_STREAMS, rng["follow_up"].spawn(len(_FOLLOW_UP_STREAMS)), strict=True))
+    if follow_up_weeks:  # weekly follow-up draws from its own stream
+        fu = dict(zip(_DURABILITY_STREAMS, rng["durability"].spawn(len(_DURABILITY_STREAMS)), strict=True))
 
     # Design: enrolment-order ids P0001..; 1:1 allocation by a random permutation, so ids carry no arm.
     design = rng["design"]
@@ -339,8 +382,9 @@ def build_trial(
         observed[s, last + 1 :] = False
     last_attended = np.full(n, n_base - 1)
     last_attended[dropouts] = last_visit
-    for j in range(n_base, len(visits)):  # follow-up: only after the previous visit (FOLLOW_UP_ATTRITION)
-        lost = fu["dropout"].random(n) < FOLLOW_UP_ATTRITION
+    attrition = WEEKLY_FOLLOW_UP_ATTRITION if follow_up_weeks else FOLLOW_UP_ATTRITION
+    for j in range(n_base, len(visits)):  # follow-up: only after the previous visit (attrition per visit)
+        lost = fu["dropout"].random(n) < attrition
         observed[:, j] = observed[:, j - 1] & ~lost
         last_attended[observed[:, j]] = j
 
@@ -348,7 +392,14 @@ def build_trial(
     draws = model.draw_latent((rng["caps5"], rng["pcl5"], rng["madrs"]), days[:, :n_base], params)
     if len(visits) > n_base:
         draws = model.extend_latent(draws, (fu["caps5"], fu["pcl5"], fu["madrs"]), days, params)
-    items = model.item_scores(draws, is_ket, params)
+    relapse = None
+    profiles = None
+    if follow_up_weeks:
+        median = np.where(is_ket, durability.relapse_median_ket, durability.relapse_median_mid)
+        relapse = fu["relapse"].exponential(1.0, size=n) * median / np.log(2.0)
+        primary_index = [v.id for v in visits].index(PRIMARY_VISIT)
+        profiles = model.durability_profiles(n_base, days, primary_index, relapse, params)
+    items = model.item_scores(draws, is_ket, params, profiles)
     miss_rng = rng["missing"]
     missing = {
         k: miss_rng.random((n, n_base, items[k].shape[2])) < missing_item_rate for k in INSTRUMENT_ORDER
@@ -380,7 +431,12 @@ def build_trial(
         )
 
     inst = load_instruments()
-    profiles = params.time_profiles(len(visits))
+    if follow_up_weeks:  # other instruments: the week-2 change held over the follow-up (no relapse model)
+        ns, ket = params.time_profiles(n_base)
+        extra = np.ones(len(visits) - n_base)
+        profiles = (np.concatenate([ns, extra]), np.concatenate([ket, extra]))
+    else:
+        profiles = params.time_profiles(len(visits))
     for key in instruments:
         if key in INSTRUMENT_ORDER:
             continue
@@ -417,7 +473,8 @@ def build_trial(
     if ice_cols is not None:
         subjects = subjects.with_columns(**{k: pl.Series(v) for k, v in ice_cols.items()})
     return Trial(
-        study_id, seed, per_arm, subjects, days, observed, items, missing, visits, PRIMARY_VISIT, instruments
+        study_id, seed, per_arm, subjects, days, observed, items, missing, visits, PRIMARY_VISIT, instruments,
+        follow_up_weeks, relapse, rng["safety"],
     )
 
 

@@ -245,7 +245,8 @@ def run_estimands(con, manifest, run_id: str, *, progress=None) -> EstimandResul
     exp, ctl = manifest.experimental_arm.id, manifest.control_arm.id
     alpha = manifest.analysis.alpha
     [v.id for v in manifest.visits]
-    post = [v.id for v in manifest.visits if not v.baseline]
+    # treatment-phase visits only: follow-up visits (phase follow_up) serve the durability analysis
+    post = [v.id for v in manifest.treatment_visits if not v.baseline]
     est_rows, sens_rows, tip_rows, resp_rows = [], [], [], []
     for e in manifest.default_estimands():
         paramcd = e.parameter or manifest.analysis.primary_parameter

@@ -4,6 +4,9 @@
 --   when repeated_assessments is mean and the visit has two or more valued records.
 -- Inputs: analysis.scores, staging.subjects, ref.visits, ref.study, ref.scores.
 -- Rules, in words:
+--   A0 Visits of phase infusion (manifest visits[].phase, e.g. CADSS before and 40 min after each
+--      infusion) are ordinary visits here; INFNO, ATPT and ATPTN (minutes from the start of the
+--      infusion) come from the manifest visit. The efficacy models use treatment-phase visits only.
 --   A1 AVISIT is the manifest's visit id, AVISITN its position in the manifest's visit list (baseline
 --      visit first when listed first). ADY is the study day as staged: the recorded day, or the
 --      visit's nominal day when none was recorded (day 0 = the manifest's baseline day; there is no
@@ -280,6 +283,9 @@ final as (
         d.parcat1,
         d.avisit,
         d.avisitn,
+        v.infusion as infno,
+        v.timepoint as atpt,
+        v.elapsed_min as atptn,
         d.ady,
         d.aval,
         d.base,
@@ -324,6 +330,7 @@ final as (
     from derived as d
     left join subjects as s on s.usubjid = d.usubjid
     left join param_order as p on p.paramcd = d.paramcd
+    left join visits as v on v.visit = d.avisit
 )
 
 select * from final

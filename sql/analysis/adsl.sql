@@ -1,7 +1,7 @@
 -- analysis.adsl: ADaM-style subject-level analysis dataset - arm, population flags and baseline covariates.
 -- Grain: one row per subject of staging.subjects (the randomized subjects; for a study without a
 --   randomization source, the subjects seen in the assessments).
--- Inputs: staging.subjects, analysis.adqs, ref.study, ref.scores, ref.visits.
+-- Inputs: staging.subjects, analysis.adqs, ref.study, ref.scores, ref.visits, analysis.adex, staging.ds_rows.
 -- Rules, in words:
 --   L1 TRT01P is the randomized arm id (manifest arms[].id), TRT01PN its number in the manifest,
 --      ARM_ROLE experimental or control.
@@ -26,6 +26,15 @@
 --   L4 Baseline covariates are kept as received: site, sex, age (years, numeric when given as a
 --      number), age_band, race, ethnicity; other declared covariates stay in one JSON object
 --      (covariates) because their names differ between studies.
+--   L5 Exposure (when the study has EX data): TRTSDY / TRTEDY are the study days of the first and last
+--      infusion (ADEX; study days, not dates - the warehouse holds no calendar dates), NINF the number
+--      of infusions received; SAFFL = 'Y' when the subject received at least one infusion, 'N' when
+--      the study has exposure data and the subject none, NULL when the study has no exposure data.
+--   L6 Disposition (when the study has DS data): the subject's last disposition event (DSCAT
+--      DISPOSITION EVENT or no category; latest study day, then the last file row). EOSSTT =
+--      'COMPLETED' when its DSDECOD is COMPLETED, else 'DISCONTINUED' with DCSREAS = DSDECOD (e.g.
+--      PHYSICIAN DECISION, ADVERSE EVENT) and DCSREASP = DSTERM as received; EOSSTT NULL without a
+--      disposition record.
 with
 
 subjects as (
@@ -90,6 +99,26 @@ baselines as (
     where q.paramcd = cp.paramcd and q.ablfl = 'Y'
 ),
 
+exposure as (
+    select usubjid, min(trtsdy) as trtsdy, min(trtedy) as trtedy, min(ninf) as ninf
+    from analysis.adex
+    group by usubjid
+),
+
+has_exposure as (
+    select count(*) > 0 as yes from analysis.adex
+),
+
+disposition as (
+    select
+        usubjid,
+        arg_max(dsdecod, [coalesce(dsstdy, -1000000), _source_row]) as dsdecod,
+        arg_max(dsterm, [coalesce(dsstdy, -1000000), _source_row]) as dsterm
+    from staging.ds_rows
+    where status = 'accepted' and coalesce(dscat, 'DISPOSITION EVENT') = 'DISPOSITION EVENT'
+    group by usubjid
+),
+
 final as (
     select
         s.study_id,
@@ -102,14 +131,23 @@ final as (
         case when s.arm is not null then 'Y' else 'N' end as ittfl,
         case when c.usubjid is not null then 'Y' else 'N' end as complfl,
         case when s.arm is not null and f.usubjid is not null then 'Y' else 'N' end as fasfl,
-        case when s.arm is not null and d.usubjid is not null then 'Y' else 'N' end as saffl,
+        -- L5 when the study has exposure data (EX), else dosing inferred from post-baseline assessments
+        case
+            when (select yes from has_exposure) then (case when s.arm is not null and x.usubjid is not null then 'Y' else 'N' end)
+            when s.arm is not null and d.usubjid is not null then 'Y' else 'N'
+        end as saffl,
         case when s.arm is not null and f.usubjid is not null and c.usubjid is not null then 'Y' else 'N' end as pprotfl,
         case when d.usubjid is not null then s.arm end as trt01a,
+        -- L6: the DS disposition event when the study has one for the subject, else the randomization source
         case
+            when ds.dsdecod = 'COMPLETED' then 'COMPLETED'
+            when ds.dsdecod is not null then 'DISCONTINUED'
             when s.dcsreas is not null then 'DISCONTINUED'
             when c.usubjid is not null then 'COMPLETED'
         end as eosstt,
-        s.dcsreas,
+        case when ds.dsdecod is not null then (case when ds.dsdecod <> 'COMPLETED' then ds.dsdecod end) else s.dcsreas end
+            as dcsreas,
+        case when ds.dsdecod <> 'COMPLETED' then ds.dsterm end as dcsreasp,
         cp.paramcd as primary_paramcd,
         b.base as primary_base,
         s.site,
@@ -119,6 +157,9 @@ final as (
         s.race,
         s.ethnicity,
         s.covariates,
+        x.trtsdy,
+        x.trtedy,
+        x.ninf,
         s.source,
         s._source_file,
         s._source_row
@@ -128,6 +169,8 @@ final as (
     left join baselines as b on b.usubjid = s.usubjid
     left join fas as f on f.usubjid = s.usubjid
     left join dosed as d on d.usubjid = s.usubjid
+    left join exposure as x on x.usubjid = s.usubjid
+    left join disposition as ds on ds.usubjid = s.usubjid
 )
 
 select * from final

@@ -1,13 +1,15 @@
 -- qc.quarantine: every input row that was rejected, with a reason a person can act on.
--- Grain: one row per rejected raw row (an assessment row of one instrument, or a randomization row).
--- Rules, in words: a row is here when staging.assessment_rows or staging.randomization_rows
---   quarantined it; raw_values holds the row's mapped cells (JSON) as received when they are short
+-- Grain: one row per rejected raw row (an assessment row of one instrument, a randomization row, or
+--   a safety/exposure row: AE, VS, EX, DS).
+-- Rules, in words: a row is here when staging.assessment_rows, staging.randomization_rows or
+--   staging.<ae|vs|ex|ds>_rows quarantined it; raw_values holds the row's mapped cells (JSON) as received when they are short
 --   numbers or codes, and by shape otherwise ([10-digit number], [text, 23 characters]; see
 --   pipelines/core/masking.py), so no identifier or free text travels on - the row number points
 --   at the cell in the source. run_id is the pipeline run that rejected it.
 --   A subject-level column declared on a longitudinal file whose rows disagree for a subject puts
 --   every row that gave a value here (raw_table raw.subject_columns; its ratings stay accepted).
--- Inputs: staging.assessment_rows, staging.randomization_rows, staging.subject_columns, raw.*.
+-- Inputs: staging.assessment_rows, staging.randomization_rows, staging.subject_columns, staging.ae_rows,
+--   staging.vs_rows, staging.ex_rows, staging.ds_rows, raw.*.
 with
 
 {% for inst in instruments %}
@@ -49,6 +51,19 @@ randomization as (
     where a.status = 'quarantined'
 ),
 
+{% for domain in ('ae', 'vs', 'ex', 'ds') %}
+safety_{{ domain }} as (
+    select
+        a.study_id, a.source, a._source_file, a._source_row, 'raw.{{ domain }}' as raw_table,
+        a.usubjid, a.reason,
+        json_object('source', r.source, '_source_file', r._source_file, '_source_row', r._source_row
+            {%- for c in raw_columns[domain] %}, '{{ c }}', tp_show(r.{{ c }}){% endfor %}) as raw_values
+    from staging.{{ domain }}_rows as a
+    inner join raw.{{ domain }} as r on r._source_file = a._source_file and r._source_row = a._source_row
+    where a.status = 'quarantined'
+),
+{% endfor %}
+
 -- a subject-level column whose rows disagree: each row that gave a value (staging.subject_columns S3)
 subject_level as (
     select
@@ -75,7 +90,15 @@ final as (
         usubjid,
         reason,
         cast(raw_values as varchar) as raw_values
-    from (select * from assessments union all select * from randomization union all select * from subject_level)
+    from (
+        select * from assessments
+        union all select * from randomization
+        union all select * from subject_level
+        union all select * from safety_ae
+        union all select * from safety_vs
+        union all select * from safety_ex
+        union all select * from safety_ds
+    )
 )
 
 select * from final

@@ -18,6 +18,7 @@ from pipelines.core import rules, validation, warehouse
 from pipelines.core.build import build_study
 from pipelines.core.errors import ManifestError
 from pipelines.core.manifest import load_manifest
+from pipelines.ingest.schema import SAFETY_TABLES, raw_tables
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "bad_inputs"
 CASES = sorted(p.name for p in CORPUS.iterdir() if (p / "expected.yaml").exists())
@@ -50,6 +51,8 @@ def test_bad_input(case, tmp_path):
         accepted = dict(con.execute(
             "select instrument_id, count(*) from staging.assessment_rows where status = 'accepted' group by 1 "
             "union all select 'randomization', count(*) from staging.randomization_rows where status = 'accepted'"
+            + "".join(f" union all select '{d}', count(*) from staging.{d}_rows where status = 'accepted'"
+                      for d in SAFETY_TABLES)
         ).fetchall())
         leaked = con.execute(
             "select count(*) from staging.item_responses r join qc.quarantine q "
@@ -57,7 +60,7 @@ def test_bad_input(case, tmp_path):
         ).fetchone()[0]
         n_missing = con.execute("select count(*) from staging.item_responses where value is null").fetchone()[0]
         raw_by_file = dict(con.execute(
-            " union all ".join(f"select _source_file, count(*) from raw.{t} group by 1" for t in ("randomization", "pcl5", "caps5", "madrs"))
+            " union all ".join(f"select _source_file, count(*) from raw.{t} group by 1" for t in raw_tables())
         ).fetchall())
 
     # -- this case's own expectations

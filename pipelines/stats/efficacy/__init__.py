@@ -192,8 +192,11 @@ class _Run:
         self.exp = None if self.single else manifest.experimental_arm.id
         self.ctl = None if self.single else manifest.control_arm.id
         self.primary_visit = manifest.primary_visit.id
+        # the treatment-phase visits after baseline: follow-up visits (phase follow_up) serve the
+        # durability analysis only and never enter the efficacy models
         vids = [v.id for v in manifest.visits]
-        self.post_visits = vids[vids.index(manifest.baseline_visit.id) + 1 :]
+        treatment = {v.id for v in manifest.treatment_visits}
+        self.post_visits = [v for v in vids[vids.index(manifest.baseline_visit.id) + 1 :] if v in treatment]
         self.structures = [self.a.model.covariance, *self.a.model.fallbacks]
         self.visit_weeks = {v.id: v.day / 7.0 for v in manifest.visits}
         self.extra = self.a.model.extra_terms
