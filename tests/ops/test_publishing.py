@@ -18,7 +18,9 @@ import pytest
 from tests.conftest import query
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "bad_inputs"
-KILL_REPEATS = int(os.environ.get("TRIALPIPE_KILL_REPEATS", "20"))
+# 8 random kills per suite run (the critical path of the suite at 20: 392 s of 590 s on 2 cores);
+# the ops audit runs 20 or more with TRIALPIPE_KILL_REPEATS=20.
+KILL_REPEATS = int(os.environ.get("TRIALPIPE_KILL_REPEATS", "8"))
 
 
 def _cli(*args: str) -> subprocess.Popen:
