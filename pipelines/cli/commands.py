@@ -132,8 +132,15 @@ def demo(directory: Path, seed: int) -> None:
     from pipelines.report.headline import print_headline
 
     print_headline(outcome, console)
+    # the CSR package (numbered RTF/HTML outputs, XPT + Define-XML) is its own Dagster job
+    console.print("building the CSR package (tables, figures, ADaM XPT, Define-XML) ...")
+    csr, _ = _run(study_dir, warehouse, None, "csr_job")
+    tlf_index = outcome.report_dir / f"{outcome.study_id}-tlf" / "index.html"
+    if not csr.success:
+        console.print(f"  [yellow]the CSR package failed (run {csr.run_id}); the analysis above stands[/]")
     report = outcome.report_dir / f"{outcome.study_id}.html"
     click.echo(
         f"trialpipe demo: warehouse {outcome.warehouse.resolve()}; report {report.resolve()}; "
-        f"Dagster UI: python3 dev.py ui (DAGSTER_HOME={os.environ['DAGSTER_HOME']})"
+        + (f"CSR package {tlf_index.resolve()}; " if csr.success else "")
+        + f"Dagster UI: python3 dev.py ui (DAGSTER_HOME={os.environ['DAGSTER_HOME']})"
     )
