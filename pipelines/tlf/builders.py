@@ -520,23 +520,9 @@ def km_estimates(ctx: Context) -> tuple[dict, Absent | None]:
     return out, None
 
 
-def _median_ci(sf) -> tuple[float | None, float | None, float | None]:
-    import numpy as np
-
-    try:
-        med = float(sf.quantile(0.5))
-    except Exception:
-        med = float("nan")
-    try:
-        with np.errstate(divide="ignore", invalid="ignore"):  # no CI limit when S(t) never crosses
-            lo, hi = sf.quantile_ci(0.5, alpha=0.05, method="cloglog")
-    except Exception:
-        lo, hi = float("nan"), float("nan")
-    clean = lambda x: None if x is None or not np.isfinite(x) else float(x)  # noqa: E731
-    return clean(med), clean(lo), clean(hi)
-
-
 def durability(ctx: Context) -> Built:
+    from pipelines.stats.durability import median_ci
+
     est, absent = km_estimates(ctx)
     if absent:
         return absent
@@ -547,7 +533,8 @@ def durability(ctx: Context) -> Built:
             r = e["arms"].get(a.id)
             if r is None:
                 continue
-            med, lo, hi = _median_ci(r["sf"])
+            # one convention with results.durability (log-transformed CI, R survfit default; reference-tested)
+            med, lo, hi = median_ci(r["time"], r["status"])
             events = int(r["status"].sum())
             n = len(r["time"])
             rows.append(

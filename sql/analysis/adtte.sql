@@ -16,6 +16,7 @@
 --      CNSDTDSC 'LAST FOLLOW-UP ASSESSMENT, STILL RESPONDING'), or at the origin with AVAL 0 when
 --      the subject has no follow-up assessment (CNSDTDSC 'NO FOLLOW-UP ASSESSMENT').
 --   T5 AVAL is in days (AVALU 'DAYS'); ADY is the study day of the event or censoring.
+--   T6 A study whose schedule has no follow_up visit asks no durability question: no records.
 with
 
 study as (
@@ -37,6 +38,7 @@ responders as (
     from adqs as q
     cross join study as st
     where q.paramcd = st.durability_paramcd and q.avisit = st.primary_visit and q.crit1fl = 'Y'
+        and exists (select 1 from visits as v where v.phase = 'follow_up')
 ),
 
 follow_up as (

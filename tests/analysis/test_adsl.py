@@ -22,7 +22,7 @@ def test_adsl_flags_covariates_and_completers_on_the_primary_parameter():
         .assessment("S2", "caps5", "W1", 7, CAPS_10)              # stopped after week 1
         .assessment("S2", "pcl5", "W2", 14, PCL_40)               # a W2 PCL-5 does not make a CAPS-5 completer
         .assessment("S3", "caps5", "W2", 14, [None] + [1] * 19)  # W2 record without a value: not a completer
-        .run("analysis.scores", "analysis.adqs", "analysis.adsl")
+        .run("analysis.scores", "analysis.adqs", "analysis.adex", "analysis.adsl")
     )
     assert rows(con, "select usubjid, trt01p, trt01pn, arm_label, arm_role, randfl, ittfl, complfl, primary_paramcd, "
                      "primary_base from analysis.adsl order by 1") == [
@@ -42,7 +42,7 @@ def test_completer_parameter_falls_back_when_the_primary_parameter_has_no_data()
         .assessment("S1", "pcl5", "BL", 0, PCL_40)
         .assessment("S1", "pcl5", "W2", 14, PCL_40)
         .assessment("S2", "pcl5", "BL", 0, PCL_40)
-        .run("analysis.scores", "analysis.adqs", "analysis.adsl")
+        .run("analysis.scores", "analysis.adqs", "analysis.adex", "analysis.adsl")
     )
     assert rows(con, "select usubjid, complfl, primary_paramcd, primary_base from analysis.adsl order by 1") == [
         ("S1", "Y", "PCL5TOT", 40.0),
@@ -56,6 +56,6 @@ def test_completer_parameter_is_the_manifest_primary_parameter():
         .subject("S1", "KET")
         .assessment("S1", "caps5", "W2", 14, CAPS_10)
         .assessment("S1", "madrs", "W1", 7, [1] * 10)
-        .run("analysis.scores", "analysis.adqs", "analysis.adsl")
+        .run("analysis.scores", "analysis.adqs", "analysis.adex", "analysis.adsl")
     )
     assert rows(con, "select complfl, primary_paramcd from analysis.adsl") == [("N", "MADRSTOT")]

@@ -61,7 +61,7 @@ def add_safety(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("update analysis.adsl set eosstt = 'DISCONTINUED', dcsreas = ? where usubjid = ?", [reason, s[key]])
 
     con.execute(
-        "create table analysis.adae (study_id varchar, usubjid varchar, aeseq integer, aebodsys varchar, "
+        "create or replace table analysis.adae (study_id varchar, usubjid varchar, aeseq integer, aebodsys varchar, "
         "aedecod varchar, trtemfl varchar, asev varchar, aerel varchar, astdt date)"
     )
     ae = [
@@ -81,7 +81,7 @@ def add_safety(con: duckdb.DuckDBPyConnection) -> None:
         )
 
     con.execute(
-        "create table analysis.advs (study_id varchar, usubjid varchar, paramcd varchar, param varchar, avisit varchar, "
+        "create or replace table analysis.advs (study_id varchar, usubjid varchar, paramcd varchar, param varchar, avisit varchar, "
         "avisitn integer, atpt varchar, atptn integer, aval double, base double, chg double, ablfl varchar)"
     )
     vs = {"K1": (120, 150, 125), "K2": (110, 130, 115), "M1": (118, 122, None)}
@@ -94,7 +94,7 @@ def add_safety(con: duckdb.DuckDBPyConnection) -> None:
                 [STUDY, s[k], tp, n, v, pre, None if n == 0 else v - pre, "Y" if n == 0 else None],
             )
 
-    con.execute("create table analysis.adex (study_id varchar, usubjid varchar, astdt date, exdose double, exdosu varchar)")
+    con.execute("create or replace table analysis.adex (study_id varchar, usubjid varchar, astdt date, exdose double, exdosu varchar)")
     for k, n in (("K1", 6), ("K2", 6), ("M1", 5)):
         for i in range(n):
             con.execute(
@@ -102,7 +102,7 @@ def add_safety(con: duckdb.DuckDBPyConnection) -> None:
             )
 
     con.execute(
-        "create table analysis.adtte (study_id varchar, usubjid varchar, paramcd varchar, param varchar, "
+        "create or replace table analysis.adtte (study_id varchar, usubjid varchar, paramcd varchar, param varchar, "
         "aval double, cnsr integer, startdt date)"
     )
     tte = [("K1", 10, 0), ("K2", 20, 0), ("K3", 25, 1), ("K4", 30, 0), ("K5", 40, 0), ("K6", 50, 1), ("M1", 5, 0), ("M2", 12, 0), ("M4", 20, 1)]
@@ -112,8 +112,8 @@ def add_safety(con: duckdb.DuckDBPyConnection) -> None:
             [STUDY, s[k], t, c, dt.date(2021, 1, 18)],
         )
 
-    con.execute("alter table analysis.adqs add column atpt varchar")
-    con.execute("alter table analysis.adqs add column atptn integer")
+    con.execute("alter table analysis.adqs add column if not exists atpt varchar")
+    con.execute("alter table analysis.adqs add column if not exists atptn integer")
     cadss = {"K1": (0, 20, 2), "K2": (2, 30, 4), "M1": (1, 3, 1)}
     for k, vals in cadss.items():
         for (tp, n), v in zip((("Pre-infusion", 0), ("40 min", 1), ("240 min", 2)), vals, strict=True):
