@@ -6,7 +6,7 @@ from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResul
 
 from assets.sql_models import table_metadata
 from pipelines.core import warehouse
-from pipelines.orchestration.partitions import studies_partitions
+from pipelines.orchestration.partitions import OWNERS, studies_partitions
 from pipelines.orchestration.resources import TrialpipeResource
 
 TABLES = {
@@ -19,6 +19,7 @@ SPECS = [
         group_name="results",
         description=desc,
         kinds={"duckdb", "python"},
+        owners=OWNERS,
         partitions_def=studies_partitions,
         deps=[AssetKey(["analysis", "adtte"])],
     )

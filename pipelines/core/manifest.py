@@ -281,7 +281,7 @@ class Source(_Strict):
         if self.kind == "sdtm" and self.layout != "sdtm":
             self.layout = "sdtm"
         if self.kind in SAFETY_KINDS:
-            from pipelines.ingest.safety import check_fields
+            from pipelines.ingest.schema import check_fields
 
             check_fields(self.kind, self.fields)
             return self

@@ -28,58 +28,10 @@ from __future__ import annotations
 import polars as pl
 
 from pipelines.core.errors import InputFileError
+from pipelines.ingest.schema import FIELDS, check_fields, raw_columns  # noqa: F401 - the domain fields live with the raw schema
 
 # Our field -> SDTM variable names it is found under (first match wins), per domain. The first
 # name of each list is the SDTM variable; the rest are common export spellings.
-FIELDS: dict[str, dict[str, list[str]]] = {
-    "ae": {
-        "subject": ["USUBJID", "subject", "record_id", "subject_id"],
-        "aeseq": ["AESEQ", "redcap_repeat_instance"],
-        "aeterm": ["AETERM"],
-        "aedecod": ["AEDECOD", "ae_pt", "meddra_pt", "preferred_term"],
-        "aebodsys": ["AEBODSYS", "AESOC", "ae_soc", "meddra_soc", "system_organ_class"],
-        "aesev": ["AESEV", "ae_severity", "severity"],
-        "aerel": ["AEREL", "ae_relationship", "relationship", "causality"],
-        "aeser": ["AESER", "ae_serious", "serious"],
-        "aestdy": ["AESTDY", "ae_onset_day", "onset_day"],
-        "aeendy": ["AEENDY", "ae_end_day", "end_day"],
-        "aeout": ["AEOUT", "ae_outcome", "outcome"],
-    },
-    "vs": {
-        "subject": ["USUBJID", "subject", "record_id", "subject_id"],
-        "visit": ["VISIT", "redcap_event_name"],
-        "vstestcd": ["VSTESTCD"],
-        "vsorres": ["VSSTRESN", "VSORRES", "VSSTRESC"],
-        "vsorresu": ["VSORRESU", "VSSTRESU"],
-        "vsstat": ["VSSTAT"],
-        "vstpt": ["VSTPT", "timepoint", "vs_timepoint"],
-        "vstptnum": ["VSTPTNUM", "timepoint_num", "vs_tptnum"],
-        "vseltm": ["VSELTM", "elapsed", "vs_eltm"],
-        "vsdy": ["VSDY", "study_day", "days_from_baseline", "vs_day"],
-        "sysbp": ["SYSBP", "sbp", "vs_sbp", "systolic"],
-        "diabp": ["DIABP", "dbp", "vs_dbp", "diastolic"],
-        "pulse": ["PULSE", "hr", "vs_hr", "heart_rate"],
-    },
-    "ex": {
-        "subject": ["USUBJID", "subject", "record_id", "subject_id"],
-        "visit": ["VISIT", "redcap_event_name"],
-        "extrt": ["EXTRT", "ex_treatment", "treatment"],
-        "exdose": ["EXDOSE", "ex_dose", "dose"],
-        "exdosu": ["EXDOSU", "ex_dose_unit", "dose_unit"],
-        "exroute": ["EXROUTE", "ex_route", "route"],
-        "exstdy": ["EXSTDY", "ex_start_day", "start_day"],
-        "exendy": ["EXENDY", "ex_end_day", "end_day"],
-        "exdur": ["EXDUR", "ex_duration", "duration"],
-    },
-    "ds": {
-        "subject": ["USUBJID", "subject", "record_id", "subject_id"],
-        "dscat": ["DSCAT", "ds_category"],
-        "dsdecod": ["DSDECOD", "ds_decod", "disposition"],
-        "dsterm": ["DSTERM", "ds_term", "disposition_reason", "reason"],
-        "dsstdy": ["DSSTDY", "ds_day", "disposition_day"],
-        "epoch": ["EPOCH", "ds_epoch"],
-    },
-}
 REQUIRED = {
     "ae": ["subject"],
     "vs": ["subject"],
@@ -96,19 +48,6 @@ CODED_COLUMNS = {
 }
 CODED_FIELDS = {"aedecod", "aebodsys", "dsdecod", "dscat", "vstpt", "extrt", "epoch"}
 SDTM_DOMAINS = {"AE": "ae", "VS": "vs", "EX": "ex", "DS": "ds"}
-
-
-def raw_columns(domain: str) -> list[str]:
-    return list(FIELDS[domain])
-
-
-def check_fields(kind: str, fields: dict[str, str]) -> None:
-    """Manifest check: every mapped field is one of ours for the domain."""
-    unknown = [f for f in fields if f not in FIELDS[kind]]
-    if unknown:
-        raise ValueError(
-            f"fields: {', '.join(unknown)} is not a field of kind {kind}; known: {', '.join(FIELDS[kind])}"
-        )
 
 
 def coded_columns(source) -> set[str]:

@@ -118,10 +118,73 @@ SAFETY_COMMENTS = {
 }
 
 
+# Safety domains: our field -> the column names a file may spell it with (SDTM first). Kept here,
+# with the raw schema, so the manifest, the readers and the guard read them without import loops.
+FIELDS: dict[str, dict[str, list[str]]] = {
+    "ae": {
+        "subject": ["USUBJID", "subject", "record_id", "subject_id"],
+        "aeseq": ["AESEQ", "redcap_repeat_instance"],
+        "aeterm": ["AETERM"],
+        "aedecod": ["AEDECOD", "ae_pt", "meddra_pt", "preferred_term"],
+        "aebodsys": ["AEBODSYS", "AESOC", "ae_soc", "meddra_soc", "system_organ_class"],
+        "aesev": ["AESEV", "ae_severity", "severity"],
+        "aerel": ["AEREL", "ae_relationship", "relationship", "causality"],
+        "aeser": ["AESER", "ae_serious", "serious"],
+        "aestdy": ["AESTDY", "ae_onset_day", "onset_day"],
+        "aeendy": ["AEENDY", "ae_end_day", "end_day"],
+        "aeout": ["AEOUT", "ae_outcome", "outcome"],
+    },
+    "vs": {
+        "subject": ["USUBJID", "subject", "record_id", "subject_id"],
+        "visit": ["VISIT", "redcap_event_name"],
+        "vstestcd": ["VSTESTCD"],
+        "vsorres": ["VSSTRESN", "VSORRES", "VSSTRESC"],
+        "vsorresu": ["VSORRESU", "VSSTRESU"],
+        "vsstat": ["VSSTAT"],
+        "vstpt": ["VSTPT", "timepoint", "vs_timepoint"],
+        "vstptnum": ["VSTPTNUM", "timepoint_num", "vs_tptnum"],
+        "vseltm": ["VSELTM", "elapsed", "vs_eltm"],
+        "vsdy": ["VSDY", "study_day", "days_from_baseline", "vs_day"],
+        "sysbp": ["SYSBP", "sbp", "vs_sbp", "systolic"],
+        "diabp": ["DIABP", "dbp", "vs_dbp", "diastolic"],
+        "pulse": ["PULSE", "hr", "vs_hr", "heart_rate"],
+    },
+    "ex": {
+        "subject": ["USUBJID", "subject", "record_id", "subject_id"],
+        "visit": ["VISIT", "redcap_event_name"],
+        "extrt": ["EXTRT", "ex_treatment", "treatment"],
+        "exdose": ["EXDOSE", "ex_dose", "dose"],
+        "exdosu": ["EXDOSU", "ex_dose_unit", "dose_unit"],
+        "exroute": ["EXROUTE", "ex_route", "route"],
+        "exstdy": ["EXSTDY", "ex_start_day", "start_day"],
+        "exendy": ["EXENDY", "ex_end_day", "end_day"],
+        "exdur": ["EXDUR", "ex_duration", "duration"],
+    },
+    "ds": {
+        "subject": ["USUBJID", "subject", "record_id", "subject_id"],
+        "dscat": ["DSCAT", "ds_category"],
+        "dsdecod": ["DSDECOD", "ds_decod", "disposition"],
+        "dsterm": ["DSTERM", "ds_term", "disposition_reason", "reason"],
+        "dsstdy": ["DSSTDY", "ds_day", "disposition_day"],
+        "epoch": ["EPOCH", "ds_epoch"],
+    },
+}
+def raw_columns(domain: str) -> list[str]:
+    return list(FIELDS[domain])
+
+
+def check_fields(kind: str, fields: dict[str, str]) -> None:
+    """Manifest check: every mapped field is one of ours for the domain."""
+    unknown = [f for f in fields if f not in FIELDS[kind]]
+    if unknown:
+        raise ValueError(
+            f"fields: {', '.join(unknown)} is not a field of kind {kind}; known: {', '.join(FIELDS[kind])}"
+        )
+
+
+
 def raw_tables() -> dict[str, list[str]]:
     """raw table name -> data columns (without study_id/source/lineage)."""
-    from pipelines.ingest.safety import raw_columns
-
     tables = {"randomization": RANDOMIZATION_COLUMNS, "subject_columns": SUBJECT_COLUMNS}
     for inst_id in load_instruments():
         tables[inst_id] = instrument_columns(inst_id)
