@@ -164,7 +164,7 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     for n in sizes:
         t = time.perf_counter()
-        study = write_study(work / f"pooled{n}", per_arm=n // 2, seed=99, formats=("wide",), follow_up=True)
+        study = write_study(work / f"pooled{n}", per_arm=n // 2, seed=99 + n, formats=("wide",), follow_up=True)  # one study_id per size
         sim = time.perf_counter() - t
         r = measure([trialpipe, "run", str(study), "--warehouse", str(work / "wh" / "trialpipe.duckdb")], env)
         results["scale"][n] = {
