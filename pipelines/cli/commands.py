@@ -52,6 +52,20 @@ def _problems(outcome, console) -> None:
         console.print(f"  [yellow]![/] {p}", highlight=False)
 
 
+def _study_run(study_dir, warehouse, report_dir, command: str, failed: str, *, name_study: bool = True):
+    """The study job with its summary and problems printed; None when canceled, exit 1 when it failed."""
+    outcome, console = _run(study_dir, warehouse, report_dir, "study_job")
+    if _canceled(outcome, command):
+        return None, console
+    _summary(outcome, console)
+    _problems(outcome, console)
+    if not outcome.success:
+        who = f"{outcome.study_id} " if name_study else ""
+        click.echo(f"{command}: {who}{failed.format(run_id=outcome.run_id)}")
+        raise SystemExit(1)
+    return outcome, console
+
+
 @click.command()
 @click.argument("study_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--warehouse", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -60,14 +74,11 @@ def _problems(outcome, console) -> None:
               help="Where the HTML report goes [default: reports/ beside the warehouse].")
 def run(study_dir: Path, warehouse: Path | None, report_dir: Path | None) -> None:
     """Materialize the whole pipeline for STUDY_DIR through Dagster and publish the warehouse."""
-    outcome, console = _run(study_dir, warehouse, report_dir, "study_job")
-    if _canceled(outcome, "trialpipe run"):
+    outcome, console = _study_run(
+        study_dir, warehouse, report_dir, "trialpipe run", "FAILED (run {run_id}); the published warehouse was not changed."
+    )
+    if outcome is None:
         return
-    _summary(outcome, console)
-    _problems(outcome, console)
-    if not outcome.success:
-        click.echo(f"trialpipe run: {outcome.study_id} FAILED (run {outcome.run_id}); the published warehouse was not changed.")
-        raise SystemExit(1)
     from pipelines.report.headline import print_missing_items
 
     print_missing_items(outcome, console)
@@ -121,14 +132,9 @@ def demo(directory: Path, seed: int) -> None:
         f"follow-up into {study_dir}"
     )
     warehouse = directory / "warehouse" / "trialpipe.duckdb"
-    outcome, console = _run(study_dir, warehouse, None, "study_job")
-    if _canceled(outcome, "trialpipe demo"):
+    outcome, console = _study_run(study_dir, warehouse, None, "trialpipe demo", "FAILED (run {run_id}).", name_study=False)
+    if outcome is None:
         return
-    _summary(outcome, console)
-    _problems(outcome, console)
-    if not outcome.success:
-        click.echo(f"trialpipe demo: FAILED (run {outcome.run_id}).")
-        raise SystemExit(1)
     from pipelines.report.headline import print_headline
 
     print_headline(outcome, console)
