@@ -295,36 +295,57 @@ class Analysis:
 _GEMM_MIN = 50_000  # samples x subjects from which the per-visit sums go through matrix products
 
 
-def ancova(ld: LongData, Y: np.ndarray, W: np.ndarray, D: np.ndarray | None = None) -> Analysis:
+def ancova(
+    ld: LongData,
+    Y: np.ndarray,
+    W: np.ndarray,
+    D: np.ndarray | None = None,
+    *,
+    visits: list[int] | None = None,
+    design: dict | None = None,
+) -> Analysis:
     """Per-visit ANCOVA of the completed outcomes ``Y`` (s, n, V) plus the shifts ``D`` (n, V), with
     subject weights ``W`` (s, n). Large problems (s * n >= _GEMM_MIN) form the weighted sums by
     matrix products (BLAS) instead of einsum's loops: the same sums, up to rounding in the last
-    bits, tens of times faster at 10,000+ subjects; small ones keep the einsum sums."""
+    bits, tens of times faster at 10,000+ subjects; small ones keep the einsum sums.
+
+    ``visits``: analyse only these visit indices (the others are NaN); ``design``: a dict kept by
+    the caller across calls with the same ``W`` (the weighted cross-products and their inverses do
+    not depend on ``Y`` or ``D``: a delta grid computes them once)."""
     s = Y.shape[0]
     gemm = s * ld.n >= _GEMM_MIN
     V = ld.V
     g = (ld.group_of == 1).astype(float)
-    est = np.empty((s, V))
-    se = np.empty((s, V))
-    df = np.empty((s, V))
-    lsm = np.empty((s, 2, V))
-    lsm_se = np.empty((s, 2, V))
-    for v in range(V):
-        Xa = np.column_stack([np.ones(ld.n), g, ld.covariates[:, v, :]])  # (n, k)
+    est = np.full((s, V), np.nan)
+    se = np.full((s, V), np.nan)
+    df = np.full((s, V), np.nan)
+    lsm = np.full((s, 2, V), np.nan)
+    lsm_se = np.full((s, 2, V), np.nan)
+    design = {} if design is None else design
+    for v in range(V) if visits is None else visits:
+        if v not in design:
+            Xa = np.column_stack([np.ones(ld.n), g, ld.covariates[:, v, :]])  # (n, k)
+            k = Xa.shape[1]
+            if gemm:
+                XtX = (W @ (Xa[:, :, None] * Xa[:, None, :]).reshape(ld.n, k * k)).reshape(s, k, k)
+            else:
+                XtX = np.einsum("sn,ni,nj->sij", W, Xa, Xa)
+            design[v] = (Xa, np.linalg.inv(XtX))
+        Xa, inv = design[v]
         k = Xa.shape[1]
         Yv = Y[:, :, v] if D is None else Y[:, :, v] + D[None, :, v]
-        if gemm:
-            XtX = (W @ (Xa[:, :, None] * Xa[:, None, :]).reshape(ld.n, k * k)).reshape(s, k, k)
-            inv = np.linalg.inv(XtX)
-            Xty = (W * Yv) @ Xa
-        else:
-            XtX = np.einsum("sn,ni,nj->sij", W, Xa, Xa)
-            inv = np.linalg.inv(XtX)
-            Xty = np.einsum("sn,ni,sn->si", W, Xa, Yv)
-        b = (inv @ Xty[:, :, None])[:, :, 0] if gemm else np.einsum("sij,sj->si", inv, Xty)
-        res = Yv - b @ Xa.T
         dfv = W.sum(axis=1) - k
-        s2 = ((W * res**2).sum(axis=1) if gemm else np.einsum("sn,sn->s", W, res**2)) / dfv
+        if gemm:
+            WY = W * Yv
+            Xty = WY @ Xa
+            b = (inv @ Xty[:, :, None])[:, :, 0]
+            # residual sum of squares y'Wy - b'X'Wy (normal equations): no (s, n) residual array
+            s2 = (np.einsum("sn,sn->s", WY, Yv) - (b * Xty).sum(axis=1)) / dfv
+        else:
+            Xty = np.einsum("sn,ni,sn->si", W, Xa, Yv)
+            b = np.einsum("sij,sj->si", inv, Xty)
+            res = Yv - b @ Xa.T
+            s2 = np.einsum("sn,sn->s", W, res**2) / dfv
         est[:, v] = b[:, 1]
         se[:, v] = np.sqrt(s2 * inv[:, 1, 1])
         df[:, v] = dfv
@@ -452,8 +473,8 @@ class ImputationAnalysis:
         self._Y = impute(ld, dr) if size <= _CACHE_LIMIT else None
         self._chunk = max(1, _CACHE_LIMIT // max(1, ld.n * ld.V) // 4)
 
-    def analyses(self, deltas: list[np.ndarray]) -> list[Analysis]:
-        """ANCOVA of every sample for each (n, V) delta matrix."""
+    def analyses(self, deltas: list[np.ndarray], visits: list[int] | None = None) -> list[Analysis]:
+        """ANCOVA of every sample for each (n, V) delta matrix (at ``visits`` only, when given)."""
         parts: list[list[Analysis]] = [[] for _ in deltas]
         chunks = (
             [slice(0, self.dr.S)]
@@ -463,8 +484,9 @@ class ImputationAnalysis:
         for sl in chunks:
             Y = self._Y if self._Y is not None else impute(self.ld, self.dr, sl)
             W = self.dr.weights[sl]
+            design: dict = {}
             for i, D in enumerate(deltas):
-                parts[i].append(ancova(self.ld, Y, W, D if np.any(D) else None))
+                parts[i].append(ancova(self.ld, Y, W, D if np.any(D) else None, visits=visits, design=design))
         out = []
         for p in parts:
             out.append(
@@ -517,7 +539,7 @@ class ImputationAnalysis:
         v = self.ld.visits.index(str(visit))
         combos = [(float(a), float(b)) for a in deltas_experimental for b in deltas_control]
         Ds = [delta_matrix(self.ld, a, b, cumulative=cumulative) for a, b in combos]
-        ans = self.analyses(Ds)
+        ans = self.analyses(Ds, visits=[v])
         rows = []
         for (a, b), an in zip(combos, ans):
             p = self.pooled(an, v)
@@ -547,7 +569,7 @@ class ImputationAnalysis:
                 if arm == "experimental"
                 else delta_matrix(self.ld, 0.0, d, cumulative=cumulative)
             )
-            return self.pooled(self.analyses([D])[0], v)
+            return self.pooled(self.analyses([D], visits=[v])[0], v)
 
         base = p_at(0.0)
         if not (base.p_value < alpha):
