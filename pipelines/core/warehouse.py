@@ -155,4 +155,29 @@ def document(con: duckdb.DuckDBPyConnection, table: str) -> None:
     statements += [
         f"comment on column {table}.{col} is {_quote(str(text).strip())}" for col, text in cols.items() if col in present
     ]
-    con.execute(";\n".join(statements))  # one round trip for the whole table's documentation
+    with transaction(con):  # one round trip, one commit for the whole table's documentation
+        con.execute(";\n".join(statements))
+
+
+_IN_TRANSACTION: set[int] = set()  # id() of connections inside transaction()
+
+
+@contextlib.contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """One explicit transaction (one commit instead of one per statement: 40 COMMENT ON statements
+    take ~10x longer auto-committed one by one). Nested use joins the outer transaction (DuckDB
+    has no nested transactions, and a refused BEGIN aborts the open one)."""
+    key = id(con)
+    if key in _IN_TRANSACTION:
+        yield
+        return
+    con.execute("begin transaction")
+    _IN_TRANSACTION.add(key)
+    try:
+        yield
+    except BaseException:
+        _IN_TRANSACTION.discard(key)
+        con.execute("rollback")
+        raise
+    _IN_TRANSACTION.discard(key)
+    con.execute("commit")
