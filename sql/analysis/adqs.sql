@@ -7,8 +7,10 @@
 --   A0 Visits of phase infusion (manifest visits[].phase, e.g. CADSS before and 40 min after each
 --      infusion) are ordinary visits here; INFNO, ATPT and ATPTN (minutes from the start of the
 --      infusion) come from the manifest visit. The efficacy models use treatment-phase visits only.
---   A1 AVISIT is the manifest's visit id, AVISITN its position in the manifest's visit list (baseline
---      visit first when listed first). ADY is the study day as staged: the recorded day, or the
+--   A1 AVISIT is the manifest's visit id in the warehouse (a stable key), AVISITN its position in the
+--      manifest's visit list (baseline visit first when listed first). The submission dataset (ADQS
+--      XPT and Define-XML, pipelines.tlf) carries AVISIT as the visit's description (manifest
+--      visits[].label) per the ADaM IG, with the same AVISITN. ADY is the study day as staged: the recorded day, or the
 --      visit's nominal day when none was recorded (day 0 = the manifest's baseline day; there is no
 --      SDTM-style "no day 0" shift).
 --   A2 TRTP is the randomized arm id (staging.subjects.arm); TRTPN its number in the manifest.
@@ -346,7 +348,7 @@ final as (
             else 'N'
         end as crit2fl,
         case when d.dx_rule_label is not null then
-            d.paramcd || ' loss of diagnosis: ' || d.dx_rule_label || ' met at baseline, not met at the visit'
+            d.dx_rule_label || ' met at baseline, not met at the visit'
         end as crit3,
         case
             when d.dx_rule_label is null or not d.post_baseline then null

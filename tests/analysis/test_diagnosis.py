@@ -130,7 +130,7 @@ def test_loss_of_diagnosis_is_baseline_diagnosis_then_none():
         ("S4", "BL", "Y", "Y", None), ("S4", "W2", None, None, None),
     ]
     assert rows(con, "select distinct crit3 from analysis.adqs where paramcd = 'CAPS5TOT'") == [
-        ("CAPS5TOT loss of diagnosis: DSM-5 PTSD diagnosis (CAPS-5 criteria B-G) met at baseline, not met at the visit",)
+        ("DSM-5 PTSD diagnosis (CAPS-5 criteria B-G) met at baseline, not met at the visit",)
     ]
     # only the total carries the rule
     assert rows(con, "select count(*) from analysis.adqs where paramcd <> 'CAPS5TOT' and (crit3 is not null or dsmdxfl is not null)") == [(0,)]
