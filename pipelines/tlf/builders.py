@@ -677,7 +677,11 @@ def _dissociation_records(ctx: Context) -> tuple[pl.DataFrame | None, Absent | N
     ).pl()
     if q.is_empty():
         return None, Absent("analysis.adqs has no CADSS or BPRS records (the study did not collect them)")
-    if "anl01fl" in q.columns and (q["anl01fl"] == "Y").any():
+    if "anl02fl" in q.columns and (q["anl02fl"] == "Y").any():
+        # time points around each infusion (ADQS rule A10): the per-infusion analysis records, their BASE
+        # the same infusion's pre-infusion rating
+        q = q.filter(pl.col("anl02fl") == "Y")
+    elif "anl01fl" in q.columns and (q["anl01fl"] == "Y").any():
         q = q.filter(pl.col("anl01fl") == "Y")
     q = ctx.with_arm(q, safety=True)
     if "atpt" not in q.columns:
@@ -688,18 +692,31 @@ def _dissociation_records(ctx: Context) -> tuple[pl.DataFrame | None, Absent | N
     return q, None
 
 
+def _dissociation_order(codes: list[str]) -> list[str]:
+    """CADSS first, then BPRS; within an instrument its total first (CADSSTOT, BPRSTOT, BPRSPOS)."""
+    return sorted(codes, key=lambda c: (not c.startswith("CADSS"), not c.endswith("TOT"), c))
+
+
 def dissociation(ctx: Context) -> Built:
     q, absent = _dissociation_records(ctx)
     if absent:
         return absent
     visit_order = {v.id: v.order for v in ctx.data.visits}
+    per_infusion = "infno" in q.columns and q["infno"].is_not_null().any()
     rows = []
-    for pcd in sorted(q["paramcd"].unique().to_list()):
+    for pcd in _dissociation_order(q["paramcd"].unique().to_list()):
         qp = q.filter(pl.col("paramcd") == pcd)
         label = qp["param"].drop_nulls()[0] if "param" in qp.columns and qp["param"].drop_nulls().len() else pcd
-        visits = sorted(qp["avisit"].unique().to_list(), key=lambda v: (visit_order.get(v, 0), str(v))) if "avisit" in qp.columns else [None]
-        for v in visits:
-            qv = qp.filter(pl.col("avisit") == v) if v is not None else qp
+        if per_infusion:  # one block per infusion, its time points in time order
+            qp = qp.filter(pl.col("infno").is_not_null())
+            groups = [(f"Infusion {k}", qp.filter(pl.col("infno") == k)) for k in sorted(qp["infno"].unique().to_list())]
+        else:
+            visits = sorted(qp["avisit"].unique().to_list(), key=lambda v: (visit_order.get(v, 0), str(v))) if "avisit" in qp.columns else [None]
+            groups = [
+                (ctx.data.visit_label(v) if v is not None else "All", qp.filter(pl.col("avisit") == v) if v is not None else qp)
+                for v in visits
+            ]
+        for v_label, qv in groups:
             tps = qv.select("atpt", "atptn").unique().sort("atptn")["atpt"].to_list()
             for tp in tps:
                 qt = qv.filter(pl.col("atpt") == tp)
@@ -712,7 +729,7 @@ def dissociation(ctx: Context) -> Built:
                     rows.append(
                         [
                             label,
-                            ctx.data.visit_label(v) if v is not None else "All",
+                            v_label,
                             str(tp),
                             a.label,
                             str(d["n"]),
@@ -721,7 +738,8 @@ def dissociation(ctx: Context) -> Built:
                             fmt.mean_sd(c.get("mean"), c.get("sd")) if c["n"] else DASH,
                         ]
                     )
-    cols = ["Parameter", "Infusion", "Timepoint", "Treatment", "n", "Mean (SD)", "Max", "Change, mean (SD)"]
+    change = "Change from pre-infusion, mean (SD)" if per_infusion else "Change, mean (SD)"
+    cols = ["Parameter", "Infusion", "Timepoint", "Treatment", "n", "Mean (SD)", "Max", change]
     return TableOut(cols, rows, [2.2, 1.3, 1.2, 2.0, 0.5, 1.1, 0.6, 1.3], justify=["l", "l", "l", "l", "c", "c", "c", "c"], group=3)
 
 
@@ -804,6 +822,11 @@ def _short_visit(v) -> str:
     return short if len(short) <= 10 else v.id
 
 
+def _short_tp(name: str) -> str:
+    """An axis label for a time point: 'Pre' for PRE-INFUSION, '40 min' for 40 MIN."""
+    return "Pre" if name.upper().startswith("PRE") else name.lower()
+
+
 def cadss_figure(ctx: Context) -> Built:
     from scipy import stats
 
@@ -825,13 +848,24 @@ def cadss_figure(ctx: Context) -> Built:
             pl.col("avisit").replace_strict({v.id: _short_visit(v) for v in ctx.data.visits}, default=pl.col("avisit")).alias("atpt"),
             pl.col("avisit").replace_strict(order, default=99, return_dtype=pl.Int64).alias("atptn"),
         )
-    tps = q.select("atpt", "atptn").unique().sort("atptn")["atpt"].to_list()
+    per_infusion = not by_visit and "infno" in q.columns and q["infno"].is_not_null().any()
+    if per_infusion:  # the course over every infusion: its time points in order, infusion after infusion
+        q = q.filter(pl.col("infno").is_not_null()).with_columns(
+            (pl.col("infno").cast(pl.Int64) * 100_000 + pl.col("atptn").cast(pl.Int64)).alias("_x"),
+            (pl.lit("Inf ") + pl.col("infno").cast(pl.String) + pl.lit("\n") + pl.col("atpt").map_elements(_short_tp, return_dtype=pl.String)).alias("_label"),
+        )
+        slots = q.select("_x", "_label").unique().sort("_x")
+        keys, tps = slots["_x"].to_list(), slots["_label"].to_list()
+        key_col = "_x"
+    else:
+        tps = q.select("atpt", "atptn").unique().sort("atptn")["atpt"].to_list()
+        keys, key_col = tps, "atpt"
     styles = arm_styles(ctx.data)
     series = []
     for a in ctx.data.arms:
         pts = []
-        for i, tp in enumerate(tps):
-            d = describe(q.filter((pl.col("_arm") == a.id) & (pl.col("atpt") == tp))["aval"].to_list())
+        for i, key in enumerate(keys):
+            d = describe(q.filter((pl.col("_arm") == a.id) & (pl.col(key_col) == key))["aval"].to_list())
             if not d["n"]:
                 continue
             half = stats.t.ppf(0.975, d["n"] - 1) * d["sd"] / math.sqrt(d["n"]) if d["sd"] is not None else None
@@ -843,6 +877,8 @@ def cadss_figure(ctx: Context) -> Built:
             {
                 "title": f"{pcd}: mean by visit (no timepoints relative to the infusion recorded)"
                 if by_visit
+                else f"{pcd}: mean before and after each infusion"
+                if per_infusion
                 else f"{pcd}: mean by timepoint relative to infusion (infusions pooled)",
                 "ylabel": "Mean score (95% CI)",
                 "series": series,
@@ -850,7 +886,7 @@ def cadss_figure(ctx: Context) -> Built:
         ],
         xticklabels=[str(t) for t in tps],
         primary_index=None,
-        panel_size=(8.0, 4.0),
+        panel_size=(10.0, 4.2) if per_infusion else (8.0, 4.0),
     )
     return FigureOut(fig)
 

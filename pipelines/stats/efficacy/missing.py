@@ -106,7 +106,7 @@ def prorated_adqs(con: duckdb.DuckDBPyConnection, study_id: str, paramcd: str, m
         con.execute(f"create or replace table analysis.scores as\n{sql.render('analysis.scores')}")
         frame = con.execute(
             f"""
-            select usubjid, trtp, paramcd, avisit, avisitn, ady, aval, base, chg, ablfl, anl01fl, avalmeth
+            select usubjid, trtp, paramcd, avisit, avisitn, ady, aval, base, chg, ablfl, anl01fl, avalmeth, infno
             from ({sql.render('analysis.adqs')}) as a
             where study_id = ? and paramcd = ?
             """,
