@@ -49,6 +49,7 @@ class Visit:
     order: int
     is_baseline: bool = False
     is_primary: bool = False
+    phase: str = "treatment"  # manifest visits[].phase: treatment | follow_up | infusion
 
 
 @dataclass
@@ -367,6 +368,7 @@ def load_study(con: duckdb.DuckDBPyConnection, study_id: str, run_id: str | None
                     int(r["avisitn"]),
                     bool(r.get("is_baseline")),
                     bool(r.get("is_primary")),
+                    str(r.get("phase") or "treatment"),
                 )
             )
     elif adqs is not None and not adqs.is_empty():

@@ -126,12 +126,14 @@ def forest_figure(data: StudyData, rows: list[T.EffectRow]) -> Figure | None:
 
 
 def _visit_axis(data: StudyData) -> tuple[list, list[str], int | None]:
-    """Visits from baseline on (pre-baseline visits are not plotted), tick labels, primary index."""
+    """Treatment-phase visits from baseline on (pre-baseline visits are not plotted; follow-up visits and
+    time points around an infusion have no LS means), tick labels, primary index."""
     visits = [
         v
         for v in data.visits
-        if data.baseline_visit is None
-        or v.order >= (data.visit(data.baseline_visit).order if data.visit(data.baseline_visit) else 0)
+        if (data.baseline_visit is None
+            or v.order >= (data.visit(data.baseline_visit).order if data.visit(data.baseline_visit) else 0))
+        and v.phase == "treatment"
     ]
     short = [v.label.split(" (")[0] for v in visits]
     labels = [s if len(s) <= 12 else v.id for s, v in zip(short, visits, strict=True)]

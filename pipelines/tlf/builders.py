@@ -473,7 +473,7 @@ def responder_estimands(ctx: Context) -> Built:
     return TableOut(
         cols,
         rows,
-        [0.8, 1.2, 1.2, 1.6, 1.4, 1.4, 1.5, 0.8, 1.5, 0.8],
+        [1.0, 1.1, 1.1, 2.4, 1.3, 1.3, 1.5, 0.7, 1.4, 0.7],
         justify=["l", "l", "l", "l"] + ["c"] * 6,
         notes=warnings,
         group=2,
@@ -551,7 +551,7 @@ def durability(ctx: Context) -> Built:
             )
             first = False
     cols = ["Parameter", "Treatment", "Responders", "Lost response, n (%)", "Censored, n (%)", "Median, days", "95% CI", "Log-rank p"]
-    return TableOut(cols, rows, [2.0, 1.8, 0.9, 1.1, 1.0, 0.8, 1.1, 0.8], justify=["l", "l"] + ["c"] * 6, group=1)
+    return TableOut(cols, rows, [3.0, 1.8, 0.9, 1.1, 1.0, 0.8, 1.1, 0.8], justify=["l", "l"] + ["c"] * 6, group=1)
 
 
 # ------------------------------------------------------------------------------------- safety
@@ -707,6 +707,7 @@ def dissociation(ctx: Context) -> Built:
     for pcd in _dissociation_order(q["paramcd"].unique().to_list()):
         qp = q.filter(pl.col("paramcd") == pcd)
         label = qp["param"].drop_nulls()[0] if "param" in qp.columns and qp["param"].drop_nulls().len() else pcd
+        label = label.split(" (")[0]  # the items scored are in the footnote; one line per row
         if per_infusion:  # one block per infusion, its time points in time order
             qp = qp.filter(pl.col("infno").is_not_null())
             groups = [(f"Infusion {k}", qp.filter(pl.col("infno") == k)) for k in sorted(qp["infno"].unique().to_list())]
