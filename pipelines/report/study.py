@@ -440,6 +440,12 @@ def _validated_at(con: duckdb.DuckDBPyConnection, data: StudyData):
     ).fetchone()[0]
 
 
+def _safety(con, data):
+    from pipelines.report.safety import safety_section
+
+    return safety_section(con, data)
+
+
 def _estimands(con, data):
     from pipelines.report.estimands import estimand_sections
 
@@ -463,7 +469,9 @@ def context(
     run = data.run or {}
     analysis_date = run.get("finished_at") or prov.get("finished_at") or _validated_at(con, data)
     primary = data.param(data.primary_parameter)
-    missing_instruments = [i for i in data.instruments_expected() if i not in data.instruments_present()]
+    missing_instruments = [
+        i for i in data.instruments_expected() if i not in data.instruments_present() and i not in data.timepoint_instruments
+    ]
     no_results = [r.label for r in rows if "no model results" in r.notes]
     visits_shown = data.visits
     return {
@@ -511,6 +519,7 @@ def context(
         "missing_instruments": missing_instruments,
         "no_results": no_results,
         "direction": direction_text(),
+        "safety": _safety(con, data),
     }
 
 

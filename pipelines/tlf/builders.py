@@ -376,14 +376,16 @@ def responders(ctx: Context) -> Built:
                 *[g["cells"].get(a.id, DASH) for a in data.arms],
                 g["rd"],
                 g["p"],
-                g["test"] or DASH,
+                (g["test"] or DASH).replace(" (two-sided)", ""),  # one line per row: sidedness in a footnote
             ]
         )
     cols = ["Endpoint", "Strategy", "Rule", *[f"{a.label} n/N (%) [CI]" for a in data.arms], "Risk difference, % [CI]", "p", "Test"]
     notes = ["NRI = non-responder imputation: a participant without a value at the primary visit counts as a non-responder."]
+    if any("(two-sided)" in (g["test"] or "") for g in groups):
+        notes.append("Tests are two-sided.")
     if not any(g["missing_data"] != "observed" for g in groups):
         notes.append("No composite (non-responder imputation) rows are stored in results.responders.")
-    return TableOut(cols, rows, [1.6, 1.1, 1.7] + [2.0] * len(data.arms) + [1.5, 0.7, 1.2], justify=["l", "l", "l"] + ["c"] * (len(data.arms) + 3), notes=notes)
+    return TableOut(cols, rows, [2.0, 1.0, 1.7] + [2.0] * len(data.arms) + [1.5, 0.7, 0.9], justify=["l", "l", "l"] + ["c"] * (len(data.arms) + 3), notes=notes)
 
 
 def sensitivity(ctx: Context) -> Built:
@@ -473,7 +475,7 @@ def responder_estimands(ctx: Context) -> Built:
     return TableOut(
         cols,
         rows,
-        [1.0, 1.1, 1.1, 2.4, 1.3, 1.3, 1.5, 0.7, 1.4, 0.7],
+        [1.0, 1.1, 1.1, 2.2, 1.3, 1.3, 1.5, 0.85, 1.4, 1.0],
         justify=["l", "l", "l", "l"] + ["c"] * 6,
         notes=warnings,
         group=2,
