@@ -515,6 +515,11 @@ class EstimandSensitivity(_Strict):
     method: Literal["condmean-jackknife", "condmean-bootstrap", "approx-bayes"] = "condmean-jackknife"
     n_samples: int | None = Field(None, ge=2)
     seed: int = 20260101
+    # above this many subjects the leave-one-out jackknife (one refit per subject: cost grows as n^2)
+    # becomes the delete-a-group jackknife with ``jackknife_groups`` random groups (Kott 2001); the
+    # results' method column says which ran
+    jackknife_max_subjects: int = Field(500, ge=2)
+    jackknife_groups: int = Field(100, ge=2)
     tipping_point: TippingPoint = Field(default_factory=TippingPoint)
 
 
