@@ -385,7 +385,7 @@ def responders(ctx: Context) -> Built:
         notes.append("Tests are two-sided.")
     if not any(g["missing_data"] != "observed" for g in groups):
         notes.append("No composite (non-responder imputation) rows are stored in results.responders.")
-    return TableOut(cols, rows, [2.0, 1.0, 1.7] + [2.0] * len(data.arms) + [1.5, 0.7, 0.9], justify=["l", "l", "l"] + ["c"] * (len(data.arms) + 3), notes=notes)
+    return TableOut(cols, rows, [2.0, 1.1, 1.7] + [1.9] * len(data.arms) + [1.5, 0.6, 1.15], justify=["l", "l", "l"] + ["c"] * (len(data.arms) + 3), notes=notes)
 
 
 def sensitivity(ctx: Context) -> Built:
@@ -478,7 +478,7 @@ def responder_estimands(ctx: Context) -> Built:
     return TableOut(
         cols,
         rows,
-        [1.0, 1.1, 1.1, 2.2, 1.3, 1.3, 1.5, 0.85, 1.4, 1.0],
+        [1.0, 1.1, 1.1, 2.0, 1.3, 1.3, 1.5, 0.85, 1.65, 1.0],
         justify=["l", "l", "l", "l"] + ["c"] * 6,
         notes=warnings,
         group=2,
