@@ -146,7 +146,7 @@ def _load(con: duckdb.DuckDBPyConnection, study_id: str) -> tuple[pl.DataFrame, 
     adqs = con.execute(
         """
         select usubjid, trtp, paramcd, avisit, avisitn, ady, aval, base, chg, ablfl, anl01fl,
-               crit1, crit1fl, crit2, crit2fl, infno
+               crit1, crit1fl, crit2, crit2fl, crit3, crit3fl, infno
         from analysis.adqs
         where study_id = ?
         """,
