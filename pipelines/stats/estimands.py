@@ -41,6 +41,7 @@ import numpy as np
 import polars as pl
 
 from pipelines.core.errors import TrialpipeError
+from pipelines.stats.tables import ResultTables
 
 SENSITIVITY_SCHEMA = {
     "study_id": pl.String,
@@ -136,20 +137,14 @@ ICE_WORDS = {
 
 
 @dataclass
-class EstimandResults:
+class EstimandResults(ResultTables):
+    TABLE_NAMES = {"responders": "responder_estimands"}
+
     estimands: pl.DataFrame
     sensitivity: pl.DataFrame
     tipping_point: pl.DataFrame
     responders: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=RESPONDER_SCHEMA))
     notes: list[str] = field(default_factory=list)
-
-    def tables(self) -> dict[str, pl.DataFrame]:
-        return {
-            "results.estimands": self.estimands,
-            "results.sensitivity": self.sensitivity,
-            "results.tipping_point": self.tipping_point,
-            "results.responder_estimands": self.responders,
-        }
 
 
 def _clean(x):
