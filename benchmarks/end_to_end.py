@@ -176,6 +176,10 @@ def main() -> None:
             results["scale"][n]["breakdown"] = step_breakdown(home, rid)
         print(f"pooled {n:>6} subjects: exit {r['exit_code']}  wall {r['wall_seconds']:7.1f} s  peak RSS "
               f"{r['peak_rss_mb']:7.0f} MB  {r['wall_seconds'] / n * 1000:6.2f} s per 1,000 subjects")
+        if rid:
+            bd = results["scale"][n]["breakdown"]
+            print(f"    before the first step {bd['before_first_step']:.1f} s; after the last {bd['after_last_step']:.1f} s; "
+                  + ", ".join(f"{k} {v:.1f}" for k, v in bd["steps"].items()))
         if r["exit_code"] != 0:
             print(r["stderr"][-1500:])
     if len(sizes) >= 2:

@@ -427,6 +427,10 @@ class Analysis(_Strict):
     # PARAMCD -> diagnosis cut-off (score at or above it = provisional diagnosis); overrides the
     # instrument definition's diagnosis.cutoff
     cutoffs: dict[str, float] = Field(default_factory=dict)
+    # Responder criterion "loss of diagnosis" (ADQS CRIT3FL, results.responders) for every instrument
+    # whose definition has a diagnostic rule (diagnosis.rule, e.g. CAPS-5 DSM-5 PTSD) and whose
+    # assessments carry its items; false = no CRIT3 / loss-of-diagnosis rows (DSMDXFL is still derived)
+    loss_of_diagnosis: bool = True
     # Deprecated: the PCL-5 cut-off, kept so existing manifests keep working; use cutoffs: {PCL5TOT: 33}.
     pcl5_cutoff: float | None = None
     model: Model = Field(default_factory=Model)
@@ -515,6 +519,11 @@ class EstimandSensitivity(_Strict):
     method: Literal["condmean-jackknife", "condmean-bootstrap", "approx-bayes"] = "condmean-jackknife"
     n_samples: int | None = Field(None, ge=2)
     seed: int = 20260101
+    # above this many subjects the leave-one-out jackknife (one refit per subject: cost grows as n^2)
+    # becomes the delete-a-group jackknife with ``jackknife_groups`` random groups (Kott 2001); the
+    # results' method column says which ran
+    jackknife_max_subjects: int = Field(500, ge=2)
+    jackknife_groups: int = Field(100, ge=2)
     tipping_point: TippingPoint = Field(default_factory=TippingPoint)
 
 

@@ -60,6 +60,7 @@ def reference_frames(manifest: Manifest) -> dict[str, pl.DataFrame]:
             "durability_paramcd": [a.durability.paramcd or a.primary_parameter],
             "durability_consecutive": [a.durability.consecutive],
             "teae_window_days": [a.safety.teae_window_days],
+            "loss_of_diagnosis": [a.loss_of_diagnosis],
         },
         schema_overrides={"teae_window_days": pl.Int32, "durability_consecutive": pl.Int32},
     )
@@ -103,12 +104,20 @@ def reference_frames(manifest: Manifest) -> dict[str, pl.DataFrame]:
     ref["ref.missing_codes"] = pl.DataFrame(mc, schema={"study_id": pl.String, "source": pl.String, "code": pl.String}, orient="row")
     # instruments
     named = set(manifest.named_instruments())
-    rows_i, rows_items, rows_scores, rows_anchor, rows_sx = [], [], [], [], []
+    rows_i, rows_items, rows_scores, rows_anchor, rows_sx, rows_dx = [], [], [], [], [], []
     for inst in load_instruments().values():
         dx = inst.diagnosis
         if dx and dx.symptom_rule:
             for cluster, need in dx.symptom_rule.min_items.items():
                 rows_sx.append((sid, inst.id, inst.instrument, cluster, dx.symptom_rule.item_threshold, need))
+        if dx and dx.rule:
+            for c in dx.rule.criteria:
+                for n in c.items:
+                    rows_dx.append((sid, inst.id, inst.instrument, dx.rule.paramcd, dx.rule.label, c.criterion,
+                                    c.label, n, float(c.min_value), c.min_count, n in dx.rule.requires))
+            for n in sorted(set(dx.rule.requires) - {n for c in dx.rule.criteria for n in c.items}):
+                rows_dx.append((sid, inst.id, inst.instrument, dx.rule.paramcd, dx.rule.label, None, None, n,
+                                None, None, True))
         rows_i.append(
             (sid, inst.id, inst.instrument, inst.title, inst.item_min, inst.item_max, len(inst.core_items),
              inst.order, inst.role, inst.change_scale, inst.id in named, inst.reference)
@@ -156,6 +165,14 @@ def reference_frames(manifest: Manifest) -> dict[str, pl.DataFrame]:
     ref["ref.symptom_rules"] = pl.DataFrame(
         rows_sx, orient="row",
         schema={**INSTRUMENT_KEYS, "cluster": pl.String, "item_threshold": pl.Float64, "min_items": pl.Int32},
+    )
+    ref["ref.diagnosis_criteria"] = pl.DataFrame(
+        rows_dx, orient="row",
+        schema={
+            "study_id": pl.String, "instrument_id": pl.String, "instrument": pl.String, "paramcd": pl.String,
+            "rule_label": pl.String, "criterion": pl.String, "criterion_label": pl.String, "item": pl.Int32,
+            "min_value": pl.Float64, "min_count": pl.Int32, "requires": pl.Boolean,
+        },
     )
     return ref
 

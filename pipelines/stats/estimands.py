@@ -20,7 +20,10 @@ S4 Sensitivity: for each strategy in ``sensitivity.strategies`` (default MAR, J2
    subject with an event is imputed under it after the event (missing values of subjects without an
    event: MAR), control arm the reference; imputation model chg ~ base*avisit + trtp*avisit +
    <covariance>(avisit | usubjid) (the manifest's covariance, then its fallbacks), REML; method
-   ``sensitivity.method`` (default conditional mean imputation with jackknife SEs); analysis ANCOVA
+   ``sensitivity.method`` (default conditional mean imputation with jackknife SEs; above
+   ``sensitivity.jackknife_max_subjects`` subjects (500) the delete-a-group jackknife with
+   ``jackknife_groups`` random groups (100), method condmean-grouped-jackknife, t with groups - 1 df,
+   and a note -- one refit per subject grows as n^2); analysis ANCOVA
    of chg on arm + base per visit; estimate = experimental minus control.
 S6 Responders (results.responder_estimands): composite strategy (intercurrent event or missing =
    non-responder) as the primary responder analysis, observed cases secondary; Firth logistic
@@ -289,13 +292,9 @@ def run_estimands(con, manifest, run_id: str, *, progress=None) -> EstimandResul
                     )
                     if not ld.fit.converged:
                         raise TrialpipeError("the imputation model did not converge")
-                    say(f"estimand {e.id}: {strategy} {sens.method} ({cov})")
-                    dr = mi.draws(
-                        ld,
-                        sens.method,
-                        n_samples=sens.n_samples or (200 if sens.method != "condmean-jackknife" else None),
-                        seed=sens.seed,
-                    )
+                    method, n_samples = _variance_method(sens, ld.n)
+                    say(f"estimand {e.id}: {strategy} {method} ({cov})")
+                    dr = mi.draws(ld, method, n_samples=n_samples, seed=sens.seed)
                     run = mi.ImputationAnalysis(ld, dr)
                     break
                 except TrialpipeError as exc:
@@ -305,6 +304,13 @@ def run_estimands(con, manifest, run_id: str, *, progress=None) -> EstimandResul
                 res.notes.append(f"estimand {e.id}: {strategy} imputation not done ({last_err})")
                 continue
             runs[strategy] = (run, cov)
+            if run.dr.method != sens.method and not any("grouped jackknife" in n for n in res.notes):
+                res.notes.append(
+                    f"estimand {e.id}: {run.ld.n:,} subjects (more than {sens.jackknife_max_subjects:,}): "
+                    f"SEs from the delete-a-group jackknife with {run.dr.S - 1} random groups (Kott 2001; "
+                    "t with groups - 1 df) instead of one refit per subject (method "
+                    "condmean-grouped-jackknife in results.sensitivity)"
+                )
             out = run.results()
             diff = out.filter(pl.col("parameter") == "difference")
             for r in diff.iter_rows(named=True):
@@ -458,6 +464,17 @@ def _responder_rows(con, study_id, e, paramcd, visit, visits, first, exp, ctl, a
     return out
 
 
+def _variance_method(sens, n_subjects: int) -> tuple[str, int | None]:
+    """The imputation method and its number of samples: the manifest's, except that the
+    leave-one-out jackknife (n refits of an O(n) model: O(n^2)) becomes the delete-a-group jackknife
+    with a fixed number of groups above ``jackknife_max_subjects`` subjects (S4)."""
+    if sens.method == "condmean-jackknife":
+        if n_subjects > sens.jackknife_max_subjects:
+            return "condmean-grouped-jackknife", min(sens.jackknife_groups, n_subjects)
+        return sens.method, None
+    return sens.method, sens.n_samples or 200
+
+
 def _grid_axis(est, tip, direction) -> list[float]:
     """0 to twice the estimate in ``direction``, stretched to 1.25 x the arm's tipping shift when larger."""
     span = 2 * abs(est) if est else 1.0
@@ -471,7 +488,7 @@ def _sens_row(study_id, eid, paramcd, sens, strategy, delta, arm, r, run, n_ice,
         "study_id": study_id,
         "estimand_id": eid,
         "paramcd": paramcd,
-        "method": sens.method,
+        "method": run.dr.method,
         "strategy": strategy,
         "delta": float(delta),
         "delta_arm": arm,
@@ -485,7 +502,7 @@ def _sens_row(study_id, eid, paramcd, sens, strategy, delta, arm, r, run, n_ice,
         "n_imputations": int(r["n_samples"]),
         "n_subjects": run.ld.n,
         "n_ice": n_ice,
-        "seed": None if sens.method == "condmean-jackknife" else sens.seed,
+        "seed": None if run.dr.method == "condmean-jackknife" else sens.seed,
         "covariance": cov,
         "run_id": run_id,
     }

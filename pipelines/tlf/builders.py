@@ -417,7 +417,10 @@ def sensitivity(ctx: Context) -> Built:
             )
         n_imp = sorted({r.get("n_imputations") for r in recs if r.get("n_imputations")})
         if n_imp:
-            notes.append(f"Imputations or resamples per analysis (jackknife: leave-one-out samples): {', '.join(map(str, n_imp))}; seeds are recorded in results.sensitivity.")
+            how = "jackknife: leave-one-out samples"
+            if any(r.get("method") == "condmean-grouped-jackknife" for r in recs):
+                how += "; grouped jackknife: deleted random groups, t with groups - 1 df"
+            notes.append(f"Imputations or resamples per analysis ({how}): {', '.join(map(str, n_imp))}; seeds are recorded in results.sensitivity.")
     else:
         notes.append("results.sensitivity is not in the warehouse: only the model-based sensitivity analyses are shown.")
     if not rows:

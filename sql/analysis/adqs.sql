@@ -2,13 +2,15 @@
 -- Grain: one row per subject x parameter x visit x assessment (a visit assessed on two days has two
 --   records; ANL01FL picks one), plus one derived 'AVERAGE' record per subject x parameter x visit
 --   when repeated_assessments is mean and the visit has two or more valued records.
--- Inputs: analysis.scores, staging.subjects, ref.visits, ref.study, ref.scores.
+-- Inputs: analysis.scores, staging.subjects, ref.visits, ref.study, ref.scores, ref.diagnosis_criteria.
 -- Rules, in words:
 --   A0 Visits of phase infusion (manifest visits[].phase, e.g. CADSS before and 40 min after each
 --      infusion) are ordinary visits here; INFNO, ATPT and ATPTN (minutes from the start of the
 --      infusion) come from the manifest visit. The efficacy models use treatment-phase visits only.
---   A1 AVISIT is the manifest's visit id, AVISITN its position in the manifest's visit list (baseline
---      visit first when listed first). ADY is the study day as staged: the recorded day, or the
+--   A1 AVISIT is the manifest's visit id in the warehouse (a stable key), AVISITN its position in the
+--      manifest's visit list (baseline visit first when listed first). The submission dataset (ADQS
+--      XPT and Define-XML, pipelines.tlf) carries AVISIT as the visit's description (manifest
+--      visits[].label) per the ADaM IG, with the same AVISITN. ADY is the study day as staged: the recorded day, or the
 --      visit's nominal day when none was recorded (day 0 = the manifest's baseline day; there is no
 --      SDTM-style "no day 0" shift).
 --   A2 TRTP is the randomized arm id (staging.subjects.arm); TRTPN its number in the manifest.
@@ -51,8 +53,15 @@
 --   A9 DTYPE is set only on derived records ('AVERAGE'); how an observed record's AVAL was obtained
 --      is in AVALMETH ('ITEM SUM', 'PRORATED' missing items prorated, 'REPORTED' source total
 --      without items; NULL without a value; AVERAGE records: the averaged records' method, 'MIXED' if they differ), per the ADaM IG (DTYPE is for records derived in the ADaM dataset).
---   A8 Diagnosis flags (sxcritfl, dxcutfl) are carried from analysis.scores; the AVERAGE record has
---      dxcutfl from its averaged value and no sxcritfl.
+--   A8 Diagnosis flags (sxcritfl, dxcutfl, dsmdxfl) are carried from analysis.scores; the AVERAGE
+--      record has dxcutfl from its averaged value and no sxcritfl or dsmdxfl.
+--   A10 CRIT3FL (loss of diagnosis), for the parameter that carries an instrument's diagnostic rule
+--      (ref.diagnosis_criteria; CAPS5TOT: DSM-5 PTSD) when the study has any DSMDXFL value for it
+--      and analysis.loss_of_diagnosis is true: judged on post-baseline records whose baseline record
+--      (ABLFL) has DSMDXFL = 'Y' and whose own DSMDXFL is not NULL; 'Y' when DSMDXFL = 'N' (the
+--      diagnosis is lost), 'N' when it is still met; NULL otherwise (no diagnosis at baseline, or
+--      the diagnosis undetermined at baseline or at the visit). CRIT3 states the rule on every
+--      record of the parameter.
 with
 
 scores as (
@@ -89,6 +98,16 @@ score_rules as (
     group by paramcd
 ),
 
+-- A10: parameters carrying a diagnostic rule that this study's data can judge
+dx_rules as (
+    select d.paramcd, any_value(d.rule_label) as rule_label
+    from ref.diagnosis_criteria as d
+    cross join study as st
+    where st.loss_of_diagnosis
+        and d.paramcd in (select paramcd from scores where dsmdxfl is not null)
+    group by d.paramcd
+),
+
 -- PARAMN numbers the parameters of the study's instruments (those analysis.scores has), by
 -- instrument id and the definition's order, so adding an instrument definition renumbers no study
 param_order as (
@@ -119,6 +138,7 @@ observed as (
         s.predose,
         s.sxcritfl,
         s.dxcutfl,
+        s.dsmdxfl,
         s.source,
         s._source_file,
         s._source_row
@@ -162,6 +182,7 @@ averages as (
         case when count(distinct r.avalmeth) = 1 then any_value(r.avalmeth) else 'MIXED' end as avalmeth,
         case when bool_and(r.predose = 'Y') then 'Y' when bool_or(r.predose = 'N') then 'N' end as predose,
         cast(null as varchar) as sxcritfl,
+        cast(null as varchar) as dsmdxfl,
         case
             when any_value(sr.cutoff_value) is null then null
             when avg(r.aval) >= any_value(sr.cutoff_value) then 'Y'
@@ -213,14 +234,15 @@ no_baseline as (
 ),
 
 baseline as (
-    select r.usubjid, r.paramcd, r.avisit, r.ady, r.dtype, r._source_file, r._source_row, r.aval as base
+    select r.usubjid, r.paramcd, r.avisit, r.ady, r.dtype, r._source_file, r._source_row, r.aval as base,
+        r.dsmdxfl as base_dsmdxfl
     from records as r
     cross join study as st
     where st.baseline_rule = 'visit' and r.avisit = st.baseline_visit and r.anl01fl = 'Y'
         and r.predose is distinct from 'N'
         and r.paramcd not in (select paramcd from no_baseline)
     union all
-    select usubjid, paramcd, avisit, ady, dtype, _source_file, _source_row, aval as base
+    select usubjid, paramcd, avisit, ady, dtype, _source_file, _source_row, aval as base, dsmdxfl as base_dsmdxfl
     from baseline_candidates
     where latest = 1 and paramcd not in (select paramcd from no_baseline)
 ),
@@ -229,6 +251,7 @@ flagged as (
     select
         r.*,
         b.base,
+        b.base_dsmdxfl,
         b.ady as base_ady,
         case
             when b.usubjid is not null
@@ -266,9 +289,11 @@ derived as (
         sr.remission_op,
         sr.remission_value,
         sr.response_values,
-        w.post_baseline and w.aval is not null and (w.base is not null or sr.change_scale) as evaluable
+        w.post_baseline and w.aval is not null and (w.base is not null or sr.change_scale) as evaluable,
+        dr.rule_label as dx_rule_label
     from with_base as w
     inner join score_rules as sr on sr.paramcd = w.paramcd
+    left join dx_rules as dr on dr.paramcd = w.paramcd
 ),
 
 final as (
@@ -322,8 +347,17 @@ final as (
             when d.remission_op = '>=' and d.aval >= d.remission_value then 'Y'
             else 'N'
         end as crit2fl,
+        case when d.dx_rule_label is not null then
+            d.dx_rule_label || ' met at baseline, not met at the visit'
+        end as crit3,
+        case
+            when d.dx_rule_label is null or not d.post_baseline then null
+            when d.base_dsmdxfl = 'Y' and d.dsmdxfl = 'N' then 'Y'
+            when d.base_dsmdxfl = 'Y' and d.dsmdxfl = 'Y' then 'N'
+        end as crit3fl,
         d.sxcritfl,
         d.dxcutfl,
+        d.dsmdxfl,
         d.source,
         d._source_file,
         d._source_row

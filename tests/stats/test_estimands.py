@@ -193,3 +193,38 @@ def test_composite_responders_count_every_randomized_subject(feder):
     )
     assert (comp["n_responders_experimental"], comp["n_responders_control"]) == (n_y["KET"], n_y["MID"])
     assert obs["n_experimental"] == 14 and comp["or_method"] in ("ML", "Firth")
+
+
+def test_large_study_switches_to_the_grouped_jackknife(feder):
+    # The threshold lowered to 20 subjects (the study has 30): the leave-one-out jackknife becomes the
+    # delete-a-group jackknife with 6 groups; the rows say so (method, n_imputations, seed, df) and a note
+    # explains it; the numbers are the library's grouped jackknife on the same data.
+    from pipelines.stats import imputation as mi
+
+    study, _, con, manifest, out = feder
+    text = (study / "study.yaml").read_text()
+    m = parse_manifest(
+        text + "\nestimands:\n  - id: primary\n    sensitivity:\n      strategies: [MAR]\n"
+        "      jackknife_max_subjects: 20\n      jackknife_groups: 6\n      tipping_point: {enabled: false}\n"
+    )
+    big = run_estimands(con, m, "run-grouped")
+    sens = big.sensitivity
+    assert set(sens["method"]) == {"condmean-grouped-jackknife"}
+    assert set(sens["n_imputations"]) == {6} and set(sens["df"]) == {5.0}
+    assert set(sens["seed"]) == {m.default_estimands()[0].sensitivity.seed}
+    assert any("delete-a-group jackknife with 6 random groups" in n for n in big.notes)
+    row = sens.filter(pl.col("avisit") == "W2").row(0, named=True)
+    df = con.execute(
+        """select q.usubjid, q.trtp, q.avisit, q.chg, q.base from analysis.adqs q
+           where q.paramcd = 'CAPS5TOT' and q.avisit in ('D1', 'W1', 'W2') and q.anl01fl = 'Y'"""
+    ).pl()
+    ice = mi.ice_from_dropout(df, subject="usubjid", visit="avisit", outcome="chg", visits=["D1", "W1", "W2"])
+    ld = mi.prepare(df, "chg ~ base*avisit + trtp*avisit + us(avisit | usubjid)", group="trtp", reference="MID",
+                    ice=ice, strategy="MAR", visit_levels=["D1", "W1", "W2"])  # fmt: skip
+    dr = mi.draws(ld, "condmean-grouped-jackknife", n_samples=6, seed=row["seed"])
+    want = mi.ImputationAnalysis(ld, dr).results().filter(
+        (pl.col("visit") == "W2") & (pl.col("parameter") == "difference")
+    ).row(0, named=True)
+    assert abs(row["std_error"] - want["std_error"]) < 1e-9 and abs(row["p_value"] - want["p_value"]) < 1e-9
+    # the default (500 subjects) keeps the leave-one-out jackknife at this size
+    assert set(out.sensitivity["method"]) == {"condmean-jackknife"}

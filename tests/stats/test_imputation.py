@@ -234,3 +234,93 @@ def test_arm_specific_covariance_runs_and_mar_matches_its_mmrm(antidepressant):
     dj = mi.draws(j2r, "condmean-jackknife")
     est = mi.ancova(j2r, mi.impute(j2r, dj, slice(0, 1)), dj.weights[:1]).est[0, 3]
     assert est > an.est[0, 3] + 0.3  # J2R pulls the discontinued DRUG subjects towards PLACEBO
+
+
+# ------------------------------------------------------------------ delete-a-group jackknife
+def test_grouped_jackknife_with_one_subject_per_group_is_the_jackknife(antidepressant):
+    # G = n groups of one subject: the same n leave-one-out refits, so the same SEs as the exact
+    # jackknife (only the reference distribution differs: t with n - 1 df instead of normal).
+    ice = mi.ice_from_dropout(antidepressant, subject="PATIENT", visit="VISIT", outcome="CHANGE")
+    ld = mi.prepare(antidepressant, FORMULA, group="THERAPY", reference="PLACEBO", ice=ice, strategy="J2R")
+    exact = mi.ImputationAnalysis(ld, mi.draws(ld, "condmean-jackknife")).results()
+    grouped = mi.ImputationAnalysis(ld, mi.draws(ld, "condmean-grouped-jackknife", n_samples=ld.n, seed=5)).results()
+    for col in ("estimate", "std_error"):
+        assert np.allclose(grouped[col].to_numpy(), exact[col].to_numpy(), rtol=1e-9, atol=1e-12), col
+    assert (grouped["df"] == ld.n - 1).all()
+    assert set(grouped["method"]) == {"condmean-grouped-jackknife"} and set(grouped["n_samples"]) == {ld.n}
+
+
+def test_grouped_jackknife_groups_are_balanced_and_reproducible(antidepressant):
+    ice = mi.ice_from_dropout(antidepressant, subject="PATIENT", visit="VISIT", outcome="CHANGE")
+    ld = mi.prepare(antidepressant, FORMULA, group="THERAPY", reference="PLACEBO", ice=ice, strategy="MAR")
+    g = mi.jackknife_groups(ld, 10, seed=7)
+    assert np.array_equal(g, mi.jackknife_groups(ld, 10, seed=7))
+    assert not np.array_equal(g, mi.jackknife_groups(ld, 10, seed=8))
+    sizes = np.bincount(g, minlength=10)
+    assert sizes.max() - sizes.min() <= 1 and sizes.sum() == ld.n
+    for arm in (0, 1):  # each arm dealt out over the groups
+        per = np.bincount(g[ld.group_of == arm], minlength=10)
+        assert per.max() - per.min() <= 1
+
+
+def test_grouped_jackknife_equals_delete_group_ols_by_hand(antidepressant):
+    # Complete data (completers only): imputation changes nothing, each replicate is the OLS of CHANGE
+    # at visit 7 on arm and baseline without one group, so the SE can be computed with numpy directly
+    # (Kott 2001: v = (G-1)/G sum (theta_g - mean)^2; t with G-1 df).
+    from scipy import stats
+
+    full = antidepressant.group_by("PATIENT").agg(pl.col("CHANGE").is_not_null().sum().alias("k"))
+    keep = full.filter(pl.col("k") == 4)["PATIENT"]
+    data = antidepressant.filter(pl.col("PATIENT").is_in(keep.to_list()))
+    ld = mi.prepare(data, FORMULA, group="THERAPY", reference="PLACEBO", ice={}, strategy="MAR")
+    assert not ld.is_missing.any()
+    G = 8
+    run = mi.ImputationAnalysis(ld, mi.draws(ld, "condmean-grouped-jackknife", n_samples=G, seed=11))
+    got = run.results().filter((pl.col("visit") == "7") & (pl.col("parameter") == "difference")).row(0, named=True)
+
+    v = ld.visits.index("7")
+    y = ld.y[:, v]
+    X = np.column_stack([np.ones(ld.n), ld.group_of == 1, ld.covariates[:, v, :]])
+    groups = mi.jackknife_groups(ld, G, seed=11)
+    theta = np.linalg.lstsq(X, y, rcond=None)[0][1]
+    reps = np.array([np.linalg.lstsq(X[groups != g], y[groups != g], rcond=None)[0][1] for g in range(G)])
+    se = np.sqrt((G - 1) / G * np.sum((reps - reps.mean()) ** 2))
+    t = stats.t.ppf(0.975, G - 1)
+    assert abs(got["estimate"] - theta) < 1e-9
+    assert abs(got["std_error"] - se) < 1e-9
+    assert abs(got["conf_low"] - (theta - t * se)) < 1e-8 and got["df"] == G - 1
+    assert abs(got["p_value"] - 2 * stats.t.sf(abs(theta / se), G - 1)) < 1e-9
+
+
+def test_grouped_jackknife_replicate_is_a_refit_without_the_group(antidepressant):
+    # The re-weighted refit of a deleted group equals fitting the imputation model from scratch on the
+    # data without that group's subjects (with missing values, so imputation matters).
+    ice = mi.ice_from_dropout(antidepressant, subject="PATIENT", visit="VISIT", outcome="CHANGE")
+    ld = mi.prepare(antidepressant, FORMULA, group="THERAPY", reference="PLACEBO", ice=ice, strategy="J2R")
+    dr = mi.draws(ld, "condmean-grouped-jackknife", n_samples=5, seed=3)
+    groups = mi.jackknife_groups(ld, 5, seed=3)
+    an = mi.ImputationAnalysis(ld, dr).analyses([np.zeros((ld.n, ld.V))])[0]
+    for g in (0, 3):
+        drop = [ld.subjects[i] for i in np.flatnonzero(groups == g)]
+        sub = antidepressant.filter(~pl.col("PATIENT").cast(pl.Utf8).is_in([str(s) for s in drop]))
+        ice_s = {k: v for k, v in ice.items() if str(k) not in {str(s) for s in drop}}
+        ld2 = mi.prepare(sub, FORMULA, group="THERAPY", reference="PLACEBO", ice=ice_s, strategy="J2R")
+        assert ld2.n == ld.n - len(drop) and len(drop) > 30
+        ref = mi.ImputationAnalysis(ld2, mi.draws(ld2, "condmean-bootstrap", n_samples=2, seed=1))
+        direct = ref.analyses([np.zeros((ld2.n, ld2.V))])[0].est[0]  # sample 0 = the original data's fit
+        assert np.allclose(an.est[1 + g], direct, atol=1e-6), g
+
+
+def test_large_ancova_path_agrees_with_the_small_one(j2r, monkeypatch):
+    # Large problems form the ANCOVA sums by matrix products (core._GEMM_MIN); forcing that path on
+    # the antidepressant data gives the einsum path's numbers up to rounding, deltas included.
+    from pipelines.stats.imputation import core
+
+    D = mi.delta_matrix(j2r.ld, 1.5, -0.5)
+    small = j2r.analyses([np.zeros((j2r.ld.n, j2r.ld.V)), D])
+    monkeypatch.setattr(core, "_GEMM_MIN", 1)
+    large = j2r.analyses([np.zeros((j2r.ld.n, j2r.ld.V)), D])
+    for a, b in zip(small, large):
+        for f in ("est", "se", "df", "lsm", "lsm_se"):
+            assert np.allclose(getattr(a, f), getattr(b, f), rtol=1e-10, atol=1e-12), f
+    assert not np.allclose(small[0].est, small[1].est)  # the delta did shift the estimates

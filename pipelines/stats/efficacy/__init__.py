@@ -137,7 +137,7 @@ def _load(con: duckdb.DuckDBPyConnection, study_id: str) -> tuple[pl.DataFrame, 
     adqs = con.execute(
         """
         select usubjid, trtp, paramcd, avisit, avisitn, ady, aval, base, chg, ablfl, anl01fl,
-               crit1, crit1fl, crit2, crit2fl
+               crit1, crit1fl, crit2, crit2fl, crit3, crit3fl
         from analysis.adqs
         where study_id = ?
         """,

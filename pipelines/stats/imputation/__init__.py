@@ -29,7 +29,9 @@ from .core import (
     impute,
     pool_bootstrap_normal,
     pool_bootstrap_percentile,
+    pool_grouped_jackknife,
     pool_jackknife,
+    jackknife_groups,
     rubin,
 )
 from .data import STRATEGIES, LongData, ice_from_dropout, normalise_strategy, prepare
@@ -53,7 +55,9 @@ __all__ = [
     "normalise_strategy",
     "pool_bootstrap_normal",
     "pool_bootstrap_percentile",
+    "pool_grouped_jackknife",
     "pool_jackknife",
+    "jackknife_groups",
     "prepare",
     "rubin",
 ]

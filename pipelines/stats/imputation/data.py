@@ -227,7 +227,8 @@ def prepare(
     for c in carry:
         col = pd.Series([None] * (n * V), dtype=object)
         col.iloc[pos] = df[c].to_numpy(dtype=object)
-        filled = col.groupby(np.repeat(np.arange(n), V)).transform(lambda s: s.ffill().bfill())
+        by = np.repeat(np.arange(n), V)
+        filled = col.groupby(by).ffill().groupby(by).bfill()  # within subject: forward, then backward
         if pd.api.types.is_numeric_dtype(df[c].dtype) and not pd.api.types.is_bool_dtype(df[c].dtype):
             filled = pd.to_numeric(filled)
         grid[c] = (
