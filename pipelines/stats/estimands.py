@@ -182,6 +182,7 @@ def run_estimands(con, manifest, run_id: str, *, progress=None) -> EstimandResul
             select q.usubjid, q.trtp, q.avisit, q.chg, q.base, q.anl01fl, q.ablfl
             from analysis.adqs q join analysis.adsl s on s.study_id = q.study_id and s.usubjid = q.usubjid
             where q.study_id = ? and q.paramcd = ? and s.randfl = 'Y' and q.trtp in (?, ?)
+                and q.infno is null  -- time-point records of an infusion have a per-infusion BASE
             """,
             [study_id, paramcd, exp, ctl],
         ).pl()

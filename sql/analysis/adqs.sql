@@ -5,8 +5,11 @@
 -- Inputs: analysis.scores, staging.subjects, ref.visits, ref.study, ref.scores, ref.diagnosis_criteria.
 -- Rules, in words:
 --   A0 Visits of phase infusion (manifest visits[].phase, e.g. CADSS before and 40 min after each
---      infusion) are ordinary visits here; INFNO, ATPT and ATPTN (minutes from the start of the
---      infusion) come from the manifest visit. The efficacy models use treatment-phase visits only.
+--      infusion) are time-point records: INFNO, ATPT and ATPTN (minutes from the start of the
+--      infusion) come from the manifest visit. They never take the study baseline or its change
+--      (A4-A7 are for the other records) and are analysed per infusion (A11); ANL01FL is 'N' on them
+--      and ANL02FL marks them instead, so every by-visit (efficacy) analysis, which keys on ANL01FL
+--      and on treatment-phase visits, leaves them out.
 --   A1 AVISIT is the manifest's visit id in the warehouse (a stable key), AVISITN its position in the
 --      manifest's visit list (baseline visit first when listed first). The submission dataset (ADQS
 --      XPT and Define-XML, pipelines.tlf) carries AVISIT as the visit's description (manifest
@@ -62,6 +65,16 @@
 --      diagnosis is lost), 'N' when it is still met; NULL otherwise (no diagnosis at baseline, or
 --      the diagnosis undetermined at baseline or at the visit). CRIT3 states the rule on every
 --      record of the parameter.
+--   A11 Per-infusion analysis of time-point records (phase infusion): ANL02FL = 'Y' on the one record
+--      per subject x parameter x time-point visit that A3 would pick ('N' on the others; NULL on
+--      records of other visits). Per-infusion baseline (BASETYPE 'PRE-INFUSION', ABLFL = 'Y'): among
+--      the ANL02FL records of the subject x parameter x infusion whose time point is before the start
+--      (ATPTN <= 0, or no ATPTN and a time point named PRE...) and not marked post-dose, the latest
+--      (highest ATPTN, then the later visit in the manifest). BASE = its AVAL on every time-point
+--      record of that infusion (NULL when the infusion has no pre-infusion rating); CHG = AVAL - BASE
+--      and PCHG = 100 * CHG / BASE (BASE <> 0) on the post-infusion records (ATPTN > 0, or no ATPTN
+--      and a name not starting PRE), NULL on pre-infusion records. BASETYPE is NULL on all other
+--      records (their baseline is the study baseline). CRIT1FL/CRIT2FL/CRIT3FL are NULL on time-point records.
 with
 
 scores as (
@@ -108,16 +121,19 @@ dx_rules as (
     group by d.paramcd
 ),
 
--- PARAMN numbers the parameters of the study's instruments (those analysis.scores has), by
--- instrument id and the definition's order, so adding an instrument definition renumbers no study
+-- PARAMN numbers the parameters of the study's instruments (those analysis.scores has): efficacy
+-- instruments first, then safety scales (ref.instruments.role, e.g. CADSS, BPRS), each by instrument
+-- id and the definition's order, so adding an instrument definition renumbers no study and adding a
+-- safety scale to a study renumbers none of its efficacy parameters
 param_order as (
     select
-        paramcd,
-        cast(dense_rank() over (order by instrument_id, paramn) as integer) as paramn
+        s.paramcd,
+        cast(dense_rank() over (order by coalesce(i.role, 'efficacy') = 'safety', s.instrument_id, s.paramn) as integer) as paramn
     from (
         select distinct instrument_id, paramcd, paramn from ref.scores
         where instrument_id in (select distinct instrument_id from scores)
-    )
+    ) as s
+    left join (select distinct instrument_id, role from ref.instruments) as i on i.instrument_id = s.instrument_id
 ),
 
 observed as (
@@ -198,7 +214,7 @@ averages as (
     group by r.usubjid, r.paramcd, r.avisit
 ),
 
-records as (
+picked as (
     select
         * exclude (n_valued, pick, repeated_rule),
         case
@@ -210,6 +226,37 @@ records as (
     from ranked
     union all by name
     select * from averages
+),
+
+-- A0, A11: time-point records are flagged for the per-infusion analysis (ANL02FL), not the by-visit one
+records as (
+    select
+        p.* exclude (anl01fl),
+        case when v.infusion is null then p.anl01fl else 'N' end as anl01fl,
+        case when v.infusion is not null then p.anl01fl end as anl02fl,
+        v.infusion as infno,
+        v.infusion is not null and (
+            v.elapsed_min <= 0 or (v.elapsed_min is null and upper(coalesce(v.timepoint, '')) like 'PRE%')
+        ) as pre_infusion
+    from picked as p
+    left join visits as v on v.visit = p.avisit
+),
+
+-- A11
+infusion_baseline as (
+    select r.usubjid, r.paramcd, r.infno, r.avisit, r.ady, r.dtype, r._source_file, r._source_row, r.aval as ibase
+    from (
+        select
+            r.*,
+            row_number() over (
+                partition by r.usubjid, r.paramcd, r.infno
+                order by v.elapsed_min desc nulls last, r.avisitn desc
+            ) as k
+        from records as r
+        inner join visits as v on v.visit = r.avisit
+        where r.pre_infusion and r.anl02fl = 'Y' and r.predose is distinct from 'N'
+    ) as r
+    where r.k = 1
 ),
 
 -- A4
@@ -225,7 +272,7 @@ baseline_candidates as (
     cross join study as st
     where st.baseline_rule = 'last_on_or_before_day0'
         and r.aval is not null and r.ady <= 0 and r.dtype is distinct from 'AVERAGE'
-        and r.predose is distinct from 'N'
+        and r.predose is distinct from 'N' and r.infno is null
 ),
 
 -- A4: a change scale (CGI-I) rates change itself and has no baseline
@@ -250,10 +297,20 @@ baseline as (
 flagged as (
     select
         r.*,
-        b.base,
+        case when r.infno is null then b.base else ib.ibase end as base,
+        case when r.infno is not null then 'PRE-INFUSION' end as basetype,
         b.base_dsmdxfl,
         b.ady as base_ady,
         case
+            when r.infno is not null then
+                case
+                    when ib.usubjid is not null
+                        and r.avisit = ib.avisit
+                        and r.dtype is not distinct from ib.dtype
+                        and r._source_file is not distinct from ib._source_file
+                        and r._source_row is not distinct from ib._source_row
+                        then 'Y'
+                end
             when b.usubjid is not null
                 and r.avisit = b.avisit
                 and r.ady is not distinct from b.ady
@@ -265,16 +322,19 @@ flagged as (
         bv.avisitn as baseline_avisitn
     from records as r
     left join baseline as b on b.usubjid = r.usubjid and b.paramcd = r.paramcd
+    left join infusion_baseline as ib on ib.usubjid = r.usubjid and ib.paramcd = r.paramcd and ib.infno = r.infno
     cross join (select v.avisitn from visits as v inner join study as st on st.baseline_visit = v.visit) as bv
 ),
 
 with_base as (
     select
         f.* exclude (base_ady, baseline_avisitn),
-        f.avisitn > f.baseline_avisitn
+        f.infno is null
+            and f.avisitn > f.baseline_avisitn
             and f.ablfl is null
             and (st.baseline_rule = 'visit' or f.base_ady is null or f.ady is null or f.ady >= f.base_ady)
-            as post_baseline
+            as post_baseline,
+        f.infno is not null and not f.pre_infusion as post_infusion
     from flagged as f
     cross join study as st
 ),
@@ -283,8 +343,8 @@ with_base as (
 derived as (
     select
         w.*,
-        case when w.post_baseline then w.aval - w.base end as chg,
-        case when w.post_baseline and w.base <> 0 then 100 * (w.aval - w.base) / w.base end as pchg,
+        case when w.post_baseline or w.post_infusion then w.aval - w.base end as chg,
+        case when (w.post_baseline or w.post_infusion) and w.base <> 0 then 100 * (w.aval - w.base) / w.base end as pchg,
         sr.response_pct,
         sr.remission_op,
         sr.remission_value,
@@ -308,16 +368,18 @@ final as (
         d.parcat1,
         d.avisit,
         d.avisitn,
-        v.infusion as infno,
+        d.infno,
         v.timepoint as atpt,
         v.elapsed_min as atptn,
         d.ady,
         d.aval,
         d.base,
+        d.basetype,
         d.chg,
         d.pchg,
         d.ablfl,
         d.anl01fl,
+        d.anl02fl,
         d.n_items,
         d.n_items_missing,
         d.dtype,

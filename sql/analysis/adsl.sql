@@ -99,7 +99,7 @@ baselines as (
     select q.usubjid, q.base
     from adqs as q
     cross join completer_parameter as cp
-    where q.paramcd = cp.paramcd and q.ablfl = 'Y'
+    where q.paramcd = cp.paramcd and q.ablfl = 'Y' and q.infno is null
 ),
 
 exposure as (

@@ -137,7 +137,7 @@ def _load(con: duckdb.DuckDBPyConnection, study_id: str) -> tuple[pl.DataFrame, 
     adqs = con.execute(
         """
         select usubjid, trtp, paramcd, avisit, avisitn, ady, aval, base, chg, ablfl, anl01fl,
-               crit1, crit1fl, crit2, crit2fl, crit3, crit3fl
+               crit1, crit1fl, crit2, crit2fl, crit3, crit3fl, infno
         from analysis.adqs
         where study_id = ?
         """,
@@ -217,7 +217,9 @@ class _Run:
         if self.covariate_frame is not None:
             self.rows = self.rows.join(self.covariate_frame, on="usubjid", how="left")
         present = set(self.rows.get_column("paramcd").unique().to_list())
-        valued = self.adqs.filter(pl.col("aval").is_not_null())
+        # time-point records of an infusion (INFNO; CADSS/BPRS around each dose) are safety data, analysed per
+        # infusion: a parameter rated only there is not an efficacy parameter without a change
+        valued = self.adqs.filter(pl.col("aval").is_not_null() & pl.col("infno").is_null())
         with_values = set(valued.get_column("paramcd").unique().to_list())
         for p in _parameter_order(with_values - present):
             self.notes.append(f"{p}: values but no post-baseline change from baseline; not analysed")
@@ -279,6 +281,7 @@ class _Run:
     def _baseline_sd(self, paramcd: str) -> float | None:
         bl = self.adqs.filter(
             (pl.col("paramcd") == paramcd) & (pl.col("ablfl") == "Y") & pl.col("aval").is_not_null()
+            & pl.col("infno").is_null()  # the study baseline, not a per-infusion one
         )
         by_arm = {a: bl.filter(pl.col("trtp") == a).get_column("aval").to_numpy() for a in self.arms}
         return pooled_baseline_sd(by_arm)
@@ -665,7 +668,7 @@ class _Run:
             data = data.join(self.covariate_frame, on="usubjid", how="left")
         present = set(data.get_column("avisit").to_list())
         visits = [v for v in self.post_visits if v in present]
-        bl_vals = frame.filter((pl.col("ablfl") == "Y") & pl.col("aval").is_not_null())
+        bl_vals = frame.filter((pl.col("ablfl") == "Y") & pl.col("aval").is_not_null() & pl.col("infno").is_null())
         sd = pooled_baseline_sd(
             {a: bl_vals.filter(pl.col("trtp") == a).get_column("aval").to_numpy() for a in self.arms}
         )
