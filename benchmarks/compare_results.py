@@ -1,10 +1,12 @@
 """Compare the results tables of two published warehouses (a refactor must leave them identical).
 
-    .venv/bin/python benchmarks/compare_results.py OLD.duckdb NEW.duckdb [--tables results.treatment_effects,...]
+    .venv/bin/python benchmarks/compare_results.py OLD.duckdb NEW.duckdb [--schemas results,analysis] [--allow-added]
 
 Every table of the ``results`` and ``analysis`` schemas present in both files is compared row for
 row, ignoring columns that name a run (run_id) or a time; numbers must be equal to the last bit
-(DOUBLEs compared exactly). Prints one line per table and exits 1 when any differs.
+(DOUBLEs compared exactly). Prints one line per table and exits 1 when any differs. With
+``--allow-added`` a table whose old rows are all still there, unchanged, and that only gained rows
+(a new endpoint) is reported as "added" and does not fail the comparison.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ def main() -> None:
     ap.add_argument("old")
     ap.add_argument("new")
     ap.add_argument("--schemas", default="results,analysis")
+    ap.add_argument("--allow-added", action="store_true", help="rows only in NEW (none lost or changed) do not fail")
     args = ap.parse_args()
     con = duckdb.connect()
     for alias, path in (("old", args.old), ("new", args.new)):
@@ -57,7 +60,9 @@ def main() -> None:
         extra = sorted(set(cols_new) - set(cols_old))
         dropped = sorted(set(cols_old) - set(cols_new) - IGNORED)
         status = "same" if only_old == only_new == 0 else "DIFFERS"
-        if status != "same" or dropped:
+        if status == "DIFFERS" and only_old == 0 and args.allow_added:
+            status = "added"
+        if status == "DIFFERS" or dropped:
             bad += 1
         note = (f"; new columns {extra}" if extra else "") + (f"; DROPPED columns {dropped}" if dropped else "")
         print(f"{status:<8} {t}: {n} rows, {only_old} only in old, {only_new} only in new{note}")

@@ -427,6 +427,10 @@ class Analysis(_Strict):
     # PARAMCD -> diagnosis cut-off (score at or above it = provisional diagnosis); overrides the
     # instrument definition's diagnosis.cutoff
     cutoffs: dict[str, float] = Field(default_factory=dict)
+    # Responder criterion "loss of diagnosis" (ADQS CRIT3FL, results.responders) for every instrument
+    # whose definition has a diagnostic rule (diagnosis.rule, e.g. CAPS-5 DSM-5 PTSD) and whose
+    # assessments carry its items; false = no CRIT3 / loss-of-diagnosis rows (DSMDXFL is still derived)
+    loss_of_diagnosis: bool = True
     # Deprecated: the PCL-5 cut-off, kept so existing manifests keep working; use cutoffs: {PCL5TOT: 33}.
     pcl5_cutoff: float | None = None
     model: Model = Field(default_factory=Model)

@@ -27,6 +27,10 @@ def _norm(code: str) -> str:
     return " ".join(str(code).strip().lower().split())
 
 
+# the columns that key every ref.* table about an instrument
+INSTRUMENT_KEYS = {"study_id": pl.String, "instrument_id": pl.String, "instrument": pl.String}
+
+
 def reference_frames(manifest: Manifest) -> dict[str, pl.DataFrame]:
     """The manifest and the instrument definitions as tables SQL can join."""
     sid = manifest.study_id
@@ -56,6 +60,7 @@ def reference_frames(manifest: Manifest) -> dict[str, pl.DataFrame]:
             "durability_paramcd": [a.durability.paramcd or a.primary_parameter],
             "durability_consecutive": [a.durability.consecutive],
             "teae_window_days": [a.safety.teae_window_days],
+            "loss_of_diagnosis": [a.loss_of_diagnosis],
         },
         schema_overrides={"teae_window_days": pl.Int32, "durability_consecutive": pl.Int32},
     )
@@ -99,12 +104,20 @@ def reference_frames(manifest: Manifest) -> dict[str, pl.DataFrame]:
     ref["ref.missing_codes"] = pl.DataFrame(mc, schema={"study_id": pl.String, "source": pl.String, "code": pl.String}, orient="row")
     # instruments
     named = set(manifest.named_instruments())
-    rows_i, rows_items, rows_scores, rows_anchor, rows_sx = [], [], [], [], []
+    rows_i, rows_items, rows_scores, rows_anchor, rows_sx, rows_dx = [], [], [], [], [], []
     for inst in load_instruments().values():
         dx = inst.diagnosis
         if dx and dx.symptom_rule:
             for cluster, need in dx.symptom_rule.min_items.items():
                 rows_sx.append((sid, inst.id, inst.instrument, cluster, dx.symptom_rule.item_threshold, need))
+        if dx and dx.rule:
+            for c in dx.rule.criteria:
+                for n in c.items:
+                    rows_dx.append((sid, inst.id, inst.instrument, dx.rule.paramcd, dx.rule.label, c.criterion,
+                                    c.label, n, float(c.min_value), c.min_count, n in dx.rule.requires))
+            for n in sorted(set(dx.rule.requires) - {n for c in dx.rule.criteria for n in c.items}):
+                rows_dx.append((sid, inst.id, inst.instrument, dx.rule.paramcd, dx.rule.label, None, None, n,
+                                None, None, True))
         rows_i.append(
             (sid, inst.id, inst.instrument, inst.title, inst.item_min, inst.item_max, len(inst.core_items),
              inst.order, inst.role, inst.change_scale, inst.id in named, inst.reference)
@@ -127,25 +140,22 @@ def reference_frames(manifest: Manifest) -> dict[str, pl.DataFrame]:
     ref["ref.instruments"] = pl.DataFrame(
         rows_i, orient="row",
         schema={
-            "study_id": pl.String, "instrument_id": pl.String, "instrument": pl.String, "title": pl.String,
-            "item_min": pl.Int64, "item_max": pl.Int64, "n_core_items": pl.Int64, "instrument_order": pl.Int32,
+            **INSTRUMENT_KEYS, "title": pl.String, "item_min": pl.Int64, "item_max": pl.Int64, "n_core_items": pl.Int64, "instrument_order": pl.Int32,
             "role": pl.String, "change_scale": pl.Boolean, "in_manifest": pl.Boolean, "reference": pl.String,
         },
     )
     ref["ref.instrument_items"] = pl.DataFrame(
         rows_items, orient="row",
         schema={
-            "study_id": pl.String, "instrument_id": pl.String, "instrument": pl.String, "item": pl.Int64,
-            "item_code": pl.String, "cluster": pl.String, "item_label": pl.String, "optional": pl.Boolean,
-            "item_min": pl.Int64, "item_max": pl.Int64,
+            **INSTRUMENT_KEYS, "item": pl.Int64, "item_code": pl.String, "cluster": pl.String,
+            "item_label": pl.String, "optional": pl.Boolean, "item_min": pl.Int64, "item_max": pl.Int64,
         },
     )
     ref["ref.item_anchors"] = pl.DataFrame(rows_anchor, orient="row", schema=["study_id", "instrument_id", "value", "anchor"])
     ref["ref.scores"] = pl.DataFrame(
         rows_scores, orient="row",
         schema={
-            "study_id": pl.String, "instrument_id": pl.String, "instrument": pl.String, "paramcd": pl.String,
-            "param": pl.String, "paramn": pl.Int32, "is_total": pl.Boolean, "optional": pl.Boolean,
+            **INSTRUMENT_KEYS, "paramcd": pl.String, "param": pl.String, "paramn": pl.Int32, "is_total": pl.Boolean, "optional": pl.Boolean,
             "n_items": pl.Int32, "item": pl.Int32, "cluster": pl.String, "response_pct": pl.Float64,
             "remission_op": pl.String, "remission_value": pl.Float64, "cutoff_value": pl.Float64,
             "response_values": pl.List(pl.Float64), "component": pl.Int32, "score_min": pl.Float64,
@@ -154,9 +164,14 @@ def reference_frames(manifest: Manifest) -> dict[str, pl.DataFrame]:
     )
     ref["ref.symptom_rules"] = pl.DataFrame(
         rows_sx, orient="row",
+        schema={**INSTRUMENT_KEYS, "cluster": pl.String, "item_threshold": pl.Float64, "min_items": pl.Int32},
+    )
+    ref["ref.diagnosis_criteria"] = pl.DataFrame(
+        rows_dx, orient="row",
         schema={
-            "study_id": pl.String, "instrument_id": pl.String, "instrument": pl.String, "cluster": pl.String,
-            "item_threshold": pl.Float64, "min_items": pl.Int32,
+            "study_id": pl.String, "instrument_id": pl.String, "instrument": pl.String, "paramcd": pl.String,
+            "rule_label": pl.String, "criterion": pl.String, "criterion_label": pl.String, "item": pl.Int32,
+            "min_value": pl.Float64, "min_count": pl.Int32, "requires": pl.Boolean,
         },
     )
     return ref

@@ -195,10 +195,12 @@ def resolve_items(
         raise InputFileError(f"items.codes is for long layouts; for a wide {inst.instrument} file give items.columns or items.pattern", file=label)
     if spec.columns:
         n_core = len(inst.core_items)
-        if len(spec.columns) not in (n_core, len(inst.items)):
+        # the core items, then optional ones in definition order (CAPS-5: 29-30, then 21-25)
+        if not n_core <= len(spec.columns) <= len(inst.items):
             raise InputFileError(
                 f"items.columns lists {len(spec.columns)} columns but {inst.instrument} has {n_core} items"
-                + (f" ({len(inst.items)} with the optional ones)" if len(inst.items) != n_core else ""),
+                + (f" ({len(inst.items)} with the optional ones, in the order {', '.join(map(str, inst.item_numbers))})"
+                   if len(inst.items) != n_core else ""),
                 file=label,
             )
         numbers = inst.item_numbers[: len(spec.columns)]

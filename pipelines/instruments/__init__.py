@@ -131,14 +131,61 @@ class CutoffRule(BaseModel):
     value: float
 
 
+class Criterion(BaseModel):
+    """One criterion of a diagnostic rule: at least ``min_count`` of ``items`` rated at or above
+    ``min_value`` (DSM-5 PTSD on CAPS-5: B >= 1 of items 1-5 at >= 2; F item 22 = 1 (yes))."""
+
+    model_config = ConfigDict(extra="forbid")
+    criterion: str = Field(pattern=r"^[A-Za-z0-9]{1,8}$")
+    label: str
+    items: list[int]
+    min_value: float
+    min_count: int = Field(1, ge=1)
+
+    @field_validator("items", mode="before")
+    @classmethod
+    def _items(cls, v: object) -> list[int]:
+        return parse_item_range(v)  # type: ignore[arg-type]
+
+    @model_validator(mode="after")
+    def _enough_items(self) -> Criterion:
+        if self.min_count > len(self.items):
+            raise ValueError(f"criterion {self.criterion}: min_count {self.min_count} exceeds its {len(self.items)} items")
+        return self
+
+
+class DiagnosticRule(BaseModel):
+    """A categorical diagnosis judged per assessment from items, as data: met when every criterion is
+    met. It is carried as the flag DSMDXFL on the records of score ``paramcd`` (the total) and gives the
+    responder criterion "loss of diagnosis" (diagnosis at baseline, not at the visit). ``requires``
+    lists the items whose presence in an assessment makes it a diagnostic assessment (CAPS-5: the
+    duration and distress/impairment items 22-25, which a symptom-severity-only administration lacks);
+    an assessment without any of them has no flag (NULL)."""
+
+    model_config = ConfigDict(extra="forbid")
+    paramcd: str
+    label: str = Field(max_length=200)
+    requires: list[int]
+    criteria: list[Criterion]
+
+    @field_validator("requires", mode="before")
+    @classmethod
+    def _requires(cls, v: object) -> list[int]:
+        return parse_item_range(v)  # type: ignore[arg-type]
+
+
 class Diagnosis(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     symptom_rule: SymptomRule | None = None
     cutoff: CutoffRule | None = None
+    rule: DiagnosticRule | None = None
 
 
 class NdaFormat(BaseModel):
     structure: str
-    item_sets: dict[str, list[str]]
+    # element names in the order of the definition's items; null where the set has no element for
+    # that item (the CAPS-5 past-week version rates no onset/duration)
+    item_sets: dict[str, list[str | None]]
     totals: dict[str, str] = Field(default_factory=dict)
     missing_codes: list[str] = Field(default_factory=list)
     free_text: list[str] = Field(default_factory=list)
@@ -194,6 +241,14 @@ class Instrument(BaseModel):
         for rule in (self.response, self.remission):
             if rule is not None and rule.paramcd not in {sc.paramcd for sc in self.scores}:
                 raise ValueError(f"{rule.paramcd}: a response/remission rule names an unknown score")
+        dx = self.diagnosis.rule if self.diagnosis else None
+        if dx is not None:
+            if dx.paramcd not in {sc.paramcd for sc in self.scores}:
+                raise ValueError(f"diagnosis.rule: {dx.paramcd} is not a score of {self.instrument}")
+            used = sorted({n for c in dx.criteria for n in c.items} | set(dx.requires))
+            unknown = sorted(set(used) - set(numbers))
+            if unknown:
+                raise ValueError(f"diagnosis.rule: items {unknown} are not items of {self.instrument}")
         for it in self.items:
             lo, hi = self.item_range(it.n)
             if lo > hi:
@@ -252,7 +307,7 @@ class Instrument(BaseModel):
         if self.formats.nda is None:
             return {}
         return {
-            name: dict(zip(elements, self.item_numbers, strict=False))
+            name: {el: n for el, n in zip(elements, self.item_numbers, strict=False) if el}
             for name, elements in self.formats.nda.item_sets.items()
         }
 

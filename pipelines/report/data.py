@@ -49,6 +49,7 @@ class Visit:
     order: int
     is_baseline: bool = False
     is_primary: bool = False
+    phase: str = "treatment"  # manifest visits[].phase: treatment | follow_up | infusion
 
 
 @dataclass
@@ -97,6 +98,9 @@ class StudyData:
     source_files: list[dict]
     notes: list[str] = field(default_factory=list)
     named_instruments: list[str] = field(default_factory=list)  # instruments study.yaml names
+    # instruments rated only at time points around an infusion (ADQS ANL02FL; CADSS/BPRS): safety data, not
+    # in the by-visit sections, summarised in the safety section
+    timepoint_instruments: list[str] = field(default_factory=list)
 
     # -- lookups -------------------------------------------------------------------------------
     @property
@@ -367,6 +371,7 @@ def load_study(con: duckdb.DuckDBPyConnection, study_id: str, run_id: str | None
                     int(r["avisitn"]),
                     bool(r.get("is_baseline")),
                     bool(r.get("is_primary")),
+                    str(r.get("phase") or "treatment"),
                 )
             )
     elif adqs is not None and not adqs.is_empty():
@@ -437,7 +442,21 @@ def load_study(con: duckdb.DuckDBPyConnection, study_id: str, run_id: str | None
         source_files=source_files,
         notes=notes,
         named_instruments=_named_instruments(con, study_id),
+        timepoint_instruments=_timepoint_instruments(con, study_id),
     )
+
+
+def _timepoint_instruments(con: duckdb.DuckDBPyConnection, study_id: str) -> list[str]:
+    if not has_table(con, "analysis.adqs"):
+        return []
+    if "anl02fl" not in con.execute("select * from analysis.adqs limit 0").pl().columns:
+        return []
+    return [
+        r[0]
+        for r in con.execute(
+            "select distinct parcat1 from analysis.adqs where study_id = ? and anl02fl = 'Y' order by 1", [study_id]
+        ).fetchall()
+    ]
 
 
 def _named_instruments(con: duckdb.DuckDBPyConnection, study_id: str) -> list[str]:

@@ -126,12 +126,14 @@ def forest_figure(data: StudyData, rows: list[T.EffectRow]) -> Figure | None:
 
 
 def _visit_axis(data: StudyData) -> tuple[list, list[str], int | None]:
-    """Visits from baseline on (pre-baseline visits are not plotted), tick labels, primary index."""
+    """Treatment-phase visits from baseline on (pre-baseline visits are not plotted; follow-up visits and
+    time points around an infusion have no LS means), tick labels, primary index."""
     visits = [
         v
         for v in data.visits
-        if data.baseline_visit is None
-        or v.order >= (data.visit(data.baseline_visit).order if data.visit(data.baseline_visit) else 0)
+        if (data.baseline_visit is None
+            or v.order >= (data.visit(data.baseline_visit).order if data.visit(data.baseline_visit) else 0))
+        and v.phase == "treatment"
     ]
     short = [v.label.split(" (")[0] for v in visits]
     labels = [s if len(s) <= 12 else v.id for s, v in zip(short, visits, strict=True)]
@@ -438,6 +440,12 @@ def _validated_at(con: duckdb.DuckDBPyConnection, data: StudyData):
     ).fetchone()[0]
 
 
+def _safety(con, data):
+    from pipelines.report.safety import safety_section
+
+    return safety_section(con, data)
+
+
 def _estimands(con, data):
     from pipelines.report.estimands import estimand_sections
 
@@ -461,7 +469,9 @@ def context(
     run = data.run or {}
     analysis_date = run.get("finished_at") or prov.get("finished_at") or _validated_at(con, data)
     primary = data.param(data.primary_parameter)
-    missing_instruments = [i for i in data.instruments_expected() if i not in data.instruments_present()]
+    missing_instruments = [
+        i for i in data.instruments_expected() if i not in data.instruments_present() and i not in data.timepoint_instruments
+    ]
     no_results = [r.label for r in rows if "no model results" in r.notes]
     visits_shown = data.visits
     return {
@@ -509,6 +519,7 @@ def context(
         "missing_instruments": missing_instruments,
         "no_results": no_results,
         "direction": direction_text(),
+        "safety": _safety(con, data),
     }
 
 

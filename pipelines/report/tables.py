@@ -553,13 +553,15 @@ def criterion_label(paramcd: str | None, criterion: str | None) -> str:
 
 def _kind(criterion: str | None) -> str:
     c = (criterion or "").lower()
+    if "diagnosis" in c or "crit3" in c:
+        return "loss of diagnosis"
     return "remission" if "remission" in c or "crit2" in c else "response"
 
 
 def criterion_text(data: StudyData, paramcd: str, criterion: str | None) -> str:
     """The rule in words from ADQS CRIT1/CRIT2 (e.g. 'CAPS5TOT reduction from baseline >= 30%')."""
     adqs = data.adqs
-    col = "crit2" if _kind(criterion) == "remission" else "crit1"
+    col = {"remission": "crit2", "loss of diagnosis": "crit3"}.get(_kind(criterion), "crit1")
     if adqs is None or adqs.is_empty() or col not in adqs.columns:
         return ""
     vals = adqs.filter(pl.col("paramcd") == paramcd)[col].drop_nulls()
@@ -716,7 +718,9 @@ def observed_proportions(data: StudyData) -> list[dict]:
         return out
     q = adqs.filter(pl.col("avisit") == data.primary_visit)
     for pcd in data.paramcds():
-        for col, rule_col, kind in (("crit1fl", "crit1", "response"), ("crit2fl", "crit2", "remission")):
+        for col, rule_col, kind in (
+            ("crit1fl", "crit1", "response"), ("crit2fl", "crit2", "remission"), ("crit3fl", "crit3", "loss of diagnosis"),
+        ):
             if col not in q.columns:
                 continue
             g = q.filter((pl.col("paramcd") == pcd) & pl.col(col).is_not_null())

@@ -172,7 +172,8 @@ def write_redcap(trial: Trial, key: str, path: Path) -> None:
     """A REDCap longitudinal export: one row per record x event; blank cells for unanswered items."""
     inst = load_instruments()[key]
     spec = redcap_spec(key)
-    cols = redcap_item_columns(inst, spec["items"])
+    numbers, values, missing = trial.item_block(key)
+    cols = [spec["items"].format(n=n, code=inst.item(n).code, code_lower=inst.item(n).code.lower()) for n in numbers]
     rows = _observed_rows(trial)
     s_idx = np.array([r[0] for r in rows])
     v_idx = np.array([r[1] for r in rows])
@@ -182,8 +183,8 @@ def write_redcap(trial: Trial, key: str, path: Path) -> None:
         REDCAP_DAY_COLUMN: trial.days[s_idx, v_idx].astype(np.int64),
     }
     for j, col in enumerate(cols):
-        vals = trial.items[key][s_idx, v_idx, j].astype(np.int64)
-        miss = trial.missing[key][s_idx, v_idx, j]
+        vals = values[s_idx, v_idx, j].astype(np.int64)
+        miss = missing[s_idx, v_idx, j]
         data[col] = (
             pl.Series(col, vals, dtype=pl.Int64).scatter(np.flatnonzero(miss), None) if miss.any() else vals
         )
@@ -240,18 +241,21 @@ def nda_structure(key: str) -> tuple[str, str]:
     return m.group(1), m.group(2)
 
 
-def nda_columns(key: str) -> tuple[list[str], str]:
+def nda_columns(key: str, numbers: list[int] | None = None) -> tuple[list[str], str]:
+    """The item set's elements of ``numbers`` (default: the core items), and its total element."""
     inst = load_instruments()[key]
     nda = inst.formats.nda
     assert nda is not None
     item_set = nda_spec(key)["item_set"]
-    elements = nda.item_sets[item_set][: len(inst.core_items)]
+    by_number = {n: el for el, n in inst.nda_item_map()[item_set].items()}
+    elements = [by_number[n] for n in (numbers or inst.core_items)]
     return elements, nda.totals[item_set]
 
 
 def _nda_description(inst: Instrument, key: str, n: int) -> str:
     it = inst.item(n)
-    recall = _RECALL.get(nda_spec(key)["item_set"])
+    # a fact such as the duration of the disturbance (own 0/1 range) has no recall period
+    recall = _RECALL.get(nda_spec(key)["item_set"]) if inst.item_range(n) == (inst.item_min, inst.item_max) else None
     return f"{it.code} - {it.label}" + (f" - {recall}" if recall else "") if inst.clusters else it.label
 
 
@@ -259,7 +263,8 @@ def write_nda(trial: Trial, key: str, path: Path) -> None:
     """An NDA structure in its submission-template (CSV, line 1 'pcl5,01') or download layout
     (tab-delimited .txt, row 1 element names, row 2 element descriptions, every field quoted)."""
     inst = load_instruments()[key]
-    elements, total = nda_columns(key)
+    numbers, values, missing = trial.item_block(key)
+    elements, total = nda_columns(key, numbers)
     spec = nda_spec(key)
     header = [*NDA_COMMON, *elements, total]
     s = trial.subjects
@@ -272,7 +277,7 @@ def write_nda(trial: Trial, key: str, path: Path) -> None:
         # NDA: age rounded to the chronological month (15 days -> 0, 16 days -> 1).
         months = int(np.floor((s["age_days"][si] + day) / 30.4375 + 0.5 - 1e-9))
         items = [
-            spec["missing"] if trial.missing[key][si, vi, j] else str(int(trial.items[key][si, vi, j]))
+            spec["missing"] if missing[si, vi, j] else str(int(values[si, vi, j]))
             for j in range(len(elements))
         ]
         rows.append(
@@ -296,7 +301,7 @@ def write_nda(trial: Trial, key: str, path: Path) -> None:
             w = csv.writer(fh, delimiter="\t", quoting=csv.QUOTE_ALL, lineterminator="\n")
             w.writerow(header)
             descr = [NDA_COMMON_DESCRIPTIONS[c] for c in NDA_COMMON]
-            descr += [_nda_description(inst, key, n) for n in inst.core_items]
+            descr += [_nda_description(inst, key, n) for n in numbers]
             descr.append(
                 f"{inst.instrument} total severity"
                 + (f" - {_RECALL[spec['item_set']]}" if spec["item_set"] in _RECALL else "")
@@ -422,18 +427,21 @@ def write_findings(trial: Trial, domain: str, keys: list[str], path: Path) -> No
         inst = insts[key]
         sd = inst.formats.sdtm
         assert sd is not None
-        vals, miss = trial.items[key], trial.missing[key]
+        numbers, vals, miss = trial.item_block(key)
         k = vals.shape[2]
+        n_core = len(inst.core_items)
         lo, hi = inst.item_min, inst.item_max
         total_score = next(sc for sc in inst.scores if sc.primary_total)
-        # lookup tables: column j < k is item j, column k is the derived total
+        # lookup tables: column j < k is item numbers[j], column k is the derived total
         testcd = np.array(
-            [inst.sdtm_testcd(n) for n in inst.core_items] + [sd.total_testcds[0]], dtype=object
+            [inst.sdtm_testcd(n) for n in numbers] + [sd.total_testcds[0]], dtype=object
         )
         test = np.array(
-            [sdtm_test_name(inst, n) for n in inst.core_items] + [total_score.param[:40]], dtype=object
+            [sdtm_test_name(inst, n) for n in numbers] + [total_score.param[:40]], dtype=object
         )
         anchor = np.array([inst.anchors.get(v, str(v)) for v in range(lo, hi + 1)], dtype=object)
+        # an item with a range of its own (CAPS-5 item 22, 0/1) has no anchor text: ORRES is the number
+        own_range = np.array([inst.item_range(n) != (lo, hi) for n in numbers] + [True])
         s_idx, v_idx = np.nonzero(trial.observed)
         # items
         si = np.repeat(s_idx, k)
@@ -441,10 +449,10 @@ def write_findings(trial: Trial, domain: str, keys: list[str], path: Path) -> No
         j = np.tile(np.arange(k), s_idx.size)
         val = vals[si, vi, j].astype(np.int64)
         is_miss = miss[si, vi, j]
-        # derived totals, only for complete administrations
-        complete = ~miss[s_idx, v_idx].any(axis=1)
+        # derived totals, only for administrations whose core items are complete
+        complete = ~miss[s_idx, v_idx, :n_core].any(axis=1)
         ts, tv = s_idx[complete], v_idx[complete]
-        tot = score_totals(inst, vals[ts, tv])
+        tot = score_totals(inst, vals[ts, tv, :n_core])
         rec_s = np.concatenate([si, ts])
         rec_v = np.concatenate([vi, tv])
         rec_j = np.concatenate([j, np.full(ts.size, k)])
@@ -452,7 +460,7 @@ def write_findings(trial: Trial, domain: str, keys: list[str], path: Path) -> No
         rec_miss = np.concatenate([is_miss, np.zeros(ts.size, dtype=bool)])
         is_total = rec_j == k
         num_text = rec_val.astype(str).astype(object)
-        orres = np.where(is_total, num_text, anchor[np.clip(rec_val, lo, hi) - lo])
+        orres = np.where(is_total | own_range[rec_j], num_text, anchor[np.clip(rec_val, lo, hi) - lo])
         parts.append(
             {
                 "s": rec_s,

@@ -96,6 +96,18 @@ def _sdtm_day(day: int) -> int:
     return day + 1 if day >= 0 else day
 
 
+def received_infusions(trial) -> list[list[int]]:
+    """Per subject, the numbers (1..6) of the infusions received: all six for a subject who attended the
+    primary visit, else those on or before the day of their last attended treatment-phase visit."""
+    ids = [v.id for v in trial.visits]
+    primary = ids.index(trial.primary_visit)
+    out = []
+    for i in range(trial.n):
+        last = max(trial.days[i, j] for j in range(primary + 1) if trial.observed[i, j])
+        out.append([k for k, d in enumerate(INFUSION_DAYS, start=1) if trial.observed[i, primary] or d <= last])
+    return out
+
+
 def simulate_safety(trial) -> SafetyData:
     """The four domains for ``trial`` (SDTM variable names, study days as SDTM --DY)."""
     rng = trial.safety_rng
@@ -111,6 +123,7 @@ def simulate_safety(trial) -> SafetyData:
         [max(trial.days[i, j] for j in range(primary + 1) if trial.observed[i, j]) for i in range(n)]
     )
     completed = trial.observed[:, primary]
+    received = received_infusions(trial)
 
     ex_rows, vs_rows, ae_rows, ds_rows = [], [], [], []
     # vital-sign subject levels and peak multipliers (drawn for every subject, in a fixed order)
@@ -118,7 +131,7 @@ def simulate_safety(trial) -> SafetyData:
     multiplier = np.exp(rng.normal(0.0, PEAK_MULTIPLIER_SD, size=n))
     for i in range(n):
         trt, dose = DOSE[arm[i]]
-        days = [d for d in INFUSION_DAYS if completed[i] or d <= last_tx_day[i]]
+        days = [INFUSION_DAYS[k - 1] for k in received[i]]
         day_noise = {t: rng.normal(0.0, v[4], size=len(INFUSION_DAYS)) for t, v in VITALS.items()}
         meas = {t: rng.normal(0.0, v[5], size=(len(INFUSION_DAYS), len(TIMEPOINTS))) for t, v in VITALS.items()}
         for k, day in enumerate(days):

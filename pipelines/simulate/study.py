@@ -249,6 +249,12 @@ def manifest_text(
             lines.append("    phase: follow_up")
         lines.append(f"    codes: {_flow(c)}")
         visits.append("\n".join(lines))
+    if safety:
+        # CADSS/BPRS time points around each infusion, listed after the scheduled visits so that the
+        # visit numbers (AVISITN) of BL..W2 and the follow-up visits are as without them
+        from pipelines.simulate import infusion_scales
+
+        visits.append(infusion_scales.manifest_visits())
     arms = "\n".join(f"  - id: {a.id}\n    label: {a.label}\n    role: {a.role}" for a in ARMS)
     nda = "nda" in plan.formats
     dates = (
@@ -273,7 +279,11 @@ def manifest_text(
             "the durability analysis only, not the efficacy models."
         )
     if safety:
-        scale_note += "\n# Safety domains (EX, AE, VS, DS) simulated; see pipelines/simulate/safety.py for the assumptions."
+        scale_note += (
+            "\n# Safety domains (EX, AE, VS, DS) simulated; see pipelines/simulate/safety.py for the assumptions."
+            "\n# CADSS and BPRS before, 40 min and 240 min after each infusion (visits of phase infusion; "
+            "pipelines/simulate/infusion_scales.py)."
+        )
     for v in (() if trial.follow_up_weeks else trial.follow_up_visits):
         scale_note += (
             f"\n# Follow-up visit {v.id} (nominal day {v.day}) after the primary visit {trial.primary_visit}: "
@@ -286,7 +296,9 @@ def manifest_text(
 
         # the simulated verbatim AE terms are synthetic and were cleared for loading
         allow = "[AETERM, aeterm]           # verbatim AE terms: synthetic, cleared for loading"
-        safety_blocks = S.manifest_blocks(safety)
+        from pipelines.simulate import infusion_scales
+
+        safety_blocks = S.manifest_blocks(safety) + infusion_scales.manifest_blocks()
     durability = ""
     if trial.follow_up_weeks:
         durability = (
@@ -409,7 +421,10 @@ def write_study_files(
     if safety:
         from pipelines.simulate.safety import write_safety
 
+        from pipelines.simulate import infusion_scales
+
         safety_plan = write_safety(trial, plan.formats, target)
+        infusion_scales.write(trial, target)
     text = manifest_text(trial, plan, missing_item_rate, effect_scale, safety_plan)
     if "disc_visit" in trial.subjects.columns:
         if plan.arm_source != "wide":

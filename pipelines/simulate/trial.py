@@ -14,13 +14,13 @@ follow-up on changes no value at BL..W2 and the default study is the same as wit
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
 
 from pipelines.instruments import load_instruments
-from pipelines.simulate import generic, model
+from pipelines.simulate import diagnosis, generic, model
 
 DEFAULT_SEED = 20210105  # Feder 2021 was published online on 5 Jan 2021
 DEFAULT_PER_ARM = 15  # Feder 2021: N = 30 randomized 1:1
@@ -211,6 +211,22 @@ class Trial:
     follow_up_weeks: int = 0  # weekly follow-up visits after W2 (phase follow_up in study.yaml)
     relapse_days: np.ndarray | None = None  # (n,) latent relapse time after W2 (weekly follow-up only)
     safety_rng: np.random.Generator | None = None  # the "safety" stream (AE/VS/EX/DS)
+    # instrument id -> (item numbers, values (n, V, k), missing (n, V, k)) of items outside the core
+    # set that the files carry too (CAPS-5 diagnostic items 21-25, pipelines.simulate.diagnosis)
+    extra_items: dict[str, tuple[tuple[int, ...], np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+    def item_block(self, key: str) -> tuple[list[int], np.ndarray, np.ndarray]:
+        """(item numbers, values (n, V, k), missing (n, V, k)) of every item the files carry: the core
+        items in definition order, then the extra ones. Totals use the core items only."""
+        core = list(load_instruments()[key].core_items)
+        if key not in self.extra_items:
+            return core, self.items[key], self.missing[key]
+        numbers, vals, miss = self.extra_items[key]
+        return (
+            core + list(numbers),
+            np.concatenate([self.items[key], vals.astype(self.items[key].dtype)], axis=2),
+            np.concatenate([self.missing[key], miss], axis=2),
+        )
 
     @property
     def n(self) -> int:
@@ -447,6 +463,11 @@ def build_trial(
             missing[key][:, 0, :] = True
     items = {k: items[k] for k in instruments}
     missing = {k: missing[k] for k in instruments}
+    # CAPS-5 items 21-25 (onset, duration, distress/impairment) for the DSM-5 diagnosis: a stream of
+    # their own, drawn after everything else, so no other value changes
+    extra = {}
+    if "caps5" in instruments:
+        extra["caps5"] = diagnosis.simulate_diagnostic_items(inst["caps5"], seed, items["caps5"], missing_item_rate)
 
     age_years = (age_days / 365.25).astype(np.int64)
     dcsreas = np.full(n, None, dtype=object)
@@ -474,7 +495,7 @@ def build_trial(
         subjects = subjects.with_columns(**{k: pl.Series(v) for k, v in ice_cols.items()})
     return Trial(
         study_id, seed, per_arm, subjects, days, observed, items, missing, visits, PRIMARY_VISIT, instruments,
-        follow_up_weeks, relapse, rng["safety"],
+        follow_up_weeks, relapse, rng["safety"], extra,
     )
 
 

@@ -6,6 +6,10 @@ Rules, in words:
   CRIT2FL (their thresholds are ADQS CRIT1 / CRIT2: by default >= 30 % reduction of CAPS-5 or PCL-5,
   >= 50 % of MADRS; remission MADRS <= 10, PCL-5 < 33). A parameter gets rows for a criterion when
   its ADQS records carry the rule (CRIT1 / CRIT2 not null).
+  Loss of diagnosis is CRIT3FL (ADQS rule A10: the instrument's diagnostic rule, CAPS-5 DSM-5
+  PTSD, met at baseline and not at the visit); subjects without a diagnosis at baseline are not
+  evaluable (observed) and count as non-responders under non-responder imputation, like the
+  composite strategy (Feder 2021 reported loss of diagnosis over all randomized).
 * R2 Missing data, default ("observed"): a subject is evaluable when the flag is Y or N at the
   primary visit; subjects without a primary-visit value (dropouts, missing items) or without a
   usable baseline are not evaluable and are left out of numerator and denominator.
@@ -38,7 +42,11 @@ import numpy as np
 import polars as pl
 from scipy import optimize, stats
 
-CRITERIA = (("response", "crit1", "crit1fl"), ("remission", "crit2", "crit2fl"))
+CRITERIA = (
+    ("response", "crit1", "crit1fl"),
+    ("remission", "crit2", "crit2fl"),
+    ("loss of diagnosis", "crit3", "crit3fl"),
+)
 TEST_FISHER = "Fisher exact (two-sided)"
 TEST_LOGISTIC = "logistic (baseline-adjusted)"
 CI_WILSON = "Wilson score"
@@ -250,7 +258,7 @@ def responder_rows(
     """Rows of ``results.responders`` (without study_id / run_id) and notes.
 
     ``adqs``: analysis.adqs restricted to randomized subjects (columns usubjid, trtp, paramcd,
-    avisit, anl01fl, base, crit1, crit1fl, crit2, crit2fl). ``randomized``: arm -> number of
+    avisit, anl01fl, base, crit1, crit1fl, crit2, crit2fl, and crit3, crit3fl when present). ``randomized``: arm -> number of
     randomized subjects (the non-responder-imputation denominator). ``arms``: arm ids in manifest
     order; ``experimental``/``control`` None for a single-arm study.
     """
@@ -262,6 +270,8 @@ def responder_rows(
         prm = adqs.filter(pl.col("paramcd") == paramcd)
         rec = at_visit.filter(pl.col("paramcd") == paramcd)
         for criterion, rule_col, flag_col in CRITERIA:
+            if rule_col not in prm.columns:
+                continue
             rules = prm.get_column(rule_col).drop_nulls().unique().to_list()
             if not rules:
                 continue

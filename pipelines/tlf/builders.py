@@ -257,7 +257,7 @@ def by_visit(ctx: Context) -> Built:
     return TableOut(
         cols,
         rows,
-        [2.0, 1.5, 2.0, 0.4, 1.1, 0.7, 0.9, 0.4, 1.1, 0.7, 0.9],
+        [1.9, 2.05, 1.95, 0.35, 1.0, 0.7, 0.8, 0.35, 1.0, 0.7, 0.8],
         justify=["l", "l", "l"] + ["c"] * 8,
         spanners=[("", 3), ("Observed value", 4), ("Change from baseline", 4)],
         group=2,
@@ -328,7 +328,7 @@ def mmrm(ctx: Context) -> Built:
     return TableOut(
         cols,
         rows,
-        [1.5, 1.5, 2.0, 0.4, 1.2, 1.3, 1.2, 1.3, 0.6],
+        [1.3, 2.0, 1.9, 0.4, 1.2, 1.3, 1.2, 1.3, 0.6],
         justify=["l", "l", "l"] + ["c"] * 6,
         notes=notes + _covariance_notes(data, codes),
         group=2,
@@ -376,14 +376,16 @@ def responders(ctx: Context) -> Built:
                 *[g["cells"].get(a.id, DASH) for a in data.arms],
                 g["rd"],
                 g["p"],
-                g["test"] or DASH,
+                (g["test"] or DASH).replace(" (two-sided)", ""),  # one line per row: sidedness in a footnote
             ]
         )
     cols = ["Endpoint", "Strategy", "Rule", *[f"{a.label} n/N (%) [CI]" for a in data.arms], "Risk difference, % [CI]", "p", "Test"]
     notes = ["NRI = non-responder imputation: a participant without a value at the primary visit counts as a non-responder."]
+    if any("(two-sided)" in (g["test"] or "") for g in groups):
+        notes.append("Tests are two-sided.")
     if not any(g["missing_data"] != "observed" for g in groups):
         notes.append("No composite (non-responder imputation) rows are stored in results.responders.")
-    return TableOut(cols, rows, [1.6, 1.1, 1.7] + [2.0] * len(data.arms) + [1.5, 0.7, 1.2], justify=["l", "l", "l"] + ["c"] * (len(data.arms) + 3), notes=notes)
+    return TableOut(cols, rows, [2.0, 1.1, 1.7] + [1.9] * len(data.arms) + [1.5, 0.75, 1.0], justify=["l", "l", "l"] + ["c"] * (len(data.arms) + 3), notes=notes)
 
 
 def sensitivity(ctx: Context) -> Built:
@@ -476,7 +478,7 @@ def responder_estimands(ctx: Context) -> Built:
     return TableOut(
         cols,
         rows,
-        [0.8, 1.2, 1.2, 1.6, 1.4, 1.4, 1.5, 0.8, 1.5, 0.8],
+        [1.0, 1.1, 1.1, 2.0, 1.3, 1.3, 1.5, 0.85, 1.65, 1.0],
         justify=["l", "l", "l", "l"] + ["c"] * 6,
         notes=warnings,
         group=2,
@@ -554,7 +556,7 @@ def durability(ctx: Context) -> Built:
             )
             first = False
     cols = ["Parameter", "Treatment", "Responders", "Lost response, n (%)", "Censored, n (%)", "Median, days", "95% CI", "Log-rank p"]
-    return TableOut(cols, rows, [2.0, 1.8, 0.9, 1.1, 1.0, 0.8, 1.1, 0.8], justify=["l", "l"] + ["c"] * 6, group=1)
+    return TableOut(cols, rows, [3.0, 1.8, 0.9, 1.1, 1.0, 0.8, 1.1, 0.8], justify=["l", "l"] + ["c"] * 6, group=1)
 
 
 # ------------------------------------------------------------------------------------- safety
@@ -680,7 +682,11 @@ def _dissociation_records(ctx: Context) -> tuple[pl.DataFrame | None, Absent | N
     ).pl()
     if q.is_empty():
         return None, Absent("analysis.adqs has no CADSS or BPRS records (the study did not collect them)")
-    if "anl01fl" in q.columns and (q["anl01fl"] == "Y").any():
+    if "anl02fl" in q.columns and (q["anl02fl"] == "Y").any():
+        # time points around each infusion (ADQS rule A10): the per-infusion analysis records, their BASE
+        # the same infusion's pre-infusion rating
+        q = q.filter(pl.col("anl02fl") == "Y")
+    elif "anl01fl" in q.columns and (q["anl01fl"] == "Y").any():
         q = q.filter(pl.col("anl01fl") == "Y")
     q = ctx.with_arm(q, safety=True)
     if "atpt" not in q.columns:
@@ -691,18 +697,32 @@ def _dissociation_records(ctx: Context) -> tuple[pl.DataFrame | None, Absent | N
     return q, None
 
 
+def _dissociation_order(codes: list[str]) -> list[str]:
+    """CADSS first, then BPRS; within an instrument its total first (CADSSTOT, BPRSTOT, BPRSPOS)."""
+    return sorted(codes, key=lambda c: (not c.startswith("CADSS"), not c.endswith("TOT"), c))
+
+
 def dissociation(ctx: Context) -> Built:
     q, absent = _dissociation_records(ctx)
     if absent:
         return absent
     visit_order = {v.id: v.order for v in ctx.data.visits}
+    per_infusion = "infno" in q.columns and q["infno"].is_not_null().any()
     rows = []
-    for pcd in sorted(q["paramcd"].unique().to_list()):
+    for pcd in _dissociation_order(q["paramcd"].unique().to_list()):
         qp = q.filter(pl.col("paramcd") == pcd)
         label = qp["param"].drop_nulls()[0] if "param" in qp.columns and qp["param"].drop_nulls().len() else pcd
-        visits = sorted(qp["avisit"].unique().to_list(), key=lambda v: (visit_order.get(v, 0), str(v))) if "avisit" in qp.columns else [None]
-        for v in visits:
-            qv = qp.filter(pl.col("avisit") == v) if v is not None else qp
+        label = label.split(" (")[0]  # the items scored are in the footnote; one line per row
+        if per_infusion:  # one block per infusion, its time points in time order
+            qp = qp.filter(pl.col("infno").is_not_null())
+            groups = [(f"Infusion {k}", qp.filter(pl.col("infno") == k)) for k in sorted(qp["infno"].unique().to_list())]
+        else:
+            visits = sorted(qp["avisit"].unique().to_list(), key=lambda v: (visit_order.get(v, 0), str(v))) if "avisit" in qp.columns else [None]
+            groups = [
+                (ctx.data.visit_label(v) if v is not None else "All", qp.filter(pl.col("avisit") == v) if v is not None else qp)
+                for v in visits
+            ]
+        for v_label, qv in groups:
             tps = qv.select("atpt", "atptn").unique().sort("atptn")["atpt"].to_list()
             for tp in tps:
                 qt = qv.filter(pl.col("atpt") == tp)
@@ -715,7 +735,7 @@ def dissociation(ctx: Context) -> Built:
                     rows.append(
                         [
                             label,
-                            ctx.data.visit_label(v) if v is not None else "All",
+                            v_label,
                             str(tp),
                             a.label,
                             str(d["n"]),
@@ -724,7 +744,8 @@ def dissociation(ctx: Context) -> Built:
                             fmt.mean_sd(c.get("mean"), c.get("sd")) if c["n"] else DASH,
                         ]
                     )
-    cols = ["Parameter", "Infusion", "Timepoint", "Treatment", "n", "Mean (SD)", "Max", "Change, mean (SD)"]
+    change = "Change from pre-infusion, mean (SD)" if per_infusion else "Change, mean (SD)"
+    cols = ["Parameter", "Infusion", "Timepoint", "Treatment", "n", "Mean (SD)", "Max", change]
     return TableOut(cols, rows, [2.2, 1.3, 1.2, 2.0, 0.5, 1.1, 0.6, 1.3], justify=["l", "l", "l", "l", "c", "c", "c", "c"], group=3)
 
 
@@ -807,6 +828,11 @@ def _short_visit(v) -> str:
     return short if len(short) <= 10 else v.id
 
 
+def _short_tp(name: str) -> str:
+    """An axis label for a time point: 'Pre' for PRE-INFUSION, '40 min' for 40 MIN."""
+    return "Pre" if name.upper().startswith("PRE") else name.lower()
+
+
 def cadss_figure(ctx: Context) -> Built:
     from scipy import stats
 
@@ -828,13 +854,24 @@ def cadss_figure(ctx: Context) -> Built:
             pl.col("avisit").replace_strict({v.id: _short_visit(v) for v in ctx.data.visits}, default=pl.col("avisit")).alias("atpt"),
             pl.col("avisit").replace_strict(order, default=99, return_dtype=pl.Int64).alias("atptn"),
         )
-    tps = q.select("atpt", "atptn").unique().sort("atptn")["atpt"].to_list()
+    per_infusion = not by_visit and "infno" in q.columns and q["infno"].is_not_null().any()
+    if per_infusion:  # the course over every infusion: its time points in order, infusion after infusion
+        q = q.filter(pl.col("infno").is_not_null()).with_columns(
+            (pl.col("infno").cast(pl.Int64) * 100_000 + pl.col("atptn").cast(pl.Int64)).alias("_x"),
+            (pl.lit("Inf ") + pl.col("infno").cast(pl.String) + pl.lit("\n") + pl.col("atpt").map_elements(_short_tp, return_dtype=pl.String)).alias("_label"),
+        )
+        slots = q.select("_x", "_label").unique().sort("_x")
+        keys, tps = slots["_x"].to_list(), slots["_label"].to_list()
+        key_col = "_x"
+    else:
+        tps = q.select("atpt", "atptn").unique().sort("atptn")["atpt"].to_list()
+        keys, key_col = tps, "atpt"
     styles = arm_styles(ctx.data)
     series = []
     for a in ctx.data.arms:
         pts = []
-        for i, tp in enumerate(tps):
-            d = describe(q.filter((pl.col("_arm") == a.id) & (pl.col("atpt") == tp))["aval"].to_list())
+        for i, key in enumerate(keys):
+            d = describe(q.filter((pl.col("_arm") == a.id) & (pl.col(key_col) == key))["aval"].to_list())
             if not d["n"]:
                 continue
             half = stats.t.ppf(0.975, d["n"] - 1) * d["sd"] / math.sqrt(d["n"]) if d["sd"] is not None else None
@@ -846,6 +883,8 @@ def cadss_figure(ctx: Context) -> Built:
             {
                 "title": f"{pcd}: mean by visit (no timepoints relative to the infusion recorded)"
                 if by_visit
+                else f"{pcd}: mean before and after each infusion"
+                if per_infusion
                 else f"{pcd}: mean by timepoint relative to infusion (infusions pooled)",
                 "ylabel": "Mean score (95% CI)",
                 "series": series,
@@ -853,7 +892,7 @@ def cadss_figure(ctx: Context) -> Built:
         ],
         xticklabels=[str(t) for t in tps],
         primary_index=None,
-        panel_size=(8.0, 4.0),
+        panel_size=(10.0, 4.2) if per_infusion else (8.0, 4.0),
     )
     return FigureOut(fig)
 

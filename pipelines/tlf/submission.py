@@ -125,12 +125,39 @@ def map_columns(table: str, columns: list[str]) -> tuple[list[tuple[str, str, st
     return out, skipped
 
 
+def visit_labels(con: duckdb.DuckDBPyConnection, study_id: str) -> dict[str, str]:
+    """Manifest visit id -> its label (visits[].label), for the visits that have one."""
+    labels = read_table(con, "ref.visits", study_id)
+    if labels is None or "visit_label" not in labels.columns:
+        return {}
+    return {
+        str(v): str(lab)
+        for v, lab in labels.select("visit", "visit_label").iter_rows()
+        if lab is not None and str(lab).strip()
+    }
+
+
+def descriptive_avisit(con: duckdb.DuckDBPyConnection, study_id: str, df: pl.DataFrame) -> pl.DataFrame:
+    """ADaM IG: AVISIT is the analysis visit's description, AVISITN its number. The warehouse keeps
+    AVISIT = the manifest's visit id (a stable key users query); the submission dataset carries the
+    manifest's label instead where the visit has one (ids without a label stay as they are)."""
+    if "avisit" not in df.columns:
+        return df
+    labels = visit_labels(con, study_id)
+    if not labels:
+        return df
+    return df.with_columns(
+        pl.col("avisit").cast(pl.String).replace(labels).alias("avisit")
+    )
+
+
 def build_dataset(con: duckdb.DuckDBPyConnection, study_id: str, name: str) -> Dataset | None:
     """The dataset ``name`` of adam.yaml from the warehouse (None when its table is absent or empty)."""
     d = spec()["datasets"][name]
     df = read_table(con, d["source"], study_id)
     if df is None or df.is_empty():
         return None
+    df = descriptive_avisit(con, study_id, df)
     mapped, skipped = map_columns(d["source"], df.columns)
     variables, exprs = [], []
     for i, (col, vname, label) in enumerate(mapped, start=1):

@@ -2,13 +2,18 @@
 -- Grain: one row per subject x parameter x visit x assessment (a visit assessed on two days has two
 --   records; ANL01FL picks one), plus one derived 'AVERAGE' record per subject x parameter x visit
 --   when repeated_assessments is mean and the visit has two or more valued records.
--- Inputs: analysis.scores, staging.subjects, ref.visits, ref.study, ref.scores.
+-- Inputs: analysis.scores, staging.subjects, ref.visits, ref.study, ref.scores, ref.diagnosis_criteria.
 -- Rules, in words:
 --   A0 Visits of phase infusion (manifest visits[].phase, e.g. CADSS before and 40 min after each
---      infusion) are ordinary visits here; INFNO, ATPT and ATPTN (minutes from the start of the
---      infusion) come from the manifest visit. The efficacy models use treatment-phase visits only.
---   A1 AVISIT is the manifest's visit id, AVISITN its position in the manifest's visit list (baseline
---      visit first when listed first). ADY is the study day as staged: the recorded day, or the
+--      infusion) are time-point records: INFNO, ATPT and ATPTN (minutes from the start of the
+--      infusion) come from the manifest visit. They never take the study baseline or its change
+--      (A4-A7 are for the other records) and are analysed per infusion (A11); ANL01FL is 'N' on them
+--      and ANL02FL marks them instead, so every by-visit (efficacy) analysis, which keys on ANL01FL
+--      and on treatment-phase visits, leaves them out.
+--   A1 AVISIT is the manifest's visit id in the warehouse (a stable key), AVISITN its position in the
+--      manifest's visit list (baseline visit first when listed first). The submission dataset (ADQS
+--      XPT and Define-XML, pipelines.tlf) carries AVISIT as the visit's description (manifest
+--      visits[].label) per the ADaM IG, with the same AVISITN. ADY is the study day as staged: the recorded day, or the
 --      visit's nominal day when none was recorded (day 0 = the manifest's baseline day; there is no
 --      SDTM-style "no day 0" shift).
 --   A2 TRTP is the randomized arm id (staging.subjects.arm); TRTPN its number in the manifest.
@@ -51,8 +56,25 @@
 --   A9 DTYPE is set only on derived records ('AVERAGE'); how an observed record's AVAL was obtained
 --      is in AVALMETH ('ITEM SUM', 'PRORATED' missing items prorated, 'REPORTED' source total
 --      without items; NULL without a value; AVERAGE records: the averaged records' method, 'MIXED' if they differ), per the ADaM IG (DTYPE is for records derived in the ADaM dataset).
---   A8 Diagnosis flags (sxcritfl, dxcutfl) are carried from analysis.scores; the AVERAGE record has
---      dxcutfl from its averaged value and no sxcritfl.
+--   A8 Diagnosis flags (sxcritfl, dxcutfl, dsmdxfl) are carried from analysis.scores; the AVERAGE
+--      record has dxcutfl from its averaged value and no sxcritfl or dsmdxfl.
+--   A10 CRIT3FL (loss of diagnosis), for the parameter that carries an instrument's diagnostic rule
+--      (ref.diagnosis_criteria; CAPS5TOT: DSM-5 PTSD) when the study has any DSMDXFL value for it
+--      and analysis.loss_of_diagnosis is true: judged on post-baseline records whose baseline record
+--      (ABLFL) has DSMDXFL = 'Y' and whose own DSMDXFL is not NULL; 'Y' when DSMDXFL = 'N' (the
+--      diagnosis is lost), 'N' when it is still met; NULL otherwise (no diagnosis at baseline, or
+--      the diagnosis undetermined at baseline or at the visit). CRIT3 states the rule on every
+--      record of the parameter.
+--   A11 Per-infusion analysis of time-point records (phase infusion): ANL02FL = 'Y' on the one record
+--      per subject x parameter x time-point visit that A3 would pick ('N' on the others; NULL on
+--      records of other visits). Per-infusion baseline (BASETYPE 'PRE-INFUSION', ABLFL = 'Y'): among
+--      the ANL02FL records of the subject x parameter x infusion whose time point is before the start
+--      (ATPTN <= 0, or no ATPTN and a time point named PRE...) and not marked post-dose, the latest
+--      (highest ATPTN, then the later visit in the manifest). BASE = its AVAL on every time-point
+--      record of that infusion (NULL when the infusion has no pre-infusion rating); CHG = AVAL - BASE
+--      and PCHG = 100 * CHG / BASE (BASE <> 0) on the post-infusion records (ATPTN > 0, or no ATPTN
+--      and a name not starting PRE), NULL on pre-infusion records. BASETYPE is NULL on all other
+--      records (their baseline is the study baseline). CRIT1FL/CRIT2FL/CRIT3FL are NULL on time-point records.
 with
 
 scores as (
@@ -89,16 +111,29 @@ score_rules as (
     group by paramcd
 ),
 
--- PARAMN numbers the parameters of the study's instruments (those analysis.scores has), by
--- instrument id and the definition's order, so adding an instrument definition renumbers no study
+-- A10: parameters carrying a diagnostic rule that this study's data can judge
+dx_rules as (
+    select d.paramcd, any_value(d.rule_label) as rule_label
+    from ref.diagnosis_criteria as d
+    cross join study as st
+    where st.loss_of_diagnosis
+        and d.paramcd in (select paramcd from scores where dsmdxfl is not null)
+    group by d.paramcd
+),
+
+-- PARAMN numbers the parameters of the study's instruments (those analysis.scores has): efficacy
+-- instruments first, then safety scales (ref.instruments.role, e.g. CADSS, BPRS), each by instrument
+-- id and the definition's order, so adding an instrument definition renumbers no study and adding a
+-- safety scale to a study renumbers none of its efficacy parameters
 param_order as (
     select
-        paramcd,
-        cast(dense_rank() over (order by instrument_id, paramn) as integer) as paramn
+        s.paramcd,
+        cast(dense_rank() over (order by coalesce(i.role, 'efficacy') = 'safety', s.instrument_id, s.paramn) as integer) as paramn
     from (
         select distinct instrument_id, paramcd, paramn from ref.scores
         where instrument_id in (select distinct instrument_id from scores)
-    )
+    ) as s
+    left join (select distinct instrument_id, role from ref.instruments) as i on i.instrument_id = s.instrument_id
 ),
 
 observed as (
@@ -119,6 +154,7 @@ observed as (
         s.predose,
         s.sxcritfl,
         s.dxcutfl,
+        s.dsmdxfl,
         s.source,
         s._source_file,
         s._source_row
@@ -162,6 +198,7 @@ averages as (
         case when count(distinct r.avalmeth) = 1 then any_value(r.avalmeth) else 'MIXED' end as avalmeth,
         case when bool_and(r.predose = 'Y') then 'Y' when bool_or(r.predose = 'N') then 'N' end as predose,
         cast(null as varchar) as sxcritfl,
+        cast(null as varchar) as dsmdxfl,
         case
             when any_value(sr.cutoff_value) is null then null
             when avg(r.aval) >= any_value(sr.cutoff_value) then 'Y'
@@ -177,7 +214,7 @@ averages as (
     group by r.usubjid, r.paramcd, r.avisit
 ),
 
-records as (
+picked as (
     select
         * exclude (n_valued, pick, repeated_rule),
         case
@@ -189,6 +226,37 @@ records as (
     from ranked
     union all by name
     select * from averages
+),
+
+-- A0, A11: time-point records are flagged for the per-infusion analysis (ANL02FL), not the by-visit one
+records as (
+    select
+        p.* exclude (anl01fl),
+        case when v.infusion is null then p.anl01fl else 'N' end as anl01fl,
+        case when v.infusion is not null then p.anl01fl end as anl02fl,
+        v.infusion as infno,
+        v.infusion is not null and (
+            v.elapsed_min <= 0 or (v.elapsed_min is null and upper(coalesce(v.timepoint, '')) like 'PRE%')
+        ) as pre_infusion
+    from picked as p
+    left join visits as v on v.visit = p.avisit
+),
+
+-- A11
+infusion_baseline as (
+    select r.usubjid, r.paramcd, r.infno, r.avisit, r.ady, r.dtype, r._source_file, r._source_row, r.aval as ibase
+    from (
+        select
+            r.*,
+            row_number() over (
+                partition by r.usubjid, r.paramcd, r.infno
+                order by v.elapsed_min desc nulls last, r.avisitn desc
+            ) as k
+        from records as r
+        inner join visits as v on v.visit = r.avisit
+        where r.pre_infusion and r.anl02fl = 'Y' and r.predose is distinct from 'N'
+    ) as r
+    where r.k = 1
 ),
 
 -- A4
@@ -204,7 +272,7 @@ baseline_candidates as (
     cross join study as st
     where st.baseline_rule = 'last_on_or_before_day0'
         and r.aval is not null and r.ady <= 0 and r.dtype is distinct from 'AVERAGE'
-        and r.predose is distinct from 'N'
+        and r.predose is distinct from 'N' and r.infno is null
 ),
 
 -- A4: a change scale (CGI-I) rates change itself and has no baseline
@@ -213,14 +281,15 @@ no_baseline as (
 ),
 
 baseline as (
-    select r.usubjid, r.paramcd, r.avisit, r.ady, r.dtype, r._source_file, r._source_row, r.aval as base
+    select r.usubjid, r.paramcd, r.avisit, r.ady, r.dtype, r._source_file, r._source_row, r.aval as base,
+        r.dsmdxfl as base_dsmdxfl
     from records as r
     cross join study as st
     where st.baseline_rule = 'visit' and r.avisit = st.baseline_visit and r.anl01fl = 'Y'
         and r.predose is distinct from 'N'
         and r.paramcd not in (select paramcd from no_baseline)
     union all
-    select usubjid, paramcd, avisit, ady, dtype, _source_file, _source_row, aval as base
+    select usubjid, paramcd, avisit, ady, dtype, _source_file, _source_row, aval as base, dsmdxfl as base_dsmdxfl
     from baseline_candidates
     where latest = 1 and paramcd not in (select paramcd from no_baseline)
 ),
@@ -228,9 +297,20 @@ baseline as (
 flagged as (
     select
         r.*,
-        b.base,
+        case when r.infno is null then b.base else ib.ibase end as base,
+        case when r.infno is not null then 'PRE-INFUSION' end as basetype,
+        b.base_dsmdxfl,
         b.ady as base_ady,
         case
+            when r.infno is not null then
+                case
+                    when ib.usubjid is not null
+                        and r.avisit = ib.avisit
+                        and r.dtype is not distinct from ib.dtype
+                        and r._source_file is not distinct from ib._source_file
+                        and r._source_row is not distinct from ib._source_row
+                        then 'Y'
+                end
             when b.usubjid is not null
                 and r.avisit = b.avisit
                 and r.ady is not distinct from b.ady
@@ -242,16 +322,19 @@ flagged as (
         bv.avisitn as baseline_avisitn
     from records as r
     left join baseline as b on b.usubjid = r.usubjid and b.paramcd = r.paramcd
+    left join infusion_baseline as ib on ib.usubjid = r.usubjid and ib.paramcd = r.paramcd and ib.infno = r.infno
     cross join (select v.avisitn from visits as v inner join study as st on st.baseline_visit = v.visit) as bv
 ),
 
 with_base as (
     select
         f.* exclude (base_ady, baseline_avisitn),
-        f.avisitn > f.baseline_avisitn
+        f.infno is null
+            and f.avisitn > f.baseline_avisitn
             and f.ablfl is null
             and (st.baseline_rule = 'visit' or f.base_ady is null or f.ady is null or f.ady >= f.base_ady)
-            as post_baseline
+            as post_baseline,
+        f.infno is not null and not f.pre_infusion as post_infusion
     from flagged as f
     cross join study as st
 ),
@@ -260,15 +343,17 @@ with_base as (
 derived as (
     select
         w.*,
-        case when w.post_baseline then w.aval - w.base end as chg,
-        case when w.post_baseline and w.base <> 0 then 100 * (w.aval - w.base) / w.base end as pchg,
+        case when w.post_baseline or w.post_infusion then w.aval - w.base end as chg,
+        case when (w.post_baseline or w.post_infusion) and w.base <> 0 then 100 * (w.aval - w.base) / w.base end as pchg,
         sr.response_pct,
         sr.remission_op,
         sr.remission_value,
         sr.response_values,
-        w.post_baseline and w.aval is not null and (w.base is not null or sr.change_scale) as evaluable
+        w.post_baseline and w.aval is not null and (w.base is not null or sr.change_scale) as evaluable,
+        dr.rule_label as dx_rule_label
     from with_base as w
     inner join score_rules as sr on sr.paramcd = w.paramcd
+    left join dx_rules as dr on dr.paramcd = w.paramcd
 ),
 
 final as (
@@ -283,16 +368,18 @@ final as (
         d.parcat1,
         d.avisit,
         d.avisitn,
-        v.infusion as infno,
+        d.infno,
         v.timepoint as atpt,
         v.elapsed_min as atptn,
         d.ady,
         d.aval,
         d.base,
+        d.basetype,
         d.chg,
         d.pchg,
         d.ablfl,
         d.anl01fl,
+        d.anl02fl,
         d.n_items,
         d.n_items_missing,
         d.dtype,
@@ -322,8 +409,17 @@ final as (
             when d.remission_op = '>=' and d.aval >= d.remission_value then 'Y'
             else 'N'
         end as crit2fl,
+        case when d.dx_rule_label is not null then
+            d.dx_rule_label || ' met at baseline, not met at the visit'
+        end as crit3,
+        case
+            when d.dx_rule_label is null or not d.post_baseline then null
+            when d.base_dsmdxfl = 'Y' and d.dsmdxfl = 'N' then 'Y'
+            when d.base_dsmdxfl = 'Y' and d.dsmdxfl = 'Y' then 'N'
+        end as crit3fl,
         d.sxcritfl,
         d.dxcutfl,
+        d.dsmdxfl,
         d.source,
         d._source_file,
         d._source_row

@@ -14,23 +14,26 @@
 --      at the manifest's primary visit (an ANL01FL record), else 'N'. PRIMARY_BASE is the
 --      subject's baseline value of the same parameter.
 --   L5 Population flags (ADaM IG): FASFL = 'Y' when randomized with a baseline and at least one
---      post-baseline value of the completer parameter (the MMRM's full analysis set); SAFFL =
---      'Y' when the subject has any post-baseline assessment of any instrument (evidence that the
---      first dose was given: the assessments follow the first infusion; without exposure data this
---      is the closest the data allow), else 'N'; PPROTFL = 'Y' when FASFL = 'Y' and the subject
---      completed the primary visit (COMPLFL) - no protocol-deviation data, so per protocol means
---      completers. TRT01A = TRT01P for SAFFL = 'Y' subjects (no exposure data record a different
+--      post-baseline value of the completer parameter (the MMRM's full analysis set); PPROTFL = 'Y'
+--      when FASFL = 'Y' and the subject completed the primary visit (COMPLFL) - no protocol-deviation
+--      data, so per protocol means completers.
+--      SAFFL (safety population: randomized and received any study treatment): when the study has
+--      exposure data (EX, analysis.adex has rows) 'Y' when the subject received at least one
+--      infusion (any dose), else 'N' - a subject rated after baseline but without an EX record is
+--      'N'; without exposure data, 'Y' when the subject has any post-baseline assessment of any
+--      instrument (the assessments follow the first infusion: the closest evidence of a dose the
+--      data allow), else 'N'. TRT01A = TRT01P when SAFFL = 'Y' (no exposure data record a different
 --      treatment; blinded single-site trials dose as randomized), NULL otherwise.
---   L6 Disposition: DCSREAS as given by the randomization source (columns.discontinuation_reason);
---      EOSSTT = 'DISCONTINUED' with a reason, 'COMPLETED' without one when COMPLFL = 'Y', else NULL.
+--   L6 Disposition from the randomization source (a study without DS data): DCSREAS as given
+--      (columns.discontinuation_reason); EOSSTT = 'DISCONTINUED' with a reason, 'COMPLETED' without
+--      one when COMPLFL = 'Y', else NULL.
 --   L4 Baseline covariates are kept as received: site, sex, age (years, numeric when given as a
 --      number), age_band, race, ethnicity; other declared covariates stay in one JSON object
 --      (covariates) because their names differ between studies.
---   L5 Exposure (when the study has EX data): TRTSDY / TRTEDY are the study days of the first and last
+--   L7 Exposure (when the study has EX data): TRTSDY / TRTEDY are the study days of the first and last
 --      infusion (ADEX; study days, not dates - the warehouse holds no calendar dates), NINF the number
---      of infusions received; SAFFL = 'Y' when the subject received at least one infusion, 'N' when
---      the study has exposure data and the subject none, NULL when the study has no exposure data.
---   L6 Disposition (when the study has DS data): the subject's last disposition event (DSCAT
+--      of infusions received (SAFFL from them: L5).
+--   L8 Disposition (when the study has DS data; it wins over L6): the subject's last disposition event (DSCAT
 --      DISPOSITION EVENT or no category; latest study day, then the last file row). EOSSTT =
 --      'COMPLETED' when its DSDECOD is COMPLETED, else 'DISCONTINUED' with DCSREAS = DSDECOD (e.g.
 --      PHYSICIAN DECISION, ADVERSE EVENT) and DCSREASP = DSTERM as received; EOSSTT NULL without a
@@ -96,7 +99,7 @@ baselines as (
     select q.usubjid, q.base
     from adqs as q
     cross join completer_parameter as cp
-    where q.paramcd = cp.paramcd and q.ablfl = 'Y'
+    where q.paramcd = cp.paramcd and q.ablfl = 'Y' and q.infno is null
 ),
 
 exposure as (
@@ -137,8 +140,12 @@ final as (
             when s.arm is not null and d.usubjid is not null then 'Y' else 'N'
         end as saffl,
         case when s.arm is not null and f.usubjid is not null and c.usubjid is not null then 'Y' else 'N' end as pprotfl,
-        case when d.usubjid is not null then s.arm end as trt01a,
-        -- L6: the DS disposition event when the study has one for the subject, else the randomization source
+        -- L5: TRT01A follows SAFFL (exposure when the study has EX data)
+        case
+            when (select yes from has_exposure) then (case when x.usubjid is not null then s.arm end)
+            when d.usubjid is not null then s.arm
+        end as trt01a,
+        -- L8 / L6: the DS disposition event when the study has one for the subject, else the randomization source
         case
             when ds.dsdecod = 'COMPLETED' then 'COMPLETED'
             when ds.dsdecod is not null then 'DISCONTINUED'

@@ -1,6 +1,7 @@
 -- analysis.scores: every score (total, DSM-5 cluster, dissociation) of every assessment, from its items.
 -- Grain: one row per subject x instrument x visit x study day (an assessment) x score (PARAMCD).
--- Inputs: staging.item_responses, staging.reported_totals, ref.scores, ref.symptom_rules, ref.study.
+-- Inputs: staging.item_responses, staging.reported_totals, ref.scores, ref.symptom_rules,
+--   ref.diagnosis_criteria, ref.study.
 -- Rules, in words (the scores and their items are data: ref.scores, from pipelines/instruments/*.yaml):
 --   S1 An assessment is one subject, instrument, visit and study day. Several source rows may make it
 --      up (long layouts: one row per item); an item received twice with the same value counts once
@@ -42,6 +43,18 @@
 --      dxcutfl - the score is at or above the instrument's cut-off (ref.scores.cutoff_value: the
 --        definition's diagnosis.cutoff, or the manifest's analysis.cutoffs; PCL-5 33): 'Y'/'N', NULL
 --        when the score is missing.
+--   S8 dsmdxfl - the instrument's diagnostic rule (ref.diagnosis_criteria, the definition's
+--      diagnosis.rule; CAPS-5: DSM-5 PTSD), on the records of the rule's score (the total) only:
+--      each criterion is met when at least min_count of its items are rated >= min_value (CAPS-5,
+--      Weathers et al. 2018: B >= 1 of items 1-5 at severity >= 2, C >= 1 of 6-7, D >= 2 of 8-14,
+--      E >= 2 of 15-20, F item 22 duration > 1 month = 1 (yes), G >= 1 of items 23-25 (distress,
+--      social, occupational impairment) at >= 2; criterion A is not re-rated: the index trauma is
+--      established at screening). 'Y' when every criterion is met on the answered items, 'N' when a
+--      criterion could not be met even if every missing item of it counted, NULL when missing items
+--      decide it. Only assessments with at least one of the rule's required items answered (CAPS-5:
+--      22-25) get a flag; a severity-only administration (items 1-20) has dsmdxfl NULL. The rule's
+--      items are never part of a score unless a score lists them (CAPS-5 21-25 are in none: they
+--      never enter the 0-80 total or the cluster sums).
 with
 
 responses as (
@@ -62,6 +75,10 @@ symptom_rules as (
 
 study as (
     select * from ref.study
+),
+
+diagnosis_criteria as (
+    select * from ref.diagnosis_criteria
 ),
 
 -- S1: one value per assessment x item
@@ -235,6 +252,48 @@ symptom_flags as (
     group by all
 ),
 
+-- S8: the diagnostic rule's criteria per assessment
+dx_sizes as (
+    select instrument_id, criterion, any_value(paramcd) as paramcd, any_value(min_count) as min_count, count(*) as n_c
+    from diagnosis_criteria
+    where criterion is not null
+    group by all
+),
+
+dx_answers as (
+    select
+        a.usubjid, a.instrument_id, a.visit, a.study_day, d.criterion,
+        count(a.value) as answered_c,
+        count(*) filter (where a.value >= d.min_value) as met_c
+    from assessment_items as a
+    inner join diagnosis_criteria as d
+        on d.instrument_id = a.instrument_id and d.item = a.item and d.criterion is not null
+    where a.value is not null
+    group by all
+),
+
+dx_assessments as (
+    select distinct a.usubjid, a.instrument_id, a.visit, a.study_day
+    from assessment_items as a
+    inner join diagnosis_criteria as d on d.instrument_id = a.instrument_id and d.item = a.item and d.requires
+    where a.value is not null
+),
+
+dx_flags as (
+    select
+        x.usubjid, x.instrument_id, x.visit, x.study_day, any_value(s.paramcd) as paramcd,
+        case
+            when bool_and(coalesce(c.met_c, 0) >= s.min_count) then 'Y'
+            when bool_or(coalesce(c.met_c, 0) + s.n_c - coalesce(c.answered_c, 0) < s.min_count) then 'N'
+        end as dsmdxfl
+    from dx_assessments as x
+    inner join dx_sizes as s on s.instrument_id = x.instrument_id
+    left join dx_answers as c
+        on c.usubjid = x.usubjid and c.instrument_id = x.instrument_id and c.visit = x.visit
+        and c.study_day = x.study_day and c.criterion = s.criterion
+    group by x.usubjid, x.instrument_id, x.visit, x.study_day
+),
+
 scored as (
     select
         a.*,
@@ -312,6 +371,7 @@ final as (
             when v.aval >= v.cutoff_value then 'Y'
             else 'N'
         end as dxcutfl,
+        x.dsmdxfl,
         v.source,
         v._source_file,
         v._source_row,
@@ -321,6 +381,9 @@ final as (
     left join symptom_flags as f
         on f.usubjid = v.usubjid and f.instrument_id = v.instrument_id and f.visit = v.visit
         and f.study_day = v.study_day
+    left join dx_flags as x
+        on x.usubjid = v.usubjid and x.instrument_id = v.instrument_id and x.visit = v.visit
+        and x.study_day = v.study_day and x.paramcd = v.paramcd
 )
 
 select * from final

@@ -59,3 +59,45 @@ def test_completer_parameter_is_the_manifest_primary_parameter():
         .run("analysis.scores", "analysis.adqs", "analysis.adex", "analysis.adsl")
     )
     assert rows(con, "select complfl, primary_paramcd from analysis.adsl") == [("N", "MADRSTOT")]
+
+
+def test_saffl_and_trt01a_come_from_exposure_when_the_study_has_ex_data():
+    from pipelines.core import sql
+
+    given = (
+        Given(manifest_text())
+        .subject("S1", "KET").subject("S2", "MID").subject("S3", "KET")
+        .assessment("S1", "caps5", "BL", 0, CAPS_30).assessment("S1", "caps5", "W2", 14, CAPS_10)  # dosed, rated
+        .assessment("S2", "caps5", "BL", 0, CAPS_30).assessment("S2", "caps5", "W1", 7, CAPS_10)   # rated, no EX
+        .assessment("S3", "caps5", "BL", 0, CAPS_30)                                                # dosed, not rated after
+    )
+    con = given.run()
+    for row, subj in enumerate(("S1", "S1", "S3"), start=2):
+        con.execute(
+            "insert into staging.ex_rows (study_id, source, _source_file, _source_row, usubjid, extrt, exdose, exdosu, "
+            "exstdy, exendy, status) values ('T1', 'ex', 'ex.csv', ?, ?, 'KETAMINE', 0.5, 'mg/kg', ?, ?, 'accepted')",
+            [row, subj, row * 2, row * 2],
+        )
+    for model in ("analysis.scores", "analysis.adqs", "analysis.adex", "analysis.adsl"):
+        sql.run_model(con, model)
+    # L5 with EX data: SAFFL = any infusion received (S2 was rated after baseline but has no EX record);
+    # TRT01A follows SAFFL; NINF counts the infusions
+    assert rows(con, "select usubjid, saffl, trt01a, ninf from analysis.adsl order by 1") == [
+        ("S1", "Y", "KET", 2),
+        ("S2", "N", None, None),
+        ("S3", "Y", "KET", 1),
+    ]
+
+
+def test_saffl_without_exposure_data_is_any_post_baseline_assessment():
+    con = (
+        Given(manifest_text())
+        .subject("S1", "KET").subject("S2", "MID").subject("S3", "KET")
+        .assessment("S1", "caps5", "BL", 0, CAPS_30).assessment("S1", "caps5", "W2", 14, CAPS_10)
+        .assessment("S2", "caps5", "BL", 0, CAPS_30).assessment("S2", "caps5", "W1", 7, CAPS_10)
+        .assessment("S3", "caps5", "BL", 0, CAPS_30)
+        .run("analysis.scores", "analysis.adqs", "analysis.adex", "analysis.adsl")
+    )
+    assert rows(con, "select usubjid, saffl, trt01a from analysis.adsl order by 1") == [
+        ("S1", "Y", "KET"), ("S2", "Y", "MID"), ("S3", "N", None),
+    ]

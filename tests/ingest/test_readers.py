@@ -130,7 +130,8 @@ def test_nda_madrs01_download_layout_maps_named_elements_in_scale_order(tmp_path
 def test_nda_ptsd_dsm501_past_week_set(tmp_path):
     from pipelines.instruments import load_instruments
 
-    week = load_instruments()["caps5"].formats.nda.item_sets["past_week"]
+    # the 20 symptom items and dissociation 29-30 (the set's diagnostic elements for 21-25 are not in this file)
+    week = load_instruments()["caps5"].formats.nda.item_sets["past_week"][:22]
     header = ["subjectkey", "src_subject_id", "interview_age", "sex", "visit", *week, "total_sev_v2"]
     vals = [str(i % 5) for i in range(1, 21)] + ["1", "2"]  # items 1..20 then dissociation 29, 30
     row = ["NDAR_INVAA11BB22", "S9", "400", "F", "week 1", *vals, str(sum(int(v) for v in vals[:20]))]

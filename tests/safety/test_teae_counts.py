@@ -63,7 +63,7 @@ def teae(tmp_path_factory):
             ((u, d), f) for u, d, f in con.execute("select usubjid, astdy, trtemfl from analysis.adae").fetchall()
         )
         table = teae_by_soc_pt(con, "TEAE1")
-    return flags, table
+    return flags, table, db
 
 
 def _cell(table, level, arm, soc=None, pt=None):
@@ -76,7 +76,7 @@ def _cell(table, level, arm, soc=None, pt=None):
 
 
 def test_treatment_emergent_flag(teae):
-    flags, _ = teae
+    flags, _, _ = teae
     assert flags[("K1", -2)] == "N"  # onset before the first dose
     assert flags[("K1", 0)] == "Y"  # onset on the day of the first dose
     assert flags[("M2", 1)] == "N" and flags[("M2", 3)] == "Y"  # the subject's own first dose (day 3)
@@ -84,7 +84,7 @@ def test_treatment_emergent_flag(teae):
 
 
 def test_teae_counts_by_soc_and_pt(teae):
-    _, t = teae
+    _, t, _ = teae
     # safety population: KET K1, K2 (N = 2); MID M1, M2 (N = 2; M3 never dosed)
     assert _cell(t, "ANY", "KET") == (2, 2, 100.0, 4)  # K1 x3 TEAEs, K2 x1
     assert _cell(t, "ANY", "MID") == (2, 2, 100.0, 2)
@@ -98,3 +98,24 @@ def test_teae_counts_by_soc_and_pt(teae):
     assert _cell(t, "PT", "MID", NS, "Headache") == (1, 2, 50.0, 1)  # M2's and M3's headaches are not TEAEs
     assert _cell(t, "PT", "MID", NS, "Somnolence") == (1, 2, 50.0, 1)
     assert _cell(t, "SOC", "MID", GI) == (0, 2, 0.0, 0)
+
+
+def test_report_safety_section_counts_match_hand_counts(teae):
+    """The HTML study report's safety section (pipelines/report/safety.py) on the same files. By hand:
+    safety N = 2 per arm (M3 never dosed); every dosed subject has a TEAE (K1 headache/dizziness, K2
+    nausea, M1 headache, M2 somnolence); none severe or serious; the most frequent preferred term is
+    Headache (K1, M1: 1/2 per arm), then Dizziness, Nausea, Somnolence (1 subject each, by name)."""
+    from pipelines.report.data import load_study
+    from pipelines.report.safety import safety_section
+
+    db = teae[2]
+    with warehouse.connect(db, read_only=True) as con:
+        section = safety_section(con, load_study(con, "TEAE1", None))
+    assert section is not None and section["durability"] is None and section["peaks"] is None
+    rows = {r["label"]: r["cells"] for r in section["teae"]["rows"]}
+    assert rows["Participants with at least one TEAE"] == {"KET": "2/2 (100.0%)", "MID": "2/2 (100.0%)"}
+    assert rows["Participants with a severe TEAE"] == {"KET": "0/2 (0.0%)", "MID": "0/2 (0.0%)"}
+    assert rows["Participants with a serious TEAE"] == {"KET": "0/2 (0.0%)", "MID": "0/2 (0.0%)"}
+    assert [r["label"] for r in section["teae"]["rows"][3:]] == ["Headache", "Dizziness", "Nausea", "Somnolence"]
+    assert rows["Headache"] == {"KET": "1/2 (50.0%)", "MID": "1/2 (50.0%)"}
+    assert rows["Somnolence"] == {"KET": "0/2 (0.0%)", "MID": "1/2 (50.0%)"}

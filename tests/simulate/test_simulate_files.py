@@ -140,6 +140,9 @@ def test_nda_layouts(studies):
         *NDA_COMMON,
         "visit",
         *INST["caps5"].formats.nda.item_sets["past_week"][:20],
+        # CAPS-5 items 21-25 (delayed onset, duration > 1 month, G distress / social / occupational,
+        # past week): ptsd_dsm501 elements capsptsd51, caps_criteriafduration, capsptsd58, capsptsd61, capsptsd66
+        "capsptsd51", "caps_criteriafduration", "capsptsd58", "capsptsd61", "capsptsd66",
         "total_sev_v2",
     ]
     assert rows[1][0] == "The NDAR Global Unique Identifier (GUID) for research subject"
@@ -155,12 +158,17 @@ def test_nda_values_ranges_totals_and_missing_codes(studies, name):
     for file, code in missing.items():
         header, rows = _nda_rows(studies[name] / "nda" / file)
         lo, hi = ITEM_RANGE[key_of[file]]
-        items = slice(6, len(header) - 1)
+        # the scored items; CAPS-5 items 21-25 follow its 20 symptom items and are in no total
+        n_scored = 20 if file != "madrs01.csv" else 10
+        items = slice(6, 6 + n_scored)
         for r in rows:
             vals = r[items]
             n_missing += sum(v == code for v in vals)
             answered = [int(v) for v in vals if v != code]
             assert all(lo <= v <= hi for v in answered)
+            if file == "ptsd_dsm501.txt":
+                onset, duration, *g = r[6 + n_scored : len(header) - 1]
+                assert {onset, duration} <= {"0", "1", code} and all(x == code or 0 <= int(x) <= 4 for x in g)
             if len(answered) == len(vals):
                 assert int(r[-1]) == sum(answered)
             else:
@@ -233,9 +241,11 @@ def test_sdtm_xpt_layout(studies):
             lo, hi = ITEM_RANGE[key]
             items = sub[sub[f"{prefix}DRVFL"] != "Y"]
             n_items = len(INST[key].core_items)
+            extra = range(21, 26) if key == "caps5" else ()  # CAPS-5 items 21-25, in no total
             assert set(items[f"{prefix}TESTCD"]) == {
-                sd.testcd_pattern.format(n=n) for n in range(1, n_items + 1)
+                sd.testcd_pattern.format(n=n) for n in [*range(1, n_items + 1), *extra]
             }
+            items = items[~items[f"{prefix}TESTCD"].isin([sd.testcd_pattern.format(n=n) for n in extra])]
             assert items[f"{prefix}STRESN"].between(lo, hi).all()
             assert (items[f"{prefix}STRESN"] % 1 == 0).all()
             totals = sub[sub[f"{prefix}DRVFL"] == "Y"]
@@ -252,7 +262,8 @@ def test_sdtm_missing_items_are_not_done_records(studies):
     nd = df[df["RSSTAT"] == "NOT DONE"]
     assert len(nd) > 0
     assert nd["RSSTRESN"].isna().all() and (nd["RSORRES"] == "").all() and (nd["RSSTRESC"] == "").all()
-    # no derived total for an administration with a missing item
+    # no derived total for an administration with a missing scored item (CAPS-5 21-25 are in no total)
+    nd = nd[~nd["RSTESTCD"].isin([f"CAPS5{n}" for n in range(21, 26)])]
     incomplete = set(zip(nd["USUBJID"], nd["VISITNUM"], nd["RSCAT"], strict=True))
     tot = df[df["RSDRVFL"] == "Y"]
     assert not incomplete & set(zip(tot["USUBJID"], tot["VISITNUM"], tot["RSCAT"], strict=True))

@@ -44,9 +44,13 @@ FOLLOW_UP_ATTRITION = 0.05  # assumption in trial.py: share of week-2 completers
 # Re-recorded deliberately (same recipe) for issue 12 on branch fidelity: the simulator was recalibrated
 # (Feder's 67 % responders over all randomized with NRI, an inclusion severity floor) and
 # randomization.csv gained age and dcsreas; every item file and study.yaml changed by design.
+# Re-recorded deliberately (same recipe) for issue 12 item 6 on branch diagnosis: the CAPS-5 file of
+# each set (caps5_redcap.csv, nda/ptsd_dsm501.txt, sdtm/rs.xpt) gained items 21-25 (onset, duration,
+# distress, social and occupational impairment) from a stream of their own; every other file's
+# hash is unchanged, which is the check that no other draw moved.
 RECORDED_ON_MAIN = {
     ("wide",): {
-        "caps5_redcap.csv": "a76b1a9371ce0a793da36fd14ab0ed921a6353d934e6b2da81bb297823ac91c4",
+        "caps5_redcap.csv": "057aabc70222ea20d82d13e477e4a1ba664bc3b0358afb803a0ef5201de736e8",
         "madrs_redcap.csv": "ac77c6f109fb4f088dfd29cf929e99dc4cb3cc8b8308386c154074a35d2100a1",
         "pcl5_redcap.csv": "614286eff870a2d58af0e38b91e08d7449f46abf4467afc406b7e00619695482",
         "randomization.csv": "4136ffa0c273090df86b5f60cd9068fe72fd39683da8a3dca39e54ee6315dde8",
@@ -55,18 +59,18 @@ RECORDED_ON_MAIN = {
     ("nda",): {
         "nda/madrs01.csv": "7e60a9db8a33b1d78639bfd8682843af8e0a9bbf302814dd1bce7ceff382cfed",
         "nda/pcl501.csv": "5c337426cfe3482ff99d0e8c5180ba356fd76b1fadc97d9b5b92c830856ee8c4",
-        "nda/ptsd_dsm501.txt": "74153d668bd7a8dcb2ff80baf0d1c7b058cfd268e6d04e547f3f7db6ead074b7",
+        "nda/ptsd_dsm501.txt": "8884f373114a6c0cb375427e23dab9caa8a52fbb71f100fd4c0582c6485822ef",
         "randomization.csv": "4136ffa0c273090df86b5f60cd9068fe72fd39683da8a3dca39e54ee6315dde8",
         "study.yaml": "a1565f9f23ea0f72eb8ba4131e3c4ddd7bbac43a64a081e9c479dcfdbb73401e",
     },
     ("sdtm",): {
         "sdtm/dm.xpt": "cfc8b07623411061e0a680e8ba34e062af15a18f78b70f474949d0e477395d97",
         "sdtm/qs.xpt": "72e5a8b89a16cda8bbad4b4fb5167cd68243e4ab4eb8eec4478c41ae391777ed",
-        "sdtm/rs.xpt": "ae42c262a916c86f8fde75cd41b475688759b82855200765e77b02e555ff48d0",
+        "sdtm/rs.xpt": "422bdad9d52dd912474b67961de21decf7361344aa82cd655ae33ef831ae6f79",
         "study.yaml": "3ca53a9473449d35d4f50aa2fcc35b9276166b8c9b050fbe306b37bf2d45f035",
     },
     ALL: {
-        "nda/ptsd_dsm501.txt": "74153d668bd7a8dcb2ff80baf0d1c7b058cfd268e6d04e547f3f7db6ead074b7",
+        "nda/ptsd_dsm501.txt": "8884f373114a6c0cb375427e23dab9caa8a52fbb71f100fd4c0582c6485822ef",
         "pcl5_redcap.csv": "614286eff870a2d58af0e38b91e08d7449f46abf4467afc406b7e00619695482",
         "randomization.csv": "4136ffa0c273090df86b5f60cd9068fe72fd39683da8a3dca39e54ee6315dde8",
         "sdtm/rs.xpt": "44b5e6b01153f1adc2814fc78d4ee4ba0dceb034b90511c8d118c6d34ad00ea4",

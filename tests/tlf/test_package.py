@@ -199,6 +199,24 @@ def test_define_xml_lists_every_dataset_and_variable_written(safety_package):
     assert re.match(r"^[A-Z]", next(iter(pcd)))
 
 
+def test_define_xml_is_valid_against_the_cdisc_define_2_1_schema(safety_package, tmp_path):
+    """CDISC's own XML Schema for Define-XML 2.1 (define2-1-0.xsd with ODM 1.3.2, as shipped in
+    odmlib, a CDISC-maintained library) validates the document; a document with one wrong data type
+    and one unknown attribute is rejected, so the check is live."""
+    odmlib = pytest.importorskip("odmlib", reason="the dev dependency group carries odmlib (CDISC schemas)")
+    xmlschema = pytest.importorskip("xmlschema")
+    from pathlib import Path
+
+    schema = xmlschema.XMLSchema(str(Path(odmlib.__file__).parent / "schemas" / "define" / "2.1" / "define2-1-0.xsd"))
+    errors = [f"{e.path}: {e.reason}" for e in schema.iter_errors(str(safety_package.define))]
+    assert errors == []
+    text = safety_package.define.read_text(encoding="utf-8")
+    broken = tmp_path / "define.xml"
+    broken.write_text(text.replace('DataType="text"', 'DataType="txt"', 1).replace("<ItemDef ", '<ItemDef Colour="red" ', 1),
+                      encoding="utf-8")
+    assert len(list(schema.iter_errors(str(broken)))) >= 2
+
+
 def test_sensitivity_table_shows_stored_estimand_analyses_at_the_primary_visit(tlf_studies, tmp_path):
     from pipelines.tlf.builders import BUILDERS, Context, TableOut
     from pipelines.report.data import load_study
@@ -241,3 +259,19 @@ def test_responder_estimands_table_shows_composite_first(tlf_studies, tmp_path):
     assert out.rows[0][2:8] == ["Composite (primary)", "CAPS-5 total reduction from baseline \u2265 30%", "10/15 (66.7%)", "3/15 (20.0%)", "46.7 (13.0, 74.0)", "0.025"]
     assert out.rows[1][2] == "Observed" and out.rows[1][4] == "10/14 (71.4%)"
     assert out.notes == ["E1 CAPS5TOT composite: separation"]
+
+
+def test_submitted_avisit_is_the_visit_label_and_the_warehouse_keeps_the_id(safety_package, tlf_studies):
+    # ADaM IG: AVISIT describes the visit (the study.yaml labels the simulator writes), AVISITN numbers it
+    ds = next(d for d in safety_package.datasets if d.name == "ADQS")
+    pairs = set(ds.frame.select("AVISITN", "AVISIT").unique().iter_rows())
+    assert {"Baseline", "Day 1 (24 h after infusion 1)", "Week 1", "Week 2"} <= {v for _, v in pairs}
+    assert len(pairs) == len({n for n, _ in pairs})  # one label per AVISITN
+    assert not {v for _, v in pairs} & {"BL", "D1", "W1", "W2"}
+    with duckdb.connect(str(tlf_studies["safety"]), read_only=True) as con:
+        ids = {r[0] for r in con.execute("select distinct avisit from analysis.adqs").fetchall()}
+    assert {"BL", "D1", "W1", "W2"} <= ids
+    # Define-XML: the AVISITN codelist decodes to the same labels, AVISIT's codelist lists them
+    mdv = ET.parse(safety_package.define).getroot().find(f"{ODM}Study/{ODM}MetaDataVersion")
+    cls = {c.get("OID"): c for c in mdv.findall(f"{ODM}CodeList")}
+    assert "Week 2" in [e.get("CodedValue") for e in cls["CL.ADQS.AVISIT"]]

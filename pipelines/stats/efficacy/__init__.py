@@ -80,6 +80,7 @@ from scipy import stats
 from pipelines.instruments import load_instruments, parameter_order
 from pipelines.stats import multiplicity, responders
 from pipelines.stats.efficacy import missing, schema
+from pipelines.stats.tables import ResultTables
 from pipelines.stats.efficacy.fits import (
     FallbackFit,
     REFit,
@@ -99,23 +100,13 @@ PRORATED = "mmrm_prorated"
 
 
 @dataclass
-class EfficacyResults:
+class EfficacyResults(ResultTables):
     model_fits: pl.DataFrame
     lsmeans: pl.DataFrame
     treatment_effects: pl.DataFrame
     responders: pl.DataFrame
     missing_items: pl.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
-
-    def tables(self) -> dict[str, pl.DataFrame]:
-        """``results.<name>`` -> frame, for writing to the warehouse."""
-        return {
-            "results.model_fits": self.model_fits,
-            "results.lsmeans": self.lsmeans,
-            "results.treatment_effects": self.treatment_effects,
-            "results.responders": self.responders,
-            **({"results.missing_items": self.missing_items} if self.missing_items is not None else {}),
-        }
 
 
 # ------------------------------------------------------------------------------ effect sizes
@@ -146,7 +137,7 @@ def _load(con: duckdb.DuckDBPyConnection, study_id: str) -> tuple[pl.DataFrame, 
     adqs = con.execute(
         """
         select usubjid, trtp, paramcd, avisit, avisitn, ady, aval, base, chg, ablfl, anl01fl,
-               crit1, crit1fl, crit2, crit2fl
+               crit1, crit1fl, crit2, crit2fl, crit3, crit3fl, infno
         from analysis.adqs
         where study_id = ?
         """,
@@ -226,7 +217,9 @@ class _Run:
         if self.covariate_frame is not None:
             self.rows = self.rows.join(self.covariate_frame, on="usubjid", how="left")
         present = set(self.rows.get_column("paramcd").unique().to_list())
-        valued = self.adqs.filter(pl.col("aval").is_not_null())
+        # time-point records of an infusion (INFNO; CADSS/BPRS around each dose) are safety data, analysed per
+        # infusion: a parameter rated only there is not an efficacy parameter without a change
+        valued = self.adqs.filter(pl.col("aval").is_not_null() & pl.col("infno").is_null())
         with_values = set(valued.get_column("paramcd").unique().to_list())
         for p in _parameter_order(with_values - present):
             self.notes.append(f"{p}: values but no post-baseline change from baseline; not analysed")
@@ -288,9 +281,19 @@ class _Run:
     def _baseline_sd(self, paramcd: str) -> float | None:
         bl = self.adqs.filter(
             (pl.col("paramcd") == paramcd) & (pl.col("ablfl") == "Y") & pl.col("aval").is_not_null()
+            & pl.col("infno").is_null()  # the study baseline, not a per-infusion one
         )
         by_arm = {a: bl.filter(pl.col("trtp") == a).get_column("aval").to_numpy() for a in self.arms}
         return pooled_baseline_sd(by_arm)
+
+    def _fit_stats(self, res, data: pl.DataFrame) -> dict:
+        """A model_fits row's fit statistics from a fit result (``res``), or, without one, the
+        model's df method and the counts of ``data``."""
+        if res is None:
+            return {"df_method": self.a.model.df_method, "n_subjects": data.get_column("usubjid").n_unique(),
+                    "n_obs": data.height}
+        return {"df_method": res.df_method, "neg2_loglik": res.neg2_loglik, "aic": res.aic, "bic": res.bic,
+                "n_subjects": res.n_subjects_used, "n_obs": res.n_obs}
 
     def _not_fitted(self, paramcd, model, covariance, reason, data, estimation, df_method):
         self.fits.append(
@@ -375,13 +378,8 @@ class _Run:
                 model=model,
                 covariance=rep.covariance,
                 estimation=estimation,
-                df_method=res.df_method if res is not None else self.a.model.df_method,
                 converged=fit.used is not None,
-                neg2_loglik=res.neg2_loglik if res is not None else None,
-                aic=res.aic if res is not None else None,
-                bic=res.bic if res is not None else None,
-                n_subjects=res.n_subjects_used if res is not None else data.get_column("usubjid").n_unique(),
-                n_obs=res.n_obs if res is not None else data.height,
+                **self._fit_stats(res, data),
                 warnings=_join(warn),
                 formula=rep.formula,
                 fallback_from=", ".join(a.covariance for a in failed) or None,
@@ -479,13 +477,8 @@ class _Run:
                 model=fit.kind,
                 covariance=covariance,
                 estimation=estimation,
-                df_method=res.df_method if res is not None else self.a.model.df_method,
                 converged=fit.converged,
-                neg2_loglik=res.neg2_loglik if res is not None else None,
-                aic=res.aic if res is not None else None,
-                bic=res.bic if res is not None else None,
-                n_subjects=res.n_subjects_used if res is not None else data.get_column("usubjid").n_unique(),
-                n_obs=res.n_obs if res is not None else data.height,
+                **self._fit_stats(res, data),
                 warnings=_join(warn),
                 formula=fit.formula,
                 n_attempts=1,
@@ -675,7 +668,7 @@ class _Run:
             data = data.join(self.covariate_frame, on="usubjid", how="left")
         present = set(data.get_column("avisit").to_list())
         visits = [v for v in self.post_visits if v in present]
-        bl_vals = frame.filter((pl.col("ablfl") == "Y") & pl.col("aval").is_not_null())
+        bl_vals = frame.filter((pl.col("ablfl") == "Y") & pl.col("aval").is_not_null() & pl.col("infno").is_null())
         sd = pooled_baseline_sd(
             {a: bl_vals.filter(pl.col("trtp") == a).get_column("aval").to_numpy() for a in self.arms}
         )

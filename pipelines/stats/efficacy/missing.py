@@ -3,7 +3,9 @@
 M1 ``results.missing_items``: per instrument total x arm x visit, from ADQS: subjects assessed (any
    record of the total at the visit), scored (a record with AVAL), lost (assessed, no AVAL, and a
    record with missing items - the score was lost to missing items under analysis.missing_items),
-   prorated (a valued record with AVALMETH PRORATED), and the subjects who lost a score.
+   prorated (a valued record with AVALMETH PRORATED), and the subjects who lost a score. By-visit
+   records only: time-point records of an infusion (ADQS INFNO, e.g. CADSS around each dose) are safety
+   records analysed per infusion, not efficacy visits.
 M2 Prorated-score sensitivity: when the study's rule is ``missing_items.method: none`` and any score
    of the primary parameter was lost to missing items, the primary parameter's ADQS is re-derived
    with the same SQL models (analysis.scores, analysis.adqs) under
@@ -42,15 +44,16 @@ def missing_item_rows(con: duckdb.DuckDBPyConnection, study_id: str, arms: list[
     if not _has_columns(con, "analysis.adqs", ["n_items_missing", "avalmeth"]):
         return []
     totals = total_paramcds()
+    by_visit = "and infno is null" if _has_columns(con, "analysis.adqs", ["infno"]) else ""
     frame = con.execute(
-        """
+        f"""
         with per as (
             select usubjid, trtp, paramcd, avisit, any_value(avisitn) as avisitn,
                    bool_or(aval is not null) as scored,
                    bool_or(aval is null and n_items_missing > 0) as had_missing,
                    bool_or(avalmeth = 'PRORATED' and aval is not null) as prorated
             from analysis.adqs
-            where study_id = ? and dtype is null
+            where study_id = ? and dtype is null {by_visit}
             group by all
         )
         select trtp, paramcd, avisit, any_value(avisitn) as avisitn,
@@ -106,7 +109,7 @@ def prorated_adqs(con: duckdb.DuckDBPyConnection, study_id: str, paramcd: str, m
         con.execute(f"create or replace table analysis.scores as\n{sql.render('analysis.scores')}")
         frame = con.execute(
             f"""
-            select usubjid, trtp, paramcd, avisit, avisitn, ady, aval, base, chg, ablfl, anl01fl, avalmeth
+            select usubjid, trtp, paramcd, avisit, avisitn, ady, aval, base, chg, ablfl, anl01fl, avalmeth, infno
             from ({sql.render('analysis.adqs')}) as a
             where study_id = ? and paramcd = ?
             """,
