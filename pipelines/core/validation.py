@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import duckdb
 import polars as pl
+import polars.selectors as cs
 
 from pipelines.core import warehouse
 from pipelines.core.manifest import Manifest
@@ -118,7 +119,9 @@ def run_suite(con: duckdb.DuckDBPyConnection, name: str, params: dict) -> CheckO
     # text columns as pandas categoricals: ids, visits and file names repeat millions of times in a
     # large study, and Python string objects made validation the run's memory peak
     pframe = con.execute(query).pl()
-    pframe = pframe.with_columns(pl.col(pl.String).cast(pl.Categorical))
+    # and integers in the smallest type that holds them (item numbers, days, row numbers): GX copies
+    # the frame per expectation, so its width is the step's memory peak at 50,000 subjects
+    pframe = pframe.with_columns(pl.col(pl.String).cast(pl.Categorical), cs.integer().shrink_dtype())
     frame = pframe.to_pandas()
     del pframe  # not needed while GX runs (at 50,000 subjects item_responses is 12 M rows)
     vd = _validation_definition(name)
