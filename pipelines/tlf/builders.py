@@ -257,7 +257,7 @@ def by_visit(ctx: Context) -> Built:
     return TableOut(
         cols,
         rows,
-        [2.0, 1.5, 2.0, 0.4, 1.1, 0.7, 0.9, 0.4, 1.1, 0.7, 0.9],
+        [1.9, 2.05, 1.95, 0.35, 1.0, 0.7, 0.8, 0.35, 1.0, 0.7, 0.8],
         justify=["l", "l", "l"] + ["c"] * 8,
         spanners=[("", 3), ("Observed value", 4), ("Change from baseline", 4)],
         group=2,
@@ -328,7 +328,7 @@ def mmrm(ctx: Context) -> Built:
     return TableOut(
         cols,
         rows,
-        [1.5, 1.5, 2.0, 0.4, 1.2, 1.3, 1.2, 1.3, 0.6],
+        [1.3, 2.0, 1.9, 0.4, 1.2, 1.3, 1.2, 1.3, 0.6],
         justify=["l", "l", "l"] + ["c"] * 6,
         notes=notes + _covariance_notes(data, codes),
         group=2,
@@ -385,7 +385,7 @@ def responders(ctx: Context) -> Built:
         notes.append("Tests are two-sided.")
     if not any(g["missing_data"] != "observed" for g in groups):
         notes.append("No composite (non-responder imputation) rows are stored in results.responders.")
-    return TableOut(cols, rows, [2.0, 1.1, 1.7] + [1.9] * len(data.arms) + [1.5, 0.6, 1.15], justify=["l", "l", "l"] + ["c"] * (len(data.arms) + 3), notes=notes)
+    return TableOut(cols, rows, [2.0, 1.1, 1.7] + [1.9] * len(data.arms) + [1.5, 0.75, 1.0], justify=["l", "l", "l"] + ["c"] * (len(data.arms) + 3), notes=notes)
 
 
 def sensitivity(ctx: Context) -> Built:
