@@ -1,30 +1,20 @@
 """Durability of response: Kaplan-Meier per arm of time to loss of response among primary-visit
 responders (analysis.adtte LOSSRESP), with median, Brookmeyer-Crowley CI and the log-rank test."""
 
+import dagster as dg
 import polars as pl
-from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, MetadataValue, multi_asset
 
+from assets.results import results_specs
 from assets.sql_models import table_metadata
 from pipelines.core import warehouse
-from pipelines.orchestration.partitions import OWNERS, studies_partitions
+from pipelines.orchestration.partitions import study_assets
 from pipelines.orchestration.resources import TrialpipeResource
 
 TABLES = {
     "durability": "Time to loss of response among primary-visit responders: KM median and 95% CI per arm, log-rank test",
     "durability_curve": "Kaplan-Meier steps per arm: time, numbers at risk, events, censored, survival and 95% CI",
 }
-SPECS = [
-    AssetSpec(
-        ["results", name],
-        group_name="results",
-        description=desc,
-        kinds={"duckdb", "python"},
-        owners=OWNERS,
-        partitions_def=studies_partitions,
-        deps=[AssetKey(["analysis", "adtte"])],
-    )
-    for name, desc in TABLES.items()
-]
+SPECS = results_specs(TABLES, inputs=("adtte",))
 
 
 def summary_markdown(summary: pl.DataFrame) -> str:
@@ -57,24 +47,23 @@ def km_png(curves: pl.DataFrame, summary: pl.DataFrame) -> str | None:
     return png_base64(kaplan_meier(arms), dpi=80)
 
 
-@multi_asset(name="durability", specs=SPECS, partitions_def=studies_partitions)
-def durability(context: AssetExecutionContext, trialpipe: TrialpipeResource):
+@study_assets(name="durability", specs=SPECS)
+def durability(context: dg.AssetExecutionContext, trialpipe: TrialpipeResource):
     """Estimate how long response lasts among responders at the primary visit (Kaplan-Meier, log-rank)."""
     from pipelines.report.metadata import md_with_image
     from pipelines.stats.durability import run_durability
 
-    study = trialpipe.study(context.partition_key)
-    run_id = context.run.run_id
+    study, run_id = trialpipe.for_run(context)
     with study.connect(run_id) as con:
         summary, curves = run_durability(con, study.manifest, run_id)
         warehouse.write_frame(con, "results.durability", summary)
         warehouse.write_frame(con, "results.durability_curve", curves)
         md = summary_markdown(summary)
-        yield MaterializeResult(
-            asset_key=AssetKey(["results", "durability"]),
+        yield dg.MaterializeResult(
+            asset_key=dg.AssetKey(["results", "durability"]),
             metadata={**table_metadata(con, "results.durability"),
-                      "summary": MetadataValue.md(md_with_image(md, km_png(curves, summary), "Kaplan-Meier"))},
+                      "summary": dg.MetadataValue.md(md_with_image(md, km_png(curves, summary), "Kaplan-Meier"))},
         )
-        yield MaterializeResult(
-            asset_key=AssetKey(["results", "durability_curve"]), metadata=table_metadata(con, "results.durability_curve")
+        yield dg.MaterializeResult(
+            asset_key=dg.AssetKey(["results", "durability_curve"]), metadata=table_metadata(con, "results.durability_curve")
         )

@@ -2,12 +2,12 @@
 (reference-based imputation, tipping point) written to results.estimands / sensitivity /
 tipping_point, with the table and the tipping-point heat map in the metadata."""
 
-from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, multi_asset
+import dagster as dg
 
+from assets.results import results_specs
 from assets.sql_models import table_metadata
 from pipelines.core import warehouse
-from assets.results import results_specs
-from pipelines.orchestration.partitions import studies_partitions
+from pipelines.orchestration.partitions import study_assets
 from pipelines.orchestration.resources import TrialpipeResource
 
 TABLES = {
@@ -19,15 +19,14 @@ TABLES = {
 SPECS = results_specs(TABLES)
 
 
-@multi_asset(name="estimands", specs=SPECS, partitions_def=studies_partitions)
-def estimands(context: AssetExecutionContext, trialpipe: TrialpipeResource):
+@study_assets(name="estimands", specs=SPECS)
+def estimands(context: dg.AssetExecutionContext, trialpipe: TrialpipeResource):
     """Run every estimand's imputation analyses and tipping point (pipelines.stats.estimands)."""
     from pipelines.report.estimands import tipping_png
     from pipelines.report.metadata import md_with_image
     from pipelines.stats.estimands import run_estimands
 
-    study = trialpipe.study(context.partition_key)
-    run_id = context.run.run_id
+    study, run_id = trialpipe.for_run(context)
     with study.connect(run_id) as con:
         out = run_estimands(con, study.manifest, run_id, progress=context.log.info)
         for note in out.notes:
@@ -53,5 +52,5 @@ def estimands(context: AssetExecutionContext, trialpipe: TrialpipeResource):
                 )
             if out.notes:
                 md += "\n\n" + "\n".join(f"* {n}" for n in out.notes)
-            meta["summary"] = MetadataValue.md(md)
-            yield MaterializeResult(asset_key=AssetKey(table.split(".")), metadata=meta)
+            meta["summary"] = dg.MetadataValue.md(md)
+            yield dg.MaterializeResult(asset_key=dg.AssetKey(table.split(".")), metadata=meta)

@@ -3,16 +3,16 @@
 
 from datetime import UTC, datetime
 
-from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
+import dagster as dg
 
 from pipelines.core.publish import publish
 from pipelines.orchestration.partitions import OWNERS, studies_partitions
 from pipelines.orchestration.resources import TrialpipeResource
 
 
-def publish_asset(upstream: list[AssetKey]):
-    @asset(
-        key=AssetKey(["publish", "warehouse"]),
+def publish_asset(upstream: list[dg.AssetKey]):
+    @dg.asset(
+        key=dg.AssetKey(["publish", "warehouse"]),
         group_name="publish",
         description="The published DuckDB warehouse: this study's tables swapped in atomically after every blocking check passed",
         deps=upstream,
@@ -20,7 +20,7 @@ def publish_asset(upstream: list[AssetKey]):
         kinds={"duckdb"},
         owners=OWNERS,
     )
-    def published_warehouse(context: AssetExecutionContext, trialpipe: TrialpipeResource) -> MaterializeResult:
+    def published_warehouse(context: dg.AssetExecutionContext, trialpipe: TrialpipeResource) -> dg.MaterializeResult:
         study = trialpipe.study(context.partition_key)
         run = context.run
         stats = context.instance.get_run_stats(run.run_id)
@@ -32,9 +32,9 @@ def publish_asset(upstream: list[AssetKey]):
 
         result = publish(study.working_db, study.warehouse, study.study_id, row, on_wait=waiting)
         context.log.info(f"published {study.study_id} to {study.warehouse} ({result['rows']} rows)")
-        return MaterializeResult(
+        return dg.MaterializeResult(
             metadata={
-                "path": MetadataValue.path(str(study.warehouse)),
+                "path": dg.MetadataValue.path(str(study.warehouse)),
                 "tables": result["tables"],
                 "rows": result["rows"],
                 "seconds": result["seconds"],

@@ -4,23 +4,14 @@ models, responders) written to the contract's results.* tables, each row carryin
 
 import base64
 
+import dagster as dg
 import polars as pl
-from dagster import (
-    AssetCheckResult,
-    AssetCheckSeverity,
-    AssetExecutionContext,
-    AssetKey,
-    AssetSpec,
-    MaterializeResult,
-    MetadataValue,
-    multi_asset,
-)
 
 from assets.sql_models import documented_schema, table_metadata
 from pipelines.core import warehouse
 from pipelines.core.paths import figure_url
 from pipelines.orchestration.checks import check_spec
-from pipelines.orchestration.partitions import OWNERS, studies_partitions
+from pipelines.orchestration.partitions import study_asset_spec, study_assets
 from pipelines.orchestration.resources import TrialpipeResource
 
 FIGURES = {"treatment_effects": "forest plot", "lsmeans": "mean change from baseline by visit",
@@ -33,18 +24,19 @@ TABLES = {
     "missing_items": "Scores lost to missing items per instrument total, arm and visit, with the subjects (and whether a prorated sensitivity ran)",
     "notes": "What the analysis had to say: fallbacks used, models that did not converge, single-arm studies",
 }
-def results_specs(tables: dict[str, str]) -> list[AssetSpec]:
-    """One asset per ``results.<name>`` table (name -> description), built from ADSL and ADQS."""
+
+
+def results_specs(tables: dict[str, str], inputs: tuple[str, ...] = ("adsl", "adqs")) -> list[dg.AssetSpec]:
+    """One asset per ``results.<name>`` table (name -> description), computed in Python from the
+    ``analysis.<input>`` tables (ADSL and ADQS unless said)."""
     return [
-        AssetSpec(
+        study_asset_spec(
             ["results", name],
-            group_name="results",
+            group="results",
             description=desc,
             kinds={"duckdb", "python"},
-            owners=OWNERS,
             metadata=documented_schema(f"results.{name}"),
-            partitions_def=studies_partitions,
-            deps=[AssetKey(["analysis", "adsl"]), AssetKey(["analysis", "adqs"])],
+            deps=[dg.AssetKey(["analysis", t]) for t in inputs],
         )
         for name, desc in tables.items()
     ]
@@ -53,19 +45,13 @@ def results_specs(tables: dict[str, str]) -> list[AssetSpec]:
 SPECS = results_specs(TABLES)
 
 
-@multi_asset(
-    name="efficacy",
-    specs=SPECS,
-    check_specs=[check_spec("primary_model_converged")],
-    partitions_def=studies_partitions,
-)
-def efficacy(context: AssetExecutionContext, trialpipe: TrialpipeResource):
+@study_assets(name="efficacy", specs=SPECS, check_specs=[check_spec("primary_model_converged")])
+def efficacy(context: dg.AssetExecutionContext, trialpipe: TrialpipeResource):
     """Fit the primary MMRM and the sensitivity models per parameter and tabulate responders."""
     from pipelines.report.metadata import md_with_image, results_metadata
     from pipelines.stats.efficacy import run_efficacy
 
-    study = trialpipe.study(context.partition_key)
-    run_id = context.run.run_id
+    study, run_id = trialpipe.for_run(context)
     with study.connect(run_id) as con:
         out = run_efficacy(con, study.manifest, run_id, progress=context.log.info)
         tables = out.tables()
@@ -79,23 +65,23 @@ def efficacy(context: AssetExecutionContext, trialpipe: TrialpipeResource):
             meta = table_metadata(con, table)
             if table not in ("results.notes", "results.missing_items"):
                 md, png = results_metadata(con, study.study_id, table)
-                meta["summary"] = MetadataValue.md(md_with_image(md, png))
+                meta["summary"] = dg.MetadataValue.md(md_with_image(md, png))
                 if png:  # the figure itself, short enough for the UI to show it inline (served by trialpipe ui)
                     name = table.split(".")[1]
                     study.report_dir.mkdir(parents=True, exist_ok=True)
                     (study.report_dir / f"{study.study_id}.{name}.png").write_bytes(base64.b64decode(png))
-                    meta["plot"] = MetadataValue.md(f"![{FIGURES.get(name, name)}]({figure_url(study.study_id, name)})")
+                    meta["plot"] = dg.MetadataValue.md(f"![{FIGURES.get(name, name)}]({figure_url(study.study_id, name)})")
             else:
-                meta["notes"] = MetadataValue.md("\n".join(f"* {n}" for n in out.notes) or "_(none)_")
-            yield MaterializeResult(asset_key=AssetKey(table.split(".")), metadata=meta)
+                meta["notes"] = dg.MetadataValue.md("\n".join(f"* {n}" for n in out.notes) or "_(none)_")
+            yield dg.MaterializeResult(asset_key=dg.AssetKey(table.split(".")), metadata=meta)
         primary = study.manifest.analysis.primary_parameter
         fit = out.model_fits.filter((pl.col("paramcd") == primary) & (pl.col("model") == "mmrm"))
         ok = fit.height > 0 and bool(fit["converged"][0])
-        yield AssetCheckResult(
-            asset_key=AssetKey(["results", "model_fits"]),
+        yield dg.AssetCheckResult(
+            asset_key=dg.AssetKey(["results", "model_fits"]),
             check_name="primary_model_converged",
             passed=ok,
-            severity=AssetCheckSeverity.WARN,
+            severity=dg.AssetCheckSeverity.WARN,
             description=(
                 f"{primary}: {fit['covariance'][0]} covariance"
                 + (f" after {fit['fallback_from'][0]} failed" if fit.height and fit["fallback_from"][0] else "")

@@ -6,27 +6,16 @@ preview and the build time.
 """
 
 
-from dagster import (
-    AssetCheckResult,
-    AssetCheckSpec,
-    AssetExecutionContext,
-    AssetKey,
-    AssetSpec,
-    MaterializeResult,
-    MetadataValue,
-    TableColumn,
-    TableSchema,
-    multi_asset,
-)
+import dagster as dg
 
 from pipelines.core import rules, sql, validation, warehouse
-from pipelines.orchestration.partitions import OWNERS, studies_partitions
+from pipelines.orchestration.partitions import study_asset_spec, study_assets
 from pipelines.orchestration.resources import TrialpipeResource
 
 # Tables written by Python assets rather than SQL models, and the asset that writes them.
 PRODUCED_BY = {
-    "ref": AssetKey(["ref", "study"]),
-    "qc.source_files": AssetKey(["qc", "source_files"]),
+    "ref": dg.AssetKey(["ref", "study"]),
+    "qc.source_files": dg.AssetKey(["qc", "source_files"]),
 }
 
 
@@ -36,11 +25,11 @@ def model_description(model: str) -> str:
     return first.split(":", 1)[1].strip() if ":" in first else first
 
 
-def model_deps(model: str) -> list[AssetKey]:
-    deps: set[AssetKey] = set()
+def model_deps(model: str) -> list[dg.AssetKey]:
+    deps: set[dg.AssetKey] = set()
     for name in sql.model_inputs(model):
         schema = name.split(".")[0]
-        deps.add(PRODUCED_BY.get(name) or PRODUCED_BY.get(schema) or AssetKey(name.split(".")))
+        deps.add(PRODUCED_BY.get(name) or PRODUCED_BY.get(schema) or dg.AssetKey(name.split(".")))
     return sorted(deps, key=lambda k: k.to_user_string())
 
 
@@ -53,10 +42,10 @@ def table_metadata(con, table: str, extra: dict | None = None) -> dict:
     meta = {
         "dagster/row_count": warehouse.count(con, table),
         "dagster/table_name": table,
-        "dagster/column_schema": TableSchema(
-            columns=[TableColumn(name=c, type=t, description=d) for c, t, d in cols]
+        "dagster/column_schema": dg.TableSchema(
+            columns=[dg.TableColumn(name=c, type=t, description=d) for c, t, d in cols]
         ),
-        "preview": MetadataValue.md(warehouse.preview_markdown(con, table)),
+        "preview": dg.MetadataValue.md(warehouse.preview_markdown(con, table)),
     }
     meta.update(extra or {})
     return meta
@@ -68,11 +57,11 @@ def summary_metadata(con, model: str, study_id: str) -> dict:
     if model == "analysis.adae":
         from pipelines.stats.safety import teae_markdown
 
-        return {"teae_by_soc_pt": MetadataValue.md(teae_markdown(con, study_id))}
+        return {"teae_by_soc_pt": dg.MetadataValue.md(teae_markdown(con, study_id))}
     if model == "analysis.advs":
         from pipelines.stats.safety import peaks_markdown
 
-        return {"peak_changes": MetadataValue.md(peaks_markdown(con, study_id))}
+        return {"peak_changes": dg.MetadataValue.md(peaks_markdown(con, study_id))}
     return {}
 
 
@@ -82,12 +71,12 @@ def documented_schema(table: str) -> dict:
     doc = warehouse.table_docs().get(table)
     if not doc or not doc.get("columns"):
         return {}
-    return {"dagster/column_schema": TableSchema(columns=[
-        TableColumn(name=c, type="", description=" ".join(str(d).split())) for c, d in doc["columns"].items()])}
+    return {"dagster/column_schema": dg.TableSchema(columns=[
+        dg.TableColumn(name=c, type="", description=" ".join(str(d).split())) for c, d in doc["columns"].items()])}
 
 
 def layer_asset(
-    name: str, group: str, models: list[str], extra_deps: tuple[AssetKey, ...] = (), checks: dict | None = None
+    name: str, group: str, models: list[str], extra_deps: tuple[dg.AssetKey, ...] = (), checks: dict | None = None
 ):
     """One Dagster step for all SQL models of a layer: each model stays its own asset (lineage, metadata,
     preview in the UI), and the checks on those assets run in the same step, right after their table.
@@ -99,40 +88,31 @@ def layer_asset(
     still built and their checks still run, so one run reports every failure it can.
     """
     checks = checks or {}
-    keys = {m: AssetKey(m.split(".")) for m in models}
+    keys = {m: dg.AssetKey(m.split(".")) for m in models}
     inputs = {m: sql.model_inputs(m) for m in models}
     specs = [
-        AssetSpec(
-            key=keys[m],
-            group_name="qc" if m.startswith("qc.") else group,  # qc.* tables are one group
+        study_asset_spec(
+            keys[m],
+            group="qc" if m.startswith("qc.") else group,  # qc.* tables are one group
             description=model_description(m),
             deps=sorted({*model_deps(m), *extra_deps}, key=lambda k: k.to_user_string()),
-            partitions_def=studies_partitions,
             kinds={"duckdb", "sql"},
-            owners=OWNERS,
             metadata=documented_schema(m),
             skippable=True,
         )
         for m in models
     ]
     check_specs = [
-        AssetCheckSpec(check, asset=key, blocking=True, description=desc)
+        dg.AssetCheckSpec(check, asset=key, blocking=True, description=desc)
         for check, (key, desc) in checks.items()
         if key in keys.values()
     ]
     order = [m for m in sql.ordered_models() if m in keys]
     order += [m for m in models if m not in order]
 
-    @multi_asset(
-        name=name,
-        specs=specs,
-        check_specs=check_specs,
-        partitions_def=studies_partitions,
-        can_subset=True,
-    )
-    def _layer(context: AssetExecutionContext, trialpipe: TrialpipeResource):
-        study = trialpipe.study(context.partition_key)
-        run_id = context.run.run_id
+    @study_assets(name=name, specs=specs, check_specs=check_specs, can_subset=True)
+    def _layer(context: dg.AssetExecutionContext, trialpipe: TrialpipeResource):
+        study, run_id = trialpipe.for_run(context)
         selected = context.selected_asset_keys
         selected_checks = {k.name for k in context.selected_asset_check_keys}
         blocked: set[str] = set()  # models not built because something upstream failed a check
@@ -147,7 +127,7 @@ def layer_asset(
                     continue
                 stats = sql.run_model(con, model)
                 extra = {"seconds": stats["seconds"], **summary_metadata(con, model, study.study_id)}
-                yield MaterializeResult(asset_key=key, metadata=table_metadata(con, model, extra))
+                yield dg.MaterializeResult(asset_key=key, metadata=table_metadata(con, model, extra))
                 for check, (check_key, _desc) in checks.items():
                     if check_key != key or check not in selected_checks:
                         continue
@@ -159,18 +139,18 @@ def layer_asset(
     return _layer
 
 
-def run_check(name: str, key: AssetKey, con, study, run_id: str) -> AssetCheckResult:
+def run_check(name: str, key: dg.AssetKey, con, study, run_id: str) -> dg.AssetCheckResult:
     """Evaluate one registered rule on the study's working database and record its outcome."""
     outcome = rules.evaluate(name, con, study.manifest)
     validation.record(con, outcome, study.study_id, run_id)
     failed = [e for e in outcome.expectations if not e.success]
-    return AssetCheckResult(
+    return dg.AssetCheckResult(
         asset_key=key,
         check_name=name,
         passed=outcome.success,
         description=outcome.summary,
         metadata={
-            "expectations": MetadataValue.md(outcome.markdown()),
+            "expectations": dg.MetadataValue.md(outcome.markdown()),
             "evaluated": len(outcome.expectations),
             "failed": len(failed),
             "table": outcome.table,

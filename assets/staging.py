@@ -3,7 +3,7 @@ ratings in one long shape; the rejected rows in qc.quarantine. Every staging mod
 blocking check that all source files loaded (qc/source_files). One step builds the layer and runs
 its blocking checks (GX suites and SQL rules) right after the table each one guards."""
 
-from dagster import AssetKey
+import dagster as dg
 
 from assets.sql_models import layer_asset
 from pipelines.core import sql
@@ -14,7 +14,7 @@ staging_assets = [
         "staging",
         "staging",
         [*sql.models("staging"), "qc.quarantine"],
-        extra_deps=(AssetKey(["qc", "source_files"]),),
+        extra_deps=(dg.AssetKey(["qc", "source_files"]),),
         checks=CHECKS,
     )
 ]

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from pipelines.cli.options import report_dir_option, study_dir_argument, warehouse_option
+
 
 def _console():
     from rich.console import Console
@@ -67,11 +69,9 @@ def _study_run(study_dir, warehouse, report_dir, command: str, failed: str, *, n
 
 
 @click.command()
-@click.argument("study_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--warehouse", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Published warehouse file [default: $TRIALPIPE_WAREHOUSE, else warehouse/trialpipe.duckdb in the project].")
-@click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where the HTML report goes [default: reports/ beside the warehouse].")
+@study_dir_argument
+@warehouse_option("Published warehouse file [default: $TRIALPIPE_WAREHOUSE, else warehouse/trialpipe.duckdb in the project].")
+@report_dir_option("Where the HTML report goes [default: reports/ beside the warehouse].")
 def run(study_dir: Path, warehouse: Path | None, report_dir: Path | None) -> None:
     """Materialize the whole pipeline for STUDY_DIR through Dagster and publish the warehouse."""
     outcome, console = _study_run(
@@ -86,11 +86,9 @@ def run(study_dir: Path, warehouse: Path | None, report_dir: Path | None) -> Non
 
 
 @click.command()
-@click.argument("study_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--warehouse", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Warehouse the study publishes to; its working files live beside it.")
-@click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where the HTML validation report goes [default: reports/ beside the warehouse].")
+@study_dir_argument
+@warehouse_option("Warehouse the study publishes to; its working files live beside it.")
+@report_dir_option("Where the HTML validation report goes [default: reports/ beside the warehouse].")
 def validate(study_dir: Path, warehouse: Path | None, report_dir: Path | None) -> None:
     """Ingest and validate STUDY_DIR only; print what failed, where, and what was quarantined.
 

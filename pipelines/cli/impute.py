@@ -77,6 +77,10 @@ def _ice_from_file(path, subject, visit, strategy):
     return out
 
 
+# the fields of each estimate in the --json output, in order
+JSON_ESTIMATE_FIELDS = ("visit", "parameter", "arm", "estimate", "std_error", "df", "conf_low", "conf_high", "p_value")
+
+
 def _clean(x):
     if isinstance(x, float) and not math.isfinite(x):
         return None
@@ -252,21 +256,7 @@ def impute(
             "cumulative_delta": cumulative,
             "analysis_covariates": ld.covariate_names,
             "estimates": [
-                {
-                    k: _clean(row[k])
-                    for k in (
-                        "visit",
-                        "parameter",
-                        "arm",
-                        "estimate",
-                        "std_error",
-                        "df",
-                        "conf_low",
-                        "conf_high",
-                        "p_value",
-                    )
-                }
-                for row in res.iter_rows(named=True)
+                {k: _clean(v) for k, v in row.items()} for row in res.select(JSON_ESTIMATE_FIELDS).iter_rows(named=True)
             ],
             "warnings": ld.notes,
         }

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from pipelines.cli.options import study_dir_argument, warehouse_option
 from pipelines.core.errors import InputFileError
 
 
@@ -35,27 +36,21 @@ def _replace_rows(con, table: str, frame, study_id: str) -> None:
 
 
 @click.command(name="sensitivity", context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("study_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option(
-    "--warehouse",
-    "warehouse_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Published warehouse file [default: ./warehouse/trialpipe.duckdb].",
-)
+@study_dir_argument
+@warehouse_option("Published warehouse file [default: $TRIALPIPE_WAREHOUSE, else warehouse/trialpipe.duckdb in the project].",
+                  name="warehouse_path")
 def sensitivity(study_dir: Path, warehouse_path: Path | None) -> None:
     """Estimands of STUDY_DIR's manifest (or the default one) against its published ADSL/ADQS:
     MAR, J2R, CR and CIR imputation analyses and the tipping point."""
     from rich.console import Console
 
     from pipelines.core import warehouse
-    from pipelines.core.manifest import load_manifest
-    from pipelines.core.paths import default_warehouse
+    from pipelines.core.study_run import StudyRun
     from pipelines.stats.estimands import run_estimands
 
     err = Console(stderr=True, highlight=False)
-    manifest = load_manifest(study_dir)
-    path = Path(warehouse_path or default_warehouse())
+    study = StudyRun.from_folder(study_dir, warehouse=warehouse_path)
+    manifest, path = study.manifest, study.warehouse
     if not path.exists():
         raise InputFileError("warehouse not found; run `trialpipe run` for the study first", file=str(path))
     run_id = f"sensitivity-{uuid.uuid4()}"

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import click
 
+from pipelines.cli.options import study_dir_argument, warehouse_option
+
 
 @click.command()
-@click.argument("study_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--warehouse", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Published warehouse holding the study [default: where the study was last run to, else "
-              "./warehouse/trialpipe.duckdb].")
+@study_dir_argument
+@warehouse_option("Published warehouse holding the study [default: where the study was last run to, else "
+                  "./warehouse/trialpipe.duckdb].")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder for the RTF, HTML, XPT and define.xml files (created).")
 def tlf(study_dir: Path, warehouse: Path | None, out_dir: Path) -> None:

@@ -10,23 +10,21 @@ import sys
 import time
 from pathlib import Path
 
-from pipelines.core import sql, warehouse
+from pipelines.core import sql
+from pipelines.core.study_run import StudyRun
 from pipelines.ingest.load import IngestResult, ingest, write_reference
-from pipelines.core.manifest import load_manifest
 
 
 def build_study(
     study_dir: str | Path, db_path: str | Path, *, run_id: str = "local", layers: tuple[str, ...] = ("staging", "qc", "analysis")
 ) -> tuple[IngestResult, dict[str, dict]]:
-    study_dir = Path(study_dir)
-    manifest = load_manifest(study_dir)
+    """Ingest the study in ``study_dir`` into ``db_path`` and build the SQL models of ``layers``."""
+    study = StudyRun.from_folder(study_dir)
     timings: dict[str, dict] = {}
-    with warehouse.connect(db_path) as con:
-        warehouse.ensure_schemas(con)
-        warehouse.set_context(con, study_id=manifest.study_id, run_id=run_id)
+    with study.connect(run_id, db=db_path) as con:
         t = time.perf_counter()
-        write_reference(con, manifest)
-        result = ingest(con, study_dir, manifest, run_id)
+        write_reference(con, study.manifest)
+        result = ingest(con, study.study_dir, study.manifest, run_id)
         timings["ingest"] = {"seconds": round(time.perf_counter() - t, 3)}
         for model in sql.ordered_models(layers):
             timings[model] = sql.run_model(con, model)

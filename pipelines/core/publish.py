@@ -17,7 +17,6 @@ tables are kept) and only then copies and swaps; a WAL is never left to be repla
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import re
@@ -32,6 +31,7 @@ import duckdb
 from pipelines.core import warehouse
 from pipelines.core.errors import TrialpipeError
 from pipelines.core.faults import explain
+from pipelines.core.locking import wait_for_lock
 
 
 def _fsync_file(path: Path) -> None:
@@ -191,7 +191,7 @@ def _swap(warehouse_path: Path, *, on_wait=None) -> Iterator[duckdb.DuckDBPyConn
     tmp_wal = tmp.with_name(tmp.name + ".wal")
     guard = con = None
     try:
-        _lock_publish(lock, path, on_wait)
+        wait_for_lock(lock, on_wait=on_wait and (lambda waited: on_wait(f"another publish to {path}", waited)), poll=0.2)
         for stale in path.parent.glob(f".{path.name}.*.tmp*"):
             stale.unlink(missing_ok=True)  # left by a killed publish; we hold the lock, so nobody owns it
         _checkpoint_stale_wal(path)
@@ -221,21 +221,6 @@ def _swap(warehouse_path: Path, *, on_wait=None) -> Iterator[duckdb.DuckDBPyConn
             guard.close()
         _clean(tmp, tmp_wal)
         lock.close()
-
-
-def _lock_publish(fh, path: Path, on_wait) -> None:
-    started = time.monotonic()
-    last = None
-    while True:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            waited = time.monotonic() - started
-            if on_wait and (last is None or waited - last >= 10):
-                last = waited
-                on_wait(f"another publish to {path}", waited)
-            time.sleep(0.2)
 
 
 def publish(working_db: Path, warehouse_path: Path, study_id: str, run_row: dict | None = None, *, on_wait=None) -> dict:

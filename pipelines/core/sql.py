@@ -9,11 +9,14 @@ data (the run id) are read in SQL with ``getvariable('run_id')``.
 Files are rendered with Jinja first, with two variables: ``instruments``, the ids of the instrument
 definitions (``pipelines/instruments/*.yaml``), and ``item_columns``, each instrument's raw item
 columns. It is what keeps the SQL generic over instruments:
-a new definition gets its raw table unpivoted and scored without a new code path.
+a new definition gets its raw table unpivoted and scored without a new code path. Steps several
+models share are Jinja macros under ``sql/_macros/`` (no layer: nothing there is a table), imported by
+name after the model's header, e.g. ``{% from "_macros/rows.sql" import subject_problems %}``.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from pathlib import Path
@@ -33,13 +36,23 @@ def models(layer: str) -> list[str]:
     return sorted(f"{layer}.{p.stem}" for p in (SQL_DIR / layer).glob("*.sql"))
 
 
-def render(model: str) -> str:
+@functools.cache
+def _environment():
+    """A Jinja environment whose globals are the macros of ``sql/_macros/*.sql``."""
     import jinja2
 
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(SQL_DIR), undefined=jinja2.StrictUndefined)
+    for path in sorted((SQL_DIR / "_macros").glob("*.sql")):
+        module = env.get_template(f"_macros/{path.name}").module
+        env.globals.update({k: v for k, v in vars(module).items() if not k.startswith("_")})
+    return env
+
+
+def render(model: str) -> str:
     from pipelines.ingest.schema import raw_tables
     from pipelines.instruments import load_instruments
 
-    template = jinja2.Template(model_path(model).read_text(encoding="utf-8"), undefined=jinja2.StrictUndefined)
+    template = _environment().from_string(model_path(model).read_text(encoding="utf-8"))
     instruments = load_instruments()
     return template.render(
         instruments=list(instruments),

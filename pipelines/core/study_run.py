@@ -21,14 +21,12 @@ The default warehouse is ``$TRIALPIPE_WAREHOUSE`` or ``<project>/warehouse/trial
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import hashlib
 import json
 import os
 import socket
 import sys
-import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,6 +37,7 @@ import duckdb
 
 from pipelines.core import registry, warehouse
 from pipelines.core.errors import TrialpipeError
+from pipelines.core.locking import wait_for_lock
 from pipelines.core.manifest import MANIFEST_NAME, Manifest, load_manifest
 from pipelines.core.paths import default_warehouse
 from pipelines.core.provenance import code_version
@@ -197,8 +196,9 @@ class StudyRun:
 
     # -- the working database --------------------------------------------------------------------
     @contextlib.contextmanager
-    def connect(self, run_id: str | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
-        with warehouse.connect(self.working_db) as con:
+    def connect(self, run_id: str | None = None, *, db: str | Path | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The study's working database (or ``db``), its schemas made, its DuckDB variables set."""
+        with warehouse.connect(db or self.working_db) as con:
             warehouse.ensure_schemas(con)
             warehouse.set_context(con, study_id=self.study_id, run_id=run_id or "")
             yield con
@@ -217,23 +217,12 @@ class StudyRun:
             return
         fh = _open_lock(self.lock_path)
         try:
-            started = time.monotonic()
-            last_note = None
-            while True:
-                try:
-                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    waited = time.monotonic() - started
-                    if waited > timeout:
-                        raise TrialpipeError(
-                            f"study {self.study_id} is still locked by {lock_holder(self.lock_path)} after "
-                            f"{timeout:.0f} s; wait for that run to finish (or stop it) and run again"
-                        ) from None
-                    if on_wait and (last_note is None or waited - last_note >= every):
-                        last_note = waited
-                        on_wait(lock_holder(self.lock_path), waited)
-                    time.sleep(0.5)
+            waiting = on_wait and (lambda waited: on_wait(lock_holder(self.lock_path), waited))
+            if not wait_for_lock(fh, on_wait=waiting, every=every, timeout=timeout):
+                raise TrialpipeError(
+                    f"study {self.study_id} is still locked by {lock_holder(self.lock_path)} after "
+                    f"{timeout:.0f} s; wait for that run to finish (or stop it) and run again"
+                )
             _write_holder(fh, run_id)
             _HELD[key] = fh
             try:

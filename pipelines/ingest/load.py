@@ -27,6 +27,10 @@ def _norm(code: str) -> str:
     return " ".join(str(code).strip().lower().split())
 
 
+# the columns that key every ref.* table about an instrument
+INSTRUMENT_KEYS = {"study_id": pl.String, "instrument_id": pl.String, "instrument": pl.String}
+
+
 def reference_frames(manifest: Manifest) -> dict[str, pl.DataFrame]:
     """The manifest and the instrument definitions as tables SQL can join."""
     sid = manifest.study_id
@@ -136,25 +140,22 @@ def reference_frames(manifest: Manifest) -> dict[str, pl.DataFrame]:
     ref["ref.instruments"] = pl.DataFrame(
         rows_i, orient="row",
         schema={
-            "study_id": pl.String, "instrument_id": pl.String, "instrument": pl.String, "title": pl.String,
-            "item_min": pl.Int64, "item_max": pl.Int64, "n_core_items": pl.Int64, "instrument_order": pl.Int32,
+            **INSTRUMENT_KEYS, "title": pl.String, "item_min": pl.Int64, "item_max": pl.Int64, "n_core_items": pl.Int64, "instrument_order": pl.Int32,
             "role": pl.String, "change_scale": pl.Boolean, "in_manifest": pl.Boolean, "reference": pl.String,
         },
     )
     ref["ref.instrument_items"] = pl.DataFrame(
         rows_items, orient="row",
         schema={
-            "study_id": pl.String, "instrument_id": pl.String, "instrument": pl.String, "item": pl.Int64,
-            "item_code": pl.String, "cluster": pl.String, "item_label": pl.String, "optional": pl.Boolean,
-            "item_min": pl.Int64, "item_max": pl.Int64,
+            **INSTRUMENT_KEYS, "item": pl.Int64, "item_code": pl.String, "cluster": pl.String,
+            "item_label": pl.String, "optional": pl.Boolean, "item_min": pl.Int64, "item_max": pl.Int64,
         },
     )
     ref["ref.item_anchors"] = pl.DataFrame(rows_anchor, orient="row", schema=["study_id", "instrument_id", "value", "anchor"])
     ref["ref.scores"] = pl.DataFrame(
         rows_scores, orient="row",
         schema={
-            "study_id": pl.String, "instrument_id": pl.String, "instrument": pl.String, "paramcd": pl.String,
-            "param": pl.String, "paramn": pl.Int32, "is_total": pl.Boolean, "optional": pl.Boolean,
+            **INSTRUMENT_KEYS, "paramcd": pl.String, "param": pl.String, "paramn": pl.Int32, "is_total": pl.Boolean, "optional": pl.Boolean,
             "n_items": pl.Int32, "item": pl.Int32, "cluster": pl.String, "response_pct": pl.Float64,
             "remission_op": pl.String, "remission_value": pl.Float64, "cutoff_value": pl.Float64,
             "response_values": pl.List(pl.Float64), "component": pl.Int32, "score_min": pl.Float64,
@@ -163,10 +164,7 @@ def reference_frames(manifest: Manifest) -> dict[str, pl.DataFrame]:
     )
     ref["ref.symptom_rules"] = pl.DataFrame(
         rows_sx, orient="row",
-        schema={
-            "study_id": pl.String, "instrument_id": pl.String, "instrument": pl.String, "cluster": pl.String,
-            "item_threshold": pl.Float64, "min_items": pl.Int32,
-        },
+        schema={**INSTRUMENT_KEYS, "cluster": pl.String, "item_threshold": pl.Float64, "min_items": pl.Int32},
     )
     ref["ref.diagnosis_criteria"] = pl.DataFrame(
         rows_dx, orient="row",

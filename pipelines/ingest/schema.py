@@ -120,9 +120,11 @@ SAFETY_COMMENTS = {
 
 # Safety domains: our field -> the column names a file may spell it with (SDTM first). Kept here,
 # with the raw schema, so the manifest, the readers and the guard read them without import loops.
+SUBJECT = ["USUBJID", "subject", "record_id", "subject_id"]
+VISIT = ["VISIT", "redcap_event_name"]
 FIELDS: dict[str, dict[str, list[str]]] = {
     "ae": {
-        "subject": ["USUBJID", "subject", "record_id", "subject_id"],
+        "subject": SUBJECT,
         "aeseq": ["AESEQ", "redcap_repeat_instance"],
         "aeterm": ["AETERM"],
         "aedecod": ["AEDECOD", "ae_pt", "meddra_pt", "preferred_term"],
@@ -135,8 +137,8 @@ FIELDS: dict[str, dict[str, list[str]]] = {
         "aeout": ["AEOUT", "ae_outcome", "outcome"],
     },
     "vs": {
-        "subject": ["USUBJID", "subject", "record_id", "subject_id"],
-        "visit": ["VISIT", "redcap_event_name"],
+        "subject": SUBJECT,
+        "visit": VISIT,
         "vstestcd": ["VSTESTCD"],
         "vsorres": ["VSSTRESN", "VSORRES", "VSSTRESC"],
         "vsorresu": ["VSORRESU", "VSSTRESU"],
@@ -150,8 +152,8 @@ FIELDS: dict[str, dict[str, list[str]]] = {
         "pulse": ["PULSE", "hr", "vs_hr", "heart_rate"],
     },
     "ex": {
-        "subject": ["USUBJID", "subject", "record_id", "subject_id"],
-        "visit": ["VISIT", "redcap_event_name"],
+        "subject": SUBJECT,
+        "visit": VISIT,
         "extrt": ["EXTRT", "ex_treatment", "treatment"],
         "exdose": ["EXDOSE", "ex_dose", "dose"],
         "exdosu": ["EXDOSU", "ex_dose_unit", "dose_unit"],
@@ -161,7 +163,7 @@ FIELDS: dict[str, dict[str, list[str]]] = {
         "exdur": ["EXDUR", "ex_duration", "duration"],
     },
     "ds": {
-        "subject": ["USUBJID", "subject", "record_id", "subject_id"],
+        "subject": SUBJECT,
         "dscat": ["DSCAT", "ds_category"],
         "dsdecod": ["DSDECOD", "ds_decod", "disposition"],
         "dsterm": ["DSTERM", "ds_term", "disposition_reason", "reason"],

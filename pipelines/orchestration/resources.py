@@ -32,6 +32,10 @@ class TrialpipeResource(ConfigurableResource):
         self._run = StudyRun.from_partition(study_id, self.studies_root, default_warehouse=self.warehouse or None)
         return self._run
 
+    def for_run(self, context) -> tuple[StudyRun, str]:
+        """The study of an asset's (or check's) run, by its partition key, and the run id."""
+        return self.study(context.partition_key), context.run.run_id
+
     # One run per study at a time: the run holds the study's lock for its whole life (runs of
     # different studies proceed in parallel). A run started by `trialpipe run` already holds it.
     def setup_for_execution(self, context: InitResourceContext) -> None:

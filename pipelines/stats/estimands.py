@@ -44,85 +44,14 @@ import numpy as np
 import polars as pl
 
 from pipelines.core.errors import TrialpipeError
+from pipelines.stats.tables import ResultTables, results_schema
 
-SENSITIVITY_SCHEMA = {
-    "study_id": pl.String,
-    "estimand_id": pl.String,
-    "paramcd": pl.String,
-    "method": pl.String,
-    "strategy": pl.String,
-    "delta": pl.Float64,
-    "delta_arm": pl.String,
-    "avisit": pl.String,
-    "estimate": pl.Float64,
-    "std_error": pl.Float64,
-    "df": pl.Float64,
-    "conf_low": pl.Float64,
-    "conf_high": pl.Float64,
-    "p_value": pl.Float64,
-    "n_imputations": pl.Int64,
-    "n_subjects": pl.Int64,
-    "n_ice": pl.Int64,
-    "seed": pl.Int64,
-    "covariance": pl.String,
-    "run_id": pl.String,
-}
-TIPPING_SCHEMA = {
-    "study_id": pl.String,
-    "estimand_id": pl.String,
-    "paramcd": pl.String,
-    "avisit": pl.String,
-    "strategy": pl.String,
-    "delta_experimental": pl.Float64,
-    "delta_control": pl.Float64,
-    "estimate": pl.Float64,
-    "std_error": pl.Float64,
-    "p_value": pl.Float64,
-    "run_id": pl.String,
-}
-ESTIMAND_SCHEMA = {
-    "study_id": pl.String,
-    "estimand_id": pl.String,
-    "label": pl.String,
-    "population": pl.String,
-    "treatment": pl.String,
-    "paramcd": pl.String,
-    "avisit": pl.String,
-    "intercurrent_events": pl.String,
-    "strategies": pl.String,
-    "summary_measure": pl.String,
-    "description": pl.String,
-    "primary_strategy": pl.String,
-    "n_subjects": pl.Int64,
-    "n_ice": pl.Int64,
-    "tipping_delta_experimental": pl.Float64,
-    "tipping_delta_control": pl.Float64,
-    "run_id": pl.String,
-}
-RESPONDER_SCHEMA = {
-    "study_id": pl.String,
-    "estimand_id": pl.String,
-    "paramcd": pl.String,
-    "avisit": pl.String,
-    "criterion": pl.String,
-    "missing_data": pl.String,
-    "is_primary": pl.Boolean,
-    "n_responders_experimental": pl.Int64,
-    "n_experimental": pl.Int64,
-    "n_responders_control": pl.Int64,
-    "n_control": pl.Int64,
-    "risk_difference": pl.Float64,
-    "conf_low": pl.Float64,
-    "conf_high": pl.Float64,
-    "p_value": pl.Float64,
-    "odds_ratio": pl.Float64,
-    "or_conf_low": pl.Float64,
-    "or_conf_high": pl.Float64,
-    "or_p_value": pl.Float64,
-    "or_method": pl.String,
-    "warning": pl.String,
-    "run_id": pl.String,
-}
+# the tables' columns and types: the contract in sql/results/_schema.yml
+SENSITIVITY_SCHEMA = results_schema("results.sensitivity")
+TIPPING_SCHEMA = results_schema("results.tipping_point")
+ESTIMAND_SCHEMA = results_schema("results.estimands")
+RESPONDER_SCHEMA = results_schema("results.responder_estimands")
+
 STRATEGY_WORDS = {
     "MAR": "missing at random (as if they had stayed on their arm, like similar participants who did)",
     "J2R": "jump to reference (after the event, like the control arm)",
@@ -139,20 +68,14 @@ ICE_WORDS = {
 
 
 @dataclass
-class EstimandResults:
+class EstimandResults(ResultTables):
+    TABLE_NAMES = {"responders": "responder_estimands"}
+
     estimands: pl.DataFrame
     sensitivity: pl.DataFrame
     tipping_point: pl.DataFrame
     responders: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=RESPONDER_SCHEMA))
     notes: list[str] = field(default_factory=list)
-
-    def tables(self) -> dict[str, pl.DataFrame]:
-        return {
-            "results.estimands": self.estimands,
-            "results.sensitivity": self.sensitivity,
-            "results.tipping_point": self.tipping_point,
-            "results.responder_estimands": self.responders,
-        }
 
 
 def _clean(x):

@@ -23,17 +23,9 @@ raw_ae as (
     select * from raw.ae
 ),
 
-has_randomization as (
-    select count(*) > 0 as yes from staging.randomization_rows
-),
-
 typed as (
     select
-        r.study_id,
-        r.source,
-        r._source_file,
-        r._source_row,
-        nullif(trim(r.subject), '') as usubjid,
+        {{ row_keys('r') }},
         try_cast(nullif(trim(r.aeseq), '') as double) as aeseq,
         nullif(trim(r.aeterm), '') as aeterm,
         nullif(trim(r.aedecod), '') as aedecod,
@@ -58,24 +50,14 @@ typed as (
             when upper(trim(r.aeser)) in ('Y', 'YES', '1') then 'Y'
             when upper(trim(r.aeser)) in ('N', 'NO', '0') then 'N'
         end as aeser,
-        nullif(trim(r.aestdy), '') as aestdy_raw,
-        try_cast(nullif(trim(r.aestdy), '') as double) as aestdy_num,
-        nullif(trim(r.aeendy), '') as aeendy_raw,
-        try_cast(nullif(trim(r.aeendy), '') as double) as aeendy_num,
+        {{ raw_and_number('r', 'aestdy') }},
+        {{ raw_and_number('r', 'aeendy') }},
         nullif(trim(r.aeout), '') as aeout
     from raw_ae as r
 ),
 
 checked as (
-    select
-        t.*,
-        concat_ws(
-            '; ',
-            case when t.usubjid is null then 'subject id is empty' end,
-            case when (select yes from has_randomization) and t.usubjid is not null
-                and t.usubjid not in (select usubjid from staging.subjects) then
-                'subject ' || t.usubjid || ' is not in the randomization list'
-            end,
+    {% call basic_reason('typed', 't') %}
             case when t.aedecod is null then
                 'adverse event has no MedDRA preferred term (AEDECOD); trialpipe does not code verbatim terms'
             end,
@@ -89,38 +71,21 @@ checked as (
             case when t.aeser_raw is not null and t.aeser is null then
                 'seriousness ''' || t.aeser_raw || ''' is not Y or N'
             end,
-            case when t.aestdy_raw is not null and (t.aestdy_num is null or t.aestdy_num <> round(t.aestdy_num)) then
-                'onset study day ''' || t.aestdy_raw || ''' is not a whole number'
-            end,
-            case when t.aeendy_raw is not null and (t.aeendy_num is null or t.aeendy_num <> round(t.aeendy_num)) then
-                'end study day ''' || t.aeendy_raw || ''' is not a whole number'
-            end,
+            case {{ when_not_whole('t', 'aestdy', 'onset study day') }} end,
+            case {{ when_not_whole('t', 'aeendy', 'end study day') }} end,
             case when t.aeendy_num < t.aestdy_num then
                 'end study day ' || t.aeendy_raw || ' is before the onset day ' || t.aestdy_raw
             end
-        ) as basic_reason
-    from typed as t
+    {% endcall %}
 ),
 
 ranked as (
-    select
-        c.*,
-        row_number() over w as copy_no,
-        first_value(c._source_file || ' row ' || c._source_row) over w as first_copy
-    from checked as c
-    window w as (
-        partition by c.basic_reason = '', c.usubjid, lower(c.aedecod), c.aestdy_num, c.aesev, c.relgr1
-        order by c._source_file, c._source_row
-    )
+    {{ copies('checked', 'c.usubjid, lower(c.aedecod), c.aestdy_num, c.aesev, c.relgr1') }}
 ),
 
 final as (
     select
-        study_id,
-        source,
-        _source_file,
-        _source_row,
-        usubjid,
+        {{ key_columns() }},
         aeseq,
         aeterm,
         aedecod,
@@ -132,17 +97,8 @@ final as (
         cast(aestdy_num as integer) as aestdy,
         cast(aeendy_num as integer) as aeendy,
         aeout,
-        case
-            when basic_reason <> '' then basic_reason
-            when copy_no > 1 then
-                'exact duplicate of ' || first_copy || ' (same subject, preferred term, onset day, severity and causality); '
-                || 'the first copy is kept'
-        end as reason
+        {{ reason('subject, preferred term, onset day, severity and causality', exact=true) }} as reason
     from ranked
 )
 
-select
-    *,
-    case when reason is null then 'accepted' else 'quarantined' end as status
-from final
-order by _source_file, _source_row
+{{ decided('final') }}

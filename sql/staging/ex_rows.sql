@@ -17,26 +17,16 @@ raw_ex as (
     select * from raw.ex
 ),
 
-has_randomization as (
-    select count(*) > 0 as yes from staging.randomization_rows
-),
-
 typed as (
     select
-        r.study_id,
-        r.source,
-        r._source_file,
-        r._source_row,
-        nullif(trim(r.subject), '') as usubjid,
+        {{ row_keys('r') }},
         nullif(trim(r.extrt), '') as extrt,
         nullif(trim(r.exdose), '') as exdose_raw,
         try_cast(nullif(trim(r.exdose), '') as double) as exdose,
         nullif(trim(r.exdosu), '') as exdosu,
         nullif(trim(r.exroute), '') as exroute,
-        nullif(trim(r.exstdy), '') as exstdy_raw,
-        try_cast(nullif(trim(r.exstdy), '') as double) as exstdy_num,
-        nullif(trim(r.exendy), '') as exendy_raw,
-        try_cast(nullif(trim(r.exendy), '') as double) as exendy_num,
+        {{ raw_and_number('r', 'exstdy') }},
+        {{ raw_and_number('r', 'exendy') }},
         nullif(upper(trim(r.exdur)), '') as exdur_raw
     from raw_ex as r
 ),
@@ -44,29 +34,16 @@ typed as (
 durations as (
     select
         t.*,
-        case when regexp_full_match(t.exdur_raw, 'PT(\d+H)?(\d+M)?') and t.exdur_raw <> 'PT' then
-            coalesce(try_cast(regexp_extract(t.exdur_raw, '(\d+)H', 1) as integer), 0) * 60
-            + coalesce(try_cast(regexp_extract(t.exdur_raw, '(\d+)M', 1) as integer), 0)
-        end as exdur_min
+        {{ iso_minutes('t.exdur_raw') }} as exdur_min
     from typed as t
 ),
 
 checked as (
-    select
-        d.*,
-        concat_ws(
-            '; ',
-            case when d.usubjid is null then 'subject id is empty' end,
-            case when (select yes from has_randomization) and d.usubjid is not null
-                and d.usubjid not in (select usubjid from staging.subjects) then
-                'subject ' || d.usubjid || ' is not in the randomization list'
-            end,
+    {% call basic_reason('durations', 'd') %}
             case when d.exstdy_raw is null then 'infusion has no start study day (EXSTDY)'
-                when d.exstdy_num is null or d.exstdy_num <> round(d.exstdy_num) then
-                'start study day ''' || d.exstdy_raw || ''' is not a whole number'
+                {{ when_not_whole('d', 'exstdy', 'start study day') }}
             end,
-            case when d.exendy_raw is not null and (d.exendy_num is null or d.exendy_num <> round(d.exendy_num)) then
-                'end study day ''' || d.exendy_raw || ''' is not a whole number'
+            case {{ when_not_whole('d', 'exendy', 'end study day') }}
                 when d.exendy_num < d.exstdy_num then
                 'end study day ' || d.exendy_raw || ' is before the start day ' || d.exstdy_raw
             end,
@@ -76,29 +53,16 @@ checked as (
             case when d.exdur_raw is not null and d.exdur_min is null then
                 'duration ''' || d.exdur_raw || ''' is not an ISO 8601 duration such as PT40M'
             end
-        ) as basic_reason
-    from durations as d
+    {% endcall %}
 ),
 
 ranked as (
-    select
-        c.*,
-        row_number() over w as copy_no,
-        first_value(c._source_file || ' row ' || c._source_row) over w as first_copy
-    from checked as c
-    window w as (
-        partition by c.basic_reason = '', c.usubjid, lower(coalesce(c.extrt, '')), c.exstdy_num
-        order by c._source_file, c._source_row
-    )
+    {{ copies('checked', "c.usubjid, lower(coalesce(c.extrt, '')), c.exstdy_num") }}
 ),
 
 final as (
     select
-        study_id,
-        source,
-        _source_file,
-        _source_row,
-        usubjid,
+        {{ key_columns() }},
         extrt,
         exdose,
         exdosu,
@@ -106,16 +70,8 @@ final as (
         cast(exstdy_num as integer) as exstdy,
         cast(coalesce(exendy_num, exstdy_num) as integer) as exendy,
         exdur_min,
-        case
-            when basic_reason <> '' then basic_reason
-            when copy_no > 1 then
-                'duplicate of ' || first_copy || ' (same subject, treatment and start day); the first copy is kept'
-        end as reason
+        {{ reason('subject, treatment and start day') }} as reason
     from ranked
 )
 
-select
-    *,
-    case when reason is null then 'accepted' else 'quarantined' end as status
-from final
-order by _source_file, _source_row
+{{ decided('final') }}

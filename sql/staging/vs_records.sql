@@ -44,11 +44,7 @@ records as (
 
 typed as (
     select
-        r.study_id,
-        r.source,
-        r._source_file,
-        r._source_row,
-        nullif(trim(r.subject), '') as usubjid,
+        {{ row_keys('r') }},
         case
             when r.testcd_raw in ('SYSBP', 'SBP') then 'SYSBP'
             when r.testcd_raw in ('DIABP', 'DBP') then 'DIABP'
@@ -63,8 +59,7 @@ typed as (
         nullif(trim(r.vstpt), '') as vstpt,
         try_cast(nullif(trim(r.vstptnum), '') as double) as vstptnum,
         nullif(upper(trim(r.vseltm)), '') as vseltm_raw,
-        nullif(trim(r.vsdy), '') as vsdy_raw,
-        try_cast(nullif(trim(r.vsdy), '') as double) as vsdy_num,
+        {{ raw_and_number('r', 'vsdy') }},
         nullif(trim(r.visit), '') as visit
     from records as r
 ),
@@ -72,12 +67,7 @@ typed as (
 elapsed as (
     select
         t.*,
-        case when regexp_full_match(t.vseltm_raw, '-?PT(\d+H)?(\d+M)?') and t.vseltm_raw not in ('PT', '-PT') then
-            (case when t.vseltm_raw like '-%' then -1 else 1 end) * (
-                coalesce(try_cast(regexp_extract(t.vseltm_raw, '(\d+)H', 1) as integer), 0) * 60
-                + coalesce(try_cast(regexp_extract(t.vseltm_raw, '(\d+)M', 1) as integer), 0)
-            )
-        end as eltm_min
+        {{ iso_minutes('t.vseltm_raw', signed=true) }} as eltm_min
     from typed as t
 ),
 
@@ -87,11 +77,7 @@ ranges as (
 
 final as (
     select
-        e.study_id,
-        e.source,
-        e._source_file,
-        e._source_row,
-        e.usubjid,
+        {{ key_columns('e') }},
         e.paramcd,
         e.testcd_raw,
         e.value_raw,

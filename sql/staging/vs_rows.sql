@@ -18,10 +18,6 @@ raw_vs as (
     select * from raw.vs
 ),
 
-has_randomization as (
-    select count(*) > 0 as yes from staging.randomization_rows
-),
-
 per_row as (
     select
         v._source_file,
@@ -34,13 +30,8 @@ per_row as (
 
 rows_ as (
     select
-        r.study_id,
-        r.source,
-        r._source_file,
-        r._source_row,
-        nullif(trim(r.subject), '') as usubjid,
-        nullif(trim(r.vsdy), '') as vsdy_raw,
-        try_cast(nullif(trim(r.vsdy), '') as double) as vsdy_num,
+        {{ row_keys('r') }},
+        {{ raw_and_number('r', 'vsdy') }},
         coalesce(nullif(upper(trim(r.vseltm)), ''), upper(nullif(trim(r.vstpt), ''))) as tpt_key,
         coalesce(p.all_skipped, true) as all_skipped,
         p.value_problems
@@ -49,23 +40,13 @@ rows_ as (
 ),
 
 checked as (
-    select
-        r.*,
-        concat_ws(
-            '; ',
-            case when r.usubjid is null then 'subject id is empty' end,
-            case when (select yes from has_randomization) and r.usubjid is not null
-                and r.usubjid not in (select usubjid from staging.subjects) then
-                'subject ' || r.usubjid || ' is not in the randomization list'
-            end,
+    {% call basic_reason('rows_', 'r') %}
             case when r.vsdy_raw is null then 'vital signs have no study day (VSDY)'
-                when r.vsdy_num is null or r.vsdy_num <> round(r.vsdy_num) then
-                'study day ''' || r.vsdy_raw || ''' is not a whole number'
+                {{ when_not_whole('r', 'vsdy', 'study day') }}
             end,
             case when r.tpt_key is null then 'vital signs have no time point (VSELTM or VSTPT)' end,
             r.value_problems
-        ) as basic_reason
-    from rows_ as r
+    {% endcall %}
 ),
 
 -- R6 on the records of rows that passed R1-R5
@@ -90,11 +71,7 @@ dups as (
 
 final as (
     select
-        c.study_id,
-        c.source,
-        c._source_file,
-        c._source_row,
-        c.usubjid,
+        {{ key_columns('c') }},
         case
             when c.basic_reason <> '' then c.basic_reason
             when d.first_copy is not null then

@@ -80,6 +80,7 @@ from scipy import stats
 from pipelines.instruments import load_instruments, parameter_order
 from pipelines.stats import multiplicity, responders
 from pipelines.stats.efficacy import missing, schema
+from pipelines.stats.tables import ResultTables
 from pipelines.stats.efficacy.fits import (
     FallbackFit,
     REFit,
@@ -99,23 +100,13 @@ PRORATED = "mmrm_prorated"
 
 
 @dataclass
-class EfficacyResults:
+class EfficacyResults(ResultTables):
     model_fits: pl.DataFrame
     lsmeans: pl.DataFrame
     treatment_effects: pl.DataFrame
     responders: pl.DataFrame
     missing_items: pl.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
-
-    def tables(self) -> dict[str, pl.DataFrame]:
-        """``results.<name>`` -> frame, for writing to the warehouse."""
-        return {
-            "results.model_fits": self.model_fits,
-            "results.lsmeans": self.lsmeans,
-            "results.treatment_effects": self.treatment_effects,
-            "results.responders": self.responders,
-            **({"results.missing_items": self.missing_items} if self.missing_items is not None else {}),
-        }
 
 
 # ------------------------------------------------------------------------------ effect sizes
@@ -295,6 +286,15 @@ class _Run:
         by_arm = {a: bl.filter(pl.col("trtp") == a).get_column("aval").to_numpy() for a in self.arms}
         return pooled_baseline_sd(by_arm)
 
+    def _fit_stats(self, res, data: pl.DataFrame) -> dict:
+        """A model_fits row's fit statistics from a fit result (``res``), or, without one, the
+        model's df method and the counts of ``data``."""
+        if res is None:
+            return {"df_method": self.a.model.df_method, "n_subjects": data.get_column("usubjid").n_unique(),
+                    "n_obs": data.height}
+        return {"df_method": res.df_method, "neg2_loglik": res.neg2_loglik, "aic": res.aic, "bic": res.bic,
+                "n_subjects": res.n_subjects_used, "n_obs": res.n_obs}
+
     def _not_fitted(self, paramcd, model, covariance, reason, data, estimation, df_method):
         self.fits.append(
             self._base(
@@ -378,13 +378,8 @@ class _Run:
                 model=model,
                 covariance=rep.covariance,
                 estimation=estimation,
-                df_method=res.df_method if res is not None else self.a.model.df_method,
                 converged=fit.used is not None,
-                neg2_loglik=res.neg2_loglik if res is not None else None,
-                aic=res.aic if res is not None else None,
-                bic=res.bic if res is not None else None,
-                n_subjects=res.n_subjects_used if res is not None else data.get_column("usubjid").n_unique(),
-                n_obs=res.n_obs if res is not None else data.height,
+                **self._fit_stats(res, data),
                 warnings=_join(warn),
                 formula=rep.formula,
                 fallback_from=", ".join(a.covariance for a in failed) or None,
@@ -482,13 +477,8 @@ class _Run:
                 model=fit.kind,
                 covariance=covariance,
                 estimation=estimation,
-                df_method=res.df_method if res is not None else self.a.model.df_method,
                 converged=fit.converged,
-                neg2_loglik=res.neg2_loglik if res is not None else None,
-                aic=res.aic if res is not None else None,
-                bic=res.bic if res is not None else None,
-                n_subjects=res.n_subjects_used if res is not None else data.get_column("usubjid").n_unique(),
-                n_obs=res.n_obs if res is not None else data.height,
+                **self._fit_stats(res, data),
                 warnings=_join(warn),
                 formula=fit.formula,
                 n_attempts=1,

@@ -141,7 +141,13 @@ def prepare(
     import formulaic
 
     from pipelines.stats.mmrm import STRUCTURES, fit_mmrm
-    from pipelines.stats.mmrm.formula import factor_info, format_level, parse_formula
+    from pipelines.stats.mmrm.formula import (
+        check_one_row_per_visit,
+        check_reference,
+        factor_info,
+        format_level,
+        parse_formula,
+    )
     from pipelines.stats.mmrm.model import build_design
 
     parsed = parse_formula(formula)
@@ -184,26 +190,12 @@ def prepare(
     n = len(subjects)
     si = np.array([spos[s] for s in subj_lab])
     vi = np.array([vpos[format_level(v)] for v in df[visit]])
-    key = si * V + vi
-    uniq, first = np.unique(key, return_index=True)
-    if len(uniq) < len(key):
-        dup = int(np.setdiff1d(np.arange(len(key)), first)[0])
-        raise ModelSpecError(
-            f"subject {subj_lab[dup]!r} has more than one row at {visit} = {visits[vi[dup]]!r}",
-            file=file,
-            row=dup + 2,
-            column=visit,
-        )
+    check_one_row_per_visit(si, vi, V, subject_labels=subjects, visit_labels=visits, rows=np.arange(len(si)) + 2,
+                            column=visit, file=file)
     arm_lab = df[group].map(format_level).to_numpy()
     arms = sorted(set(arm_lab))
     ref_label = format_level(reference)
-    if ref_label not in arms:
-        raise ModelSpecError(
-            f"reference arm {ref_label!r} does not occur in column {group}",
-            file=file,
-            column=group,
-            hint=f"arms are {', '.join(arms)}",
-        )
+    check_reference(ref_label, arms, group, file, what="arm")
     if len(arms) != 2:
         raise ModelSpecError(
             f"the analysis compares two arms; column {group} has {len(arms)} ({', '.join(arms[:5])})",

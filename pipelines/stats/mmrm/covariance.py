@@ -136,11 +136,8 @@ class CovarianceStructure:
         self.m = int(m)  # number of time levels (non-spatial) or coordinate dimension (spatial)
 
     # --- to be provided by subclasses -------------------------------------------------------
-    @property
-    def n_params(self) -> int:
-        raise NotImplementedError
-
     def param_names(self) -> list[str]:
+        """The SAS names of phi's elements, in order (their count is ``n_params``)."""
         raise NotImplementedError
 
     def theta_to_phi(self, theta):
@@ -158,6 +155,10 @@ class CovarianceStructure:
         raise NotImplementedError
 
     # --- shared -------------------------------------------------------------------------------
+    @property
+    def n_params(self) -> int:
+        return len(self.param_names())
+
     def pattern_sigma(self, phi, geom):
         """Sigma for each pattern: phi (..., q), geom = index array (P, mp) -> (..., P, mp, mp)."""
         full = self.sigma(phi)
@@ -206,10 +207,6 @@ class CovarianceStructure:
 # --------------------------------------------------------------------------------------------
 class Unstructured(CovarianceStructure):
     name, sas_type, linear = "us", "UN", True
-
-    @property
-    def n_params(self):
-        return self.m * (self.m + 1) // 2
 
     def _tril(self):
         # row-wise lower triangle: (1,1),(2,1),(2,2),(3,1)...; cached (called in every evaluation)
@@ -261,10 +258,6 @@ class CompoundSymmetry(CovarianceStructure):
 
     name, sas_type, linear = "cs", "CS", True
 
-    @property
-    def n_params(self):
-        return 2
-
     def param_names(self):
         return ["CS", "Residual"]
 
@@ -302,10 +295,6 @@ class HeterogeneousCS(CovarianceStructure):
     """SAS CSH: phi = (Var(1)..Var(m), CSH = rho)."""
 
     name, sas_type = "csh", "CSH"
-
-    @property
-    def n_params(self):
-        return self.m + 1
 
     def param_names(self):
         return [f"Var({i + 1})" for i in range(self.m)] + ["CSH"]
@@ -346,10 +335,6 @@ class AR1(CovarianceStructure):
 
     name, sas_type = "ar1", "AR(1)"
 
-    @property
-    def n_params(self):
-        return 2
-
     def param_names(self):
         return ["AR(1)", "Residual"]
 
@@ -378,10 +363,6 @@ class HeterogeneousAR1(CovarianceStructure):
     """SAS ARH(1): phi = (Var(1)..Var(m), ARH(1) = rho)."""
 
     name, sas_type = "ar1h", "ARH(1)"
-
-    @property
-    def n_params(self):
-        return self.m + 1
 
     def param_names(self):
         return [f"Var({i + 1})" for i in range(self.m)] + ["ARH(1)"]
@@ -412,10 +393,6 @@ class Toeplitz(CovarianceStructure):
 
     name, sas_type, linear = "toep", "TOEP", True
 
-    @property
-    def n_params(self):
-        return self.m
-
     def param_names(self):
         return [f"TOEP({k + 1})" for k in range(1, self.m)] + ["Residual"]
 
@@ -444,28 +421,42 @@ class Toeplitz(CovarianceStructure):
         return np.concatenate([s0 * np.real(_pacf_to_acf(pacf)) if m > 1 else [], [s0]])
 
 
-class HeterogeneousToeplitz(CovarianceStructure):
-    """SAS TOEPH: phi = (Var(1)..Var(m), TOEPH(1)..TOEPH(m-1) = lag correlations)."""
+class _VariancesAndCorrelations(CovarianceStructure):
+    """phi = (Var(1)..Var(m), <label>(1)..<label>(m-1)): m variances on the log scale and m-1
+    correlation parameters reached from tanh(theta); a subclass says how (``_from_tanh``/``_to_tanh``)."""
 
-    name, sas_type = "toeph", "TOEPH"
-
-    @property
-    def n_params(self):
-        return 2 * self.m - 1
+    label = ""
 
     def param_names(self):
-        return [f"Var({i + 1})" for i in range(self.m)] + [f"TOEPH({k})" for k in range(1, self.m)]
+        return [f"Var({i + 1})" for i in range(self.m)] + [f"{self.label}({k})" for k in range(1, self.m)]
+
+    def _from_tanh(self, t):
+        return t
+
+    def _to_tanh(self, corr):
+        return corr
 
     def theta_to_phi(self, theta):
         theta = np.asarray(theta)
         m = self.m
-        acf = _pacf_to_acf(np.tanh(theta[..., m:]))
-        return np.concatenate([np.exp(theta[..., :m]), acf], axis=-1)
+        return np.concatenate([np.exp(theta[..., :m]), self._from_tanh(np.tanh(theta[..., m:]))], axis=-1)
 
     def phi_to_theta(self, phi):
         m = self.m
-        pacf = _acf_to_pacf(np.asarray(phi[m:]))
-        return np.concatenate([np.log(phi[:m]), np.arctanh(pacf)])
+        return np.concatenate([np.log(phi[:m]), np.arctanh(self._to_tanh(phi[m:]))])
+
+
+class HeterogeneousToeplitz(_VariancesAndCorrelations):
+    """SAS TOEPH: phi = (Var(1)..Var(m), TOEPH(1)..TOEPH(m-1) = lag correlations), the lag
+    correlations reached through partial autocorrelations (tanh(theta)) so that Sigma stays positive definite."""
+
+    name, sas_type, label = "toeph", "TOEPH", "TOEPH"
+
+    def _from_tanh(self, t):
+        return _pacf_to_acf(t)
+
+    def _to_tanh(self, corr):
+        return _acf_to_pacf(np.asarray(corr))
 
     def sigma(self, phi):
         phi = np.asarray(phi)
@@ -505,10 +496,6 @@ class AnteDependence(CovarianceStructure):
 
     name, sas_type = "ad", "ANTE(1), homogeneous"
 
-    @property
-    def n_params(self):
-        return self.m
-
     def param_names(self):
         return ["Var"] + [f"Rho({k})" for k in range(1, self.m)]
 
@@ -529,26 +516,14 @@ class AnteDependence(CovarianceStructure):
         return np.concatenate([[float(np.mean(v))], np.clip(np.diag(C, 1), -0.9, 0.9)])
 
 
-class HeterogeneousAnteDependence(CovarianceStructure):
-    """SAS ANTE(1) (mmrm ``adh``): phi = (Var(1)..Var(m), Rho(1)..Rho(m-1))."""
+class HeterogeneousAnteDependence(_VariancesAndCorrelations):
+    """SAS ANTE(1) (mmrm ``adh``): phi = (Var(1)..Var(m), Rho(1)..Rho(m-1)), Rho(k) = tanh(theta)
+    the correlation of times k and k+1."""
 
-    name, sas_type = "adh", "ANTE(1)"
+    name, sas_type, label = "adh", "ANTE(1)", "Rho"
 
-    @property
-    def n_params(self):
-        return 2 * self.m - 1
-
-    def param_names(self):
-        return [f"Var({i + 1})" for i in range(self.m)] + [f"Rho({k})" for k in range(1, self.m)]
-
-    def theta_to_phi(self, theta):
-        theta = np.asarray(theta)
-        m = self.m
-        return np.concatenate([np.exp(theta[..., :m]), np.tanh(theta[..., m:])], axis=-1)
-
-    def phi_to_theta(self, phi):
-        m = self.m
-        return np.concatenate([np.log(phi[:m]), np.arctanh(np.clip(phi[m:], -0.999, 0.999))])
+    def _to_tanh(self, corr):
+        return np.clip(corr, -0.999, 0.999)
 
     def sigma(self, phi):
         phi = np.asarray(phi)
@@ -569,10 +544,6 @@ class SpatialStructure(CovarianceStructure):
     """
 
     spatial = True
-
-    @property
-    def n_params(self):
-        return 2
 
     def param_names(self):
         return [self.sas_type, "Residual"]
@@ -663,10 +634,6 @@ class RandomInterceptSlope(CovarianceStructure):
     def __init__(self, m: int, times=None):
         super().__init__(m)
         self.times = np.arange(m, dtype=float) if times is None else np.asarray(times, dtype=float)
-
-    @property
-    def n_params(self):
-        return 4
 
     def param_names(self):
         return ["UN(1,1)", "UN(2,1)", "UN(2,2)", "Residual"]

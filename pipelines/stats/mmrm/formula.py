@@ -150,6 +150,36 @@ def format_level(value) -> str:
     return str(value)
 
 
+def check_reference(ref_label: str, levels: list[str], column: str, file: str | None, what: str = "level") -> None:
+    """A reference ``what`` (level, arm) must be one of the column's ``levels``."""
+    if ref_label not in levels:
+        raise ModelSpecError(
+            f"reference {what} {ref_label!r} does not occur in column {column}",
+            file=file,
+            column=column,
+            value=ref_label,
+            hint=f"{what}s are {', '.join(levels[:10])}{' ...' if len(levels) > 10 else ''}",
+        )
+
+
+def check_one_row_per_visit(subjects: np.ndarray, visits: np.ndarray, n_visits: int, *, subject_labels, visit_labels,
+                            rows, column: str, file: str | None) -> None:
+    """Each subject has at most one row per visit. ``subjects``/``visits`` are integer codes per row
+    (labels by code), ``rows`` the file row of each data row, for the message."""
+    key = np.asarray(subjects, dtype=np.int64) * (n_visits + 1) + np.asarray(visits, dtype=np.int64)
+    _, first = np.unique(key, return_index=True)
+    if len(first) < len(key):
+        i = int(np.setdiff1d(np.arange(len(key)), first)[0])
+        raise ModelSpecError(
+            f"subject {subject_labels[subjects[i]]!r} has more than one row at {column} = {visit_labels[visits[i]]!r}",
+            file=file,
+            row=int(rows[i]),
+            column=column,
+            value=visit_labels[visits[i]],
+            hint="each subject may have one observation per visit",
+        )
+
+
 def _unique_labels(series: pd.Series) -> list[str]:
     uniq = pd.unique(series.dropna())
     return list(dict.fromkeys(format_level(v) for v in uniq))
@@ -184,14 +214,7 @@ def factor_info(series: pd.Series, column: str, given: list | None, ref, file: s
     order = natural
     if ref is not None:
         ref_label = format_level(ref)
-        if ref_label not in natural:
-            raise ModelSpecError(
-                f"reference level {ref_label!r} does not occur in column {column}",
-                file=file,
-                column=column,
-                value=ref_label,
-                hint=f"levels are {', '.join(natural[:10])}{' ...' if len(natural) > 10 else ''}",
-            )
+        check_reference(ref_label, natural, column, file)
         order = [ref_label] + [lv for lv in natural if lv != ref_label]
     return natural, order, codes, labels
 

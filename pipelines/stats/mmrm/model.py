@@ -15,6 +15,7 @@ from .engine import MarginalModel, NotPositiveDefinite
 from .formula import (
     DesignBuilder,
     _unique_labels,
+    check_one_row_per_visit,
     factor_info,
     format_level,
     full_rank_columns,
@@ -275,18 +276,8 @@ def build_design(data, formula, *, weights=None, ref=None, levels=None, file=Non
         time_levels = natural[tvar]
         tpos = np.array([time_levels.index(lv) for lv in factors[tvar]], dtype=int)
         time_codes = tpos[d[tvar].cat.codes.to_numpy().astype(int)]
-        key = subj_codes.astype(np.int64) * (len(time_levels) + 1) + time_codes
-        _, first = np.unique(key, return_index=True)
-        if len(first) < len(key):
-            i = int(np.setdiff1d(np.arange(len(key)), first)[0])
-            raise ModelSpecError(
-                f"subject {subject_labels[subj_codes[i]]!r} has more than one row at {tvar} = {time_levels[time_codes[i]]!r}",
-                file=file,
-                row=int(d.index[i]) + 1,
-                column=tvar,
-                value=time_levels[time_codes[i]],
-                hint="each subject may have one observation per visit",
-            )
+        check_one_row_per_visit(subj_codes, time_codes, len(time_levels), subject_labels=subject_labels,
+                                visit_labels=time_levels, rows=d.index.to_numpy() + 1, column=tvar, file=file)
         time_order = time_codes
     n_subj = len(subject_labels)
     if parsed.group:

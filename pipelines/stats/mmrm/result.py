@@ -101,27 +101,15 @@ class MMRMResult:
 
     @classmethod
     def failed(cls, design, model, parsed, reml, df_method, vcov, warnings, phi=None, f=np.nan):
-        obj = cls.__new__(cls)
-        obj.design, obj.model, obj.parsed = design, model, parsed
-        obj.formula, obj.covariance_type = parsed.formula, parsed.cov_type
-        obj.reml, obj.method = reml, "REML" if reml else "ML"
-        obj.df_method, obj.vcov_method = df_method, vcov or "model-based"
-        obj.phi = np.full(model.q, np.nan) if phi is None else np.asarray(phi, dtype=float)
-        obj.converged = False
-        obj.warnings = list(warnings)
-        obj.inference = None
-        obj.W = None
-        obj.optim = None
-        obj.kr_pieces = None
-        obj.conf_level = 0.95
-        obj.n_obs = int(model.N)
-        obj.n_subjects = int(design.n_subjects_read)
-        obj.n_subjects_used = len(design.subject_labels)
+        """A fit that did not converge: -2LL of the last iterate when it is finite, no information
+        criteria, no inference."""
+        obj = cls(
+            design=design, model=model, parsed=parsed, reml=reml, df_method=df_method, vcov=vcov or "model-based",
+            phi=np.full(model.q, np.nan) if phi is None else phi, f=f if np.isfinite(f) else np.nan,
+            converged=False, warnings=warnings, inference=None, W=None, optim=None,
+        )
         obj.n_cov_params = int(model.q)
-        obj.rank = int(design.keep.sum())
-        obj.neg2_loglik = obj.aic = obj.aicc = obj.bic = np.nan
-        if np.isfinite(f):
-            obj.neg2_loglik = float(f)
+        obj.aic = obj.aicc = obj.bic = np.nan
         return obj
 
     # ------------------------------------------------------------------------------ coefficients
