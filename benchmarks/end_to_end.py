@@ -36,7 +36,8 @@ sys.path.insert(0, str(ROOT))
 FLOOR_JOB = textwrap.dedent(
     """
     import sys
-    from dagster import DagsterInstance, Definitions, DynamicPartitionsDefinition, asset, define_asset_job, in_process_executor
+    from dagster import Definitions, DynamicPartitionsDefinition, asset, define_asset_job, in_process_executor
+    from pipelines.orchestration.runner import get_instance  # the instance exactly as `trialpipe run` opens it
 
     parts = DynamicPartitionsDefinition(name="studies")
 
@@ -46,7 +47,7 @@ FLOOR_JOB = textwrap.dedent(
 
     defs = Definitions(assets=[trivial], jobs=[define_asset_job("job", selection=[trivial], partitions_def=parts)],
                        executor=in_process_executor)
-    instance = DagsterInstance.get()
+    instance = get_instance(capture_output=False)
     if not instance.has_dynamic_partition("studies", "S1"):
         instance.add_dynamic_partitions("studies", ["S1"])
     res = defs.resolve_job_def("job").execute_in_process(instance=instance, partition_key="S1", raise_on_error=False,

@@ -199,6 +199,24 @@ def test_define_xml_lists_every_dataset_and_variable_written(safety_package):
     assert re.match(r"^[A-Z]", next(iter(pcd)))
 
 
+def test_define_xml_is_valid_against_the_cdisc_define_2_1_schema(safety_package, tmp_path):
+    """CDISC's own XML Schema for Define-XML 2.1 (define2-1-0.xsd with ODM 1.3.2, as shipped in
+    odmlib, a CDISC-maintained library) validates the document; a document with one wrong data type
+    and one unknown attribute is rejected, so the check is live."""
+    odmlib = pytest.importorskip("odmlib", reason="the dev dependency group carries odmlib (CDISC schemas)")
+    xmlschema = pytest.importorskip("xmlschema")
+    from pathlib import Path
+
+    schema = xmlschema.XMLSchema(str(Path(odmlib.__file__).parent / "schemas" / "define" / "2.1" / "define2-1-0.xsd"))
+    errors = [f"{e.path}: {e.reason}" for e in schema.iter_errors(str(safety_package.define))]
+    assert errors == []
+    text = safety_package.define.read_text(encoding="utf-8")
+    broken = tmp_path / "define.xml"
+    broken.write_text(text.replace('DataType="text"', 'DataType="txt"', 1).replace("<ItemDef ", '<ItemDef Colour="red" ', 1),
+                      encoding="utf-8")
+    assert len(list(schema.iter_errors(str(broken)))) >= 2
+
+
 def test_sensitivity_table_shows_stored_estimand_analyses_at_the_primary_visit(tlf_studies, tmp_path):
     from pipelines.tlf.builders import BUILDERS, Context, TableOut
     from pipelines.report.data import load_study
