@@ -221,7 +221,7 @@ def _param_from_code(paramcd: str, long_label: str | None) -> Param:
 
 
 # ------------------------------------------------------------------------------------------ reading
-has_table = warehouse.table_exists  # a table or a view (information_schema lists both)
+has_table = warehouse.table_exists  # a table or a view
 
 
 def columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
