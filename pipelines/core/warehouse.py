@@ -107,10 +107,14 @@ def write_frame(
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """A table or a view named ``schema.name`` (from the catalog functions: information_schema
+    materialises the whole catalog per query)."""
     schema, name = table.split(".")
     return bool(
         con.execute(
-            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?", [schema, name]
+            "select (select count(*) from duckdb_tables() where schema_name = $1 and table_name = $2)"
+            " + (select count(*) from duckdb_views() where schema_name = $1 and view_name = $2)",
+            [schema, name],
         ).fetchone()[0]
     )
 
