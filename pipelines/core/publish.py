@@ -230,33 +230,36 @@ def publish(working_db: Path, warehouse_path: Path, study_id: str, run_row: dict
         con.execute(f"attach {sql_literal(working_db)} as work (read_only)")
         main = con.execute("select current_database()").fetchone()[0]
         work_tables = _tables(con, "work")
-        # Remove the study everywhere first (tables a newer code version no longer builds too);
-        # meta.runs keeps every run's row.
-        for schema, table in _tables(con, main):
-            if schema == "meta":
-                continue
-            if any(c == "study_id" for c, _ in _columns(con, main, schema, table)):
-                con.execute(f'delete from "{schema}"."{table}" where study_id = ?', [study_id])
-        n_rows = 0
-        for schema, table in work_tables:
-            con.execute(f'create schema if not exists "{schema}"')
-            existing = dict(_columns(con, main, schema, table))
-            if not existing:
-                con.execute(f'create table "{schema}"."{table}" as select * from work."{schema}"."{table}" limit 0')
-            else:
-                for col, dtype in _columns(con, "work", schema, table):
-                    if col not in existing:
-                        con.execute(f'alter table "{schema}"."{table}" add column "{col}" {dtype}')
-                    elif existing[col] != dtype:
-                        # the same column typed differently by two studies (or code versions):
-                        # widen the published column so both fit; VARCHAR holds anything
-                        widened = dtype if existing[col] in ("INTEGER", "NULL") else "VARCHAR"
-                        con.execute(f'alter table "{schema}"."{table}" alter column "{col}" type {widened}')
-            con.execute(f'insert into "{schema}"."{table}" by name select * from work."{schema}"."{table}"')
-            n_rows += int(con.execute(f'select count(*) from work."{schema}"."{table}"').fetchone()[0])
-            warehouse.document(con, f"{schema}.{table}")
-        if run_row is not None:
-            _record_run(con, run_row)
+        # one transaction for the whole study (the file is a private copy until the swap): a
+        # commit per statement made the ~65 tables' COMMENTs alone take seconds
+        with warehouse.transaction(con):
+            # Remove the study everywhere first (tables a newer code version no longer builds too);
+            # meta.runs keeps every run's row.
+            for schema, table in _tables(con, main):
+                if schema == "meta":
+                    continue
+                if any(c == "study_id" for c, _ in _columns(con, main, schema, table)):
+                    con.execute(f'delete from "{schema}"."{table}" where study_id = ?', [study_id])
+            n_rows = 0
+            for schema, table in work_tables:
+                con.execute(f'create schema if not exists "{schema}"')
+                existing = dict(_columns(con, main, schema, table))
+                if not existing:
+                    con.execute(f'create table "{schema}"."{table}" as select * from work."{schema}"."{table}" limit 0')
+                else:
+                    for col, dtype in _columns(con, "work", schema, table):
+                        if col not in existing:
+                            con.execute(f'alter table "{schema}"."{table}" add column "{col}" {dtype}')
+                        elif existing[col] != dtype:
+                            # the same column typed differently by two studies (or code versions):
+                            # widen the published column so both fit; VARCHAR holds anything
+                            widened = dtype if existing[col] in ("INTEGER", "NULL") else "VARCHAR"
+                            con.execute(f'alter table "{schema}"."{table}" alter column "{col}" type {widened}')
+                con.execute(f'insert into "{schema}"."{table}" by name select * from work."{schema}"."{table}"')
+                n_rows += int(con.execute(f'select count(*) from work."{schema}"."{table}"').fetchone()[0])
+                warehouse.document(con, f"{schema}.{table}")
+            if run_row is not None:
+                _record_run(con, run_row)
         con.execute("detach work")
     return {"tables": len(work_tables), "rows": n_rows, "seconds": round(time.perf_counter() - started, 3)}
 

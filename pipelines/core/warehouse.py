@@ -45,8 +45,38 @@ def connect(path: str | Path, *, read_only: bool = False) -> Iterator[duckdb.Duc
 
 
 def ensure_schemas(con: duckdb.DuckDBPyConnection) -> None:
+    # only the missing ones: every statement is a commit of its own, and this runs per model
+    present = {r[0] for r in con.execute(
+        "select schema_name from duckdb_schemas() where database_name = current_database()"
+    ).fetchall()}
     for s in SCHEMAS:
-        con.execute(f"create schema if not exists {s}")
+        if s not in present:
+            con.execute(f"create schema if not exists {s}")
+
+
+_IN_TRANSACTION: set[int] = set()  # connections inside transaction() (DuckDB does not say)
+
+
+@contextlib.contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """One commit for the statements inside (DuckDB commits each statement on its own otherwise);
+    nested inside another ``transaction(con)`` the statements simply join the outer one."""
+    key = id(con)
+    if key in _IN_TRANSACTION:
+        yield
+        return
+    con.execute("begin")
+    _IN_TRANSACTION.add(key)
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):
+            con.execute("rollback")
+        raise
+    else:
+        con.execute("commit")
+    finally:
+        _IN_TRANSACTION.discard(key)
 
 
 def set_context(con: duckdb.DuckDBPyConnection, **variables: object) -> None:
@@ -79,10 +109,14 @@ def write_frame(
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """A table or a view named ``schema.name`` (from the catalog functions: information_schema
+    materialises the whole catalog per query)."""
     schema, name = table.split(".")
     return bool(
         con.execute(
-            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?", [schema, name]
+            "select (select count(*) from duckdb_tables() where schema_name = $1 and table_name = $2)"
+            " + (select count(*) from duckdb_views() where schema_name = $1 and view_name = $2)",
+            [schema, name],
         ).fetchone()[0]
     )
 
@@ -147,39 +181,19 @@ def document(con: duckdb.DuckDBPyConnection, table: str) -> None:
         if doc is None:
             return
         desc, cols = doc["description"], doc.get("columns", {})
+    # duckdb_views()/duckdb_columns() filtered directly: information_schema.columns is a view that
+    # DuckDB materialises for the whole catalog on every query (40 ms a table in a 66-table warehouse)
     is_view = bool(con.execute(
-        "select count(*) from duckdb_views() where schema_name = ? and view_name = ?", [schema, name]
+        "select count(*) from duckdb_views() where database_name = current_database() and schema_name = ? "
+        "and view_name = ?", [schema, name]
     ).fetchone()[0])
     statements = [f"comment on {'view' if is_view else 'table'} {table} is {_quote(desc.strip())}"]
     present = {r[0] for r in con.execute(
-        "select column_name from information_schema.columns where table_schema = ? and table_name = ?", [schema, name]
+        "select column_name from duckdb_columns() where database_name = current_database() and schema_name = ? "
+        "and table_name = ?", [schema, name]
     ).fetchall()}
     statements += [
         f"comment on column {table}.{col} is {_quote(str(text).strip())}" for col, text in cols.items() if col in present
     ]
-    with transaction(con):  # one round trip, one commit for the whole table's documentation
+    with transaction(con):  # one round trip and one commit for the whole table's documentation
         con.execute(";\n".join(statements))
-
-
-_IN_TRANSACTION: set[int] = set()  # id() of connections inside transaction()
-
-
-@contextlib.contextmanager
-def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """One explicit transaction (one commit instead of one per statement: 40 COMMENT ON statements
-    take ~10x longer auto-committed one by one). Nested use joins the outer transaction (DuckDB
-    has no nested transactions, and a refused BEGIN aborts the open one)."""
-    key = id(con)
-    if key in _IN_TRANSACTION:
-        yield
-        return
-    con.execute("begin transaction")
-    _IN_TRANSACTION.add(key)
-    try:
-        yield
-    except BaseException:
-        _IN_TRANSACTION.discard(key)
-        con.execute("rollback")
-        raise
-    _IN_TRANSACTION.discard(key)
-    con.execute("commit")

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import duckdb
 import polars as pl
 
+from pipelines.core import warehouse
 from pipelines.instruments import all_paramcds, load_instruments, parameter_order, score_of_paramcd
 from pipelines.report.fmt import is_num
 from pipelines.stats.efficacy.schema import TABLES as RESULT_TABLES
@@ -220,16 +221,7 @@ def _param_from_code(paramcd: str, long_label: str | None) -> Param:
 
 
 # ------------------------------------------------------------------------------------------ reading
-def has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    schema, name = table.split(".")
-    return bool(
-        con.execute(
-            "select count(*) from duckdb_tables() where schema_name = ? and table_name = ?", [schema, name]
-        ).fetchone()[0]
-        or con.execute(
-            "select count(*) from duckdb_views() where schema_name = ? and view_name = ?", [schema, name]
-        ).fetchone()[0]
-    )
+has_table = warehouse.table_exists  # a table or a view
 
 
 def columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:

@@ -86,6 +86,25 @@ def png_base64(fig: Figure, dpi: int = 72, max_bytes: int = 100_000) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
+def _legend_above(fig: Figure, handles: dict) -> None:
+    """One legend for the figure, in a row above the panels (label -> artist, in drawing order)."""
+    fig.legend(list(handles.values()), list(handles.keys()), loc="outside upper left", ncols=len(handles), frameon=False)
+
+
+def _gridlines(ax, axis: str) -> None:
+    """Light grid lines across ``axis`` ("x", "y" or "both"), drawn behind the data."""
+    ax.grid(axis=axis, color=LIGHT, lw=0.6)
+    ax.set_axisbelow(True)
+
+
+def _right_of_axes(ax, y: float, text: str, **kw) -> None:
+    """``text`` in the right margin of ``ax``, level with data height ``y``."""
+    ax.annotate(
+        text, xy=(1.0, y), xycoords=("axes fraction", "data"), xytext=(6, 0), textcoords="offset points",
+        va="center", fontsize=8.5, **kw,
+    )
+
+
 def _finite(*xs) -> bool:
     return all(x is not None and isinstance(x, (int, float)) and math.isfinite(x) for x in xs)
 
@@ -134,17 +153,7 @@ def forest(
                     mark = ax.plot([], [])[0]
                     mark.set_gid(f"{gid_prefix}-{r['key']}")
                     text = r.get("note") or "not estimable"
-                ax.annotate(
-                    text,
-                    xy=(1.0, y),
-                    xycoords=("axes fraction", "data"),
-                    xytext=(6, 0),
-                    textcoords="offset points",
-                    va="center",
-                    ha="left",
-                    fontsize=8.5,
-                    color="black" if ok else GREY,
-                )
+                _right_of_axes(ax, y, text, ha="left", color="black" if ok else GREY)
             ax.axvline(0, color="black", lw=0.8, zorder=1)
             ax.set_yticks(ys, [r["label"] for r in rows])
             ax.set_ylim(-0.7, len(rows) - 0.3)
@@ -155,8 +164,7 @@ def forest(
             ax.set_title(panel["title"], loc="left", fontweight="bold")
             ax.spines["left"].set_visible(False)
             ax.tick_params(axis="y", length=0)
-            ax.grid(axis="x", color=LIGHT, lw=0.6)
-            ax.set_axisbelow(True)
+            _gridlines(ax, "x")
             ax.annotate(
                 f"Difference ({level:g}% CI)",
                 xy=(1.0, 1.0),
@@ -174,30 +182,21 @@ def forest(
             # never collide with tick labels, whatever the axis range.
             for ax in axes:
                 ax.set_ylim(-1.5, ax.get_ylim()[1])
-                ax.annotate(
-                    "\u2190 " + favours[0],
-                    xy=(0, -1.05),
-                    xycoords="data",
-                    xytext=(-4, 0),
-                    textcoords="offset points",
-                    ha="right",
-                    va="center",
-                    fontsize=8,
-                    color=arm_style(0)["color"],
-                    annotation_clip=False,
-                )
-                ax.annotate(
-                    favours[1] + " \u2192",
-                    xy=(0, -1.05),
-                    xycoords="data",
-                    xytext=(4, 0),
-                    textcoords="offset points",
-                    ha="left",
-                    va="center",
-                    fontsize=8,
-                    color=arm_style(1)["color"],
-                    annotation_clip=False,
-                )
+                for side, (text, dx, ha) in enumerate(
+                    (("\u2190 " + favours[0], -4, "right"), (favours[1] + " \u2192", 4, "left"))
+                ):
+                    ax.annotate(
+                        text,
+                        xy=(0, -1.05),
+                        xycoords="data",
+                        xytext=(dx, 0),
+                        textcoords="offset points",
+                        ha=ha,
+                        va="center",
+                        fontsize=8,
+                        color=arm_style(side)["color"],
+                        annotation_clip=False,
+                    )
         fig.get_layout_engine().set(w_pad=0.1, h_pad=0.12)
     return fig
 
@@ -265,18 +264,11 @@ def change_over_visits(
             )
             if panel.get("ylabel"):
                 ax.set_ylabel(panel["ylabel"])
-            ax.grid(axis="y", color=LIGHT, lw=0.6)
-            ax.set_axisbelow(True)
+            _gridlines(ax, "y")
             if panel.get("note"):
                 ax.text(0.5, 0.5, panel["note"], transform=ax.transAxes, ha="center", va="center", color=GREY)
         if legend and handles:
-            fig.legend(
-                list(handles.values()),
-                list(handles.keys()),
-                loc="outside upper left",
-                ncols=len(handles),
-                frameon=False,
-            )
+            _legend_above(fig, handles)
     return fig
 
 
@@ -317,8 +309,7 @@ def spaghetti(
                 )
             ax.set_title(panel["title"], loc="left", fontweight="bold")
             ax.set_xlabel(xlabel)
-            ax.grid(color=LIGHT, lw=0.6)
-            ax.set_axisbelow(True)
+            _gridlines(ax, "both")
             if panel.get("xticks"):
                 ax.set_xticks(panel["xticks"])
         axes[0].set_ylabel(ylabel)
@@ -361,15 +352,7 @@ def responders(groups: list[dict], *, level: float = 95, width: float = 7.5) -> 
                         ax.plot([100 * b["conf_low"], 100 * b["conf_high"]], [y, y], color="black", lw=1.1)
                         for x in (100 * b["conf_low"], 100 * b["conf_high"]):
                             ax.plot([x, x], [y - 0.15, y + 0.15], color="black", lw=1.1)
-                ax.annotate(
-                    b.get("text", ""),
-                    xy=(1.0, y),
-                    xycoords=("axes fraction", "data"),
-                    xytext=(6, 0),
-                    textcoords="offset points",
-                    va="center",
-                    fontsize=8.5,
-                )
+                _right_of_axes(ax, y, b.get("text", ""))
                 y += 1
             yt.append((top + y - 1) / 2)
             yl.append(g["label"] + ("\n" + g["sublabel"] if g.get("sublabel") else ""))
@@ -378,17 +361,10 @@ def responders(groups: list[dict], *, level: float = 95, width: float = 7.5) -> 
         ax.invert_yaxis()
         ax.set_xlim(0, 100)
         ax.set_xlabel(f"Participants meeting the criterion, % (bars: {level:g}% CI)")
-        ax.grid(axis="x", color=LIGHT, lw=0.6)
-        ax.set_axisbelow(True)
+        _gridlines(ax, "x")
         ax.tick_params(axis="y", length=0)
         if handles:
-            fig.legend(
-                list(handles.values()),
-                list(handles.keys()),
-                loc="outside upper left",
-                ncols=len(handles),
-                frameon=False,
-            )
+            _legend_above(fig, handles)
     return fig
 
 

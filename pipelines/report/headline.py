@@ -190,32 +190,32 @@ def missing_item_summary(con: duckdb.DuckDBPyConnection, study_id: str) -> list[
     return [_ascii(x) for x in lines]
 
 
-def print_missing_items(outcome, console) -> None:
+def _print_lines(outcome, console, lines_of, *, say_unreadable: bool) -> bool:
+    """Print ``lines_of(con, study_id)`` read from the run's published warehouse, indented; False
+    when the warehouse cannot be opened (said on the console when ``say_unreadable``)."""
     try:
         con = duckdb.connect(str(outcome.warehouse), read_only=True)
-    except duckdb.Error:
-        return
+    except duckdb.Error as exc:
+        if say_unreadable:
+            console.print(f"  could not open {outcome.warehouse}: {exc}", markup=False, highlight=False)
+        return False
     try:
-        lines = missing_item_summary(con, outcome.study_id)
+        lines = lines_of(con, outcome.study_id)
     finally:
         con.close()
     for line in lines:
         console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
+    return True
+
+
+def print_missing_items(outcome, console) -> None:
+    _print_lines(outcome, console, missing_item_summary, say_unreadable=False)
 
 
 def print_headline(outcome, console) -> None:
     """Print :func:`headline_lines` for a finished run, then where its report is (when written)."""
-    try:
-        con = duckdb.connect(str(outcome.warehouse), read_only=True)
-    except duckdb.Error as exc:
-        console.print(f"  could not open {outcome.warehouse}: {exc}", markup=False, highlight=False)
+    if not _print_lines(outcome, console, headline_lines, say_unreadable=True):
         return
-    try:
-        lines = headline_lines(con, outcome.study_id)
-    finally:
-        con.close()
-    for line in lines:
-        console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
     report = Path(outcome.report_dir) / f"{outcome.study_id}.html"
     if report.exists():
         console.print(f"  report: {report.resolve()}", markup=False, highlight=False)

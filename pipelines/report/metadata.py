@@ -13,6 +13,9 @@ or rows: the markdown says what is missing. PNGs are at most 100 kB.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import duckdb
 import polars as pl
 
@@ -53,21 +56,38 @@ def _data(con: duckdb.DuckDBPyConnection, study_id: str, table: str, frame: pl.D
     return data
 
 
+# results table -> its helper, called as helper(con, study_id, frame=None) -> (markdown, png or None)
+HELPERS: dict[str, Callable[..., tuple[str, str | None]]] = {}
+
+
+def _summarises(table: str):
+    """Register ``fn(data, table)`` as the helper of ``table``; the helper is called with a connection,
+    the study id and, optionally, the table's rows just computed (``frame``, used instead of the
+    warehouse's)."""
+
+    def register(fn):
+        @functools.wraps(fn)
+        def helper(con: duckdb.DuckDBPyConnection, study_id: str, frame: pl.DataFrame | None = None):
+            return fn(_data(con, study_id, table, frame), table)
+
+        HELPERS[table] = helper
+        return helper
+
+    return register
+
+
 def _arm_names(data: StudyData) -> str:
     if data.single_arm or not data.control:
         return ""
     return f"{data.experimental.label} \u2212 {data.control.label}"
 
 
-def treatment_effects_metadata(
-    con: duckdb.DuckDBPyConnection, study_id: str, frame: pl.DataFrame | None = None
-) -> tuple[str, str | None]:
+@_summarises("results.treatment_effects")
+def treatment_effects_metadata(data: StudyData, table: str) -> tuple[str, str | None]:
     """Primary-visit MMRM rows per parameter: difference, CI, p, adjusted p, Cohen's d; forest plot of
     the clusters."""
-    table = "results.treatment_effects"
-    data = _data(con, study_id, table, frame)
     if not data.has_rows(table):
-        return f"No rows in {table} for {study_id}.", None
+        return f"No rows in {table} for {data.study_id}.", None
     rows = [r for r in T.effect_rows(data) if data.effect(r.paramcd)]
     if not rows:
         return (
@@ -96,16 +116,13 @@ def treatment_effects_metadata(
     return md, png(forest_figure, data, rows)
 
 
-def lsmeans_metadata(
-    con: duckdb.DuckDBPyConnection, study_id: str, frame: pl.DataFrame | None = None
-) -> tuple[str, str | None]:
+@_summarises("results.lsmeans")
+def lsmeans_metadata(data: StudyData, table: str) -> tuple[str, str | None]:
     """The primary parameter's MMRM LS-mean change by arm and visit, with the mean-change plot."""
-    table = "results.lsmeans"
-    data = _data(con, study_id, table, frame)
     pcd = data.primary_parameter
     rows = data.rows(table, paramcd=pcd, model="mmrm")
     if not rows:
-        return f"No mmrm LS means for {pcd} in {table} ({study_id}).", None
+        return f"No mmrm LS means for {pcd} in {table} ({data.study_id}).", None
     order = {v.id: v.order for v in data.visits}
     visits = sorted({r["avisit"] for r in rows}, key=lambda v: (order.get(v, 99), str(v)))
     header = (
@@ -128,15 +145,12 @@ def lsmeans_metadata(
     return md, png(change_figure, data, pcd)
 
 
-def responders_metadata(
-    con: duckdb.DuckDBPyConnection, study_id: str, frame: pl.DataFrame | None = None
-) -> tuple[str, str | None]:
+@_summarises("results.responders")
+def responders_metadata(data: StudyData, table: str) -> tuple[str, str | None]:
     """Response and remission by arm at the primary visit, risk difference and test p, with the chart."""
-    table = "results.responders"
-    data = _data(con, study_id, table, frame)
     groups = T.responder_groups(data)
     if not groups:
-        return f"No rows in {table} for {study_id}.", None
+        return f"No rows in {table} for {data.study_id}.", None
     header = ["Criterion"] + [f"{a.label} n/N (%)" for a in data.arms]
     if not data.single_arm:
         header += ["Risk difference, % (CI)", "p", "Test"]
@@ -153,15 +167,12 @@ def responders_metadata(
     return md, png(responder_figure, data, groups)
 
 
-def model_fits_metadata(
-    con: duckdb.DuckDBPyConnection, study_id: str, frame: pl.DataFrame | None = None
-) -> tuple[str, str | None]:
+@_summarises("results.model_fits")
+def model_fits_metadata(data: StudyData, table: str) -> tuple[str, str | None]:
     """One row per fitted model: covariance used (fallbacks marked), converged, -2 log L, AIC, warnings."""
-    table = "results.model_fits"
-    data = _data(con, study_id, table, frame)
     fits = T.model_rows(data, data.options.get("covariance") or T.DEFAULT_COVARIANCE)
     if not fits:
-        return f"No rows in {table} for {study_id}.", None
+        return f"No rows in {table} for {data.study_id}.", None
     body = [
         [
             f["param"],
@@ -195,14 +206,6 @@ def model_fits_metadata(
         )
     )
     return md, None
-
-
-HELPERS = {
-    "results.treatment_effects": treatment_effects_metadata,
-    "results.lsmeans": lsmeans_metadata,
-    "results.responders": responders_metadata,
-    "results.model_fits": model_fits_metadata,
-}
 
 
 def results_metadata(

@@ -150,7 +150,8 @@ def _durability(con, data: StudyData) -> dict | None:
         "level": int(round(100 * (arms[0]["conf_level"] or 0.95))) if arms else 95,
         "ci_method": arms[0]["ci_method"] if arms else None,
         "test": (
-            f"{test['test']} chi-square {fmt.num(test['statistic'], 2)} ({test['df']} df), {fmt.p_text(test['p_value'])}"
+            f"{test['test'][:1].upper()}{test['test'][1:]} chi-square {fmt.num(test['statistic'], 2)} ({test['df']} df), "
+            f"{fmt.p_text(test['p_value'])}"
             if test and test.get("statistic") is not None
             else (test or {}).get("note")
         ),

@@ -1,6 +1,6 @@
 {#-
   The pieces every "decision on every raw row" staging model shares (sql/staging/{ae,ds,ex,vs}_rows.sql,
-  vs_records.sql). The SQL runner (pipelines/core/sql.py) makes every macro under sql/_macros/ callable
+  vs_records.sql), and row lineage in aggregates. The SQL runner (pipelines/core/sql.py) makes every macro under sql/_macros/ callable
   from every model, as dbt does. Each macro is one rule or one step said once; the model's header still
   states its rules in words.
 -#}
@@ -106,4 +106,12 @@ select
     case when reason is null then 'accepted' else 'quarantined' end as status
 from {{ relation }}
 order by _source_file, _source_row
+{%- endmacro %}
+
+{#- In an aggregate step: the lineage (source, file, row) of the group's first row by file and row,
+    named as given. -#}
+{% macro first_lineage(source='source', file='_source_file', row='_source_row') -%}
+first(source order by _source_file, _source_row) as {{ source }},
+        first(_source_file order by _source_file, _source_row) as {{ file }},
+        first(_source_row order by _source_file, _source_row) as {{ row }}
 {%- endmacro %}

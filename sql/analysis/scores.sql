@@ -92,9 +92,7 @@ item_assessments as (
     select
         study_id, usubjid, instrument_id, instrument, visit, avisitn, study_day,
         count(value) > 0 as has_answers,
-        first(source order by _source_file, _source_row) as source,
-        first(_source_file order by _source_file, _source_row) as _source_file,
-        first(_source_row order by _source_file, _source_row) as _source_row
+        {{ first_lineage() }}
     from responses
     group by all
 ),
@@ -103,9 +101,7 @@ reported as (
     select
         study_id, usubjid, instrument_id, instrument, visit, avisitn, study_day,
         max(reported_total) as reported_total,
-        first(source order by _source_file, _source_row) as r_source,
-        first(_source_file order by _source_file, _source_row) as r_source_file,
-        first(_source_row order by _source_file, _source_row) as r_source_row
+        {{ first_lineage('r_source', 'r_source_file', 'r_source_row') }}
     from reported_rows
     group by all
 ),
@@ -240,10 +236,7 @@ cluster_answers as (
 symptom_flags as (
     select
         a.usubjid, a.instrument_id, a.visit, a.study_day,
-        case
-            when bool_and(coalesce(ca.symptoms_c, 0) >= rs.min_items) then 'Y'
-            when bool_or(coalesce(ca.symptoms_c, 0) + rs.n_c - coalesce(ca.answered_c, 0) < rs.min_items) then 'N'
-        end as sxcritfl
+        {{ all_criteria_met('ca.symptoms_c', 'ca.answered_c', 'rs.n_c', 'rs.min_items') }} as sxcritfl
     from assessments as a
     inner join rule_sizes as rs on rs.instrument_id = a.instrument_id
     left join cluster_answers as ca
@@ -282,10 +275,7 @@ dx_assessments as (
 dx_flags as (
     select
         x.usubjid, x.instrument_id, x.visit, x.study_day, any_value(s.paramcd) as paramcd,
-        case
-            when bool_and(coalesce(c.met_c, 0) >= s.min_count) then 'Y'
-            when bool_or(coalesce(c.met_c, 0) + s.n_c - coalesce(c.answered_c, 0) < s.min_count) then 'N'
-        end as dsmdxfl
+        {{ all_criteria_met('c.met_c', 'c.answered_c', 's.n_c', 's.min_count') }} as dsmdxfl
     from dx_assessments as x
     inner join dx_sizes as s on s.instrument_id = x.instrument_id
     left join dx_answers as c

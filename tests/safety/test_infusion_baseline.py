@@ -129,3 +129,18 @@ def test_gx_baseline_rule_holds_with_one_baseline_per_infusion(built):
     with warehouse.connect(db, read_only=True) as con:
         most = con.execute(f"select max(n_baseline_records) from ({query})").fetchone()[0]
     assert most == 1
+
+
+def test_report_peak_cadss_matches_hand_computation(built):
+    """The HTML report's safety section on this study. By hand from VALUES: S1 (KET) post-infusion totals
+    21, 4, 13, 9 -> peak 21; changes from its infusion's pre rating 18, 1, 12 (I3 has no pre) -> largest 18.
+    S2 (MID) 5, 2, 0, 3 -> peak 5; changes 3, 0, 0 -> largest 3. One participant per arm: the mean alone (no SD)."""
+    from pipelines.report.data import load_study
+    from pipelines.report.safety import safety_section
+
+    _, db = built
+    with warehouse.connect(db, read_only=True) as con:
+        section = safety_section(con, load_study(con, "INFB1", None))
+    assert section["teae"] is None and section["durability"] is None and section["peaks"]["sbp"] == []
+    rows = [(r["arm"], r["n"], r["peak"], r["max"], r["chg"]) for r in section["peaks"]["cadss"]]
+    assert rows == [("KET", 1, "21.0", "21", "18.0"), ("MID", 1, "5.0", "5", "3.0")]  # mean only without an SD
