@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 
 import duckdb
 import polars as pl
-import polars.selectors as cs
 
 from pipelines.core import warehouse
 from pipelines.core.manifest import Manifest
@@ -121,7 +120,8 @@ def run_suite(con: duckdb.DuckDBPyConnection, name: str, params: dict) -> CheckO
     pframe = con.execute(query).pl()
     # and integers in the smallest type that holds them (item numbers, days, row numbers): GX copies
     # the frame per expectation, so its width is the step's memory peak at 50,000 subjects
-    pframe = pframe.with_columns(pl.col(pl.String).cast(pl.Categorical), cs.integer().shrink_dtype())
+    pframe = pframe.with_columns(pl.col(pl.String).cast(pl.Categorical))
+    pframe = pframe.with_columns([pframe[c].shrink_dtype() for c, t in pframe.schema.items() if t.is_integer()])
     frame = pframe.to_pandas()
     del pframe  # not needed while GX runs (at 50,000 subjects item_responses is 12 M rows)
     vd = _validation_definition(name)
