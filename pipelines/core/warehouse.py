@@ -34,9 +34,10 @@ def connect(path: str | Path, *, read_only: bool = False) -> Iterator[duckdb.Duc
     if not read_only:
         # DuckDB takes 80% of RAM by default; the pipeline shares the machine (GX, statsmodels
         # workers), so cap it and let DuckDB spill to disk beyond (TRIALPIPE_DUCKDB_MEMORY).
-        # 2 GB: at 1 GB a 50,000-subject study spilled 0.86 GB of temporary files building
-        # staging.item_responses (12 M rows) and took twice as long (benchmarks/end_to_end.py)
-        con.execute(f"set memory_limit = '{os.environ.get('TRIALPIPE_DUCKDB_MEMORY', '2GB')}'")
+        # Measured (notes/scale): at 50,000 subjects 1 GB spills 0.86 GB building
+        # staging.item_responses (2x slower), but 2 GB raised a 10,000-subject run's peak RSS
+        # from 1.7 to 2.3 GB and analysis.scores still ran out of memory at 50,000
+        con.execute(f"set memory_limit = '{os.environ.get('TRIALPIPE_DUCKDB_MEMORY', '1GB')}'")
     con.execute(SQL_MACROS)  # tp_show / tp_label ...: what a message may repeat from a file
     try:
         yield con
