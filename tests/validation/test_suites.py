@@ -41,9 +41,13 @@ def test_suites_pass_on_a_clean_study(built):
     ("tamper", "rule"),
     [
         ("update analysis.adqs set chg = chg + 1 where chg is not null and usubjid = 'S1'", "CHG = AVAL - BASE wherever CHG is present"),
-        ("update analysis.adqs set ablfl = 'Y' where avisit = 'W2' and usubjid = 'S2'", "at most one baseline record (ABLFL = Y) per subject x parameter"),
+        ("update analysis.adqs set ablfl = 'Y' where avisit = 'W2' and usubjid = 'S2'", "at most one baseline record (ABLFL = Y) per subject x parameter (per infusion for BASETYPE PRE-INFUSION)"),
         ("update analysis.adqs set aval = 81 where paramcd = 'PCL5TOT' and usubjid = 'S3' and avisit = 'BL'", "scores are at most their maximum (ref.scores.score_max: CAPS-5/PCL-5 total 80, clusters 20/8/28/24, MADRS 60)"),
         ("update analysis.adqs set base = 0, pchg = 5 where paramcd = 'PCL5B' and usubjid = 'S4' and avisit = 'W2'", "PCHG is missing when BASE is 0"),
+        ("update analysis.adqs set dsmdxfl = 'yes' where paramcd = 'PCL5TOT' and usubjid = 'S1' and avisit = 'BL'", "DSMDXFL (DSM-5 diagnosis) is Y, N or missing"),
+        # a loss-of-diagnosis flag on a record whose baseline has no diagnosis (this study has no CAPS-5 items 22-25)
+        ("update analysis.adqs set crit3fl = 'Y' where paramcd = 'PCL5TOT' and usubjid = 'S1' and avisit = 'W2'",
+         "CRIT3FL (loss of diagnosis) is judged only on records whose baseline record has a diagnosis (DSMDXFL = Y)"),
     ],
 )
 def test_adqs_suite_catches_each_broken_invariant(built, tamper, rule):
