@@ -5,6 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+
 from dagster import DagsterInstance, SensorResult, SkipReason, build_schedule_context, build_sensor_context
 
 from pipelines.orchestration.resources import TrialpipeResource
@@ -45,6 +47,7 @@ def test_sensor_registers_new_study_and_runs_only_on_changed_inputs(tmp_path):
         assert req2.run_key != req.run_key and not changed.dynamic_partitions_requests
 
 
+@pytest.mark.slow
 def test_schedule_runs_changed_studies_only(tmp_path, monkeypatch):
     from click.testing import CliRunner
 

@@ -40,6 +40,7 @@ def test_validate_blocking_cases_exit_1_without_traceback(case, tmp_path):
     assert (tmp_path / "reports").glob("*.validation.html")
 
 
+@pytest.mark.slow
 def test_run_publishes_with_lineage_and_comments(tmp_path):
     case = CORPUS / "pcl5_out_of_range"  # one quarantined row, the rest valid
     wh = tmp_path / "wh" / "trialpipe.duckdb"
@@ -70,6 +71,7 @@ def test_run_publishes_with_lineage_and_comments(tmp_path):
     assert query(wh, "select status from meta.runs where study_id = ?", [sid]) == [("success",)]
 
 
+@pytest.mark.slow
 def test_blocked_run_leaves_published_warehouse_untouched(tmp_path):
     wh = tmp_path / "wh" / "trialpipe.duckdb"
     ok = _invoke(["run", str(CORPUS / "utf8_bom"), "--warehouse", str(wh)])
@@ -86,6 +88,7 @@ def test_blocked_run_leaves_published_warehouse_untouched(tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_simulate_all_formats_then_run(tmp_path):
     """The foundation's done-when: simulate wide+NDA+SDTM, run, and find all three instruments."""
     study, wh = tmp_path / "D", tmp_path / "W" / "trialpipe.duckdb"
@@ -103,6 +106,7 @@ def test_simulate_all_formats_then_run(tmp_path):
     assert {"CAPS5TOT", "CAPS5B", "CAPS5C", "CAPS5D", "CAPS5E", "PCL5TOT", "PCL5B", "PCL5C", "PCL5D", "PCL5E", "MADRSTOT"} <= paramcds
 
 
+@pytest.mark.slow
 def test_rerun_on_identical_inputs_gives_identical_results(tmp_path):
     """Provenance: every results row carries its run_id, and a rerun reproduces the values exactly."""
     study, wh = tmp_path / "D", tmp_path / "W" / "trialpipe.duckdb"

@@ -36,14 +36,20 @@ def models(layer: str) -> list[str]:
     return sorted(f"{layer}.{p.stem}" for p in (SQL_DIR / layer).glob("*.sql"))
 
 
-@functools.cache
 def _environment():
-    """A Jinja environment whose globals are the macros of ``sql/_macros/*.sql``."""
+    """A Jinja environment whose globals are the macros of ``sql/_macros/*.sql``, made again when a
+    macro file changes (models are read at every render; a long-lived process must see both alike)."""
+    files = sorted((SQL_DIR / "_macros").glob("*.sql"))
+    return _environment_for(tuple((p.name, p.stat().st_mtime_ns) for p in files))
+
+
+@functools.cache
+def _environment_for(macro_files: tuple) -> object:
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(SQL_DIR), undefined=jinja2.StrictUndefined)
-    for path in sorted((SQL_DIR / "_macros").glob("*.sql")):
-        module = env.get_template(f"_macros/{path.name}").module
+    for name, _ in macro_files:
+        module = env.get_template(f"_macros/{name}").module
         env.globals.update({k: v for k, v in vars(module).items() if not k.startswith("_")})
     return env
 

@@ -115,3 +115,11 @@ first(source order by _source_file, _source_row) as {{ source }},
         first(_source_file order by _source_file, _source_row) as {{ file }},
         first(_source_row order by _source_file, _source_row) as {{ row }}
 {%- endmacro %}
+
+{#- `a` and `b` are the same analysis record: visit, derivation type (DTYPE) and source row. -#}
+{% macro same_record(a, b) -%}
+{{ a }}.avisit = {{ b }}.avisit
+    and {{ a }}.dtype is not distinct from {{ b }}.dtype
+    and {{ a }}._source_file is not distinct from {{ b }}._source_file
+    and {{ a }}._source_row is not distinct from {{ b }}._source_row
+{%- endmacro %}

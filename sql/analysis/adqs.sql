@@ -304,20 +304,9 @@ flagged as (
         case
             when r.infno is not null then
                 case
-                    when ib.usubjid is not null
-                        and r.avisit = ib.avisit
-                        and r.dtype is not distinct from ib.dtype
-                        and r._source_file is not distinct from ib._source_file
-                        and r._source_row is not distinct from ib._source_row
-                        then 'Y'
+                    when ib.usubjid is not null and {{ same_record('r', 'ib') }} then 'Y'
                 end
-            when b.usubjid is not null
-                and r.avisit = b.avisit
-                and r.ady is not distinct from b.ady
-                and r.dtype is not distinct from b.dtype
-                and r._source_file is not distinct from b._source_file
-                and r._source_row is not distinct from b._source_row
-                then 'Y'
+            when b.usubjid is not null and r.ady is not distinct from b.ady and {{ same_record('r', 'b') }} then 'Y'
         end as ablfl,
         bv.avisitn as baseline_avisitn
     from records as r

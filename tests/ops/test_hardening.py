@@ -46,6 +46,7 @@ def _leftovers(wh: Path) -> list[str]:
 # -- problem 1: a stale WAL must never be replayed onto a newly published file -------------------------
 
 
+@pytest.mark.slow
 def test_problem1_stale_wal_is_applied_to_the_old_file_before_the_swap(tmp_path):
     wh, study = _published(tmp_path)
     before = _rows(wh, study.study_id)

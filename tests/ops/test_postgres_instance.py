@@ -78,6 +78,7 @@ def postgres():
         shutil.rmtree(base, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_study_runs_against_postgres_backed_instance(postgres, tmp_path, monkeypatch):
     import psycopg2
     from click.testing import CliRunner

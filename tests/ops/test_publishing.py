@@ -70,6 +70,7 @@ def _snapshot(wh: Path, study_id: str) -> list:
                      "where study_id = ? order by all", [study_id])
 
 
+@pytest.mark.slow
 def test_readers_never_fail_while_runs_publish(tmp_path):
     wh = _published(tmp_path / "wh" / "trialpipe.duckdb")
     reads, failures, stop = [0], [], threading.Event()

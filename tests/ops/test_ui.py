@@ -78,6 +78,7 @@ def webserver(tmp_path_factory):
         log.close()
 
 
+@pytest.mark.slow
 @pytest.mark.xdist_group("dagster_webserver")
 def test_graphql_lists_assets_checks_schedule_sensor_and_runs_a_study(webserver):
     port = webserver["port"]
@@ -133,6 +134,7 @@ def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
+@pytest.mark.slow
 @pytest.mark.xdist_group("dagster_webserver")
 @pytest.mark.skipif(_chromium() is None, reason="Chromium is not installed (apt-get install chromium)")
 def test_asset_graph_page_renders_in_headless_chromium(webserver, tmp_path):

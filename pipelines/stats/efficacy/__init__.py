@@ -133,11 +133,18 @@ def cohens_d(estimate, sd):
 
 
 # ------------------------------------------------------------------------------ inputs
+# ADQS columns later rules added (CRIT3 loss of diagnosis, INFNO time points around an infusion): NULL
+# when an ADQS built without them (an older warehouse, a hand-built test table) lacks them
+_OPTIONAL_ADQS = {"crit3": "varchar", "crit3fl": "varchar", "infno": "integer"}
+
+
 def _load(con: duckdb.DuckDBPyConnection, study_id: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    present = set(con.execute("select * from analysis.adqs limit 0").pl().columns)
+    optional = ", ".join(c if c in present else f"cast(null as {t}) as {c}" for c, t in _OPTIONAL_ADQS.items())
     adqs = con.execute(
-        """
+        f"""
         select usubjid, trtp, paramcd, avisit, avisitn, ady, aval, base, chg, ablfl, anl01fl,
-               crit1, crit1fl, crit2, crit2fl, crit3, crit3fl, infno
+               crit1, crit1fl, crit2, crit2fl, {optional}
         from analysis.adqs
         where study_id = ?
         """,

@@ -98,6 +98,23 @@ def draws(ld: LongData, method: str, **kw) -> Draws:
         return _draws(ld, method, **kw)
 
 
+def _jackknife(method: str, ld: LongData, full, deletions, seed) -> Draws:
+    """The full fit, then one refit per deletion ``(weights, refit, what was removed)``; ``refit`` is
+    None when the deletion removes nobody from the fit (the full fit stands for it)."""
+    betas, sigmas, weights, its = [full.beta], [full.sigmas], [np.ones(ld.n)], []
+    for w, refit, removed in deletions:
+        r = full if refit is None else refit()
+        if r is None:
+            raise ModelSpecError(
+                f"the imputation model failed to fit after removing {removed}", hint="try a simpler covariance structure"
+            )
+        betas.append(r.beta)
+        sigmas.append(r.sigmas)
+        weights.append(w)
+        its.append(r.iterations)
+    return Draws(method, np.array(betas), np.array(sigmas), np.array(weights), False, seed, 0, its)
+
+
 def _draws(
     ld: LongData,
     method: str,
@@ -114,54 +131,31 @@ def _draws(
     full = rf.full
     betas, sigmas, weights, its = [], [], [], []
     if method == "condmean-jackknife":
-        betas.append(full.beta)
-        sigmas.append(full.sigmas)
-        weights.append(np.ones(ld.n))
         say(f"jackknife: {ld.n} leave-one-subject-out refits")
-        for j in range(ld.n):
-            w = np.ones(ld.n)
-            w[j] = 0.0
-            if ld.fit_subject[j] < 0:
-                r = full
-            else:
-                r = rf.refit(_fit_weights(ld, w))
-                if r is None:
-                    raise ModelSpecError(
-                        f"the imputation model failed to fit after removing subject {ld.subjects[j]!r}",
-                        hint="try a simpler covariance structure",
-                    )
-            betas.append(r.beta)
-            sigmas.append(r.sigmas)
-            weights.append(w)
-            its.append(r.iterations)
-        return Draws(method, np.array(betas), np.array(sigmas), np.array(weights), False, None, 0, its)
+
+        def leave_one_out():
+            for j in range(ld.n):
+                w = np.ones(ld.n)
+                w[j] = 0.0
+                refit = None if ld.fit_subject[j] < 0 else (lambda w=w: rf.refit(_fit_weights(ld, w)))
+                yield w, refit, f"subject {ld.subjects[j]!r}"
+
+        return _jackknife(method, ld, full, leave_one_out(), None)
     if n_samples is None or n_samples < 2:
         raise ModelSpecError(f"{method} needs n_samples >= 2")
     if method == "condmean-grouped-jackknife":
         if n_samples > ld.n:
             raise ModelSpecError(f"{method}: {n_samples} groups for {ld.n} subjects", hint="use at most one group per subject")
-        betas.append(full.beta)
-        sigmas.append(full.sigmas)
-        weights.append(np.ones(ld.n))
         group = jackknife_groups(ld, n_samples, seed)
         say(f"grouped jackknife: {n_samples} delete-a-group refits")
-        for j in range(n_samples):
-            w = (group != j).astype(float)
-            removed = ld.fit_subject[(group == j) & (ld.fit_subject >= 0)]
-            if len(removed) == 0:
-                r = full
-            else:
-                r = rf.refit_without(removed)
-                if r is None:
-                    raise ModelSpecError(
-                        f"the imputation model failed to fit after removing jackknife group {j + 1} of {n_samples}",
-                        hint="try a simpler covariance structure",
-                    )
-            betas.append(r.beta)
-            sigmas.append(r.sigmas)
-            weights.append(w)
-            its.append(r.iterations)
-        return Draws(method, np.array(betas), np.array(sigmas), np.array(weights), False, seed, 0, its)
+
+        def delete_a_group():
+            for j in range(n_samples):
+                removed = ld.fit_subject[(group == j) & (ld.fit_subject >= 0)]
+                refit = None if len(removed) == 0 else (lambda removed=removed: rf.refit_without(removed))
+                yield (group != j).astype(float), refit, f"jackknife group {j + 1} of {n_samples}"
+
+        return _jackknife(method, ld, full, delete_a_group(), seed)
     ss = np.random.SeedSequence(seed)
     rng = np.random.default_rng(ss.spawn(1)[0])
     first_orig = method == "condmean-bootstrap"
