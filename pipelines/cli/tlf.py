@@ -18,18 +18,14 @@ from pipelines.cli.options import study_dir_argument, warehouse_option
 def tlf(study_dir: Path, warehouse: Path | None, out_dir: Path) -> None:
     """Write the numbered tables and figures (RTF and HTML), the ADaM datasets as SAS XPORT v5 and
     their Define-XML for the study in STUDY_DIR, from the published warehouse."""
-    from pipelines.core import registry, warehouse as wh
+    from pipelines.core import warehouse as wh
     from pipelines.core.errors import TrialpipeError
-    from pipelines.core.manifest import load_manifest
-    from pipelines.core.paths import default_warehouse
-    from pipelines.core.provenance import code_version
+    from pipelines.core.study_run import StudyRun
     from pipelines.report.data import has_table
     from pipelines.tlf.package import build_package
 
-    manifest = load_manifest(study_dir)
-    study_id = manifest.study_id
-    entry = registry.lookup(study_id)
-    db = Path(warehouse or (entry.warehouse if entry and entry.warehouse else default_warehouse()))
+    study = StudyRun.as_published(study_dir, warehouse=warehouse)
+    study_id, db = study.study_id, study.warehouse
     if not db.exists():
         raise TrialpipeError(
             f"warehouse {db} does not exist", hint=f"run `trialpipe run {study_dir}` first, or pass --warehouse"
@@ -47,7 +43,7 @@ def tlf(study_dir: Path, warehouse: Path | None, out_dir: Path) -> None:
                 hint=f"run `trialpipe run {study_dir}` to build and publish it",
             )
         pkg = build_package(
-            con, study_id, out_dir, progress=lambda m: click.echo(f"  {m}", err=True), code_version=code_version()
+            con, study_id, out_dir, progress=lambda m: click.echo(f"  {m}", err=True), code_version=study.code_version
         )
     for problem in pkg.problems:
         click.secho(f"  not written: {problem}", fg="yellow", err=True)

@@ -127,6 +127,16 @@ class StudyRun:
         )
 
     @classmethod
+    def as_published(cls, study_dir: str | Path, *, warehouse: str | Path | None = None) -> StudyRun:
+        """The study for commands that read its published results (``trialpipe tlf``): the warehouse
+        given, else the one the study was last run to (the registry), else the default warehouse."""
+        manifest = load_manifest(Path(study_dir).resolve())
+        entry = registry.lookup(manifest.study_id)
+        if warehouse is None and entry is not None and entry.warehouse:
+            warehouse = entry.warehouse
+        return cls.from_folder(study_dir, warehouse=warehouse, manifest=manifest)
+
+    @classmethod
     def from_entry(cls, entry: registry.StudyEntry, *, default_warehouse: str | Path | None = None) -> StudyRun:
         return cls.from_folder(entry.dir, warehouse=entry.warehouse or default_warehouse, report_dir=entry.report_dir)
 
