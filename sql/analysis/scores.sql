@@ -81,18 +81,18 @@ diagnosis_criteria as (
     select * from ref.diagnosis_criteria
 ),
 
--- S1: one value per assessment x item
-assessment_items as (
-    select usubjid, instrument_id, visit, study_day, item, max(value) as value
-    from responses
-    group by all
-),
-
+-- The assessments, numbered (aid): every per-item step below groups and joins on the number
+-- instead of the subject/instrument/visit/day strings, so a 50,000-subject study's tens of millions
+-- of item x score rows stay small enough for DuckDB's memory limit (notes: scale2).
 item_assessments as (
     select
         study_id, usubjid, instrument_id, instrument, visit, avisitn, study_day,
         count(value) > 0 as has_answers,
-        {{ first_lineage() }}
+        -- the lineage of the first row by file and row (first(... order by) keeps every row of
+        -- a group in memory; rows tied on file and row are one raw row, so any of them will do)
+        arg_min_null(source, (_source_file, _source_row)) as source,
+        min(_source_file) as _source_file,
+        arg_min_null(_source_row, (_source_file, _source_row)) as _source_row
     from responses
     group by all
 ),
@@ -108,6 +108,7 @@ reported as (
 
 assessments as (
     select
+        cast(row_number() over () as integer) as aid,
         study_id, usubjid, instrument_id, instrument, visit, avisitn, study_day,
         coalesce(i.has_answers, false) as has_items,
         r.r_source_file is not null as has_reported,
@@ -119,6 +120,18 @@ assessments as (
         r.r_source_row as reported_source_row
     from item_assessments as i
     full join reported as r using (study_id, usubjid, instrument_id, instrument, visit, avisitn, study_day)
+),
+
+-- S1: one value per assessment x answered item (an item received twice counts once, by its largest
+-- value; an item never answered is left out: every step below counts answered items)
+assessment_items as (
+    select a.aid, a.instrument_id, r.item, max(r.value) as value
+    from responses as r
+    inner join assessments as a
+        on a.usubjid = r.usubjid and a.instrument_id = r.instrument_id and a.visit = r.visit
+        and a.study_day = r.study_day
+    where r.value is not null
+    group by a.aid, a.instrument_id, r.item
 ),
 
 score_defs as (
@@ -136,7 +149,7 @@ score_defs as (
 
 -- S4: the components of each score (an item alone, or a max_of group counted once, by its largest
 -- item) and the proration group of each component
-score_components as (
+component_list as (
     select
         s.instrument_id,
         s.paramcd,
@@ -148,38 +161,58 @@ score_components as (
     group by s.instrument_id, s.paramcd, s.component
 ),
 
+-- numbered: components (cid) and their proration groups (gid)
+score_components as (
+    select
+        *,
+        cast(row_number() over (order by instrument_id, paramcd, component) as integer) as cid,
+        cast(dense_rank() over (order by instrument_id, paramcd, grp) as integer) as gid
+    from component_list
+),
+
 group_sizes as (
-    select instrument_id, paramcd, grp, count(*) as n_g, sum(n_c) as items_g
+    select instrument_id, paramcd, grp, gid, count(*) as n_g, sum(n_c) as items_g
     from score_components
     group by all
 ),
 
+-- each item's components (cid): a component of one item is that item's answer as it is; only a
+-- max_of group of several items is aggregated (most components are single items, so the largest
+-- step is a join, not a grouping)
+item_components as (
+    select c.cid, c.n_c, s.instrument_id, s.item
+    from score_items as s
+    inner join score_components as c
+        on c.instrument_id = s.instrument_id and c.paramcd = s.paramcd and c.component = s.component
+),
+
 component_answers as (
-    select
-        a.usubjid, a.instrument_id, a.visit, a.study_day, s.paramcd, s.component,
-        count(*) as a_c,
-        max(a.value) as v_c
+    select a.aid, ic.cid, 1 as a_c, a.value as v_c
     from assessment_items as a
-    inner join score_items as s on s.instrument_id = a.instrument_id and s.item = a.item
-    where a.value is not null
-    group by all
+    inner join item_components as ic on ic.instrument_id = a.instrument_id and ic.item = a.item
+    where ic.n_c = 1
+    union all
+    select a.aid, ic.cid, count(*) as a_c, max(a.value) as v_c
+    from assessment_items as a
+    inner join item_components as ic on ic.instrument_id = a.instrument_id and ic.item = a.item
+    where ic.n_c > 1
+    group by a.aid, ic.cid
 ),
 
 group_answers as (
     select
-        ca.usubjid, ca.instrument_id, ca.visit, ca.study_day, ca.paramcd, c.grp,
+        ca.aid, c.gid,
         count(*) filter (where ca.a_c = c.n_c) as a_g,
         sum(ca.v_c) filter (where ca.a_c = c.n_c) as s_g,
         sum(ca.a_c) as items_answered_g
     from component_answers as ca
-    inner join score_components as c
-        on c.instrument_id = ca.instrument_id and c.paramcd = ca.paramcd and c.component = ca.component
-    group by all
+    inner join score_components as c on c.cid = ca.cid
+    group by ca.aid, c.gid
 ),
 
 group_values as (
     select
-        a.usubjid, a.instrument_id, a.visit, a.study_day, gs.paramcd, gs.grp, gs.n_g, gs.items_g,
+        a.aid, gs.paramcd, gs.grp, gs.n_g, gs.items_g,
         coalesce(ga.a_g, 0) as a_g,
         coalesce(ga.items_answered_g, 0) as items_answered_g,
         ga.s_g,
@@ -191,14 +224,12 @@ group_values as (
     from assessments as a
     inner join group_sizes as gs on gs.instrument_id = a.instrument_id
     cross join study as st
-    left join group_answers as ga
-        on ga.usubjid = a.usubjid and ga.instrument_id = a.instrument_id and ga.visit = a.visit
-        and ga.study_day = a.study_day and ga.paramcd = gs.paramcd and ga.grp = gs.grp
+    left join group_answers as ga on ga.aid = a.aid and ga.gid = gs.gid
 ),
 
 score_values as (
     select
-        usubjid, instrument_id, visit, study_day, paramcd,
+        aid, paramcd,
         cast(sum(items_g) as integer) as n_items,
         cast(sum(items_g - items_answered_g) as integer) as n_items_missing,
         cast(sum(items_answered_g) as integer) as n_answered,
@@ -206,7 +237,7 @@ score_values as (
         case when count(*) filter (where v_g is null) = 0 then sum(v_g) end as unrounded,
         count(*) filter (where v_g is null) = 0 and sum(n_g - a_g) > 0 as prorated
     from group_values
-    group by all
+    group by aid, paramcd
 ),
 
 -- S7: symptom counts per assessment x cluster of the instrument's rule
@@ -224,25 +255,22 @@ rule_sizes as (
 
 cluster_answers as (
     select
-        a.usubjid, a.instrument_id, a.visit, a.study_day, ri.cluster,
+        a.aid, ri.cluster,
         count(*) as answered_c,
         count(*) filter (where a.value >= ri.item_threshold) as symptoms_c
     from assessment_items as a
     inner join rule_items as ri on ri.instrument_id = a.instrument_id and ri.item = a.item
-    where a.value is not null
-    group by all
+    group by a.aid, ri.cluster
 ),
 
 symptom_flags as (
     select
-        a.usubjid, a.instrument_id, a.visit, a.study_day,
+        a.aid,
         {{ all_criteria_met('ca.symptoms_c', 'ca.answered_c', 'rs.n_c', 'rs.min_items') }} as sxcritfl
     from assessments as a
     inner join rule_sizes as rs on rs.instrument_id = a.instrument_id
-    left join cluster_answers as ca
-        on ca.usubjid = a.usubjid and ca.instrument_id = a.instrument_id and ca.visit = a.visit
-        and ca.study_day = a.study_day and ca.cluster = rs.cluster
-    group by all
+    left join cluster_answers as ca on ca.aid = a.aid and ca.cluster = rs.cluster
+    group by a.aid
 ),
 
 -- S8: the diagnostic rule's criteria per assessment
@@ -255,33 +283,29 @@ dx_sizes as (
 
 dx_answers as (
     select
-        a.usubjid, a.instrument_id, a.visit, a.study_day, d.criterion,
+        a.aid, d.criterion,
         count(a.value) as answered_c,
         count(*) filter (where a.value >= d.min_value) as met_c
     from assessment_items as a
     inner join diagnosis_criteria as d
         on d.instrument_id = a.instrument_id and d.item = a.item and d.criterion is not null
-    where a.value is not null
-    group by all
+    group by a.aid, d.criterion
 ),
 
 dx_assessments as (
-    select distinct a.usubjid, a.instrument_id, a.visit, a.study_day
+    select distinct a.aid, a.instrument_id
     from assessment_items as a
     inner join diagnosis_criteria as d on d.instrument_id = a.instrument_id and d.item = a.item and d.requires
-    where a.value is not null
 ),
 
 dx_flags as (
     select
-        x.usubjid, x.instrument_id, x.visit, x.study_day, any_value(s.paramcd) as paramcd,
+        x.aid, any_value(s.paramcd) as paramcd,
         {{ all_criteria_met('c.met_c', 'c.answered_c', 's.n_c', 's.min_count') }} as dsmdxfl
     from dx_assessments as x
     inner join dx_sizes as s on s.instrument_id = x.instrument_id
-    left join dx_answers as c
-        on c.usubjid = x.usubjid and c.instrument_id = x.instrument_id and c.visit = x.visit
-        and c.study_day = x.study_day and c.criterion = s.criterion
-    group by x.usubjid, x.instrument_id, x.visit, x.study_day
+    left join dx_answers as c on c.aid = x.aid and c.criterion = s.criterion
+    group by x.aid
 ),
 
 scored as (
@@ -307,9 +331,7 @@ scored as (
     from assessments as a
     inner join score_defs as d on d.instrument_id = a.instrument_id
     cross join study as st
-    left join score_values as v
-        on v.usubjid = a.usubjid and v.instrument_id = a.instrument_id and v.visit = a.visit
-        and v.study_day = a.study_day and v.paramcd = d.paramcd
+    left join score_values as v on v.aid = a.aid and v.paramcd = d.paramcd
     -- S6
     where (not d.optional and (a.has_items or (d.is_total and a.has_reported)))
         or (d.optional and coalesce(v.n_answered, 0) > 0)
@@ -368,12 +390,8 @@ final as (
         case when v.is_total then v.reported_source_file end as reported_source_file,
         case when v.is_total then v.reported_source_row end as reported_source_row
     from valued as v
-    left join symptom_flags as f
-        on f.usubjid = v.usubjid and f.instrument_id = v.instrument_id and f.visit = v.visit
-        and f.study_day = v.study_day
-    left join dx_flags as x
-        on x.usubjid = v.usubjid and x.instrument_id = v.instrument_id and x.visit = v.visit
-        and x.study_day = v.study_day and x.paramcd = v.paramcd
+    left join symptom_flags as f on f.aid = v.aid
+    left join dx_flags as x on x.aid = v.aid and x.paramcd = v.paramcd
 )
 
 select * from final
