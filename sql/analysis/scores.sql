@@ -106,7 +106,8 @@ reported as (
     group by all
 ),
 
-assessments as (
+-- materialized: aid must be the same number in every step that reads it
+assessments as materialized (
     select
         cast(row_number() over () as integer) as aid,
         study_id, usubjid, instrument_id, instrument, visit, avisitn, study_day,
