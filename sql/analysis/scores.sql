@@ -123,16 +123,28 @@ assessments as materialized (
     full join reported as r using (study_id, usubjid, instrument_id, instrument, visit, avisitn, study_day)
 ),
 
+-- the items any score or diagnostic rule reads, numbered (iid); no step below reads another item
+scored_items as (
+    select instrument_id, item, cast(row_number() over (order by instrument_id, item) as integer) as iid
+    from (
+        select instrument_id, item from score_items
+        union
+        select instrument_id, item from diagnosis_criteria
+    )
+    where item is not null
+),
+
 -- S1: one value per assessment x answered item (an item received twice counts once, by its largest
 -- value; an item never answered is left out: every step below counts answered items)
 assessment_items as (
-    select a.aid, a.instrument_id, r.item, max(r.value) as value
+    select a.aid, i.iid, max(r.value) as value
     from responses as r
     inner join assessments as a
         on a.usubjid = r.usubjid and a.instrument_id = r.instrument_id and a.visit = r.visit
         and a.study_day = r.study_day
+    inner join scored_items as i on i.instrument_id = r.instrument_id and i.item = r.item
     where r.value is not null
-    group by a.aid, a.instrument_id, r.item
+    group by a.aid, i.iid
 ),
 
 score_defs as (
@@ -181,21 +193,22 @@ group_sizes as (
 -- max_of group of several items is aggregated (most components are single items, so the largest
 -- step is a join, not a grouping)
 item_components as (
-    select c.cid, c.n_c, s.instrument_id, s.item
+    select c.cid, c.n_c, i.iid
     from score_items as s
     inner join score_components as c
         on c.instrument_id = s.instrument_id and c.paramcd = s.paramcd and c.component = s.component
+    inner join scored_items as i on i.instrument_id = s.instrument_id and i.item = s.item
 ),
 
 component_answers as (
     select a.aid, ic.cid, 1 as a_c, a.value as v_c
     from assessment_items as a
-    inner join item_components as ic on ic.instrument_id = a.instrument_id and ic.item = a.item
+    inner join item_components as ic on ic.iid = a.iid
     where ic.n_c = 1
     union all
     select a.aid, ic.cid, count(*) as a_c, max(a.value) as v_c
     from assessment_items as a
-    inner join item_components as ic on ic.instrument_id = a.instrument_id and ic.item = a.item
+    inner join item_components as ic on ic.iid = a.iid
     where ic.n_c > 1
     group by a.aid, ic.cid
 ),
@@ -243,9 +256,10 @@ score_values as (
 
 -- S7: symptom counts per assessment x cluster of the instrument's rule
 rule_items as (
-    select distinct s.instrument_id, s.item, s.cluster, r.item_threshold, r.min_items
+    select distinct s.instrument_id, s.item, i.iid, s.cluster, r.item_threshold, r.min_items
     from score_items as s
     inner join symptom_rules as r on r.instrument_id = s.instrument_id and r.cluster = s.cluster
+    inner join scored_items as i on i.instrument_id = s.instrument_id and i.item = s.item
 ),
 
 rule_sizes as (
@@ -260,7 +274,7 @@ cluster_answers as (
         count(*) as answered_c,
         count(*) filter (where a.value >= ri.item_threshold) as symptoms_c
     from assessment_items as a
-    inner join rule_items as ri on ri.instrument_id = a.instrument_id and ri.item = a.item
+    inner join rule_items as ri on ri.iid = a.iid
     group by a.aid, ri.cluster
 ),
 
@@ -282,21 +296,26 @@ dx_sizes as (
     group by all
 ),
 
+dx_items as (
+    select d.*, i.iid
+    from diagnosis_criteria as d
+    inner join scored_items as i on i.instrument_id = d.instrument_id and i.item = d.item
+),
+
 dx_answers as (
     select
         a.aid, d.criterion,
         count(a.value) as answered_c,
         count(*) filter (where a.value >= d.min_value) as met_c
     from assessment_items as a
-    inner join diagnosis_criteria as d
-        on d.instrument_id = a.instrument_id and d.item = a.item and d.criterion is not null
+    inner join dx_items as d on d.iid = a.iid and d.criterion is not null
     group by a.aid, d.criterion
 ),
 
 dx_assessments as (
-    select distinct a.aid, a.instrument_id
+    select distinct a.aid, d.instrument_id
     from assessment_items as a
-    inner join diagnosis_criteria as d on d.instrument_id = a.instrument_id and d.item = a.item and d.requires
+    inner join dx_items as d on d.iid = a.iid and d.requires
 ),
 
 dx_flags as (
