@@ -59,12 +59,18 @@ def _tables(con: duckdb.DuckDBPyConnection, catalog: str) -> list[tuple[str, str
     ]
 
 
-def _columns(con: duckdb.DuckDBPyConnection, catalog: str, schema: str, table: str) -> list[tuple[str, str]]:
-    return con.execute(
-        "select column_name, data_type from duckdb_columns() where database_name = ? and schema_name = ? "
-        "and table_name = ? order by column_index",
-        [catalog, schema, table],
-    ).fetchall()
+def _catalog_columns(con: duckdb.DuckDBPyConnection, *catalogs: str) -> dict[tuple[str, str, str], dict[str, str]]:
+    """(catalog, schema, table) -> {column: type} in column order, for every table of ``catalogs``, in one
+    query (a filtered duckdb_columns() query per table cost 4-5 ms, three per published table)."""
+    out: dict[tuple[str, str, str], dict[str, str]] = {}
+    for db, schema, table, col, dtype in con.execute(
+        "select database_name, schema_name, table_name, column_name, data_type from duckdb_columns() "
+        f"where database_name in ({', '.join('?' for _ in catalogs)}) "
+        "order by database_name, schema_name, table_name, column_index",
+        list(catalogs),
+    ).fetchall():
+        out.setdefault((db, schema, table), {})[col] = dtype
+    return out
 
 
 def sql_literal(text: str | Path) -> str:
@@ -235,19 +241,21 @@ def publish(working_db: Path, warehouse_path: Path, study_id: str, run_row: dict
         with warehouse.transaction(con):
             # Remove the study everywhere first (tables a newer code version no longer builds too);
             # meta.runs keeps every run's row.
+            catalog = _catalog_columns(con, main, "work")
             for schema, table in _tables(con, main):
                 if schema == "meta":
                     continue
-                if any(c == "study_id" for c, _ in _columns(con, main, schema, table)):
+                if "study_id" in catalog.get((main, schema, table), {}):
                     con.execute(f'delete from "{schema}"."{table}" where study_id = ?', [study_id])
             n_rows = 0
             for schema, table in work_tables:
                 con.execute(f'create schema if not exists "{schema}"')
-                existing = dict(_columns(con, main, schema, table))
+                existing = catalog.get((main, schema, table), {})
+                incoming = catalog[("work", schema, table)]
                 if not existing:
                     con.execute(f'create table "{schema}"."{table}" as select * from work."{schema}"."{table}" limit 0')
                 else:
-                    for col, dtype in _columns(con, "work", schema, table):
+                    for col, dtype in incoming.items():
                         if col not in existing:
                             con.execute(f'alter table "{schema}"."{table}" add column "{col}" {dtype}')
                         elif existing[col] != dtype:
@@ -257,7 +265,7 @@ def publish(working_db: Path, warehouse_path: Path, study_id: str, run_row: dict
                             con.execute(f'alter table "{schema}"."{table}" alter column "{col}" type {widened}')
                 con.execute(f'insert into "{schema}"."{table}" by name select * from work."{schema}"."{table}"')
                 n_rows += int(con.execute(f'select count(*) from work."{schema}"."{table}"').fetchone()[0])
-                warehouse.document(con, f"{schema}.{table}")
+                warehouse.document(con, f"{schema}.{table}", columns=set(existing) | set(incoming))
             if run_row is not None:
                 _record_run(con, run_row)
         con.execute("detach work")
