@@ -45,7 +45,7 @@ class RunOutcome:
     problems: list[str] = field(default_factory=list)  # e.g. the run could not be recorded
 
 
-_SQLITE_SYNC_INSTALLED: list[str] = []
+_SQLITE_SYNC_INSTALLED: set[str] = set()  # DAGSTER_HOMEs whose listener is in place
 
 
 def _sqlite_event_log_without_fsync(home: str) -> None:
@@ -80,7 +80,7 @@ def _sqlite_event_log_without_fsync(home: str) -> None:
             dbapi_connection.execute(f"pragma synchronous = {mode}")
 
     event.listen(Engine, "connect", on_connect)
-    _SQLITE_SYNC_INSTALLED.append(home)
+    _SQLITE_SYNC_INSTALLED.add(home)
 
 
 def get_instance(*, capture_output: bool = True):

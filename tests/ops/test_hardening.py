@@ -21,18 +21,10 @@ from pipelines.core.errors import TrialpipeError
 from pipelines.core.publish import WarehouseBusyError, publish, record_run
 from pipelines.core.study_run import StudyRun
 from tests.conftest import query
+from tests.ops.helpers import CORPUS, await_event, published
 
 ROOT = Path(__file__).resolve().parents[2]
-CORPUS = ROOT / "tests" / "data" / "bad_inputs"
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
-
-
-def _published(tmp_path: Path, case: str = "utf8_bom", wh: Path | None = None) -> tuple[Path, StudyRun]:
-    wh = wh or tmp_path / "wh" / "trialpipe.duckdb"
-    study = StudyRun.from_folder(CORPUS / case, warehouse=wh)
-    build_study(study.study_dir, study.working_db)
-    publish(study.working_db, wh, study.study_id, study.runs_row("run-1", "success"))
-    return wh, study
 
 
 def _rows(wh: Path, study_id: str) -> int:
@@ -48,7 +40,7 @@ def _leftovers(wh: Path) -> list[str]:
 
 @pytest.mark.slow
 def test_problem1_stale_wal_is_applied_to_the_old_file_before_the_swap(tmp_path):
-    wh, study = _published(tmp_path)
+    wh, study = published(tmp_path)
     before = _rows(wh, study.study_id)
     assert before > 0
     # an analyst opens the warehouse read-write (DuckDB CLI / R dbConnect default), writes a scratch
@@ -73,7 +65,7 @@ def test_problem1_stale_wal_is_applied_to_the_old_file_before_the_swap(tmp_path)
 
 
 def test_problem1_a_live_writer_is_refused_naming_its_process(tmp_path):
-    wh, study = _published(tmp_path)
+    wh, study = published(tmp_path)
     writer = subprocess.Popen(
         [sys.executable, "-c", f"import duckdb, time; con = duckdb.connect({str(wh)!r}); print('open', flush=True); time.sleep(120)"],
         stdout=subprocess.PIPE, text=True,
@@ -96,7 +88,7 @@ def test_problem1_a_live_writer_is_refused_naming_its_process(tmp_path):
 
 
 def test_problem8_apostrophe_in_the_warehouse_path_publishes(tmp_path):
-    wh, study = _published(tmp_path, wh=tmp_path / "o'brien's data" / "trialpipe.duckdb")
+    wh, study = published(tmp_path, wh=tmp_path / "o'brien's data" / "trialpipe.duckdb")
     assert _rows(wh, study.study_id) > 0
     assert query(wh, "select status from meta.runs") == [("success",)]
 
@@ -113,7 +105,7 @@ def _umount(path: Path) -> None:
 
 
 def test_problem8_disk_full_is_one_line_and_leaves_no_temporary(tmp_path, monkeypatch):
-    wh, study = _published(tmp_path)
+    wh, study = published(tmp_path)
     small = tmp_path / "small"
     if _mount_tmpfs(small, "size=600k"):  # a real full disk: the copy of the warehouse does not fit
         try:
@@ -147,7 +139,7 @@ def test_problem8_read_only_folder_is_one_line_not_a_traceback(tmp_path, monkeyp
     from pipelines.orchestration.runner import get_instance
 
     ro = tmp_path / "ro"
-    wh, study = _published(tmp_path)
+    wh, study = published(tmp_path)
     if _mount_tmpfs(ro, "ro,size=1m"):
         try:
             study_ro = StudyRun.from_folder(CORPUS / "utf8_bom", warehouse=ro / "trialpipe.duckdb")
@@ -199,7 +191,7 @@ def test_problem8_lock_wait_names_the_holder_and_keeps_reporting(tmp_path):
 
 
 def test_problem9_meta_runs_carries_study_yaml_hash_options_and_versions_for_every_status(tmp_path):
-    wh, study = _published(tmp_path)
+    wh, study = published(tmp_path)
     record_run(wh, study.runs_row("run-failed", "failed"))
     record_run(wh, study.runs_row("run-canceled", "canceled"))
     rows = query(wh, "select status, study_yaml_sha256, analysis_options, package_versions, input_sha256s from meta.runs order by status")
@@ -272,21 +264,6 @@ PHASES = {
 }
 
 
-def _await_event(instance, pid: int, step: str, event: str, timeout: float = 600) -> str:
-    """The run executed by process ``pid``, once its event log has ``event`` for ``step``."""
-    from dagster import DagsterEventType, RunsFilter
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        runs = instance.get_runs(filters=RunsFilter(tags={"trialpipe/pid": str(pid)}))
-        if runs:
-            for rec in instance.all_logs(runs[0].run_id, of_type=DagsterEventType[event]):
-                if rec.step_key == step:
-                    return runs[0].run_id
-        time.sleep(0.1)
-    raise AssertionError(f"no {event} of {step} within {timeout} s")
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("phase", list(PHASES))
 def test_problem3_ctrl_c_at_five_phases_cancels_and_publishes_nothing(phase, tmp_path):
@@ -300,7 +277,7 @@ def test_problem3_ctrl_c_at_five_phases_cancels_and_publishes_nothing(phase, tmp
 
     env = {**ENV, "DAGSTER_HOME": os.environ["DAGSTER_HOME"]}
     instance = get_instance()
-    wh, _ = _published(tmp_path)
+    wh, _ = published(tmp_path)
     snapshot = query(wh, "select * from staging.item_responses order by all")
     runs_before = query(wh, "select run_id from meta.runs where status = 'success'")
     step, event, sig = PHASES[phase]
@@ -310,7 +287,7 @@ def test_problem3_ctrl_c_at_five_phases_cancels_and_publishes_nothing(phase, tmp
         fcntl.flock(lock, fcntl.LOCK_EX)
     proc = _trialpipe(["run", str(CORPUS / "utf8_bom"), "--warehouse", str(wh)], env)
     try:
-        run_id = _await_event(instance, proc.pid, step, event)
+        run_id = await_event(instance, proc, step, event)
         os.killpg(proc.pid, sig)
         if lock is not None:  # let the cancel take hold, then let the run record it in meta.runs
             deadline = time.monotonic() + 60
@@ -351,7 +328,7 @@ def test_problem4_a_run_killed_with_sigkill_is_marked_failed_by_the_next_run(tmp
     wh = tmp_path / "wh" / "trialpipe.duckdb"
     instance = get_instance()
     proc = _trialpipe(["run", str(CORPUS / "utf8_bom"), "--warehouse", str(wh)], env)
-    _await_event(instance, proc.pid, "ingest", "STEP_SUCCESS")
+    await_event(instance, proc, "ingest", "STEP_SUCCESS")
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     killed = [r for r in instance.get_runs() if r.tags.get("trialpipe/pid") == str(proc.pid)]

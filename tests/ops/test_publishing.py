@@ -16,8 +16,8 @@ import duckdb
 import pytest
 
 from tests.conftest import query
+from tests.ops.helpers import CORPUS, await_event, published
 
-CORPUS = Path(__file__).resolve().parents[1] / "data" / "bad_inputs"
 # 6 kills per suite run, half of them inside the publish step (the only step that writes the
 # published file); the ops audit runs 20 or more with TRIALPIPE_KILL_REPEATS=20.
 KILL_REPEATS = int(os.environ.get("TRIALPIPE_KILL_REPEATS", "6"))
@@ -36,35 +36,6 @@ def _cli(*args: str) -> subprocess.Popen:
     )
 
 
-def _published(wh: Path, case: str = "utf8_bom") -> Path:
-    """A warehouse holding one published study, built in this process (no Dagster, no GX): the
-    starting state of each test, without paying a whole `trialpipe run` for it."""
-    from pipelines.core.build import build_study
-    from pipelines.core.publish import publish
-    from pipelines.core.study_run import StudyRun
-
-    study = StudyRun.from_folder(CORPUS / case, warehouse=wh)
-    build_study(study.study_dir, study.working_db)
-    publish(study.working_db, wh, study.study_id, study.runs_row("setup-run", "success"))
-    return wh
-
-
-def _await_step_start(instance, proc: subprocess.Popen, step: str, timeout: float = 300) -> bool:
-    """True once the run of process ``proc`` has started ``step``; False if the process ended first."""
-    from dagster import DagsterEventType, RunsFilter
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        runs = instance.get_runs(filters=RunsFilter(tags={"trialpipe/pid": str(proc.pid)}))
-        if runs and any(rec.step_key == step for rec in
-                        instance.all_logs(runs[0].run_id, of_type=DagsterEventType.STEP_START)):
-            return True
-        if proc.poll() is not None:
-            return False
-        time.sleep(0.05)
-    raise AssertionError(f"no STEP_START of {step} within {timeout} s")
-
-
 def _snapshot(wh: Path, study_id: str) -> list:
     return query(wh, "select usubjid, instrument, visit, item, value from staging.item_responses "
                      "where study_id = ? order by all", [study_id])
@@ -72,7 +43,7 @@ def _snapshot(wh: Path, study_id: str) -> list:
 
 @pytest.mark.slow
 def test_readers_never_fail_while_runs_publish(tmp_path):
-    wh = _published(tmp_path / "wh" / "trialpipe.duckdb")
+    wh, _ = published(tmp_path)
     reads, failures, stop = [0], [], threading.Event()
 
     def reader():
@@ -112,7 +83,7 @@ def test_sigkill_at_random_moments_leaves_published_warehouse_intact(tmp_path):
     from pipelines.orchestration.runner import get_instance
 
     instance = get_instance()
-    wh = _published(tmp_path / "wh" / "trialpipe.duckdb")
+    wh, _ = published(tmp_path)
     before = _snapshot(wh, "UTF8-BOM")
     target = str(CORPUS / "semicolon_delimiter")
     rng = random.Random(20210105)
@@ -121,7 +92,7 @@ def test_sigkill_at_random_moments_leaves_published_warehouse_intact(tmp_path):
         step = PUBLISH_STEP if i % 2 == 0 else rng.choice(STUDY_STEPS)
         delay = rng.uniform(0.0, 0.6 if step == PUBLISH_STEP else 1.5)
         proc = _cli("run", target, "--warehouse", str(wh))
-        if _await_step_start(instance, proc, step):
+        if await_event(instance, proc, step, "STEP_START", timeout=300):
             time.sleep(delay)
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
