@@ -15,15 +15,13 @@ import duckdb
 import polars as pl
 
 from pipelines.report import fmt
-from pipelines.report.data import StudyData, has_table
-
+from pipelines.report.data import StudyData, columns
 
 
 def _has(con, table: str, *cols: str) -> bool:
     """The table exists with these columns (a warehouse from an older build may lack some)."""
-    if not has_table(con, table):
-        return False
-    return set(cols) <= set(con.execute(f"select * from {table} limit 0").pl().columns)
+    present = set(columns(con, table))
+    return bool(present) and set(cols) <= present
 
 
 def _rows(con, sql: str, params: list) -> list[dict]:
