@@ -90,13 +90,13 @@ def get_instance(*, capture_output: bool = True):
     from dagster import DagsterInstance
     from dagster._core.instance.ref import InstanceRef
 
+    from pipelines.orchestration.storage import pooled
+
     os.environ["DAGSTER_HOME"] = home = str(dagster_home())
     _sqlite_event_log_without_fsync(home)
-    if capture_output:
-        return DagsterInstance.get()
-    overrides = {"compute_logs": {"module": "dagster._core.storage.noop_compute_log_manager",
-                                  "class": "NoOpComputeLogManager"}}
-    return DagsterInstance.from_ref(InstanceRef.from_dir(home, overrides=overrides))
+    overrides = None if capture_output else {
+        "compute_logs": {"module": "dagster._core.storage.noop_compute_log_manager", "class": "NoOpComputeLogManager"}}
+    return DagsterInstance.from_ref(pooled(InstanceRef.from_dir(home, overrides=overrides)))
 
 
 def _step_label(step_key: str) -> str:
