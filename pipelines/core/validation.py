@@ -111,35 +111,153 @@ def _describe(cfg) -> str:
     return f"{cfg.type}({target})" if target else cfg.type
 
 
-def run_suite(con: duckdb.DuckDBPyConnection, name: str, params: dict) -> CheckOutcome:
+# Rows per GX batch of a suite that may be validated in parts (``meta.partition_by``). GX holds a
+# pandas copy of its batch per expectation, so the batch, not the table, sets the step's memory:
+# one batch of a 50,000-subject item_responses (13 M rows) was the run's peak.
+CHUNK_ROWS = 500_000
+
+# How each expectation's result combines over batches that split the rows by the partition key.
+_ROWWISE = {  # each row passes or fails on its own: counts add up
+    "expect_column_values_to_not_be_null",
+    "expect_column_values_to_be_null",
+    "expect_column_values_to_be_in_set",
+    "expect_column_values_to_not_be_in_set",
+    "expect_column_values_to_be_between",
+    "expect_column_values_to_match_regex",
+    "expect_column_values_to_not_match_regex",
+    "expect_column_values_to_be_of_type",
+    "expect_column_pair_values_a_to_be_greater_than_b",
+    "expect_column_pair_values_to_be_equal",
+}
+_UNIQUE = {  # duplicates can only be found within a batch when the key holds the partition column
+    "expect_column_values_to_be_unique": lambda kw: [kw.get("column")],
+    "expect_compound_columns_to_be_unique": lambda kw: list(kw.get("column_list") or []),
+}
+_SCHEMA = {  # the same in every batch (one query)
+    "expect_table_columns_to_match_set",
+    "expect_table_columns_to_match_ordered_list",
+    "expect_column_to_exist",
+}
+_ROW_COUNT = {"expect_table_row_count_to_be_between", "expect_table_row_count_to_equal"}
+
+
+def chunk_problems(data: dict) -> list[str]:
+    """Why a suite that declares ``meta.partition_by`` cannot be validated in parts (empty: it can).
+
+    Row-wise expectations add up over batches; a uniqueness expectation is exact only when its key
+    includes the partition column (every row of one subject is in the same batch); the columns are
+    the same in every batch; the row count is judged on the total. Anything else (a mean, a set of
+    distinct values) needs the whole table."""
+    key = (data.get("meta") or {}).get("partition_by")
+    if not key:
+        return ["the suite has no meta.partition_by"]
+    problems = []
+    for e in data["expectations"]:
+        t, kw = e["type"], e.get("kwargs", {})
+        if t in _ROWWISE or t in _SCHEMA or t in _ROW_COUNT:
+            continue
+        if t in _UNIQUE:
+            if key not in _UNIQUE[t](kw):
+                problems.append(f"{t}({kw}) does not include the partition column {key}")
+            continue
+        problems.append(f"{t} is not evaluated row by row")
+    return problems
+
+
+def _batches(con: duckdb.DuckDBPyConnection, query: str, key: str | None, chunk_rows: int):
+    """The suite's rows as pandas frames: one frame, or (``key`` given and more than ``chunk_rows``
+    rows) disjoint frames partitioned by a hash of ``key``, so all rows of one key value (a subject)
+    are in one frame. Yields (frame, number of batches)."""
+    n = 1
+    if key:
+        total = con.execute(f"select count(*) from ({query}) as q").fetchone()[0]
+        n = max(1, -(-total // chunk_rows))
+    for i in range(n):
+        q = query if n == 1 else f'select * from ({query}) as q where hash(q."{key}") % {n} = {i}'
+        # text columns as pandas categoricals: ids, visits and file names repeat millions of times in a
+        # large study, and Python string objects made validation the run's memory peak
+        pframe = con.execute(q).pl()
+        # and integers in the smallest type that holds them (item numbers, days, row numbers): GX
+        # copies the frame per expectation
+        pframe = pframe.with_columns(pl.col(pl.String).cast(pl.Categorical))
+        pframe = pframe.with_columns([pframe[c].shrink_dtype() for c, t in pframe.schema.items() if t.is_integer()])
+        frame = pframe.to_pandas()
+        del pframe  # not needed while GX runs
+        yield frame, n
+        del frame
+
+
+def _merge(cfg, parts: list, total_rows: int) -> tuple[bool, dict, str | None]:
+    """One expectation's success, result and error over the batches (``parts``: its result per
+    batch, in batch order), as GX would report them on the whole table."""
+    errors = [
+        (r.exception_info or {}).get("exception_message") for r in parts if isinstance(r.exception_info, dict)
+    ]
+    error = next((e for e in errors if e), None)
+    results = [r.result or {} for r in parts]
+    if len(parts) == 1:
+        return bool(parts[0].success), results[0], error
+    kw = cfg.kwargs
+    if cfg.type in _ROW_COUNT:
+        lo, hi = kw.get("min_value"), kw.get("max_value")
+        if cfg.type == "expect_table_row_count_to_equal":
+            lo = hi = kw.get("value")
+        ok = (lo is None or total_rows >= lo) and (hi is None or total_rows <= hi)
+        return ok and not error, {"observed_value": total_rows}, error
+    if cfg.type in _SCHEMA:
+        return all(r.success for r in parts), results[0], error
+    # map expectations (row-wise and uniqueness within the partition): GX's own arithmetic
+    # (great_expectations.expectations.expectation._format_map_output and _mostly_success) on the sums
+    element = sum(r.get("element_count") or 0 for r in results)
+    unexpected = sum(r.get("unexpected_count") or 0 for r in results)
+    has_missing = any("missing_count" in r for r in results)
+    nonnull = element - sum(r.get("missing_count") or 0 for r in results) if has_missing else element
+    if element == 0 or nonnull == 0:
+        ok = True
+    else:
+        ok = (float(nonnull) - float(unexpected)) / float(nonnull) >= kw.get("mostly", 1.0)
+    pct = None
+    if element > 0:
+        pct = (unexpected / nonnull * 100 if nonnull > 0 else None) if has_missing else unexpected / element * 100
+    examples = [x for r in results for x in r.get("partial_unexpected_list", [])]
+    merged = {"element_count": element, "unexpected_count": unexpected, "unexpected_percent": pct,
+              "partial_unexpected_list": examples[:20]}
+    return ok and not error, merged, error
+
+
+def run_suite(
+    con: duckdb.DuckDBPyConnection, name: str, params: dict, chunk_rows: int = CHUNK_ROWS
+) -> CheckOutcome:
+    """Run a GX suite on its table (or ``meta.query``). A suite whose ``meta.partition_by`` names a
+    column is validated in batches of about ``chunk_rows`` rows split by that column, when every
+    expectation in it can be (:func:`chunk_problems`); the outcome is the same as on one batch."""
     data = load_suite_json(name)
     table = data["meta"]["table"]  # the table the suite validates (pipelines.core.rules)
     query = data.get("meta", {}).get("query") or f"select * from {table}"
-    # text columns as pandas categoricals: ids, visits and file names repeat millions of times in a
-    # large study, and Python string objects made validation the run's memory peak
-    pframe = con.execute(query).pl()
-    # and integers in the smallest type that holds them (item numbers, days, row numbers): GX copies
-    # the frame per expectation, so its width is the step's memory peak at 50,000 subjects
-    pframe = pframe.with_columns(pl.col(pl.String).cast(pl.Categorical))
-    pframe = pframe.with_columns([pframe[c].shrink_dtype() for c, t in pframe.schema.items() if t.is_integer()])
-    frame = pframe.to_pandas()
-    del pframe  # not needed while GX runs (at 50,000 subjects item_responses is 12 M rows)
+    key = data["meta"].get("partition_by")
+    if key and (problems := chunk_problems(data)):
+        log.warning("suite %s validated in one batch: %s", name, "; ".join(problems))
+        key = None
     vd = _validation_definition(name)
-    res = vd.run(
-        batch_parameters={"dataframe": frame},
-        expectation_parameters=params,
-        result_format={"result_format": "SUMMARY"},
-    )
+    per_batch = []
+    total_rows = 0
+    for frame, _n in _batches(con, query, key, chunk_rows):
+        total_rows += len(frame)
+        res = vd.run(
+            batch_parameters={"dataframe": frame},
+            expectation_parameters=params,
+            result_format={"result_format": "SUMMARY"},
+        )
+        per_batch.append(res.results)
     outcomes = []
-    for r in res.results:
-        cfg = r.expectation_config
-        result = r.result or {}
-        exc = (r.exception_info or {}).get("exception_message") if isinstance(r.exception_info, dict) else None
+    for parts in zip(*per_batch):
+        cfg = parts[0].expectation_config
+        success, result, exc = _merge(cfg, list(parts), total_rows)
         outcomes.append(
             ExpectationOutcome(
                 expectation=_describe(cfg),
                 rule=(cfg.meta or {}).get("rule", cfg.type),
-                success=bool(r.success),
+                success=success,
                 unexpected_count=result.get("unexpected_count"),
                 details={
                     k: v
@@ -155,7 +273,7 @@ def run_suite(con: duckdb.DuckDBPyConnection, name: str, params: dict) -> CheckO
         )
     failed = [o for o in outcomes if not o.success]
     summary = (
-        f"{len(outcomes) - len(failed)}/{len(outcomes)} expectations met on {len(frame)} rows"
+        f"{len(outcomes) - len(failed)}/{len(outcomes)} expectations met on {total_rows} rows"
         + ("" if not failed else "; failed: " + "; ".join(f"{o.rule} ({o.unexpected_count or 0} rows)" for o in failed))
     )
     return CheckOutcome(name=f"gx_{name}", table=table, success=not failed, summary=summary, expectations=outcomes)
