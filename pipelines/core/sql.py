@@ -79,6 +79,30 @@ def materialization(model: str) -> str:
     return "table"
 
 
+def _header(model: str, key: str) -> str | None:
+    for line in model_path(model).read_text(encoding="utf-8").splitlines():
+        if not line.startswith("--"):
+            break
+        m = re.match(rf"--\s*{key}:\s*([a-z]+)\b", line)
+        if m:
+            return m.group(1)
+    return None
+
+
+def publication() -> dict[str, str]:
+    """Models whose header says how they are published when that differs from their materialization:
+    ``-- published: table`` (a view of the working database published as a table, e.g.
+    staging.item_responses) or ``-- published: no`` (a table kept in the working database only, e.g.
+    the narrow staging.item_values behind that view)."""
+    out = {}
+    for layer in ("staging", "qc", "analysis", "results"):
+        for model in models(layer):
+            how = _header(model, "published")
+            if how in ("table", "no"):
+                out[model] = how
+    return out
+
+
 def run_model(con: duckdb.DuckDBPyConnection, model: str) -> dict[str, float | int]:
     """Build ``model`` (``layer.name``) from its SQL file; returns row count and seconds."""
     sql = render(model)

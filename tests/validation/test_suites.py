@@ -56,10 +56,10 @@ def test_adqs_suite_catches_each_broken_invariant(built, tamper, rule):
 
 def test_item_responses_suite_catches_out_of_range_and_duplicates(built):
     assert "item values are at most the item's maximum (PCL-5/CAPS-5 4, MADRS 6, HAM-D-17 items 0-2 or 0-4)" in _failed(
-        built, "item_responses", "update staging.item_responses set value = 5 where item = 1 and usubjid = 'S1'"
+        built, "item_responses", "update staging.item_values set value = 5 where item = 1 and row_id in (select row_id from staging.assessment_rows where usubjid = 'S1')"
     )
     assert "no duplicate subject x instrument x visit x day x item" in _failed(
-        built, "item_responses", "insert into staging.item_responses select * from staging.item_responses limit 1"
+        built, "item_responses", "insert into staging.item_values select * from staging.item_values limit 1"
     )
 
 
@@ -78,15 +78,18 @@ def _outcome(db, suite, tamper_sql, chunk_rows):
     [
         # out of range, not whole, a duplicate of one subject's rating, a missing subject id and visit
         ("item_responses",
-         "update staging.item_responses set value = 5 where item = 1 and usubjid = 'S1';"
-         "update staging.item_responses set value = 2.5 where item = 2 and usubjid = 'S2';"
-         "insert into staging.item_responses select * from staging.item_responses where usubjid = 'S3' limit 1;"
-         "update staging.item_responses set usubjid = null where item = 3 and usubjid = 'S4';"
-         "update staging.item_responses set visit = null where item = 4 and usubjid = 'S5'"),
+         "update staging.item_values set value = 5 where item = 1 and row_id in (select row_id from staging.assessment_rows where usubjid = 'S1');"
+         "update staging.item_values set value = 2.5 where item = 2 and row_id in (select row_id from staging.assessment_rows where usubjid = 'S2');"
+         "insert into staging.item_values select * from staging.item_values"
+         " where row_id = (select min(row_id) from staging.assessment_rows where usubjid = 'S3' and status = 'accepted') limit 1;"
+         "update staging.assessment_rows set usubjid = null"
+         " where row_id = (select min(row_id) from staging.assessment_rows where usubjid = 'S4' and status = 'accepted');"
+         "update staging.assessment_rows set visit = null"
+         " where row_id = (select min(row_id) from staging.assessment_rows where usubjid = 'S5' and status = 'accepted')"),
         ("adqs",
          "update analysis.adqs set chg = chg + 1 where chg is not null and usubjid = 'S1';"
          "update analysis.adqs set trtp = 'nope' where usubjid = 'S2'"),
-        ("item_responses", "delete from staging.item_responses"),
+        ("item_responses", "delete from staging.item_values"),
     ],
 )
 def test_a_suite_validated_in_parts_reports_what_one_batch_reports(built, suite, tamper):
