@@ -70,20 +70,15 @@ def render(model: str) -> str:
 def materialization(model: str) -> str:
     """``table`` unless the header says ``-- materialized: view`` (intermediates too big to be
     worth writing; views live in the study's working database and are not published)."""
+    return _header(model, "materialized", "table|view") or "table"
+
+
+def _header(model: str, key: str, values: str = "[a-z]+") -> str | None:
+    """The value of the model's first ``-- <key>: <value>`` header line whose value matches ``values``."""
     for line in model_path(model).read_text(encoding="utf-8").splitlines():
         if not line.startswith("--"):
             break
-        m = re.match(r"--\s*materialized:\s*(table|view)\b", line)
-        if m:
-            return m.group(1)
-    return "table"
-
-
-def _header(model: str, key: str) -> str | None:
-    for line in model_path(model).read_text(encoding="utf-8").splitlines():
-        if not line.startswith("--"):
-            break
-        m = re.match(rf"--\s*{key}:\s*([a-z]+)\b", line)
+        m = re.match(rf"--\s*{key}:\s*({values})\b", line)
         if m:
             return m.group(1)
     return None
