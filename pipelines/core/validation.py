@@ -81,13 +81,20 @@ def load_suite_json(name: str) -> dict:
 
 
 @functools.cache
-def _validation_definition(name: str):
+def _validation_definition(name: str, part: str = "all"):
+    """The suite as a GX validation definition: all of it, or (``part``) only its expectations on the
+    table's columns (``schema``) or only the others (``rows``), for a suite validated in batches."""
     import great_expectations as gx
 
     context, batch_def = _gx_context()
     data = load_suite_json(name)
+    if part != "all":
+        data = {**data, "name": f"{data['name']}__{part}",
+                "expectations": [e for e in data["expectations"] if (e["type"] in _SCHEMA) == (part == "schema")]}
     suite = context.suites.add(gx.ExpectationSuite(**{k: v for k, v in data.items() if k != "id"}))
-    return context.validation_definitions.add(gx.ValidationDefinition(name=f"vd_{name}", data=batch_def, suite=suite))
+    return context.validation_definitions.add(
+        gx.ValidationDefinition(name=f"vd_{data['name']}", data=batch_def, suite=suite)
+    )
 
 
 def suite_parameters(con: duckdb.DuckDBPyConnection, manifest: Manifest) -> dict:
@@ -152,6 +159,9 @@ def chunk_problems(data: dict) -> list[str]:
     if not key:
         return ["the suite has no meta.partition_by"]
     problems = []
+    query = (data.get("meta") or {}).get("query")
+    if query and "{rows}" not in query:
+        problems.append("meta.query does not say where the table's rows ({rows}) are read")
     for e in data["expectations"]:
         t, kw = e["type"], e.get("kwargs", {})
         if t in _ROWWISE or t in _SCHEMA or t in _ROW_COUNT:
@@ -164,27 +174,41 @@ def chunk_problems(data: dict) -> list[str]:
     return problems
 
 
-def _batches(con: duckdb.DuckDBPyConnection, query: str, key: str | None, chunk_rows: int):
-    """The suite's rows as pandas frames: one frame, or (``key`` given and more than ``chunk_rows``
-    rows) disjoint frames partitioned by a hash of ``key``, so all rows of one key value (a subject)
-    are in one frame. Yields (frame, number of batches)."""
-    n = 1
-    if key:
-        total = con.execute(f"select count(*) from ({query}) as q").fetchone()[0]
-        n = max(1, -(-total // chunk_rows))
+def _frame(con: duckdb.DuckDBPyConnection, query: str):
+    # text columns as pandas categoricals: ids, visits and file names repeat millions of times in a
+    # large study, and Python string objects made validation the run's memory peak
+    pframe = con.execute(query).pl()
+    # and integers in the smallest type that holds them (item numbers, days, row numbers): GX
+    # copies the frame per expectation
+    pframe = pframe.with_columns(pl.col(pl.String).cast(pl.Categorical))
+    pframe = pframe.with_columns([pframe[c].shrink_dtype() for c, t in pframe.schema.items() if t.is_integer()])
+    return pframe.to_pandas()
+
+
+def _referenced_columns(data: dict) -> list[str]:
+    cols: list[str] = []
+    for e in data["expectations"]:
+        kw = e.get("kwargs", {})
+        for c in [kw.get("column"), kw.get("column_A"), kw.get("column_B"), *(kw.get("column_list") or [])]:
+            if c and c not in cols:
+                cols.append(c)
+    return cols
+
+
+def _batches(con: duckdb.DuckDBPyConnection, data: dict, key: str, chunk_rows: int):
+    """The rows of a partitioned suite as pandas frames of about ``chunk_rows`` rows, disjoint by a
+    hash of ``key`` (every row of one subject in the same frame), holding only the columns its
+    expectations name. The partition filter goes where the query says ``{rows}``: on the table's
+    rows, before the query's joins and windows (around the query, DuckDB evaluated all of it for
+    every batch)."""
+    table, query = data["meta"]["table"], data["meta"].get("query") or "select * from {rows}"
+    columns = [r[0] for r in con.execute(f"select * from ({query.replace('{rows}', table)}) as q limit 0").description]
+    wanted = ", ".join(f'q."{c}"' for c in _referenced_columns(data) if c in columns) or "1 as _row"
+    total = con.execute(f"select count(*) from {table}").fetchone()[0]
+    n = max(1, -(-total // chunk_rows))
     for i in range(n):
-        q = query if n == 1 else f'select * from ({query}) as q where hash(q."{key}") % {n} = {i}'
-        # text columns as pandas categoricals: ids, visits and file names repeat millions of times in a
-        # large study, and Python string objects made validation the run's memory peak
-        pframe = con.execute(q).pl()
-        # and integers in the smallest type that holds them (item numbers, days, row numbers): GX
-        # copies the frame per expectation
-        pframe = pframe.with_columns(pl.col(pl.String).cast(pl.Categorical))
-        pframe = pframe.with_columns([pframe[c].shrink_dtype() for c, t in pframe.schema.items() if t.is_integer()])
-        frame = pframe.to_pandas()
-        del pframe  # not needed while GX runs
-        yield frame, n
-        del frame
+        rows = table if n == 1 else f'(select * from {table} where hash("{key}") % {n} = {i})'
+        yield _frame(con, f"select {wanted} from ({query.replace('{rows}', rows)}) as q")
 
 
 def _merge(cfg, parts: list, total_rows: int) -> tuple[bool, dict, str | None]:
@@ -225,30 +249,55 @@ def _merge(cfg, parts: list, total_rows: int) -> tuple[bool, dict, str | None]:
     return ok and not error, merged, error
 
 
+def suite_query(data: dict) -> str:
+    """The rows a suite validates, as one query: ``meta.query`` with ``{rows}`` read as its table,
+    or the whole table."""
+    return (data.get("meta", {}).get("query") or "select * from {rows}").replace("{rows}", data["meta"]["table"])
+
+
 def run_suite(
     con: duckdb.DuckDBPyConnection, name: str, params: dict, chunk_rows: int = CHUNK_ROWS
 ) -> CheckOutcome:
-    """Run a GX suite on its table (or ``meta.query``). A suite whose ``meta.partition_by`` names a
-    column is validated in batches of about ``chunk_rows`` rows split by that column, when every
-    expectation in it can be (:func:`chunk_problems`); the outcome is the same as on one batch."""
+    """Run a GX suite on its table (or on ``meta.query``, where ``{rows}`` stands for the table).
+
+    A suite whose ``meta.partition_by`` names a column, and whose every expectation allows it
+    (:func:`chunk_problems`), is validated in parts with the same outcome as in one piece: its
+    expectations on the table's columns on the query's columns (no rows), the others on batches of
+    about ``chunk_rows`` rows split by that column, holding only the columns they name. A query with
+    ``{rows}`` must keep each row's derived values within its partition (windows partitioned by
+    the column, joins to reference tables), as adqs.json and item_responses.json do."""
     data = load_suite_json(name)
     table = data["meta"]["table"]  # the table the suite validates (pipelines.core.rules)
-    query = data.get("meta", {}).get("query") or f"select * from {table}"
+    query = suite_query(data)
     key = data["meta"].get("partition_by")
     if key and (problems := chunk_problems(data)):
         log.warning("suite %s validated in one batch: %s", name, "; ".join(problems))
         key = None
-    vd = _validation_definition(name)
-    per_batch = []
-    total_rows = 0
-    for frame, _n in _batches(con, query, key, chunk_rows):
-        total_rows += len(frame)
-        res = vd.run(
-            batch_parameters={"dataframe": frame},
-            expectation_parameters=params,
-            result_format={"result_format": "SUMMARY"},
-        )
-        per_batch.append(res.results)
+
+    def run(vd, frame):
+        return vd.run(batch_parameters={"dataframe": frame}, expectation_parameters=params,
+                      result_format={"result_format": "SUMMARY"}).results
+
+    if not key:
+        frame = _frame(con, query)
+        total_rows = len(frame)
+        per_batch = [run(_validation_definition(name), frame)]
+        del frame
+    else:
+        def keyed(results):  # GX returns results in its own order; its expectation ids say whose
+            return {r.expectation_config.id: r for r in results}
+
+        schema_vd, rows_vd = _validation_definition(name, "schema"), _validation_definition(name, "rows")
+        schema_results = keyed(run(schema_vd, _frame(con, f"select * from ({query}) as q limit 0")))
+        total_rows, row_results = 0, []
+        for frame in _batches(con, data, key, chunk_rows):
+            total_rows += len(frame)
+            row_results.append(keyed(run(rows_vd, frame)))
+            del frame
+        # in the suite's order: the ids of its expectations, from the two parts in the order of the file
+        parts = {"schema": iter(schema_vd.suite.expectations), "rows": iter(rows_vd.suite.expectations)}
+        ids = [next(parts["schema" if e["type"] in _SCHEMA else "rows"]).id for e in data["expectations"]]
+        per_batch = [[{**schema_results, **batch}[i] for i in ids] for batch in row_results]
     outcomes = []
     for parts in zip(*per_batch):
         cfg = parts[0].expectation_config

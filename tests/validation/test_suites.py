@@ -121,3 +121,5 @@ def test_a_suite_that_needs_the_whole_table_is_not_split():
     ]}
     problems = validation.chunk_problems(data)
     assert len(problems) == 2 and "partition column usubjid" in problems[0] and "distinct" in problems[1]
+    data["meta"]["query"] = "select * from analysis.adqs"  # a query the runner cannot filter per batch
+    assert "{rows}" in validation.chunk_problems(data)[0]
