@@ -33,14 +33,16 @@ def model_deps(model: str) -> list[dg.AssetKey]:
     return sorted(deps, key=lambda k: k.to_user_string())
 
 
-def table_metadata(con, table: str, extra: dict | None = None) -> dict:
+def table_metadata(con, table: str, extra: dict | None = None, *, rows: int | None | bool = True) -> dict:
+    """Row count (``rows``: counted here when True, as given, or left out when None), columns and a
+    preview of a built table."""
     schema, name = table.split(".")
     cols = con.execute(
         "select column_name, data_type, comment from duckdb_columns() where schema_name = ? and table_name = ? order by column_index",
         [schema, name],
     ).fetchall()
     meta = {
-        "dagster/row_count": warehouse.count(con, table),
+        **({} if rows is None else {"dagster/row_count": warehouse.count(con, table) if rows is True else rows}),
         "dagster/table_name": table,
         "dagster/column_schema": dg.TableSchema(
             columns=[dg.TableColumn(name=c, type=t, description=d) for c, t, d in cols]
@@ -127,7 +129,7 @@ def layer_asset(
                     continue
                 stats = sql.run_model(con, model)
                 extra = {"seconds": stats["seconds"], **summary_metadata(con, model, study.study_id)}
-                yield dg.MaterializeResult(asset_key=key, metadata=table_metadata(con, model, extra))
+                yield dg.MaterializeResult(asset_key=key, metadata=table_metadata(con, model, extra, rows=stats["rows"]))
                 for check, (check_key, _desc) in checks.items():
                     if check_key != key or check not in selected_checks:
                         continue

@@ -59,7 +59,7 @@ from pipelines.simulate.trial import VISITS, build_trial  # noqa: E402
 from pipelines.stats.efficacy.fits import fit_mmrm_with_fallbacks  # noqa: E402
 
 SCENARIOS = {"feder": 1.0, "null": 0.0}
-TRUE_DIFF = {"feder": sim_model.TARGET_CAPS5_W2_DIFF, "null": 0.0}
+TRUE_DIFF = {"feder": sim_model.calibration("caps5").targets["caps_diff"], "null": 0.0}
 STRUCTURES = ("us", "toeph", "ar1h", "cs")
 POST = [v.id for v in VISITS[1:]]  # D1, W1, W2
 ALPHA = 0.05

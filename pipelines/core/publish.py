@@ -59,6 +59,22 @@ def _tables(con: duckdb.DuckDBPyConnection, catalog: str) -> list[tuple[str, str
     ]
 
 
+def _published(con: duckdb.DuckDBPyConnection, catalog: str) -> list[tuple[str, str]]:
+    """What a working database publishes: its tables, less those a model keeps to itself
+    (``-- published: no``), plus the views a model publishes as tables (``-- published: table``)."""
+    from pipelines.core.sql import publication
+
+    how = publication()
+    views = {
+        (s, v)
+        for s, v in con.execute(
+            "select schema_name, view_name from duckdb_views() where database_name = ? and not internal", [catalog]
+        ).fetchall()
+    }
+    tables = [t for t in _tables(con, catalog) if how.get(f"{t[0]}.{t[1]}") != "no"]
+    return sorted(tables + [v for v in views if how.get(f"{v[0]}.{v[1]}") == "table"])
+
+
 def _catalog_columns(con: duckdb.DuckDBPyConnection, *catalogs: str) -> dict[tuple[str, str, str], dict[str, str]]:
     """(catalog, schema, table) -> {column: type} in column order, for every table of ``catalogs``, in one
     query (a filtered duckdb_columns() query per table cost 4-5 ms, three per published table)."""
@@ -235,7 +251,7 @@ def publish(working_db: Path, warehouse_path: Path, study_id: str, run_row: dict
     with _swap(warehouse_path, on_wait=on_wait) as con:
         con.execute(f"attach {sql_literal(working_db)} as work (read_only)")
         main = con.execute("select current_database()").fetchone()[0]
-        work_tables = _tables(con, "work")
+        work_tables = _published(con, "work")
         # one transaction for the whole study (the file is a private copy until the swap): a
         # commit per statement made the ~65 tables' COMMENTs alone take seconds
         with warehouse.transaction(con):

@@ -70,13 +70,32 @@ def render(model: str) -> str:
 def materialization(model: str) -> str:
     """``table`` unless the header says ``-- materialized: view`` (intermediates too big to be
     worth writing; views live in the study's working database and are not published)."""
+    return _header(model, "materialized", "table|view") or "table"
+
+
+def _header(model: str, key: str, values: str = "[a-z]+") -> str | None:
+    """The value of the model's first ``-- <key>: <value>`` header line whose value matches ``values``."""
     for line in model_path(model).read_text(encoding="utf-8").splitlines():
         if not line.startswith("--"):
             break
-        m = re.match(r"--\s*materialized:\s*(table|view)\b", line)
+        m = re.match(rf"--\s*{key}:\s*({values})\b", line)
         if m:
             return m.group(1)
-    return "table"
+    return None
+
+
+def publication() -> dict[str, str]:
+    """Models whose header says how they are published when that differs from their materialization:
+    ``-- published: table`` (a view of the working database published as a table, e.g.
+    staging.item_responses) or ``-- published: no`` (a table kept in the working database only, e.g.
+    the narrow staging.item_values behind that view)."""
+    out = {}
+    for layer in ("staging", "qc", "analysis", "results"):
+        for model in models(layer):
+            how = _header(model, "published")
+            if how in ("table", "no"):
+                out[model] = how
+    return out
 
 
 def run_model(con: duckdb.DuckDBPyConnection, model: str) -> dict[str, float | int]:
@@ -95,7 +114,10 @@ def run_model(con: duckdb.DuckDBPyConnection, model: str) -> dict[str, float | i
         con.execute(f"drop table {model}")
     con.execute(f"create or replace {kind} {model} as\n{sql}")
     warehouse.document(con, model)
-    return {"rows": warehouse.count(con, model), "seconds": round(time.perf_counter() - started, 3), "materialized": kind}
+    # an intermediate view is not counted: counting it computes it (staging.assessment_items unpivots
+    # every raw row: ~5 s of a 10,000-subject run for two counts); a published view is counted
+    rows = warehouse.count(con, model) if kind == "table" or _header(model, "published") == "table" else None
+    return {"rows": rows, "seconds": round(time.perf_counter() - started, 3), "materialized": kind}
 
 
 _TABLE_REF = re.compile(r"\b(raw|ref|staging|analysis|qc|results)\.([a-z][a-z0-9_]*)\b")

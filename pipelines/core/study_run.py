@@ -28,7 +28,7 @@ import os
 import socket
 import sys
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
@@ -69,16 +69,15 @@ def package_versions() -> Mapping[str, str]:
     return MappingProxyType(out)
 
 
-def fingerprint(study_dir: Path, manifest: Manifest) -> tuple[str, dict[str, str]]:
-    """(combined SHA-256, {file: SHA-256}) of study.yaml and every source file ("missing" if absent)."""
+def fingerprint(study_dir: Path, manifest: Manifest) -> dict[str, str]:
+    """{file: SHA-256} of study.yaml and every source file ("missing" if absent)."""
     from pipelines.ingest.files import sha256_file
 
     hashes = {MANIFEST_NAME: sha256_file(study_dir / MANIFEST_NAME)}
     for s in manifest.sources:
         path = manifest.source_path(study_dir, s)
         hashes[s.file] = sha256_file(path) if path.is_file() else "missing"
-    combined = hashlib.sha256(json.dumps(hashes, sort_keys=True).encode()).hexdigest()
-    return combined, hashes
+    return hashes
 
 
 def process_start_ticks(pid: int) -> str | None:
@@ -93,15 +92,17 @@ def process_start_ticks(pid: int) -> str | None:
 
 @dataclass(frozen=True)
 class StudyRun:
-    study_id: str
+    """A resolved study run. The study id is the manifest's; the input fingerprint is the per-file
+    SHA-256s (:func:`fingerprint`) and their combination :attr:`input_hash`; the code and package
+    versions are this process's, taken when the run is resolved."""
+
     study_dir: Path
     manifest: Manifest
     warehouse: Path
     report_dir: Path
-    input_hash: str
     input_sha256s: Mapping[str, str]
-    code_version: str
-    package_versions: Mapping[str, str]
+    code_version: str = field(default_factory=code_version)
+    package_versions: Mapping[str, str] = field(default_factory=package_versions)
 
     # -- resolution ------------------------------------------------------------------------------
     @classmethod
@@ -113,18 +114,8 @@ class StudyRun:
         manifest = manifest or load_manifest(study_dir)  # a manifest error stops everything here
         wh = Path(warehouse).resolve() if warehouse else default_warehouse()
         reports = Path(report_dir).resolve() if report_dir else wh.parent / "reports"
-        combined, hashes = fingerprint(study_dir, manifest)
-        return cls(
-            study_id=manifest.study_id,
-            study_dir=study_dir,
-            manifest=manifest,
-            warehouse=wh,
-            report_dir=reports,
-            input_hash=combined,
-            input_sha256s=MappingProxyType(hashes),
-            code_version=code_version(),
-            package_versions=package_versions(),
-        )
+        hashes = MappingProxyType(fingerprint(study_dir, manifest))
+        return cls(study_dir, manifest, warehouse=wh, report_dir=reports, input_sha256s=hashes)
 
     @classmethod
     def as_published(cls, study_dir: str | Path, *, warehouse: str | Path | None = None) -> StudyRun:
@@ -155,6 +146,15 @@ class StudyRun:
                 "run `trialpipe run STUDY_DIR` once to register it"
             )
         return cls.from_entry(entry, default_warehouse=default_warehouse)
+
+    @property
+    def study_id(self) -> str:
+        return self.manifest.study_id
+
+    @functools.cached_property
+    def input_hash(self) -> str:
+        """The combined SHA-256 of the inputs: one value for run tags, sensors and schedules."""
+        return hashlib.sha256(json.dumps(dict(self.input_sha256s), sort_keys=True).encode()).hexdigest()
 
     # -- places ----------------------------------------------------------------------------------
     @property

@@ -81,13 +81,20 @@ def load_suite_json(name: str) -> dict:
 
 
 @functools.cache
-def _validation_definition(name: str):
+def _validation_definition(name: str, part: str = "all"):
+    """The suite as a GX validation definition: all of it, or (``part``) only its expectations on the
+    table's columns (``schema``) or only the others (``rows``), for a suite validated in batches."""
     import great_expectations as gx
 
     context, batch_def = _gx_context()
     data = load_suite_json(name)
+    if part != "all":
+        data = {**data, "name": f"{data['name']}__{part}",
+                "expectations": [e for e in data["expectations"] if (e["type"] in _SCHEMA) == (part == "schema")]}
     suite = context.suites.add(gx.ExpectationSuite(**{k: v for k, v in data.items() if k != "id"}))
-    return context.validation_definitions.add(gx.ValidationDefinition(name=f"vd_{name}", data=batch_def, suite=suite))
+    return context.validation_definitions.add(
+        gx.ValidationDefinition(name=f"vd_{data['name']}", data=batch_def, suite=suite)
+    )
 
 
 def suite_parameters(con: duckdb.DuckDBPyConnection, manifest: Manifest) -> dict:
@@ -111,35 +118,195 @@ def _describe(cfg) -> str:
     return f"{cfg.type}({target})" if target else cfg.type
 
 
-def run_suite(con: duckdb.DuckDBPyConnection, name: str, params: dict) -> CheckOutcome:
-    data = load_suite_json(name)
-    table = data["meta"]["table"]  # the table the suite validates (pipelines.core.rules)
-    query = data.get("meta", {}).get("query") or f"select * from {table}"
+# Rows per GX batch of a suite that may be validated in parts (``meta.partition_by``). GX holds a
+# pandas copy of its batch per expectation, so the batch, not the table, sets the step's memory:
+# one batch of a 50,000-subject item_responses (13 M rows) was the run's peak.
+CHUNK_ROWS = 500_000
+
+# How each expectation's result combines over batches that split the rows by the partition key.
+_ROWWISE = {  # each row passes or fails on its own: counts add up
+    "expect_column_values_to_not_be_null",
+    "expect_column_values_to_be_null",
+    "expect_column_values_to_be_in_set",
+    "expect_column_values_to_not_be_in_set",
+    "expect_column_values_to_be_between",
+    "expect_column_values_to_match_regex",
+    "expect_column_values_to_not_match_regex",
+    "expect_column_values_to_be_of_type",
+    "expect_column_pair_values_a_to_be_greater_than_b",
+    "expect_column_pair_values_to_be_equal",
+}
+_UNIQUE = {  # duplicates can only be found within a batch when the key holds the partition column
+    "expect_column_values_to_be_unique": lambda kw: [kw.get("column")],
+    "expect_compound_columns_to_be_unique": lambda kw: list(kw.get("column_list") or []),
+}
+_SCHEMA = {  # the same in every batch (one query)
+    "expect_table_columns_to_match_set",
+    "expect_table_columns_to_match_ordered_list",
+    "expect_column_to_exist",
+}
+_ROW_COUNT = {"expect_table_row_count_to_be_between", "expect_table_row_count_to_equal"}
+
+
+def chunk_problems(data: dict) -> list[str]:
+    """Why a suite that declares ``meta.partition_by`` cannot be validated in parts (empty: it can).
+
+    Row-wise expectations add up over batches; a uniqueness expectation is exact only when its key
+    includes the partition column (every row of one subject is in the same batch); the columns are
+    the same in every batch; the row count is judged on the total. Anything else (a mean, a set of
+    distinct values) needs the whole table."""
+    key = (data.get("meta") or {}).get("partition_by")
+    if not key:
+        return ["the suite has no meta.partition_by"]
+    problems = []
+    query = (data.get("meta") or {}).get("query")
+    if query and "{rows}" not in query:
+        problems.append("meta.query does not say where the table's rows ({rows}) are read")
+    for e in data["expectations"]:
+        t, kw = e["type"], e.get("kwargs", {})
+        if t in _ROWWISE or t in _SCHEMA or t in _ROW_COUNT:
+            continue
+        if t in _UNIQUE:
+            if key not in _UNIQUE[t](kw):
+                problems.append(f"{t}({kw}) does not include the partition column {key}")
+            continue
+        problems.append(f"{t} is not evaluated row by row")
+    return problems
+
+
+def _frame(con: duckdb.DuckDBPyConnection, query: str):
     # text columns as pandas categoricals: ids, visits and file names repeat millions of times in a
     # large study, and Python string objects made validation the run's memory peak
     pframe = con.execute(query).pl()
-    # and integers in the smallest type that holds them (item numbers, days, row numbers): GX copies
-    # the frame per expectation, so its width is the step's memory peak at 50,000 subjects
+    # and integers in the smallest type that holds them (item numbers, days, row numbers): GX
+    # copies the frame per expectation
     pframe = pframe.with_columns(pl.col(pl.String).cast(pl.Categorical))
     pframe = pframe.with_columns([pframe[c].shrink_dtype() for c, t in pframe.schema.items() if t.is_integer()])
-    frame = pframe.to_pandas()
-    del pframe  # not needed while GX runs (at 50,000 subjects item_responses is 12 M rows)
-    vd = _validation_definition(name)
-    res = vd.run(
-        batch_parameters={"dataframe": frame},
-        expectation_parameters=params,
-        result_format={"result_format": "SUMMARY"},
-    )
+    return pframe.to_pandas()
+
+
+def _referenced_columns(data: dict) -> list[str]:
+    cols: list[str] = []
+    for e in data["expectations"]:
+        kw = e.get("kwargs", {})
+        for c in [kw.get("column"), kw.get("column_A"), kw.get("column_B"), *(kw.get("column_list") or [])]:
+            if c and c not in cols:
+                cols.append(c)
+    return cols
+
+
+def _batches(con: duckdb.DuckDBPyConnection, data: dict, key: str, chunk_rows: int):
+    """The rows of a partitioned suite as pandas frames of about ``chunk_rows`` rows, disjoint by a
+    hash of ``key`` (every row of one subject in the same frame), holding only the columns its
+    expectations name. The partition filter goes where the query says ``{rows}``: on the table's
+    rows, before the query's joins and windows (around the query, DuckDB evaluated all of it for
+    every batch)."""
+    table, query = data["meta"]["table"], data["meta"].get("query") or "select * from {rows}"
+    columns = [r[0] for r in con.execute(f"select * from ({query.replace('{rows}', table)}) as q limit 0").description]
+    wanted = ", ".join(f'q."{c}"' for c in _referenced_columns(data) if c in columns) or "1 as _row"
+    total = con.execute(f"select count(*) from {table}").fetchone()[0]
+    n = max(1, -(-total // chunk_rows))
+    for i in range(n):
+        rows = table if n == 1 else f'(select * from {table} where hash("{key}") % {n} = {i})'
+        yield _frame(con, f"select {wanted} from ({query.replace('{rows}', rows)}) as q")
+
+
+def _merge(cfg, parts: list, total_rows: int) -> tuple[bool, dict, str | None]:
+    """One expectation's success, result and error over the batches (``parts``: its result per
+    batch, in batch order), as GX would report them on the whole table."""
+    errors = [
+        (r.exception_info or {}).get("exception_message") for r in parts if isinstance(r.exception_info, dict)
+    ]
+    error = next((e for e in errors if e), None)
+    results = [r.result or {} for r in parts]
+    if len(parts) == 1:
+        return bool(parts[0].success), results[0], error
+    kw = cfg.kwargs
+    if cfg.type in _ROW_COUNT:
+        lo, hi = kw.get("min_value"), kw.get("max_value")
+        if cfg.type == "expect_table_row_count_to_equal":
+            lo = hi = kw.get("value")
+        ok = (lo is None or total_rows >= lo) and (hi is None or total_rows <= hi)
+        return ok and not error, {"observed_value": total_rows}, error
+    if cfg.type in _SCHEMA:
+        return all(r.success for r in parts), results[0], error
+    # map expectations (row-wise and uniqueness within the partition): GX's own arithmetic
+    # (great_expectations.expectations.expectation._format_map_output and _mostly_success) on the sums
+    element = sum(r.get("element_count") or 0 for r in results)
+    unexpected = sum(r.get("unexpected_count") or 0 for r in results)
+    has_missing = any("missing_count" in r for r in results)
+    nonnull = element - sum(r.get("missing_count") or 0 for r in results) if has_missing else element
+    if element == 0 or nonnull == 0:
+        ok = True
+    else:
+        ok = (float(nonnull) - float(unexpected)) / float(nonnull) >= kw.get("mostly", 1.0)
+    pct = None
+    if element > 0:
+        pct = (unexpected / nonnull * 100 if nonnull > 0 else None) if has_missing else unexpected / element * 100
+    examples = [x for r in results for x in r.get("partial_unexpected_list", [])]
+    merged = {"element_count": element, "unexpected_count": unexpected, "unexpected_percent": pct,
+              "partial_unexpected_list": examples[:20]}
+    return ok and not error, merged, error
+
+
+def suite_query(data: dict) -> str:
+    """The rows a suite validates, as one query: ``meta.query`` with ``{rows}`` read as its table,
+    or the whole table."""
+    return (data.get("meta", {}).get("query") or "select * from {rows}").replace("{rows}", data["meta"]["table"])
+
+
+def run_suite(
+    con: duckdb.DuckDBPyConnection, name: str, params: dict, chunk_rows: int = CHUNK_ROWS
+) -> CheckOutcome:
+    """Run a GX suite on its table (or on ``meta.query``, where ``{rows}`` stands for the table).
+
+    A suite whose ``meta.partition_by`` names a column, and whose every expectation allows it
+    (:func:`chunk_problems`), is validated in parts with the same outcome as in one piece: its
+    expectations on the table's columns on the query's columns (no rows), the others on batches of
+    about ``chunk_rows`` rows split by that column, holding only the columns they name. A query with
+    ``{rows}`` must keep each row's derived values within its partition (windows partitioned by
+    the column, joins to reference tables), as adqs.json and item_responses.json do."""
+    data = load_suite_json(name)
+    table = data["meta"]["table"]  # the table the suite validates (pipelines.core.rules)
+    query = suite_query(data)
+    key = data["meta"].get("partition_by")
+    if key and (problems := chunk_problems(data)):
+        log.warning("suite %s validated in one batch: %s", name, "; ".join(problems))
+        key = None
+
+    def run(vd, frame):
+        return vd.run(batch_parameters={"dataframe": frame}, expectation_parameters=params,
+                      result_format={"result_format": "SUMMARY"}).results
+
+    if not key:
+        frame = _frame(con, query)
+        total_rows = len(frame)
+        per_batch = [run(_validation_definition(name), frame)]
+        del frame
+    else:
+        def keyed(results):  # GX returns results in its own order; its expectation ids say whose
+            return {r.expectation_config.id: r for r in results}
+
+        schema_vd, rows_vd = _validation_definition(name, "schema"), _validation_definition(name, "rows")
+        schema_results = keyed(run(schema_vd, _frame(con, f"select * from ({query}) as q limit 0")))
+        total_rows, row_results = 0, []
+        for frame in _batches(con, data, key, chunk_rows):
+            total_rows += len(frame)
+            row_results.append(keyed(run(rows_vd, frame)))
+            del frame
+        # in the suite's order: the ids of its expectations, from the two parts in the order of the file
+        parts = {"schema": iter(schema_vd.suite.expectations), "rows": iter(rows_vd.suite.expectations)}
+        ids = [next(parts["schema" if e["type"] in _SCHEMA else "rows"]).id for e in data["expectations"]]
+        per_batch = [[{**schema_results, **batch}[i] for i in ids] for batch in row_results]
     outcomes = []
-    for r in res.results:
-        cfg = r.expectation_config
-        result = r.result or {}
-        exc = (r.exception_info or {}).get("exception_message") if isinstance(r.exception_info, dict) else None
+    for parts in zip(*per_batch):
+        cfg = parts[0].expectation_config
+        success, result, exc = _merge(cfg, list(parts), total_rows)
         outcomes.append(
             ExpectationOutcome(
                 expectation=_describe(cfg),
                 rule=(cfg.meta or {}).get("rule", cfg.type),
-                success=bool(r.success),
+                success=success,
                 unexpected_count=result.get("unexpected_count"),
                 details={
                     k: v
@@ -155,7 +322,7 @@ def run_suite(con: duckdb.DuckDBPyConnection, name: str, params: dict) -> CheckO
         )
     failed = [o for o in outcomes if not o.success]
     summary = (
-        f"{len(outcomes) - len(failed)}/{len(outcomes)} expectations met on {len(frame)} rows"
+        f"{len(outcomes) - len(failed)}/{len(outcomes)} expectations met on {total_rows} rows"
         + ("" if not failed else "; failed: " + "; ".join(f"{o.rule} ({o.unexpected_count or 0} rows)" for o in failed))
     )
     return CheckOutcome(name=f"gx_{name}", table=table, success=not failed, summary=summary, expectations=outcomes)

@@ -8,10 +8,11 @@ generic over these definitions: adding HAM-D-17 or IES-R is a new YAML file, not
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -198,6 +199,34 @@ class SdtmFormat(BaseModel):
     total_testcds: list[str] = Field(default_factory=list)
 
 
+class Calibration(BaseModel):
+    """What a scale's simulation constants marked *calibrated* were solved for (``python -m
+    pipelines.simulate.calibrate``): the constants it solves, and the target of each summary
+    statistic (``pipelines.simulate.calibrate.summary``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    solve: list[str]
+    targets: dict[str, float]
+
+
+class Simulation(BaseModel):
+    """How the simulator draws this scale (``pipelines/simulate``). Every key but ``calibration`` is a
+    constant of the model that draws it: for the calibrated scales (CAPS-5, PCL-5, MADRS) every
+    constant of the calibrated latent model (``pipelines.simulate.model.LatentParams``), for any other
+    scale overrides of the generic model's defaults (``pipelines.simulate.generic.GenericParams``).
+    That model's params type names the keys it knows (:meth:`Instrument.simulation_params`)."""
+
+    model_config = ConfigDict(extra="allow")
+    calibration: Calibration | None = None
+
+    @property
+    def constants(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+P = TypeVar("P")
+
+
 class Formats(BaseModel):
     nda: NdaFormat | None = None
     sdtm: SdtmFormat | None = None
@@ -228,8 +257,7 @@ class Instrument(BaseModel):
     diagnosis: Diagnosis | None = None
     wide_patterns: list[str] = Field(default_factory=list)
     formats: Formats = Field(default_factory=Formats)
-    # overrides of the simulator's latent model for this scale (pipelines.simulate.generic.GenericParams)
-    simulation: dict[str, float] = Field(default_factory=dict)
+    simulation: Simulation = Field(default_factory=Simulation)
 
     @model_validator(mode="after")
     def _consistent(self) -> Instrument:
@@ -254,6 +282,22 @@ class Instrument(BaseModel):
             if lo > hi:
                 raise ValueError(f"item {it.n}: min {lo} is above max {hi}")
         return self
+
+    def simulation_params(self, cls: type[P]) -> P:
+        """The ``simulation:`` constants as ``cls``, a dataclass of one simulator model's constants:
+        a key it has no field for is an error; numbers are floats, lists tuples."""
+        given = self.simulation.constants
+        known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(given) - known)
+        if unknown:
+            raise ValueError(f"{self.id}: unknown simulation keys {unknown}; known: {sorted(known)}")
+
+        def value(v: Any) -> Any:
+            if isinstance(v, list):
+                return tuple(value(x) for x in v)
+            return v if isinstance(v, str) else float(v)
+
+        return cls(**{k: value(v) for k, v in given.items()})
 
     def item_range(self, n: int) -> tuple[int, int]:
         """(lowest, highest) valid rating of item n."""

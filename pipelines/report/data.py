@@ -82,15 +82,12 @@ class Param:
 class StudyData:
     study_id: str
     run_id: str | None
-    title: str | None
     arms: list[Arm]
     visits: list[Visit]
     primary_visit: str | None
     baseline_visit: str | None
     primary_parameter: str
-    alpha: float
-    multiplicity: str | None
-    options: dict  # the rest of ref.study
+    options: dict  # the study's ref.study row (title, alpha, multiplicity, covariance, ...)
     params: dict[str, Param]
     adsl: pl.DataFrame | None
     adqs: pl.DataFrame | None  # ANL01FL = 'Y' records only
@@ -102,6 +99,20 @@ class StudyData:
     # instruments rated only at time points around an infusion (ADQS ANL02FL; CADSS/BPRS): safety data, not
     # in the by-visit sections, summarised in the safety section
     timepoint_instruments: list[str] = field(default_factory=list)
+
+    # -- study options (ref.study) ---------------------------------------------------------------
+    @property
+    def title(self) -> str | None:
+        return self.options.get("title")
+
+    @property
+    def alpha(self) -> float:
+        alpha = self.options.get("alpha")
+        return float(alpha) if is_num(alpha) else 0.05
+
+    @property
+    def multiplicity(self) -> str | None:
+        return self.options.get("multiplicity")
 
     # -- lookups -------------------------------------------------------------------------------
     @property
@@ -413,18 +424,14 @@ def load_study(con: duckdb.DuckDBPyConnection, study_id: str, run_id: str | None
     primary_parameter = study.get("primary_parameter") or next(
         (c for c in order_params(labels) if params[c].is_total), all_paramcds()[0]
     )
-    alpha = study.get("alpha") if is_num(study.get("alpha")) else 0.05
     return StudyData(
         study_id=study_id,
         run_id=run_id,
-        title=study.get("title"),
         arms=arms,
         visits=visits,
         primary_visit=primary_visit,
         baseline_visit=baseline_visit,
         primary_parameter=primary_parameter,
-        alpha=float(alpha),
-        multiplicity=study.get("multiplicity"),
         options=study,
         params=params,
         adsl=adsl,

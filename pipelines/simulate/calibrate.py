@@ -1,4 +1,5 @@
-"""Development tool: re-derive the calibrated constants in ``model.py``. Never run at study time.
+"""Development tool: re-derive the calibrated constants of the latent model (``model.py``), which
+live in the ``simulation:`` block of each scale's YAML. Never run at study time.
 
     .venv/bin/python -m pipelines.simulate.calibrate [--per-arm 150000] [--seed 1]
 
@@ -13,7 +14,8 @@ smooth functions of the constants. Newton's method with a forward-difference Jac
 * MADRS (given CAPS-5): (level, tau, delta_ns, delta_ket) for baseline mean 30, SD 7.5, midazolam
   week-2 change -5 and ketamine - midazolam -7.5;
 
-then prints the constants to paste into ``model.py`` and a check on a fresh sample.
+then prints the constants to paste into the YAML files and a check on a fresh sample. What each
+stage solves and its targets are the scale's ``simulation.calibration`` (``pipelines/instruments``).
 """
 
 from __future__ import annotations
@@ -75,36 +77,8 @@ def summary(draws, is_ket, params: model.Params) -> dict[str, float]:
     }
 
 
-STAGES = {
-    "caps5": (
-        ("level", "tau", "delta_ns", "delta_ket", "resp_sd"),
-        (
-            ("caps_bl_mean", model.TARGET_CAPS5_BL_MEAN),
-            ("caps_bl_sd", model.TARGET_CAPS5_BL_SD),
-            ("resp_mid", model.TARGET_RESPONDERS_MID),
-            ("caps_diff", model.TARGET_CAPS5_W2_DIFF),
-            ("resp_ket", model.TARGET_RESPONDERS_KET),
-        ),
-    ),
-    "pcl5": (
-        ("level", "loading", "tau", "resp_sd"),
-        (
-            ("pcl_bl_mean", model.TARGET_PCL5_BL_MEAN),
-            ("pcl_bl_sd", model.TARGET_PCL5_BL_SD),
-            ("pcl_r_bl", model.TARGET_PCL5_CAPS5_R_BASELINE),
-            ("pcl_r_chg", model.TARGET_PCL5_CAPS5_R_CHANGE),
-        ),
-    ),
-    "madrs": (
-        ("level", "tau", "delta_ns", "delta_ket"),
-        (
-            ("madrs_bl_mean", model.TARGET_MADRS_BL_MEAN),
-            ("madrs_bl_sd", model.TARGET_MADRS_BL_SD),
-            ("madrs_chg_mid", model.TARGET_MADRS_W2_CHANGE_MID),
-            ("madrs_diff", model.TARGET_MADRS_W2_DIFF),
-        ),
-    ),
-}
+# Solved in this order: PCL-5 and MADRS lean on the CAPS-5 terms.
+STAGES = ("caps5", "pcl5", "madrs")
 
 
 def _with(params: model.Params, stage: str, names, x) -> model.Params:
@@ -113,9 +87,10 @@ def _with(params: model.Params, stage: str, names, x) -> model.Params:
 
 
 def solve_stage(params: model.Params, stage: str, draws, is_ket, *, iters: int = 8, h: float = 0.004):
-    names, targets = STAGES[stage]
-    keys = [t[0] for t in targets]
-    goal = np.array([t[1] for t in targets])
+    names = model.calibration(stage).solve
+    targets = model.calibration(stage).targets
+    keys = list(targets)
+    goal = np.array(list(targets.values()))
     # residuals scaled so that each is "one unit" of tolerance
     scale = np.array([0.05 if k.startswith(("resp", "pcl_r")) else 1.0 for k in keys])
     x = np.array([getattr(getattr(params, stage), k) for k in names])
@@ -147,10 +122,10 @@ def main() -> None:
     args = ap.parse_args()
     params = model.CALIBRATED
     draws, is_ket = _sample(args.per_arm, args.seed, params)
-    for stage in ("caps5", "pcl5", "madrs"):
+    for stage in STAGES:
         params = solve_stage(params, stage, draws, is_ket)
-    for stage in ("caps5", "pcl5", "madrs"):
-        names = STAGES[stage][0]
+    for stage in STAGES:
+        names = model.calibration(stage).solve
         print(stage, {k: round(getattr(getattr(params, stage), k), 4) for k in names})
     draws2, is_ket2 = _sample(args.per_arm, args.seed + 1, params)
     for k, v in summary(draws2, is_ket2, params).items():

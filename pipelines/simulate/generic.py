@@ -26,7 +26,7 @@ study is byte-identical with or without this module.
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -44,14 +44,6 @@ class GenericParams:
     item_sd: float = 0.12  # assumption: item-level noise
     change_gain: float = 1.5  # assumption: change scales, fraction of range per unit of change
 
-    @classmethod
-    def for_instrument(cls, inst: Instrument) -> GenericParams:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(inst.simulation) - known)
-        if unknown:
-            raise ValueError(f"{inst.id}: unknown simulation keys {unknown}; known: {sorted(known)}")
-        return cls(**{k: float(v) for k, v in inst.simulation.items()})
-
 
 def instrument_rng(seed: int, instrument_id: str) -> np.random.Generator:
     """The instrument's own stream: independent of the default streams and of other instruments."""
@@ -66,7 +58,7 @@ def simulate_items(
     effect_scale: float = 1.0,
 ) -> np.ndarray:
     """(n subjects, V visits, k core items) int8 ratings of one instrument."""
-    p = GenericParams.for_instrument(inst)
+    p = inst.simulation_params(GenericParams)
     g_ns, g_exp = (np.asarray(x, dtype=float)[None, :] for x in profiles)  # (1, V)
     n, v = is_exp.size, g_ns.shape[1]
     items = inst.core_items

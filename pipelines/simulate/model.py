@@ -17,9 +17,11 @@ the nearest category and clipped to the item range (0-4, MADRS 0-6): an ordinal 
 equally spaced thresholds. PCL-5 (self-report) loads on the CAPS-5 cluster severities plus its own
 subject, response and occasion terms, so both instruments correlate at baseline and in change.
 
-Because rounding and clipping bend the means, the constants marked *calibrated* below were solved
-numerically so that the **totals** hit the targets in expectation; they are hard-coded and never
-re-fitted at run time. They were found with ``python -m pipelines.simulate.calibrate --per-arm
+The constants are instrument knowledge and live with each scale's definition: the ``simulation:``
+block of ``pipelines/instruments/{caps5,pcl5,madrs}.yaml``, read as :class:`LatentParams`, each
+with its source. Because rounding and clipping bend the means, the ones marked *calibrated* were
+solved numerically so that the **totals** hit the block's ``calibration`` targets in expectation;
+they are written down there and never re-fitted at run time. They were found with ``python -m pipelines.simulate.calibrate --per-arm
 300000 --seed 7`` (Newton iterations on common random numbers, 300,000 subjects per arm; Monte
 Carlo error of the week-2 CAPS-5 difference ~0.02 points) and checked on a fresh sample. Sources:
 "Feder 2021" = Feder et al., Am J Psychiatry 2021;178:193-202 (shared/docs/domain.md section 1);
@@ -32,28 +34,12 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from pipelines.instruments import load_instruments
+from pipelines.instruments import Calibration, load_instruments
 
 # Visits of the default design (BL, D1, W1, W2); the per-subject actual days jitter around nominal
 # (see trial.py). The optional follow-up visit W4 makes it five (``Params.follow_up_*``).
 N_VISITS = 4
 
-# --- targets (what the calibrated constants serve) ------------------------------------------------
-# Feder 2021: CAPS-5 total, week-2 LS-mean change, ketamine - midazolam = -11.88 (SE 3.96).
-TARGET_CAPS5_W2_DIFF = -11.88
-# Derived: d = 1.13 (Feder 2021) -> baseline SD = 11.88 / 1.13 = 10.5 CAPS-5 points.
-TARGET_CAPS5_BL_SD = 10.5
-# Assumption (Feder 2021 baseline means are UNCONFIRMED in our sources): severe chronic PTSD ~ 40.
-TARGET_CAPS5_BL_MEAN = 40.0
-# Feder 2021: responders (>= 30 % CAPS-5 reduction at week 2) 67 % ketamine vs 20 % midazolam, i.e.
-# 10/15 and 3/15 over ALL randomized with a missing week 2 counted as non-response (NRI). The
-# simulator loses 1 of 15 ketamine subjects before week 2 at random (trial.n_dropouts), so the
-# calibrated rate among ketamine completers is 0.67 / (14/15) = 0.7179; all randomized (NRI) is
-# then 0.67 in expectation. (Until 2026-11 the 67 % was calibrated on completers: 62 % NRI.)
-TARGET_RESPONDERS_KET_NRI = 0.67
-KET_COMPLETION = 14 / 15  # Feder 2021: 14 of 15 ketamine subjects completed (ClinicalTrials.gov)
-TARGET_RESPONDERS_KET = TARGET_RESPONDERS_KET_NRI / KET_COMPLETION
-TARGET_RESPONDERS_MID = 0.20  # 15/15 midazolam completed: completers = all randomized
 # Inclusion severity floor (assumption): Feder 2021 enrolled chronic, severe PTSD (its numeric
 # CAPS-5 entry threshold is UNCONFIRMED in our sources). The subject's common CAPS-5 severity (the
 # mean of the four cluster levels, in SD units) is truncated below SEVERITY_FLOOR_Z SDs, i.e. the
@@ -61,116 +47,74 @@ TARGET_RESPONDERS_MID = 0.20  # 15/15 midazolam completed: completers = all rand
 # inverse-CDF map of the same normal draw (calibration keeps common random numbers). Item noise
 # still lets a few baseline totals fall lower (measured at 2,000 per arm: see the README).
 SEVERITY_FLOOR_Z = -1.0
-# Assumptions for PCL-5 (not a Feder 2021 outcome): baseline mean 50 and SD 12 (close to the
-# real-world IV-ketamine sample of MacConnel et al., PCL-5 52.4, SD 11.9, domain.md section 1);
-# correlation with CAPS-5 total r = 0.7 at baseline and r = 0.7 in week-2 change (within arm).
-TARGET_PCL5_BL_MEAN = 50.0
-TARGET_PCL5_BL_SD = 12.0
-TARGET_PCL5_CAPS5_R_BASELINE = 0.70
-TARGET_PCL5_CAPS5_R_CHANGE = 0.70
-# Assumptions for MADRS (Feder 2021: "significantly greater improvement", size UNCONFIRMED):
-# baseline mean 30 (moderate-severe comorbid depression), SD 7.5, non-specific week-2 change -5,
-# ketamine - midazolam week-2 difference -7.5, i.e. a moderate-large d = 7.5 / 7.5 = 1.0.
-TARGET_MADRS_BL_MEAN = 30.0
-TARGET_MADRS_BL_SD = 7.5
-TARGET_MADRS_W2_CHANGE_MID = -5.0
-TARGET_MADRS_W2_DIFF = -7.5
 
 
 @dataclass(frozen=True)
-class CapsParams:
-    # calibrated (baseline mean 40): latent item level, before item offsets
-    level: float = 1.7401
-    # calibrated (baseline SD 10.5): SD of the stable subject level per cluster
-    tau: float = 0.7115
-    # calibrated (midazolam responders 20 %): non-specific latent change per item at week 2
-    delta_ns: float = -0.2311
-    # calibrated (week-2 difference -11.88): ketamine-specific latent change per B/C/D item
-    delta_ket: float = -0.9545
-    # calibrated (ketamine responders 67 % of all randomized, NRI): SD of the subject's response deviation per item
-    resp_sd: float = 0.4009
-    # assumption: latent correlation between clusters B, C, D, E (CFA of DSM-5 PTSD factors
-    # typically shows strongly correlated factors)
-    rho_clusters: float = 0.6
-    # assumption: share of the response deviation that is common to all clusters
-    rho_response: float = 0.7
-    # assumption: which clusters carry the ketamine-specific effect (Feder 2021: B, C, D improved
-    # markedly, E did not) - the effect per item is the same in B, C and D, none in E
-    ket_clusters: tuple[str, ...] = ("B", "C", "D")
-    # assumption: occasion (visit) noise per cluster, its correlation over days exp(-dt / 7) and
-    # across clusters 0.5
-    occasion_sd: float = 0.25
-    occasion_rho_clusters: float = 0.5
-    # assumption: stable subject x item deviation and item-occasion noise (clinician rating)
-    item_subject_sd: float = 0.45
-    item_occasion_sd: float = 0.40
-    # assumption: relative item severities B1..E6 (amnesia D1, flashbacks B3, recklessness E2 rarer)
-    # fmt: off
-    offsets: tuple[float, ...] = (
-        0.3, 0.0, -0.8, 0.4, 0.1,  # B1-B5
-        0.5, 0.4,  # C1-C2
-        -0.6, 0.2, -0.1, 0.4, 0.1, 0.3, 0.1,  # D1-D7
-        0.0, -1.0, 0.5, 0.2, 0.3, 0.5,  # E1-E6
-    )
-    # fmt: on
+class LatentParams:
+    """One scale's constants in the latent model, read from the ``simulation:`` block of its
+    definition (``pipelines/instruments/<id>.yaml``), which gives each one's source: *calibrated*
+    (solved for the block's ``calibration`` targets, see the module docstring) or *assumption*.
+
+    ``level``: latent item level before the item ``offsets``; ``tau``: SD of the stable subject level
+    (per cluster); ``delta_ns`` / ``delta_ket``: non-specific / ketamine-specific latent change per
+    item at week 2 (ketamine's only in ``ket_clusters`` for a scale with clusters); ``resp_sd``: SD of
+    the subject's response deviation per item; ``rho_clusters`` / ``rho_response`` /
+    ``occasion_rho_clusters``: correlation of the subject levels, response deviations and occasion
+    noise across clusters; ``occasion_sd``, ``item_subject_sd``, ``item_occasion_sd``: occasion,
+    subject x item and item-occasion noise. PCL-5 has no change of its own but a ``loading`` on the
+    CAPS-5 cluster severities; MADRS (one factor) correlates with CAPS-5 cluster D (``rho_caps_d``)
+    and the CAPS-5 common response (``rho_caps_response``). A term a scale's model does not have is
+    left out of its block and is 0 (none).
+    """
+
+    level: float
+    tau: float
+    resp_sd: float
+    occasion_sd: float
+    item_subject_sd: float
+    item_occasion_sd: float
+    offsets: tuple[float, ...]
+    delta_ns: float = 0.0
+    delta_ket: float = 0.0
+    ket_clusters: tuple[str, ...] = ()
+    rho_clusters: float = 0.0
+    rho_response: float = 0.0
+    occasion_rho_clusters: float = 0.0
+    loading: float = 0.0
+    rho_caps_d: float = 0.0
+    rho_caps_response: float = 0.0
+
+    @classmethod
+    def of(cls, instrument_id: str) -> LatentParams:
+        return load_instruments()[instrument_id].simulation_params(cls)
+
+    def item_values(self, severity: np.ndarray, u: np.ndarray, e: np.ndarray) -> np.ndarray:
+        """Latent item values (n, V, items): the level, plus each item's latent severity deviation
+        (its cluster's), its offset, the stable subject x item deviation (``u``: n x items standard
+        normals) and item-occasion noise (``e``: n x V x items)."""
+        return (
+            self.level
+            + severity
+            + np.asarray(self.offsets)
+            + self.item_subject_sd * u[:, None, :]
+            + self.item_occasion_sd * e
+        )
 
 
-@dataclass(frozen=True)
-class PclParams:
-    # calibrated (baseline mean 50): latent item level
-    level: float = 2.1390
-    # calibrated (baseline SD 12 with r = 0.7): loading of PCL-5 clusters on CAPS-5 clusters
-    loading: float = 0.9454
-    # calibrated (baseline r = 0.7): SD of PCL-5's own stable subject level per cluster
-    tau: float = 0.4309
-    # calibrated (change r = 0.7): SD of PCL-5's own response deviation per item at week 2
-    resp_sd: float = 0.1711
-    rho_clusters: float = 0.6  # assumption, as CAPS-5
-    rho_response: float = 0.7  # assumption, as CAPS-5
-    occasion_sd: float = 0.25  # assumption
-    occasion_rho_clusters: float = 0.5  # assumption
-    # assumption: self-report items are noisier than clinician ratings
-    item_subject_sd: float = 0.50
-    item_occasion_sd: float = 0.50
-    # assumption: relative item severities 1..20 (same symptoms as CAPS-5, less floor)
-    # fmt: off
-    offsets: tuple[float, ...] = (
-        0.4, 0.1, -0.4, 0.5, 0.3,  # B
-        0.5, 0.4,  # C
-        -0.2, 0.3, 0.1, 0.5, 0.3, 0.4, 0.3,  # D
-        0.1, -0.8, 0.6, 0.4, 0.4, 0.6,  # E
-    )
-    # fmt: on
-
-
-@dataclass(frozen=True)
-class MadrsParams:
-    # calibrated (baseline mean 30): latent item level (0-6 scale)
-    level: float = 2.8435
-    # calibrated (baseline SD 7.5): SD of the stable subject level
-    tau: float = 0.6729
-    # calibrated (midazolam week-2 change -5): non-specific latent change per item
-    delta_ns: float = -0.5116
-    # calibrated (week-2 difference -7.5): ketamine-specific latent change per item
-    delta_ket: float = -0.7974
-    # assumption: SD of the subject's own response deviation per item
-    resp_sd: float = 0.55
-    # assumption: correlation of the MADRS subject level with CAPS-5 cluster D (negative mood)
-    rho_caps_d: float = 0.6
-    # assumption: correlation of the MADRS response deviation with the CAPS-5 common response
-    rho_caps_response: float = 0.6
-    occasion_sd: float = 0.30  # assumption
-    item_subject_sd: float = 0.60  # assumption
-    item_occasion_sd: float = 0.55  # assumption
-    # assumption: relative item severities in MADRS order (appetite and suicidal thoughts rarer)
-    offsets: tuple[float, ...] = (0.2, 0.5, 0.6, 0.6, -0.8, 0.3, 0.2, 0.2, 0.0, -1.2)
+def calibration(instrument_id: str) -> Calibration:
+    """What a calibrated scale's constants were solved for: the constants and, per summary statistic
+    (``pipelines.simulate.calibrate.summary``), its target (the YAML's ``simulation.calibration``)."""
+    found = load_instruments()[instrument_id].simulation.calibration
+    if found is None:
+        raise ValueError(f"{instrument_id}: its simulation block has no calibration")
+    return found
 
 
 @dataclass(frozen=True)
 class Params:
-    caps5: CapsParams = field(default_factory=CapsParams)
-    pcl5: PclParams = field(default_factory=PclParams)
-    madrs: MadrsParams = field(default_factory=MadrsParams)
+    caps5: LatentParams = field(default_factory=lambda: LatentParams.of("caps5"))
+    pcl5: LatentParams = field(default_factory=lambda: LatentParams.of("pcl5"))
+    madrs: LatentParams = field(default_factory=lambda: LatentParams.of("madrs"))
     # assumption: days over which the occasion process decorrelates to 1/e (weekly rhythm)
     occasion_days: float = 7.0
     # assumption: fraction of the week-2 change reached at D1 and W1. Ketamine-specific change is
@@ -418,13 +362,7 @@ def item_scores(
         + g_ns * (c.delta_ns + c.resp_sd * draws.caps_r[:, None, :])
         + ket * g_ket * c.delta_ket * ket_cluster
     )
-    caps_item = (
-        c.level
-        + caps_dev[:, :, CLUSTER_OF_ITEM]
-        + np.asarray(c.offsets)
-        + c.item_subject_sd * draws.caps_u[:, None, :]
-        + c.item_occasion_sd * draws.caps_e
-    )
+    caps_item = c.item_values(caps_dev[:, :, CLUSTER_OF_ITEM], draws.caps_u, draws.caps_e)
 
     # PCL-5: loads on the CAPS-5 cluster deviations, plus its own terms
     pcl_dev = (
@@ -433,13 +371,7 @@ def item_scores(
         + p.occasion_sd * draws.pcl_occ
         + g_ns * p.resp_sd * draws.pcl_r[:, None, :]
     )
-    pcl_item = (
-        p.level
-        + pcl_dev[:, :, CLUSTER_OF_ITEM]
-        + np.asarray(p.offsets)
-        + p.item_subject_sd * draws.pcl_u[:, None, :]
-        + p.item_occasion_sd * draws.pcl_e
-    )
+    pcl_item = p.item_values(pcl_dev[:, :, CLUSTER_OF_ITEM], draws.pcl_u, draws.pcl_e)
 
     # MADRS: one depression factor (n, V)
     ket2 = ket[:, :, 0]
@@ -449,13 +381,7 @@ def item_scores(
         + g_ns[:, :, 0] * (m.delta_ns + m.resp_sd * draws.madrs_r[:, None])
         + ket2 * g_ket[:, :, 0] * m.delta_ket
     )
-    madrs_item = (
-        m.level
-        + madrs_dev[:, :, None]
-        + np.asarray(m.offsets)
-        + m.item_subject_sd * draws.madrs_u[:, None, :]
-        + m.item_occasion_sd * draws.madrs_e
-    )
+    madrs_item = m.item_values(madrs_dev[:, :, None], draws.madrs_u, draws.madrs_e)
 
     inst = load_instruments()
     latent = {"pcl5": pcl_item, "caps5": caps_item, "madrs": madrs_item}

@@ -428,23 +428,13 @@ def build_trial(
             for k, m in missing.items()
         }
 
+    events = IntercurrentEvents(discontinuation_rate, mnar, rescue_rate)
     ice_cols = None
-    if discontinuation_rate > 0 or rescue_rate > 0 or mnar:
-        ice_cols = _intercurrent_events(
-            seed,
-            items,
-            draws,
-            is_ket,
-            params,
-            observed,
-            last_attended,
-            dropouts,
-            n_base,
-            discontinuation_rate,
-            mnar,
-            rescue_rate,
-            visits,
+    if events.wanted:
+        course = _Course(
+            seed, visits, n_base, is_ket, dropouts, draws, params, items, observed, last_attended
         )
+        ice_cols = events.draw(course)
 
     inst = load_instruments()
     if follow_up_weeks:  # other instruments: the week-2 change held over the follow-up (no relapse model)
@@ -499,74 +489,95 @@ def build_trial(
     )
 
 
-def _intercurrent_events(
-    seed,
-    items,
-    draws,
-    is_ket,
-    params,
-    observed,
-    last_attended,
-    dropouts,
-    n_base,
-    rate,
-    mnar,
-    rescue_rate,
-    visits,
-) -> dict[str, list[str]]:
-    """Draw discontinuations and rescue medication (see :func:`build_trial`); updates ``observed``,
-    ``last_attended`` and, with ``mnar``, the unobserved post-discontinuation ``items`` in place."""
-    if not 0.0 <= rate < 1.0 or not 0.0 <= rescue_rate < 1.0:
-        raise ValueError("discontinuation_rate and rescue_rate must be in [0, 1)")
-    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(ICE_STREAM_KEY,))))
-    n = len(is_ket)
-    caps = items["caps5"][:, :n_base].sum(axis=2).astype(float)
-    change = caps[:, 1] - caps[:, 0]
-    z = (change - change.mean()) / (change.std() or 1.0)
-    if mnar and rate > 0:
-        lo, hi = -30.0, 30.0
-        for _ in range(100):
-            a = 0.5 * (lo + hi)
-            if np.mean(1 / (1 + np.exp(-(a + MNAR_SLOPE * z)))) < rate:
-                lo = a
-            else:
-                hi = a
-        p = 1 / (1 + np.exp(-(a + MNAR_SLOPE * z)))
-    else:
-        p = np.full(n, rate)
-    u = rng.random(n)
-    last_on = rng.choice(np.array([1, 2]), size=n)
-    reason_pick = rng.integers(0, len(DISCONTINUATION_REASONS), size=n)
-    u_rescue = rng.random(n)
-    on_treatment = last_attended == n_base - 1
-    disc = on_treatment & (u < p)
-    visit_ids = np.array([v.id for v in visits])
-    disc_visit = np.array([""] * n, dtype=object)
-    reason = np.array([""] * n, dtype=object)
-    for s in np.flatnonzero(disc):
-        observed[s, last_on[s] + 1 :] = False
-        last_attended[s] = last_on[s]
-        disc_visit[s] = visit_ids[last_on[s]]
-        reason[s] = "LACK OF EFFICACY" if mnar and z[s] > 0 else DISCONTINUATION_REASONS[reason_pick[s]]
-    for s in dropouts:  # the calibrated Feder dropout (reason "Physician Decision" in the registry)
-        disc_visit[s] = visit_ids[last_attended[s]]
-        reason[s] = "PHYSICIAN DECISION"
-    if mnar:
-        from . import model
+@dataclass(frozen=True)
+class _Course:
+    """The trial drawn so far, which intercurrent events act on: the seed (their stream is a child of
+    it), the visits (the first ``n_base`` without follow-up), arms, the calibrated dropouts, the latent
+    draws and parameters, and the arrays the events update in place: ``items`` (n, V, k) per
+    instrument, ``observed`` (n, V) and ``last_attended`` (n,)."""
 
-        half = model.item_scores(draws, is_ket * 0.5, params)
-        none = model.item_scores(draws, np.zeros(n), params)
-        for s in np.flatnonzero(is_ket & (disc_visit != "")):
-            k = int(last_attended[s]) + 1
-            for key in items:
-                if k < items[key].shape[1]:
-                    items[key][s, k] = half[key][s, k]
-                    items[key][s, k + 1 :] = none[key][s, k + 1 :]
-    rescue = np.array([""] * n, dtype=object)
-    prim = list(visit_ids).index(PRIMARY_VISIT)
-    rp = np.clip(rescue_rate * (1 + (0.5 * z if mnar else 0 * z)), 0, 1)
-    rescue[(last_attended >= prim) & (u_rescue < rp)] = PRIMARY_VISIT
-    return {"disc_visit": list(disc_visit), "disc_reason": list(reason), "rescue_visit": list(rescue)}
+    seed: int
+    visits: tuple[VisitSpec, ...]
+    n_base: int
+    is_ket: np.ndarray
+    dropouts: np.ndarray
+    draws: model.LatentDraws
+    params: model.Params
+    items: dict[str, np.ndarray]
+    observed: np.ndarray
+    last_attended: np.ndarray
+
+
+@dataclass(frozen=True)
+class IntercurrentEvents:
+    """The intercurrent-event options of a simulated trial (see :func:`build_trial`; all off by
+    default): discontinuation probability, MNAR discontinuation, rescue-medication probability."""
+
+    discontinuation_rate: float = 0.0
+    mnar: bool = False
+    rescue_rate: float = 0.0
+
+    @property
+    def wanted(self) -> bool:
+        return self.discontinuation_rate > 0 or self.rescue_rate > 0 or self.mnar
+
+    def draw(self, course: _Course) -> dict[str, list[str]]:
+        """Draw discontinuations and rescue medication; updates ``observed``, ``last_attended`` and,
+        with ``mnar``, the unobserved post-discontinuation ``items`` of ``course`` in place. Returns
+        the subjects' ``disc_visit``, ``disc_reason`` and ``rescue_visit`` columns."""
+        rate, mnar, rescue_rate = self.discontinuation_rate, self.mnar, self.rescue_rate
+        items, observed, last_attended = course.items, course.observed, course.last_attended
+        is_ket, n_base, visits = course.is_ket, course.n_base, course.visits
+        if not 0.0 <= rate < 1.0 or not 0.0 <= rescue_rate < 1.0:
+            raise ValueError("discontinuation_rate and rescue_rate must be in [0, 1)")
+        stream = np.random.SeedSequence(course.seed, spawn_key=(ICE_STREAM_KEY,))
+        rng = np.random.Generator(np.random.PCG64(stream))
+        n = len(is_ket)
+        caps = items["caps5"][:, :n_base].sum(axis=2).astype(float)
+        change = caps[:, 1] - caps[:, 0]
+        z = (change - change.mean()) / (change.std() or 1.0)
+        if mnar and rate > 0:
+            lo, hi = -30.0, 30.0
+            for _ in range(100):
+                a = 0.5 * (lo + hi)
+                if np.mean(1 / (1 + np.exp(-(a + MNAR_SLOPE * z)))) < rate:
+                    lo = a
+                else:
+                    hi = a
+            p = 1 / (1 + np.exp(-(a + MNAR_SLOPE * z)))
+        else:
+            p = np.full(n, rate)
+        u = rng.random(n)
+        last_on = rng.choice(np.array([1, 2]), size=n)
+        reason_pick = rng.integers(0, len(DISCONTINUATION_REASONS), size=n)
+        u_rescue = rng.random(n)
+        on_treatment = last_attended == n_base - 1
+        disc = on_treatment & (u < p)
+        visit_ids = np.array([v.id for v in visits])
+        disc_visit = np.array([""] * n, dtype=object)
+        reason = np.array([""] * n, dtype=object)
+        for s in np.flatnonzero(disc):
+            observed[s, last_on[s] + 1 :] = False
+            last_attended[s] = last_on[s]
+            disc_visit[s] = visit_ids[last_on[s]]
+            reason[s] = "LACK OF EFFICACY" if mnar and z[s] > 0 else DISCONTINUATION_REASONS[reason_pick[s]]
+        for s in course.dropouts:  # the calibrated Feder dropout ("Physician Decision" in the registry)
+            disc_visit[s] = visit_ids[last_attended[s]]
+            reason[s] = "PHYSICIAN DECISION"
+        if mnar:
+            half = model.item_scores(course.draws, is_ket * 0.5, course.params)
+            none = model.item_scores(course.draws, np.zeros(n), course.params)
+            for s in np.flatnonzero(is_ket & (disc_visit != "")):
+                k = int(last_attended[s]) + 1
+                for key in items:
+                    if k < items[key].shape[1]:
+                        items[key][s, k] = half[key][s, k]
+                        items[key][s, k + 1 :] = none[key][s, k + 1 :]
+        rescue = np.array([""] * n, dtype=object)
+        prim = list(visit_ids).index(PRIMARY_VISIT)
+        rp = np.clip(rescue_rate * (1 + (0.5 * z if mnar else 0 * z)), 0, 1)
+        rescue[(last_attended >= prim) & (u_rescue < rp)] = PRIMARY_VISIT
+        return {"disc_visit": list(disc_visit), "disc_reason": list(reason), "rescue_visit": list(rescue)}
 
 
 def simulate_trial(**options) -> pl.DataFrame:

@@ -138,14 +138,72 @@ def fisher_exact_p(x1: int, n1: int, x2: int, n2: int) -> float:
     return float(stats.fisher_exact([[x1, n1 - x1], [x2, n2 - x2]], alternative="two-sided").pvalue)
 
 
+# Above this many subjects in the 2 x 2 table the exact CI is computed by exact_odds_ratio_ci, not
+# scipy: scipy evaluates each noncentral hypergeometric probability with a fresh BiasedUrn object
+# (np.vectorize over the support, the normalising sum again for every point), so one CI cost
+# O(support x probable range) per evaluation - 31 of the 45 s of a 10,000-subject efficacy step.
+# Both solve the same equations with the same root finder; they agree to ~1e-9 (tests/stats).
+EXACT_CI_MIN_SUBJECTS = 500
+
+
+def _solve_increasing(func) -> float:
+    """func(nc) = 0 for an increasing func: double or halve nc from 1 to bracket the root, then
+    Brent (the bracketing of scipy.stats._odds_ratio._solve, same tolerance)."""
+    nc = 1.0
+    value = func(nc)
+    if value == 0:
+        return nc
+    factor = 2.0
+    if value > 0:
+        nc /= factor
+        while func(nc) > 0:
+            nc /= factor
+        lo, hi = nc, factor * nc
+    else:
+        nc *= factor
+        while func(nc) < 0:
+            nc *= factor
+        lo, hi = nc / factor, nc
+    return float(optimize.brentq(func, lo, hi, xtol=1e-13))
+
+
+def exact_odds_ratio_ci(x1: int, n1: int, x2: int, n2: int, alpha: float = 0.05) -> tuple[float, float]:
+    """The exact conditional CI of the odds ratio of [[x1, n1 - x1], [x2, n2 - x2]] (Cornfield's;
+    what scipy's ``odds_ratio(kind='conditional').confidence_interval`` returns): the noncentrality
+    of Fisher's noncentral hypergeometric distribution (margins fixed) at which P(X >= x1) = alpha/2
+    (lower) and P(X <= x1) = alpha/2 (upper), the whole support's log probabilities computed at once."""
+    from scipy.special import gammaln, logsumexp
+
+    m, n, c = n1 + n2, n1, x1 + x2  # total, row 0 (experimental) sum, column 0 (responders) sum
+    k = np.arange(max(0, c - (m - n)), min(n, c) + 1)
+    log_base = -gammaln(k + 1) - gammaln(n - k + 1) - gammaln(c - k + 1) - gammaln(m - n - c + k + 1)
+    upper_tail, lower_tail = k >= x1, k <= x1
+
+    def log_prob(nc: float, where) -> float:  # log P(X in where) at odds ratio nc
+        w = log_base + k * math.log(nc)
+        return float(logsumexp(w[where]) - logsumexp(w))
+
+    a, b, c_, d = x1, n1 - x1, x2, n2 - x2  # the sample odds ratio ad/bc decides the open ends, as in scipy
+    sample = a * d / (c_ * b) if c_ > 0 and b > 0 else (math.nan if a == 0 or d == 0 else math.inf)
+    half = alpha / 2
+    lo = 0.0 if sample == 0 else _solve_increasing(lambda nc: math.exp(log_prob(nc, upper_tail)) - half)
+    hi = math.inf if sample == math.inf else _solve_increasing(lambda nc: half - math.exp(log_prob(nc, lower_tail)))
+    return lo, hi
+
+
 def conditional_odds_ratio(x1: int, n1: int, x2: int, n2: int, alpha: float = 0.05):
-    """Conditional MLE odds ratio with its exact CI (scipy), the estimate that goes with Fisher's test."""
+    """Conditional MLE odds ratio with its exact CI (scipy), the estimate that goes with Fisher's test;
+    above EXACT_CI_MIN_SUBJECTS the CI comes from :func:`exact_odds_ratio_ci`."""
     from scipy.stats.contingency import odds_ratio
 
     try:
         res = odds_ratio([[x1, n1 - x1], [x2, n2 - x2]], kind="conditional")
-        ci = res.confidence_interval(confidence_level=1.0 - alpha)
-        vals = (float(res.statistic), float(ci.low), float(ci.high))
+        if n1 + n2 > EXACT_CI_MIN_SUBJECTS:
+            low, high = exact_odds_ratio_ci(x1, n1, x2, n2, alpha)
+        else:
+            ci = res.confidence_interval(confidence_level=1.0 - alpha)
+            low, high = ci.low, ci.high
+        vals = (float(res.statistic), float(low), float(high))
     except (ValueError, ZeroDivisionError):
         return None, None, None
     return tuple(v if math.isfinite(v) else None for v in vals)

@@ -108,6 +108,33 @@ from {{ relation }}
 order by _source_file, _source_row
 {%- endmacro %}
 
+{#- The closing steps of a staging model that decides on every raw row: R "the same record received
+    twice" and the decision. Rows of `relation` are ranked among their copies (same `keys`, see
+    copies), the model's columns (the call block, a comma list) follow the row keys, the reason is the
+    row's basic reason or, for a later copy, which copy it repeats (same `same`; `exact` when every
+    value agrees), and a row without a reason is accepted (decided).
+        checked as ( ... ),
+
+        {% call first_copy_kept('checked', 'c.usubjid, c.dscat', 'subject and category') %}
+            dscat,
+            cast(dsstdy_num as integer) as dsstdy
+        {% endcall %} -#}
+{% macro first_copy_kept(relation, keys, same, exact=false) -%}
+ranked as (
+    {{ copies(relation, keys) }}
+),
+
+final as (
+    select
+        {{ key_columns() }},
+        {{ caller() | trim }},
+        {{ reason(same, exact) }} as reason
+    from ranked
+)
+
+{{ decided('final') }}
+{%- endmacro %}
+
 {#- In an aggregate step: the lineage (source, file, row) of the group's first row by file and row,
     named as given. -#}
 {% macro first_lineage(source='source', file='_source_file', row='_source_row') -%}

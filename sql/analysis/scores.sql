@@ -254,78 +254,63 @@ score_values as (
     group by aid, paramcd
 ),
 
--- S7: symptom counts per assessment x cluster of the instrument's rule
-rule_items as (
-    select distinct s.instrument_id, s.item, i.iid, s.cluster, r.item_threshold, r.min_items
+-- S7 and S8 are one kind of rule: criteria, each met when at least min_count of its items are rated
+-- >= min_value. The symptom-count rule's criteria are the DSM-5 clusters of the instrument's scored
+-- items (min_value = item_threshold, min_count = min_items); the diagnostic rule's are its own.
+-- `flag` names the column a criterion decides.
+criteria_items as (
+    select distinct
+        'sxcritfl' as flag, s.instrument_id, s.cluster as criterion, i.iid,
+        r.item_threshold as min_value, r.min_items as min_count, cast(null as varchar) as paramcd
     from score_items as s
     inner join symptom_rules as r on r.instrument_id = s.instrument_id and r.cluster = s.cluster
     inner join scored_items as i on i.instrument_id = s.instrument_id and i.item = s.item
-),
-
-rule_sizes as (
-    select instrument_id, cluster, any_value(min_items) as min_items, count(*) as n_c
-    from rule_items
-    group by all
-),
-
-cluster_answers as (
-    select
-        a.aid, ri.cluster,
-        count(*) as answered_c,
-        count(*) filter (where a.value >= ri.item_threshold) as symptoms_c
-    from assessment_items as a
-    inner join rule_items as ri on ri.iid = a.iid
-    group by a.aid, ri.cluster
-),
-
-symptom_flags as (
-    select
-        a.aid,
-        {{ all_criteria_met('ca.symptoms_c', 'ca.answered_c', 'rs.n_c', 'rs.min_items') }} as sxcritfl
-    from assessments as a
-    inner join rule_sizes as rs on rs.instrument_id = a.instrument_id
-    left join cluster_answers as ca on ca.aid = a.aid and ca.cluster = rs.cluster
-    group by a.aid
-),
-
--- S8: the diagnostic rule's criteria per assessment
-dx_sizes as (
-    select instrument_id, criterion, any_value(paramcd) as paramcd, any_value(min_count) as min_count, count(*) as n_c
-    from diagnosis_criteria
-    where criterion is not null
-    group by all
-),
-
-dx_items as (
-    select d.*, i.iid
+    union all
+    select 'dsmdxfl', d.instrument_id, d.criterion, i.iid, d.min_value, d.min_count, d.paramcd
     from diagnosis_criteria as d
     inner join scored_items as i on i.instrument_id = d.instrument_id and i.item = d.item
+    where d.criterion is not null
 ),
 
-dx_answers as (
+criteria_sizes as (
     select
-        a.aid, d.criterion,
-        count(a.value) as answered_c,
-        count(*) filter (where a.value >= d.min_value) as met_c
-    from assessment_items as a
-    inner join dx_items as d on d.iid = a.iid and d.criterion is not null
-    group by a.aid, d.criterion
+        flag, instrument_id, criterion,
+        any_value(paramcd) as paramcd, any_value(min_count) as min_count, count(*) as n_c
+    from criteria_items
+    group by all
 ),
 
-dx_assessments as (
-    select distinct a.aid, d.instrument_id
-    from assessment_items as a
-    inner join dx_items as d on d.iid = a.iid and d.requires
-),
-
-dx_flags as (
+criteria_answers as (
     select
-        x.aid, any_value(s.paramcd) as paramcd,
-        {{ all_criteria_met('c.met_c', 'c.answered_c', 's.n_c', 's.min_count') }} as dsmdxfl
-    from dx_assessments as x
-    inner join dx_sizes as s on s.instrument_id = x.instrument_id
-    left join dx_answers as c on c.aid = x.aid and c.criterion = s.criterion
-    group by x.aid
+        a.aid, c.flag, c.criterion,
+        count(*) as answered_c,
+        count(*) filter (where a.value >= c.min_value) as met_c
+    from assessment_items as a
+    inner join criteria_items as c on c.iid = a.iid
+    group by a.aid, c.flag, c.criterion
+),
+
+-- which assessments a rule judges: the symptom rule every assessment of its instrument; the
+-- diagnostic rule those with at least one of its required items answered (S8)
+judged as (
+    select distinct a.aid, a.instrument_id, 'sxcritfl' as flag
+    from assessments as a
+    inner join criteria_sizes as s on s.instrument_id = a.instrument_id and s.flag = 'sxcritfl'
+    union all
+    select distinct a.aid, d.instrument_id, 'dsmdxfl'
+    from assessment_items as a
+    inner join scored_items as i on i.iid = a.iid
+    inner join diagnosis_criteria as d on d.instrument_id = i.instrument_id and d.item = i.item and d.requires
+),
+
+criteria_flags as (
+    select
+        j.aid, j.flag, any_value(s.paramcd) as paramcd,
+        {{ all_criteria_met('c.met_c', 'c.answered_c', 's.n_c', 's.min_count') }} as met
+    from judged as j
+    inner join criteria_sizes as s on s.flag = j.flag and s.instrument_id = j.instrument_id
+    left join criteria_answers as c on c.aid = j.aid and c.flag = j.flag and c.criterion = s.criterion
+    group by j.aid, j.flag
 ),
 
 scored as (
@@ -400,21 +385,21 @@ final as materialized (
             when v.n_answered > 0 then 'items_incomplete'
             else 'reported_only'
         end as total_check,
-        case when v.is_total then f.sxcritfl end as sxcritfl,
+        case when v.is_total then f.met end as sxcritfl,
         case
             when not v.is_total or v.cutoff_value is null or v.aval is null then null
             when v.aval >= v.cutoff_value then 'Y'
             else 'N'
         end as dxcutfl,
-        x.dsmdxfl,
+        x.met as dsmdxfl,
         v.source,
         v._source_file,
         v._source_row,
         case when v.is_total then v.reported_source_file end as reported_source_file,
         case when v.is_total then v.reported_source_row end as reported_source_row
     from valued as v
-    left join symptom_flags as f on f.aid = v.aid
-    left join dx_flags as x on x.aid = v.aid and x.paramcd = v.paramcd
+    left join criteria_flags as f on f.aid = v.aid and f.flag = 'sxcritfl'
+    left join criteria_flags as x on x.aid = v.aid and x.flag = 'dsmdxfl' and x.paramcd = v.paramcd
 )
 
 select * from final

@@ -79,13 +79,12 @@ checked as (
     {% endcall %}
 ),
 
-ranked as (
-    {{ copies('checked', 'c.usubjid, lower(c.aedecod), c.aestdy_num, c.aesev, c.relgr1') }}
-),
-
-final as (
-    select
-        {{ key_columns() }},
+{% call first_copy_kept(
+    'checked',
+    keys='c.usubjid, lower(c.aedecod), c.aestdy_num, c.aesev, c.relgr1',
+    same='subject, preferred term, onset day, severity and causality',
+    exact=true,
+) %}
         aeseq,
         aeterm,
         aedecod,
@@ -96,9 +95,5 @@ final as (
         aeser,
         cast(aestdy_num as integer) as aestdy,
         cast(aeendy_num as integer) as aeendy,
-        aeout,
-        {{ reason('subject, preferred term, onset day, severity and causality', exact=true) }} as reason
-    from ranked
-)
-
-{{ decided('final') }}
+        aeout
+{% endcall %}

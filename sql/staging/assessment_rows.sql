@@ -1,5 +1,7 @@
 -- staging.assessment_rows: the decision on every raw assessment row.
 -- Grain: one row per raw.<instrument> row (instrument x source file x source row).
+-- row_id: a number per row (in file order: instrument, file, row), which staging.item_values
+--   carries instead of the row's subject, visit, day and lineage.
 -- status: 'accepted' (its ratings go on to staging.item_responses), 'quarantined' (to
 --   qc.quarantine with the reason) or 'skipped' (a wide row with no cell of this instrument
 --   filled in, such as a REDCap event at which the form was not administered).
@@ -226,5 +228,6 @@ select
         when reason is not null then 'quarantined'
         when n_filled = 0 then 'skipped'
         else 'accepted'
-    end as status
+    end as status,
+    cast(row_number() over (order by instrument_id, _source_file, _source_row, source) as integer) as row_id
 from final

@@ -36,20 +36,15 @@ checked as (
     {% endcall %}
 ),
 
-ranked as (
-    {{ copies('checked', 'c.usubjid, c.dscat, c.dsdecod, c.dsstdy_num') }}
-),
-
-final as (
-    select
-        {{ key_columns() }},
+{% call first_copy_kept(
+    'checked',
+    keys='c.usubjid, c.dscat, c.dsdecod, c.dsstdy_num',
+    same='subject, category, term and day',
+    exact=true,
+) %}
         dscat,
         dsdecod,
         dsterm,
         cast(dsstdy_num as integer) as dsstdy,
-        epoch,
-        {{ reason('subject, category, term and day', exact=true) }} as reason
-    from ranked
-)
-
-{{ decided('final') }}
+        epoch
+{% endcall %}

@@ -56,22 +56,16 @@ checked as (
     {% endcall %}
 ),
 
-ranked as (
-    {{ copies('checked', "c.usubjid, lower(coalesce(c.extrt, '')), c.exstdy_num") }}
-),
-
-final as (
-    select
-        {{ key_columns() }},
+{% call first_copy_kept(
+    'checked',
+    keys="c.usubjid, lower(coalesce(c.extrt, '')), c.exstdy_num",
+    same='subject, treatment and start day',
+) %}
         extrt,
         exdose,
         exdosu,
         exroute,
         cast(exstdy_num as integer) as exstdy,
         cast(coalesce(exendy_num, exstdy_num) as integer) as exendy,
-        exdur_min,
-        {{ reason('subject, treatment and start day') }} as reason
-    from ranked
-)
-
-{{ decided('final') }}
+        exdur_min
+{% endcall %}

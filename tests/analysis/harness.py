@@ -60,8 +60,14 @@ def _staging_ddl_cached(manifest_text_: str) -> tuple[str, ...]:
         con.execute(create_raw_table_sql(table))
     for model in sql.ordered_models(("staging",)):
         sql.run_model(con, model)
-    ddl = con.execute("select sql from duckdb_tables() where schema_name = 'staging'").fetchall()
-    return tuple(r[0] for r in ddl)
+    tables = dict(con.execute("select schema_name || '.' || table_name, sql from duckdb_tables() where schema_name = 'staging'").fetchall())
+    # and the staging views over those tables alone (staging.item_responses = item_values x assessment_rows)
+    views = [
+        con.execute("select sql from duckdb_views() where schema_name || '.' || view_name = ?", [m]).fetchone()[0]
+        for m in sql.ordered_models(("staging",))
+        if sql.materialization(m) == "view" and sql.model_inputs(m) <= set(tables)
+    ]
+    return (*tables.values(), *views)
 
 
 def _staging_ddl(con: duckdb.DuckDBPyConnection) -> tuple[str, ...]:
@@ -117,15 +123,10 @@ class Given:
             "study_id": self.manifest.study_id, "instrument_id": instrument_id, "instrument": INSTRUMENT[instrument_id],
             "source": file.split(".")[0], "_source_file": file, "_source_row": row, "usubjid": usubjid,
             "visit": visit, "avisitn": self._avisitn[visit], "study_day": day, "day_recorded": True,
-            "predose": predose, "status": "accepted",
+            "predose": predose, "status": "accepted", "row_id": row,
         })
-        for n, v in items.items():
-            self._items.append({
-                "study_id": self.manifest.study_id, "usubjid": usubjid, "instrument": INSTRUMENT[instrument_id],
-                "instrument_id": instrument_id, "visit": visit, "avisitn": self._avisitn[visit], "study_day": day,
-                "day_recorded": True, "item": n, "value": None if v is None else float(v), "is_missing": v is None,
-                "source": file.split(".")[0], "_source_file": file, "_source_row": row,
-            })
+        for n, v in items.items():  # staging.item_responses is these joined to the row above
+            self._items.append({"row_id": row, "item": n, "value": None if v is None else float(v), "is_missing": v is None})
         if total is not None or total_given:
             self._totals.append({
                 "study_id": self.manifest.study_id, "usubjid": usubjid, "instrument": INSTRUMENT[instrument_id],
@@ -150,7 +151,7 @@ class Given:
         self.con.unregister("_given")
 
     def run(self, *models: str) -> duckdb.DuckDBPyConnection:
-        self._insert("staging.item_responses", self._items)
+        self._insert("staging.item_values", self._items)
         self._insert("staging.reported_totals", self._totals)
         self._insert("staging.subjects", self._subjects)
         self._insert("staging.assessment_rows", self._rows)

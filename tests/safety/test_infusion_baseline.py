@@ -123,9 +123,11 @@ def test_gx_baseline_rule_holds_with_one_baseline_per_infusion(built):
     import json
     from pathlib import Path
 
+    from pipelines.core import validation
+
     _, db = built
     suite = json.loads((Path(__file__).parents[2] / "expectations" / "adqs.json").read_text())
-    query = suite["query"] if "query" in suite else suite["meta"]["query"]
+    query = validation.suite_query(suite)  # meta.query with {rows} read as analysis.adqs
     with warehouse.connect(db, read_only=True) as con:
         most = con.execute(f"select max(n_baseline_records) from ({query})").fetchone()[0]
     assert most == 1

@@ -7,7 +7,9 @@ import math
 import pytest
 
 from pipelines.stats.responders import (
+    EXACT_CI_MIN_SUBJECTS,
     conditional_odds_ratio,
+    exact_odds_ratio_ci,
     fisher_exact_p,
     logistic_baseline_adjusted,
     mn_risk_difference_ci,
@@ -86,3 +88,33 @@ def test_logistic_separation_is_a_warning_not_a_crash():
     assert r.odds_ratio is None and r.p_value is None
     assert "separation" in r.warning
     assert math.isfinite(fisher_exact_p(15, 15, 0, 15))
+
+
+@pytest.mark.parametrize(
+    "table",
+    [(10, 15, 3, 15), (5, 10, 0, 10), (0, 10, 5, 10), (3, 50, 7, 50), (120, 250, 90, 250), (600, 1000, 420, 1000),
+     (2, 1000, 0, 900), (998, 1000, 990, 1000)],
+)
+def test_exact_odds_ratio_ci_is_scipys_conditional_ci(table):
+    """The vectorised exact conditional CI used for large studies against scipy's
+    odds_ratio(kind='conditional').confidence_interval (BiasedUrn, computed point by point): same
+    interval to 1e-10 relative, open ends (0, inf) where scipy has them."""
+    from scipy.stats.contingency import odds_ratio
+
+    x1, n1, x2, n2 = table
+    ref = odds_ratio([[x1, n1 - x1], [x2, n2 - x2]], kind="conditional").confidence_interval(0.95)
+    lo, hi = exact_odds_ratio_ci(x1, n1, x2, n2, 0.05)
+    for mine, theirs in ((lo, ref.low), (hi, ref.high)):
+        if theirs in (0, math.inf):
+            assert mine == theirs
+        else:
+            assert mine == pytest.approx(theirs, rel=1e-10)
+
+
+def test_large_tables_take_the_vectorised_ci_and_keep_scipys_estimate():
+    from scipy.stats.contingency import odds_ratio
+
+    est, lo, hi = conditional_odds_ratio(600, 1000, 420, 1000)
+    assert 1000 + 1000 > EXACT_CI_MIN_SUBJECTS
+    assert (lo, hi) == exact_odds_ratio_ci(600, 1000, 420, 1000)
+    assert est == odds_ratio([[600, 400], [420, 580]], kind="conditional").statistic

@@ -365,13 +365,9 @@ class _Run:
             return
         per_visit = dict(data.group_by("avisit").len().iter_rows())
         for r in used.contrasts.iter_rows(named=True):
-            lo, hi = t_interval(r["estimate"], r["std_error"], r["df"], self.alpha)
             if not np.isfinite(r["estimate"]):
                 self.notes.append(f"{paramcd} {model}: the arm difference at {r['avisit']} is not estimable")
-            self._effect(
-                paramcd, model, r["avisit"], r["estimate"], r["std_error"], r["df"], used.result.df_method,
-                lo, hi, r["statistic"], r["p_value"], sd, r["contrast"], per_visit.get(r["avisit"], 0),
-            )  # fmt: skip
+            self._effect(paramcd, model, r, used.result.df_method, sd, per_visit.get(r["avisit"], 0))
 
     def _mmrm_fit_row(self, paramcd, data, fit: FallbackFit, estimation, model="mmrm"):
         rep = fit.reported
@@ -405,8 +401,12 @@ class _Run:
                 f"{paramcd}: {'primary MMRM' if model == 'mmrm' else model} fell back to {fit.used.covariance} ({why})"
             )
 
-    def _effect(self, paramcd, model, visit, est, se, df, df_method, lo, hi, stat, p, sd, contrast, n,
-                d_method=D_BASELINE):  # fmt: skip
+    def _effect(self, paramcd, model, r, df_method, sd, n, *, d_method=D_BASELINE, interval=None):
+        """A treatment_effects row from a contrast ``r`` (avisit, contrast, estimate, std_error, df,
+        statistic, p_value, as the fits report them): its t interval at alpha unless ``interval`` is
+        given, Cohen's d on ``sd`` (``d_method`` says which SD), ``n`` observations."""
+        visit, est = r["avisit"], r["estimate"]
+        lo, hi = interval if interval is not None else t_interval(est, r["std_error"], r["df"], self.alpha)
         self.effects.append(
             self._base(
                 paramcd=paramcd,
@@ -414,16 +414,16 @@ class _Run:
                 avisit=visit,
                 is_primary=visit == self.primary_visit,
                 estimate=est,
-                std_error=se,
-                df=df,
+                std_error=r["std_error"],
+                df=r["df"],
                 df_method=df_method,
                 conf_low=lo,
                 conf_high=hi,
-                p_value=p,
+                p_value=r["p_value"],
                 cohens_d=cohens_d(est, sd),
                 avisitn=self.visitn.get(visit),
-                contrast=contrast,
-                statistic=stat,
+                contrast=r["contrast"],
+                statistic=r["statistic"],
                 cohens_d_conf_low=cohens_d(lo, sd),
                 cohens_d_conf_high=cohens_d(hi, sd),
                 effect_size_sd=sd,
@@ -509,11 +509,7 @@ class _Run:
                 )
             )  # fmt: skip
         for r in fit.contrasts.iter_rows(named=True):
-            lo, hi = t_interval(r["estimate"], r["std_error"], r["df"], self.alpha)
-            self._effect(
-                paramcd, fit.kind, r["avisit"], r["estimate"], r["std_error"], r["df"], res.df_method, lo, hi,
-                r["statistic"], r["p_value"], sd, r["contrast"], per_visit.get(r["avisit"], 0),
-            )  # fmt: skip
+            self._effect(paramcd, fit.kind, r, res.df_method, sd, per_visit.get(r["avisit"], 0))
 
     # -- single arm -----------------------------------------------------------------------
     def within_arm(self, paramcd: str, data: pl.DataFrame, visits: list[str]):
@@ -525,14 +521,13 @@ class _Run:
             sd = float(x.std(ddof=1)) if n >= 2 else None
             se = sd / math.sqrt(n) if sd is not None else None
             df = n - 1 if n >= 2 else None
-            lo, hi = t_interval(mean, se, df, self.alpha) if se else (None, None)
             t = mean / se if se else None
             p = float(2 * stats.t.sf(abs(t), df)) if t is not None else None
             dz_sd = sd if sd and sd > 0 else None
-            self._effect(
-                paramcd, WITHIN_ARM, v, mean, se, df, "t (n - 1)", lo, hi, t, p, dz_sd,
-                f"{arm} (within arm)", n, d_method=D_Z,
-            )  # fmt: skip
+            r = {"avisit": v, "contrast": f"{arm} (within arm)", "estimate": mean, "std_error": se, "df": df,
+                 "statistic": t, "p_value": p}  # fmt: skip
+            interval = t_interval(mean, se, df, self.alpha) if se else (None, None)
+            self._effect(paramcd, WITHIN_ARM, r, "t (n - 1)", dz_sd, n, d_method=D_Z, interval=interval)
 
     # -- multiplicity ---------------------------------------------------------------------
     def adjust(self):
