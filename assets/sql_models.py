@@ -36,11 +36,8 @@ def model_deps(model: str) -> list[dg.AssetKey]:
 def table_metadata(con, table: str, extra: dict | None = None, *, rows: int | None | bool = True) -> dict:
     """Row count (``rows``: counted here when True, as given, or left out when None), columns and a
     preview of a built table."""
-    schema, name = table.split(".")
-    cols = con.execute(
-        "select column_name, data_type, comment from duckdb_columns() where schema_name = ? and table_name = ? order by column_index",
-        [schema, name],
-    ).fetchall()
+    docs = (warehouse.documentation(table) or ("", {}))[1]  # what document() wrote as COMMENTs
+    cols = [(c, t, docs.get(c)) for _, c, t in warehouse.column_types(con, table)]
     meta = {
         **({} if rows is None else {"dagster/row_count": warehouse.count(con, table) if rows is True else rows}),
         "dagster/table_name": table,

@@ -18,13 +18,7 @@ def _replace_rows(con, table: str, frame, study_id: str) -> None:
 
     if warehouse.table_exists(con, table):
         con.execute(f"delete from {table} where study_id = ?", [study_id])
-        have = {
-            r[0]
-            for r in con.execute(
-                "select column_name from information_schema.columns where table_schema = ? and table_name = ?",
-                table.split("."),
-            ).fetchall()
-        }
+        have = set(warehouse.column_names(con, table))
         if set(frame.columns) <= have:
             warehouse.write_frame(con, table, frame, mode="append")
             return

@@ -3,6 +3,9 @@
 A ``TrialpipeError`` is a problem with the user's input or configuration. Its message must let a
 biostatistician fix the input without reading code: it names the file, the row, the column and the
 value at fault, and what was expected. The CLI prints it without a traceback.
+
+Every kind of user error is declared here, so this module is the catalogue of what a user can be
+told; a run shows any subclass as its message (``runner.user_error_names``).
 """
 
 from __future__ import annotations
@@ -57,3 +60,23 @@ class InputFileError(TrialpipeError):
 
 class ModelSpecError(TrialpipeError):
     """A model formula or option cannot be fitted as written (unknown column, bad structure...)."""
+
+
+class DuplicateStudyError(TrialpipeError):
+    """Two study folders declare the same study_id."""
+
+
+class IdentifiableDataError(InputFileError):
+    """The file holds (or looks like it holds) identifiers; it was not loaded."""
+
+
+class StorageError(TrialpipeError):
+    """The disk or the file system refused a write or a read (full, read-only, no permission)."""
+
+
+class WarehouseBusyError(TrialpipeError):
+    """Another process has the published warehouse open for writing."""
+
+
+class SubmissionError(TrialpipeError):
+    """A dataset cannot be written as a version 5 transport file as it stands."""

@@ -10,11 +10,8 @@ from __future__ import annotations
 import errno
 from pathlib import Path
 
-from pipelines.core.errors import TrialpipeError
+from pipelines.core.errors import StorageError, TrialpipeError
 
-
-class StorageError(TrialpipeError):
-    """The disk or the file system refused a write or a read (full, read-only, no permission)."""
 
 
 _CAUSES = (

@@ -29,7 +29,7 @@ from pathlib import Path
 import duckdb
 
 from pipelines.core import warehouse
-from pipelines.core.errors import TrialpipeError
+from pipelines.core.errors import WarehouseBusyError
 from pipelines.core.faults import explain
 from pipelines.core.locking import wait_for_lock
 
@@ -126,9 +126,6 @@ def _describe(pid: int) -> str:
         cmd = ""
     return f"process {pid}" + (f" ({cmd[:120]})" if cmd else "")
 
-
-class WarehouseBusyError(TrialpipeError):
-    """Another process has the published warehouse open for writing."""
 
 
 def _writer_pid(message: str) -> int | None:

@@ -15,15 +15,12 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from pipelines.core.errors import TrialpipeError
+from pipelines.core.errors import DuplicateStudyError, TrialpipeError
 from pipelines.core.manifest import MANIFEST_NAME, load_manifest
 from pipelines.core.paths import dagster_home
 
 log = logging.getLogger(__name__)
 
-
-class DuplicateStudyError(TrialpipeError):
-    """Two study folders declare the same study_id."""
 
 
 @dataclass(frozen=True)

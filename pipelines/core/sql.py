@@ -70,20 +70,15 @@ def render(model: str) -> str:
 def materialization(model: str) -> str:
     """``table`` unless the header says ``-- materialized: view`` (intermediates too big to be
     worth writing; views live in the study's working database and are not published)."""
+    return _header(model, "materialized", "table|view") or "table"
+
+
+def _header(model: str, key: str, values: str = "[a-z]+") -> str | None:
+    """The value of the model's first ``-- <key>: <value>`` header line whose value matches ``values``."""
     for line in model_path(model).read_text(encoding="utf-8").splitlines():
         if not line.startswith("--"):
             break
-        m = re.match(r"--\s*materialized:\s*(table|view)\b", line)
-        if m:
-            return m.group(1)
-    return "table"
-
-
-def _header(model: str, key: str) -> str | None:
-    for line in model_path(model).read_text(encoding="utf-8").splitlines():
-        if not line.startswith("--"):
-            break
-        m = re.match(rf"--\s*{key}:\s*([a-z]+)\b", line)
+        m = re.match(rf"--\s*{key}:\s*({values})\b", line)
         if m:
             return m.group(1)
     return None
@@ -118,7 +113,7 @@ def run_model(con: duckdb.DuckDBPyConnection, model: str) -> dict[str, float | i
     elif not is_view and kind == "view" and warehouse.table_exists(con, model):
         con.execute(f"drop table {model}")
     con.execute(f"create or replace {kind} {model} as\n{sql}")
-    warehouse.document(con, model)
+    warehouse.document(con, model, columns=set(warehouse.column_names(con, model)), is_view=kind == "view")
     # an intermediate view is not counted: counting it computes it (staging.assessment_items unpivots
     # every raw row: ~5 s of a 10,000-subject run for two counts); a published view is counted
     rows = warehouse.count(con, model) if kind == "table" or _header(model, "published") == "table" else None

@@ -27,13 +27,10 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from pipelines.core.errors import InputFileError
+from pipelines.core.errors import IdentifiableDataError
 from pipelines.ingest.files import ROW_COL, TextTable
 from pipelines.core.manifest import Manifest, Source
 
-
-class IdentifiableDataError(InputFileError):
-    """The file holds (or looks like it holds) identifiers; it was not loaded."""
 
 
 @dataclass(frozen=True)

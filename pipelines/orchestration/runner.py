@@ -90,13 +90,13 @@ def get_instance(*, capture_output: bool = True):
     from dagster import DagsterInstance
     from dagster._core.instance.ref import InstanceRef
 
+    from pipelines.orchestration.storage import pooled
+
     os.environ["DAGSTER_HOME"] = home = str(dagster_home())
     _sqlite_event_log_without_fsync(home)
-    if capture_output:
-        return DagsterInstance.get()
-    overrides = {"compute_logs": {"module": "dagster._core.storage.noop_compute_log_manager",
-                                  "class": "NoOpComputeLogManager"}}
-    return DagsterInstance.from_ref(InstanceRef.from_dir(home, overrides=overrides))
+    overrides = None if capture_output else {
+        "compute_logs": {"module": "dagster._core.storage.noop_compute_log_manager", "class": "NoOpComputeLogManager"}}
+    return DagsterInstance.from_ref(pooled(InstanceRef.from_dir(home, overrides=overrides)))
 
 
 def _step_label(step_key: str) -> str:
@@ -282,16 +282,27 @@ def _interrupted(err) -> bool:
     return False
 
 
-USER_ERRORS = ("TrialpipeError", "ManifestError", "InputFileError", "ModelSpecError", "IdentifiableDataError")
+def user_error_names() -> set[str]:
+    """Names of TrialpipeError and every subclass of it loaded so far (a step's error arrives as
+    Dagster's serialized error, which keeps only the class name; the class that raised it is loaded)."""
+    from pipelines.core.errors import TrialpipeError
+
+    names, todo = set(), [TrialpipeError]
+    while todo:
+        cls = todo.pop()
+        names.add(cls.__name__)
+        todo.extend(cls.__subclasses__())
+    return names
 
 
 def _user_message(err) -> str:
     """The user-facing part of a step error: our TrialpipeError message without the traceback."""
     if err is None:
         return "failed"
+    user_errors = user_error_names()
     node = err
     while node is not None:
-        if node.cls_name in USER_ERRORS:
+        if node.cls_name in user_errors:
             return node.message.split(": ", 1)[-1].strip() if node.message.startswith(node.cls_name) else node.message.strip()
         node = node.cause
     return err.message.strip().splitlines()[-1]

@@ -235,15 +235,7 @@ def _param_from_code(paramcd: str, long_label: str | None) -> Param:
 has_table = warehouse.table_exists  # a table or a view
 
 
-def columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
-    schema, name = table.split(".")
-    return [
-        r[0]
-        for r in con.execute(
-            "select column_name from duckdb_columns() where schema_name = ? and table_name = ? order by column_index",
-            [schema, name],
-        ).fetchall()
-    ]
+columns = warehouse.column_names  # in order; [] for a missing table
 
 
 def read_table(

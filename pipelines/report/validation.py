@@ -10,6 +10,8 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines.core import warehouse
+
 
 @dataclass
 class FileSummary:
@@ -45,8 +47,7 @@ class ValidationSummary:
 
 
 def _has(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    s, t = table.split(".")
-    return bool(con.execute("select count(*) from duckdb_tables() where schema_name = ? and table_name = ?", [s, t]).fetchone()[0])
+    return warehouse.table_exists(con, table)
 
 
 def _short(reason: str) -> str:

@@ -20,7 +20,7 @@ import duckdb
 import polars as pl
 import yaml
 
-from pipelines.core.errors import TrialpipeError
+from pipelines.core.errors import SubmissionError
 from pipelines.report.data import read_table
 
 SPEC_PATH = Path(__file__).parent / "adam.yaml"
@@ -33,9 +33,6 @@ ASCII_SPELLING = {
     "\u2265": ">=", "\u2264": "<=", "\u00d7": "x", "\u00a0": " ", "\u2026": "...", "\u00b5": "u", "\u03bc": "u",
 }
 
-
-class SubmissionError(TrialpipeError):
-    """A dataset cannot be written as a version 5 transport file as it stands."""
 
 
 @dataclass

@@ -350,3 +350,26 @@ def test_problem5_an_alias_bomb_fails_in_under_a_second():
     with pytest.raises(ManifestError, match="through YAML aliases"):
         load_manifest(CORPUS / "manifest_alias_bomb")
     assert time.perf_counter() - started < 1.0
+
+
+# -- a step that fails with any of our errors shows its message, not a traceback's last line ---------
+
+
+def test_every_trialpipe_error_subclass_is_a_user_message():
+    """The names are found from the class tree, so an error class added later is covered too
+    (a hand-kept list missed DuplicateStudyError, StorageError, WarehouseBusyError, SubmissionError)."""
+    from dagster._utils.error import SerializableErrorInfo
+
+    from pipelines.core.faults import StorageError
+    from pipelines.core.publish import WarehouseBusyError
+    from pipelines.core.registry import DuplicateStudyError
+    from pipelines.orchestration.runner import _user_message
+    from pipelines.tlf.submission import SubmissionError
+
+    for cls in (DuplicateStudyError, StorageError, WarehouseBusyError, SubmissionError):
+        cause = SerializableErrorInfo(f"{cls.__name__}: the disk is full at /x\n", [], cls.__name__)
+        err = SerializableErrorInfo("dagster._core.errors.DagsterExecutionStepExecutionError: Error occurred\n",
+                                    ["  File x, line 1"], "DagsterExecutionStepExecutionError", cause=cause)
+        assert _user_message(err) == "the disk is full at /x", cls
+    other = SerializableErrorInfo("ValueError: boom\n", [], "ValueError")
+    assert _user_message(other) == "ValueError: boom"

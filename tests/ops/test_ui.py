@@ -37,9 +37,13 @@ def _gql(port: int, query: str, variables: dict | None = None) -> dict:
     return out["data"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def webserver(tmp_path_factory):
-    """trialpipe ui in its own process group (a bare `&` would make it ignore SIGTERM)."""
+    """trialpipe ui in its own process group (a bare `&` would make it ignore SIGTERM).
+
+    Session-scoped: the UI tests share one xdist group, so one worker runs them all, but it may run
+    other modules' tests between them; a module fixture was then torn down and started again (a
+    second server, ~30 s, and an empty run history for the tests after it)."""
     home = tmp_path_factory.mktemp("ui_home")
     studies = tmp_path_factory.mktemp("ui_studies")
     env = {**os.environ, "DAGSTER_HOME": str(home), "TRIALPIPE_STUDIES_ROOT": str(studies),
@@ -78,32 +82,11 @@ def webserver(tmp_path_factory):
         log.close()
 
 
-@pytest.mark.slow
-@pytest.mark.xdist_group("dagster_webserver")
-def test_graphql_lists_assets_checks_schedule_sensor_and_runs_a_study(webserver):
+@pytest.fixture(scope="session")
+def ui_run(webserver):
+    """A simulated study registered as a partition over GraphQL, run over GraphQL and polled to the end
+    (the tests that read its materializations ask for this fixture, not for another test's side effect)."""
     port = webserver["port"]
-    assets = {tuple(n["assetKey"]["path"]) for n in _gql(port, "{ assetNodes { assetKey { path } } }")["assetNodes"]}
-    for key in [("raw", "pcl5"), ("staging", "item_responses"), ("analysis", "adqs"), ("publish", "warehouse")]:
-        assert key in assets
-    checks = _gql(port, '{ assetNodeOrError(assetKey: {path: ["staging", "item_responses"]}) '
-                        '{ ... on AssetNode { assetChecksOrError { ... on AssetChecks { checks { name blocking } } } } } }')
-    names = {c["name"]: c["blocking"] for c in checks["assetNodeOrError"]["assetChecksOrError"]["checks"]}
-    assert names.get("gx_item_responses") is True
-    repo = _gql(port, "{ repositoriesOrError { ... on RepositoryConnection { nodes { name location { name } "
-                      "jobs { name } schedules { name cronSchedule } sensors { name } } } } }")["repositoriesOrError"]["nodes"][0]
-    assert {"study_job", "validate_job"} <= {j["name"] for j in repo["jobs"]}
-    assert [s["name"] for s in repo["schedules"]] == ["nightly"] and repo["schedules"][0]["cronSchedule"] == "0 2 * * *"
-    assert {"studies_sensor", "record_failed_runs"} <= {s["name"] for s in repo["sensors"]}
-
-    # the command-line run is in the UI's history, with its study partition
-    runs = _gql(port, "{ runsOrError(limit: 20) { ... on Runs { results { runId jobName status tags { key value } } } } }")
-    cli_runs = [r for r in runs["runsOrError"]["results"]
-                if {"key": "trialpipe/launched_by", "value": "cli"} in r["tags"]]
-    assert cli_runs and cli_runs[0]["status"] == "SUCCESS" and cli_runs[0]["jobName"] == "study_job"
-    assert {"key": "dagster/partition", "value": "UTF8-BOM"} in cli_runs[0]["tags"]
-    assert cli_runs[0]["runId"] in webserver["cli_output"]
-
-    # a simulated study, registered as a partition over GraphQL, run over GraphQL, polled to success
     study = webserver["studies"] / "ket"
     subprocess.run([str(Path(sys.executable).with_name("trialpipe")), "simulate", str(study), "--per-arm", "6", "--seed", "3"],
                    check=True, env=webserver["env"], capture_output=True)
@@ -127,7 +110,37 @@ def test_graphql_lists_assets_checks_schedule_sensor_and_runs_a_study(webserver)
         if status in ("SUCCESS", "FAILURE", "CANCELED"):
             break
         time.sleep(2)
-    assert status == "SUCCESS", (status, (webserver["home"] / "dagster_dev.log").read_text()[-3000:])
+    return {"sid": sid, "run_id": run_id, "status": status,
+            "log": (webserver["home"] / "dagster_dev.log").read_text()[-3000:]}
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("dagster_webserver")
+def test_graphql_lists_assets_checks_schedule_sensor_and_runs_a_study(webserver, ui_run):
+    port = webserver["port"]
+    assets = {tuple(n["assetKey"]["path"]) for n in _gql(port, "{ assetNodes { assetKey { path } } }")["assetNodes"]}
+    for key in [("raw", "pcl5"), ("staging", "item_responses"), ("analysis", "adqs"), ("publish", "warehouse")]:
+        assert key in assets
+    checks = _gql(port, '{ assetNodeOrError(assetKey: {path: ["staging", "item_responses"]}) '
+                        '{ ... on AssetNode { assetChecksOrError { ... on AssetChecks { checks { name blocking } } } } } }')
+    names = {c["name"]: c["blocking"] for c in checks["assetNodeOrError"]["assetChecksOrError"]["checks"]}
+    assert names.get("gx_item_responses") is True
+    repo = _gql(port, "{ repositoriesOrError { ... on RepositoryConnection { nodes { name location { name } "
+                      "jobs { name } schedules { name cronSchedule } sensors { name } } } } }")["repositoriesOrError"]["nodes"][0]
+    assert {"study_job", "validate_job"} <= {j["name"] for j in repo["jobs"]}
+    assert [s["name"] for s in repo["schedules"]] == ["nightly"] and repo["schedules"][0]["cronSchedule"] == "0 2 * * *"
+    assert {"studies_sensor", "record_failed_runs"} <= {s["name"] for s in repo["sensors"]}
+
+    # the command-line run is in the UI's history, with its study partition
+    runs = _gql(port, "{ runsOrError(limit: 20) { ... on Runs { results { runId jobName status tags { key value } } } } }")
+    cli_runs = [r for r in runs["runsOrError"]["results"]
+                if {"key": "trialpipe/launched_by", "value": "cli"} in r["tags"]]
+    assert cli_runs and cli_runs[0]["status"] == "SUCCESS" and cli_runs[0]["jobName"] == "study_job"
+    assert {"key": "dagster/partition", "value": "UTF8-BOM"} in cli_runs[0]["tags"]
+    assert cli_runs[0]["runId"] in webserver["cli_output"]
+
+    # a simulated study, registered as a partition over GraphQL, run over GraphQL, polled to success
+    assert ui_run["status"] == "SUCCESS", ui_run
 
 
 def _chromium() -> str | None:
@@ -197,7 +210,7 @@ def test_problem2_foreign_host_and_origin_are_refused_the_ui_works_from_loopback
 
 
 @pytest.mark.xdist_group("dagster_webserver")
-def test_problem10_owners_kinds_figures_and_the_report_link(webserver):
+def test_problem10_owners_kinds_figures_and_the_report_link(webserver, ui_run):
     port = webserver["port"]
     nodes = _gql(port, "{ assetNodes { assetKey { path } owners { ... on TeamAssetOwner { team } } kinds } }")["assetNodes"]
     for node in nodes:
@@ -213,7 +226,8 @@ def test_problem10_owners_kinds_figures_and_the_report_link(webserver):
         mats = _gql(port, q % json.dumps(path))["assetNodeOrError"]["assetMaterializations"]
         assert mats, path
         return {e["label"]: e for e in mats[0]["metadataEntries"]}
-    # the UI run of the earlier test materialized FEDERSIM-3 (the CLI run materialized UTF8-BOM)
+    # the UI run materialized FEDERSIM-3 (the CLI run materialized UTF8-BOM)
+    assert ui_run["status"] == "SUCCESS", ui_run
     effects = entries(["results", "treatment_effects"])
     assert "data:image/png;base64," in effects["summary"]["mdStr"]  # the forest plot
     lsmeans = entries(["results", "lsmeans"])

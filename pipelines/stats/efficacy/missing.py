@@ -20,19 +20,12 @@ from __future__ import annotations
 import duckdb
 import polars as pl
 
+from pipelines.core import warehouse
 from pipelines.instruments import load_instruments
 
 
 def _has_columns(con, table: str, cols: list[str]) -> bool:
-    schema, name = table.split(".")
-    have = {
-        r[0]
-        for r in con.execute(
-            "select column_name from information_schema.columns where table_schema = ? and table_name = ?",
-            [schema, name],
-        ).fetchall()
-    }
-    return set(cols) <= have
+    return set(cols) <= set(warehouse.column_names(con, table))
 
 
 def total_paramcds() -> dict[str, str]:
@@ -93,12 +86,8 @@ def prorated_adqs(con: duckdb.DuckDBPyConnection, study_id: str, paramcd: str, m
     from pipelines.core import sql
 
     needed = ["staging.item_responses", "staging.reported_totals", "ref.study", "ref.scores"]
-    for t in needed:
-        schema, name = t.split(".")
-        if not con.execute(
-            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?", [schema, name]
-        ).fetchone()[0]:
-            return None
+    if not all(warehouse.table_exists(con, t) for t in needed):
+        return None
     con.execute("begin transaction")
     try:
         con.execute(
