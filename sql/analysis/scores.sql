@@ -1,6 +1,6 @@
 -- analysis.scores: every score (total, DSM-5 cluster, dissociation) of every assessment, from its items.
 -- Grain: one row per subject x instrument x visit x study day (an assessment) x score (PARAMCD).
--- Inputs: staging.item_responses, staging.reported_totals, ref.scores, ref.symptom_rules,
+-- Inputs: staging.item_responses, staging.assessment_rows, staging.reported_totals, ref.scores, ref.symptom_rules,
 --   ref.diagnosis_criteria, ref.study.
 -- Rules, in words (the scores and their items are data: ref.scores, from pipelines/instruments/*.yaml):
 --   S1 An assessment is one subject, instrument, visit and study day. Several source rows may make it
@@ -58,7 +58,11 @@
 with
 
 responses as (
-    select * from staging.item_responses
+    select row_id, instrument_id, item, value from staging.item_responses
+),
+
+assessment_rows as (
+    select * from staging.assessment_rows
 ),
 
 reported_rows as (
@@ -81,19 +85,27 @@ diagnosis_criteria as (
     select * from ref.diagnosis_criteria
 ),
 
--- The assessments, numbered (aid): every per-item step below groups and joins on the number
--- instead of the subject/instrument/visit/day strings, so a 50,000-subject study's tens of millions
--- of item x score rows stay small enough for DuckDB's memory limit (notes: scale2).
+-- The accepted assessment rows that have item ratings, with their number of answered items: the
+-- ratings are grouped by their integer row number only; the row's subject, visit and lineage strings
+-- are joined once per row, not grouped once per rating.
+item_rows as (
+    select
+        r.row_id, r.study_id, r.usubjid, r.instrument_id, r.instrument, r.visit, r.avisitn, r.study_day,
+        r.source, r._source_file, r._source_row, n.n_answered
+    from (select row_id, count(value) as n_answered from responses group by row_id) as n
+    inner join assessment_rows as r on r.row_id = n.row_id
+),
+
 item_assessments as (
     select
         study_id, usubjid, instrument_id, instrument, visit, avisitn, study_day,
-        count(value) > 0 as has_answers,
+        sum(n_answered) > 0 as has_answers,
         -- the lineage of the first row by file and row (first(... order by) keeps every row of
         -- a group in memory; rows tied on file and row are one raw row, so any of them will do)
         arg_min_null(source, (_source_file, _source_row)) as source,
         min(_source_file) as _source_file,
         arg_min_null(_source_row, (_source_file, _source_row)) as _source_row
-    from responses
+    from item_rows
     group by all
 ),
 
@@ -106,6 +118,9 @@ reported as (
     group by all
 ),
 
+-- The assessments, numbered (aid): every per-item step below groups and joins on the number
+-- instead of the subject/instrument/visit/day strings, so a 50,000-subject study's tens of millions
+-- of item x score rows stay small enough for DuckDB's memory limit (notes: scale2).
 -- materialized: aid must be the same number in every step that reads it
 assessments as materialized (
     select
@@ -134,17 +149,24 @@ scored_items as (
     where item is not null
 ),
 
--- S1: one value per assessment x answered item (an item received twice counts once, by its largest
--- value; an item never answered is left out: every step below counts answered items)
-assessment_items as (
-    select a.aid, i.iid, max(r.value) as value
-    from responses as r
+-- each rated row's assessment (rows of one subject, instrument, visit and day are one assessment)
+row_assessment as (
+    select r.row_id, a.aid
+    from item_rows as r
     inner join assessments as a
         on a.usubjid = r.usubjid and a.instrument_id = r.instrument_id and a.visit = r.visit
         and a.study_day = r.study_day
+),
+
+-- S1: one value per assessment x answered item (an item received twice counts once, by its largest
+-- value; an item never answered is left out: every step below counts answered items)
+assessment_items as (
+    select ra.aid, i.iid, max(r.value) as value
+    from responses as r
+    inner join row_assessment as ra on ra.row_id = r.row_id
     inner join scored_items as i on i.instrument_id = r.instrument_id and i.item = r.item
     where r.value is not null
-    group by a.aid, i.iid
+    group by ra.aid, i.iid
 ),
 
 score_defs as (
