@@ -48,6 +48,7 @@ SPECS = results_specs(TABLES)
 @study_assets(name="efficacy", specs=SPECS, check_specs=[check_spec("primary_model_converged")])
 def efficacy(context: dg.AssetExecutionContext, trialpipe: TrialpipeResource):
     """Fit the primary MMRM and the sensitivity models per parameter and tabulate responders."""
+    from pipelines.report.data import load_study
     from pipelines.report.metadata import md_with_image, results_metadata
     from pipelines.stats.efficacy import run_efficacy
 
@@ -61,10 +62,11 @@ def efficacy(context: dg.AssetExecutionContext, trialpipe: TrialpipeResource):
         )
         for table, frame in tables.items():
             warehouse.write_frame(con, table, frame)
+        data = load_study(con, study.study_id)  # once, for every table's summary
         for table in tables:
             meta = table_metadata(con, table)
             if table not in ("results.notes", "results.missing_items"):
-                md, png = results_metadata(con, study.study_id, table)
+                md, png = results_metadata(con, study.study_id, table, data=data)
                 meta["summary"] = dg.MetadataValue.md(md_with_image(md, png))
                 if png:  # the figure itself, short enough for the UI to show it inline (served by trialpipe ui)
                     name = table.split(".")[1]

@@ -47,8 +47,9 @@ def md_table(header: list[str], rows: list[list[str]], align: list[str] | None =
     return "\n".join(lines)
 
 
-def _data(con: duckdb.DuckDBPyConnection, study_id: str, table: str, frame: pl.DataFrame | None) -> StudyData:
-    data = load_study(con, study_id)
+def _data(con: duckdb.DuckDBPyConnection, study_id: str, table: str, frame: pl.DataFrame | None,
+          data: StudyData | None = None) -> StudyData:
+    data = data if data is not None else load_study(con, study_id)
     if frame is not None:
         if "study_id" in frame.columns:
             frame = frame.filter(pl.col("study_id") == study_id)
@@ -56,19 +57,20 @@ def _data(con: duckdb.DuckDBPyConnection, study_id: str, table: str, frame: pl.D
     return data
 
 
-# results table -> its helper, called as helper(con, study_id, frame=None) -> (markdown, png or None)
+# results table -> its helper, called as helper(con, study_id, frame=None, data=None) -> (markdown, png or None)
 HELPERS: dict[str, Callable[..., tuple[str, str | None]]] = {}
 
 
 def _summarises(table: str):
     """Register ``fn(data, table)`` as the helper of ``table``; the helper is called with a connection,
     the study id and, optionally, the table's rows just computed (``frame``, used instead of the
-    warehouse's)."""
+    warehouse's) and the study already loaded (``data``: one load for all of a step's tables)."""
 
     def register(fn):
         @functools.wraps(fn)
-        def helper(con: duckdb.DuckDBPyConnection, study_id: str, frame: pl.DataFrame | None = None):
-            return fn(_data(con, study_id, table, frame), table)
+        def helper(con: duckdb.DuckDBPyConnection, study_id: str, frame: pl.DataFrame | None = None,
+                   data: StudyData | None = None):
+            return fn(_data(con, study_id, table, frame, data), table)
 
         HELPERS[table] = helper
         return helper
@@ -209,7 +211,9 @@ def model_fits_metadata(data: StudyData, table: str) -> tuple[str, str | None]:
 
 
 def results_metadata(
-    con: duckdb.DuckDBPyConnection, study_id: str, table: str, frame: pl.DataFrame | None = None
+    con: duckdb.DuckDBPyConnection, study_id: str, table: str, frame: pl.DataFrame | None = None,
+    data: StudyData | None = None,
 ) -> tuple[str, str | None]:
-    """Dispatch on the contract table name (``results.lsmeans`` ...)."""
-    return HELPERS[table](con, study_id, frame)
+    """Dispatch on the contract table name (``results.lsmeans`` ...); ``data``: the study as
+    ``load_study`` gives it, when the caller has loaded it already."""
+    return HELPERS[table](con, study_id, frame, data)

@@ -26,8 +26,10 @@ sequence (every later hypothesis gets adjusted p = 1 at least, i.e. is not rejec
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -63,5 +65,19 @@ def adjust(p_values: Sequence[float | None], method: str) -> list[float | None]:
     else:
         from statsmodels.stats.multitest import multipletests
 
-        adj = multipletests(filled, method=_STATSMODELS[method])[1]
+        with _heap_frozen():
+            adj = multipletests(filled, method=_STATSMODELS[method])[1]
     return [None if p is None else float(min(1.0, a)) for p, a in zip(raw, adj, strict=True)]
+
+
+@contextlib.contextmanager
+def _heap_frozen() -> Iterator[None]:
+    """statsmodels' Holm path ends with ``gc.collect()``: a full collection of the whole process heap
+    (Dagster, Great Expectations, the data: 0.27 s a call in a study run) to free one small array.
+    With the heap frozen that collection sees only what the call made; unfreezing hands every object
+    back to the collector as before."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
