@@ -57,8 +57,10 @@
 --      never enter the 0-80 total or the cluster sums).
 with
 
-responses as (
-    select row_id, instrument_id, item, value from staging.item_responses
+-- not materialized: read twice below, and a 50,000-subject study's 13 M ratings held in memory
+-- ran DuckDB out of its 1 GB
+responses as not materialized (
+    select row_id, item, value from staging.item_responses
 ),
 
 assessment_rows as (
@@ -151,7 +153,7 @@ scored_items as (
 
 -- each rated row's assessment (rows of one subject, instrument, visit and day are one assessment)
 row_assessment as (
-    select r.row_id, a.aid
+    select r.row_id, r.instrument_id, a.aid
     from item_rows as r
     inner join assessments as a
         on a.usubjid = r.usubjid and a.instrument_id = r.instrument_id and a.visit = r.visit
@@ -164,7 +166,7 @@ assessment_items as (
     select ra.aid, i.iid, max(r.value) as value
     from responses as r
     inner join row_assessment as ra on ra.row_id = r.row_id
-    inner join scored_items as i on i.instrument_id = r.instrument_id and i.item = r.item
+    inner join scored_items as i on i.instrument_id = ra.instrument_id and i.item = r.item
     where r.value is not null
     group by ra.aid, i.iid
 ),
