@@ -7,6 +7,7 @@ DuckDB or Great Expectations. Every command ends with one plain closing line; a
 
 from __future__ import annotations
 
+import gc
 import importlib
 import sys
 
@@ -63,7 +64,16 @@ def cli() -> None:
 RUN_COMMANDS = {"run", "validate", "demo"}
 
 
+# The command line's processes import Dagster, Great Expectations, statsmodels and matplotlib: about
+# a million long-lived objects. With Python's default first threshold (700 allocations) the collector
+# ran ten full passes over them in a Feder-size `trialpipe run`, 1.4 s of its CPU; at 10,000 it runs
+# two (0.4 s), and short-lived cycles still go at once in a young generation. Measured: CPU per run
+# 13.5 s -> 12.5 s (in-process, three runs each).
+GC_THRESHOLD = (10_000, 10, 10)
+
+
 def main(argv: list[str] | None = None) -> None:
+    gc.set_threshold(*GC_THRESHOLD)
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] in RUN_COMMANDS:
         from pipelines.core.signals import install_signal_proxy
