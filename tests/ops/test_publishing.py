@@ -26,11 +26,14 @@ STUDY_STEPS = ("ingest", "staging", "analysis", "efficacy", "estimands", "report
 PUBLISH_STEP = "publish__warehouse"
 
 
-def _cli(*args: str) -> subprocess.Popen:
+def _cli(*args: str, log: Path | None = None) -> subprocess.Popen:
+    """``trialpipe ARGS`` in its own process group; its output goes to ``log`` (for the failure
+    message) or nowhere."""
+    out = log.open("w") if log is not None else subprocess.DEVNULL
     return subprocess.Popen(
         [sys.executable, "-m", "pipelines.cli", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=out,
+        stderr=subprocess.STDOUT if log is not None else subprocess.DEVNULL,
         start_new_session=True,  # its own process group, so SIGKILL reaches every child
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
     )
@@ -62,13 +65,13 @@ def test_readers_never_fail_while_runs_publish(tmp_path):
     t = threading.Thread(target=reader)
     t.start()
     try:
-        runs = [_cli("run", str(CORPUS / case), "--warehouse", str(wh))
-                for case in ("semicolon_delimiter", "latin1_declared")]  # two studies at once
+        cases = ("semicolon_delimiter", "latin1_declared")  # two studies at once
+        runs = [_cli("run", str(CORPUS / case), "--warehouse", str(wh), log=tmp_path / f"{case}.log") for case in cases]
         codes = [p.wait(timeout=300) for p in runs]
     finally:
         stop.set()
         t.join()
-    assert codes == [0, 0]
+    assert codes == [0, 0], {case: (tmp_path / f"{case}.log").read_text()[-3000:] for case in cases}
     assert failures == [], failures[:3]
     assert reads[0] > 20
     assert {r[0] for r in query(wh, "select distinct study_id from staging.item_responses")} == {
