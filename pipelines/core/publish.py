@@ -252,30 +252,38 @@ def publish(working_db: Path, warehouse_path: Path, study_id: str, run_row: dict
         # one transaction for the whole study (the file is a private copy until the swap): a
         # commit per statement made the ~65 tables' COMMENTs alone take seconds
         with warehouse.transaction(con):
-            # Remove the study everywhere first (tables a newer code version no longer builds too);
-            # meta.runs keeps every run's row.
             catalog = _catalog_columns(con, main, "work")
-            for schema, table in _tables(con, main):
-                if schema == "meta":
-                    continue
-                if "study_id" in catalog.get((main, schema, table), {}):
-                    con.execute(f'delete from "{schema}"."{table}" where study_id = ?', [study_id])
-            n_rows = 0
+            # 1. Every table the study brings exists with every column it brings. Schema changes come
+            # before any row changes: DuckDB cannot commit a transaction that alters a table after
+            # deleting from it ("another transaction has altered this table"), which is what
+            # re-publishing a study after a code version added a column did.
             for schema, table in work_tables:
                 con.execute(f'create schema if not exists "{schema}"')
                 existing = catalog.get((main, schema, table), {})
                 incoming = catalog[("work", schema, table)]
                 if not existing:
                     con.execute(f'create table "{schema}"."{table}" as select * from work."{schema}"."{table}" limit 0')
-                else:
-                    for col, dtype in incoming.items():
-                        if col not in existing:
-                            con.execute(f'alter table "{schema}"."{table}" add column "{col}" {dtype}')
-                        elif existing[col] != dtype:
-                            # the same column typed differently by two studies (or code versions):
-                            # widen the published column so both fit; VARCHAR holds anything
-                            widened = dtype if existing[col] in ("INTEGER", "NULL") else "VARCHAR"
-                            con.execute(f'alter table "{schema}"."{table}" alter column "{col}" type {widened}')
+                    continue
+                for col, dtype in incoming.items():
+                    if col not in existing:
+                        con.execute(f'alter table "{schema}"."{table}" add column "{col}" {dtype}')
+                    elif existing[col] != dtype:
+                        # the same column typed differently by two studies (or code versions):
+                        # widen the published column so both fit; VARCHAR holds anything
+                        widened = dtype if existing[col] in ("INTEGER", "NULL") else "VARCHAR"
+                        con.execute(f'alter table "{schema}"."{table}" alter column "{col}" type {widened}')
+            # 2. Remove the study everywhere (tables a newer code version no longer builds too);
+            # meta.runs keeps every run's row.
+            for schema, table in _tables(con, main):
+                if schema == "meta":
+                    continue
+                if "study_id" in catalog.get((main, schema, table), {}):
+                    con.execute(f'delete from "{schema}"."{table}" where study_id = ?', [study_id])
+            # 3. Its rows and the documentation of every table it brings.
+            n_rows = 0
+            for schema, table in work_tables:
+                existing = catalog.get((main, schema, table), {})
+                incoming = catalog[("work", schema, table)]
                 # the insert returns its row count: counting the source again ran a published view
                 # (staging.item_responses) a second time, 2.7 M joined ratings at 10,000 subjects
                 n_rows += int(con.execute(

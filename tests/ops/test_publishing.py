@@ -115,6 +115,33 @@ def test_sigkill_at_random_moments_leaves_published_warehouse_intact(tmp_path):
     assert not list(wh.parent.glob(".*.tmp"))
 
 
+def test_republishing_a_study_after_its_tables_gained_or_widened_a_column(tmp_path):
+    """A newer code version adds a column to a table (staging.assessment_rows got row_id) or types one
+    differently, and the study is published again: its old rows are replaced, the other study's rows
+    stay (NULL in the new column), nothing else changes. Deleting the study's rows and then altering
+    the table in one transaction made DuckDB refuse the commit, and the run failed."""
+    from pipelines.core.publish import publish
+
+    wh = tmp_path / "w.duckdb"
+
+    def work(name: str, sql: str):
+        db = tmp_path / f"{name}.duckdb"
+        con = duckdb.connect(str(db))
+        con.execute("create schema staging")
+        con.execute(sql)
+        con.close()
+        return db
+
+    publish(work("a1", "create table staging.rows as select 'A' as study_id, 1 as x, null::integer as note"), wh, "A")
+    publish(work("b1", "create table staging.rows as select 'B' as study_id, 5 as x, null::integer as note"), wh, "B")
+    a2 = work("a2", "create table staging.rows as select 'A' as study_id, 2 as x, 'checked' as note, 7 as row_id")
+    result = publish(a2, wh, "A")
+    assert result["rows"] == 1
+    assert query(wh, "select study_id, x, note, row_id from staging.rows order by 1") == [
+        ("A", 2, "checked", 7), ("B", 5, None, None)
+    ]
+
+
 def test_publish_widens_a_column_two_studies_type_differently(tmp_path):
     """Study A's table has an all-NULL column (typed INTEGER by DuckDB), study B's has text in it."""
     from pipelines.core.publish import publish
