@@ -73,7 +73,10 @@ GC_THRESHOLD = (10_000, 10, 10)
 
 
 def main(argv: list[str] | None = None) -> None:
-    gc.set_threshold(*GC_THRESHOLD)
+    # ``argv is None``: this is the `trialpipe` process itself (tests call main(argv) in their own)
+    entry = argv is None
+    if entry:
+        gc.set_threshold(*GC_THRESHOLD)
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] in RUN_COMMANDS:
         from pipelines.core.signals import install_signal_proxy
@@ -81,17 +84,56 @@ def main(argv: list[str] | None = None) -> None:
         install_signal_proxy()  # before polars/DuckDB start their threads
     from pipelines.core.errors import TrialpipeError
 
+    code: object = 0
     try:
-        cli.main(args=argv, prog_name="trialpipe", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
-        sys.exit(130)
-    except click.exceptions.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except TrialpipeError as exc:
-        click.secho(f"error: {exc}", fg="red", err=True)
-        sys.exit(2)
+        try:
+            cli.main(args=argv, prog_name="trialpipe", standalone_mode=False)
+        except click.exceptions.Abort:
+            click.echo("Aborted.", err=True)
+            sys.exit(130)
+        except click.exceptions.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except TrialpipeError as exc:
+            click.secho(f"error: {exc}", fg="red", err=True)
+            sys.exit(2)
+    except SystemExit as exc:
+        if not entry:
+            raise
+        code = exc.code
+    if entry:
+        _exit(code)
+
+
+def _exit(code: object) -> None:
+    """End the process without tearing down every object one by one.
+
+    After a study run the interpreter holds Dagster, Great Expectations, statsmodels, matplotlib
+    and the run's data, about a million objects; freeing them at exit took 1.6 s of a 16 s
+    Feder-size `trialpipe run`. Everything a normal exit does that matters still happens, in its
+    order: other (non-daemon) threads are waited for, the atexit handlers run (logging, Dagster's
+    and DuckDB's cleanups), the output is flushed; then the process ends with the same status."""
+    import atexit
+    import os
+    import threading
+
+    if code is None:
+        status = 0
+    elif isinstance(code, int):
+        status = code
+    else:  # sys.exit("message"): printed, status 1, as Python does
+        print(code, file=sys.stderr)
+        status = 1
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can be said
+            pass
+    os._exit(status)
 
 
 if __name__ == "__main__":
