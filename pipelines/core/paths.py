@@ -17,7 +17,10 @@ def dagster_home() -> Path:
     cfg = home / "dagster.yaml"
     if not cfg.exists():
         # SQLite storage under this folder; a run queue of 2 with one run per study at a time.
-        cfg.write_text((PROJECT_ROOT / "docs" / "dagster" / "dagster.local.yaml").read_text())
+        # written whole and renamed, so a second process starting now never reads half a file
+        tmp = cfg.with_name(f".dagster.yaml.{os.getpid()}")
+        tmp.write_text((PROJECT_ROOT / "docs" / "dagster" / "dagster.local.yaml").read_text())
+        os.replace(tmp, cfg)
     return home
 
 

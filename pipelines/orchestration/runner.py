@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import os
 import threading
 from dataclasses import dataclass, field
@@ -96,7 +97,12 @@ def get_instance(*, capture_output: bool = True):
     _sqlite_event_log_without_fsync(home)
     overrides = None if capture_output else {
         "compute_logs": {"module": "dagster._core.storage.noop_compute_log_manager", "class": "NoOpComputeLogManager"}}
-    return DagsterInstance.from_ref(pooled(InstanceRef.from_dir(home, overrides=overrides)))
+    # Dagster creates the SQLite storages' tables on first use without guarding against a second
+    # process doing the same (its schedule storage then fails with 'table job_ticks already
+    # exists'): two `trialpipe run`s started at once on a new DAGSTER_HOME take turns here
+    with open(Path(home) / ".trialpipe-instance.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)  # held for milliseconds: the storages' creation only
+        return DagsterInstance.from_ref(pooled(InstanceRef.from_dir(home, overrides=overrides)))
 
 
 def _step_label(step_key: str) -> str:

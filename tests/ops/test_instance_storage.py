@@ -7,8 +7,13 @@ partition. A storage configured in dagster.yaml is never swapped.
 
 from __future__ import annotations
 
+import fcntl
 import os
+import subprocess
+import sys
+from pathlib import Path
 
+import pytest
 from dagster import (
     DagsterInstance,
     Definitions,
@@ -86,3 +91,45 @@ def test_configured_storage_is_left_alone(tmp_path):
     assert pooled(ref).storage_data.class_name == TrialpipeSqliteStorage.__name__
     custom = ref._replace(storage_data=ConfigurableClassData("dagster_postgres", "DagsterPostgresStorage", "{}"))
     assert pooled(custom) is custom
+
+
+
+def _get_instance_in(home, n: int) -> list:
+    """``n`` processes that import trialpipe, say so, and create the command line's instance on
+    ``home`` when their stdin closes: returned once every one of them is ready."""
+    root = Path(__file__).resolve().parents[2]
+    code = ("import sys; from pipelines.orchestration.runner import get_instance; print('ready', flush=True); "
+            "sys.stdin.read(); get_instance(capture_output=False).dispose()")
+    env = {**os.environ, "DAGSTER_HOME": str(home), "PYTHONPATH": str(root)}
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env) for _ in range(n)]
+    for p in procs:
+        assert p.stdout.readline() == "ready\n", p.stderr.read()[-2000:]
+    return procs
+
+
+def test_runs_started_together_on_a_new_home_create_its_storage_in_turn(tmp_path):
+    """Dagster's schedule storage creates its tables with no guard against a second process doing
+    the same ('table job_ticks already exists'); two `trialpipe run`s started at once on a fresh
+    DAGSTER_HOME failed that way about one time in three here."""
+    home = tmp_path / "home"
+    home.mkdir()
+    # while another process holds the instance lock, nobody creates the storage
+    lock = (home / ".trialpipe-instance.lock").open("a")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    (waiting,) = _get_instance_in(home, 1)
+    waiting.stdin.close()
+    with pytest.raises(subprocess.TimeoutExpired):
+        waiting.wait(timeout=3)
+    assert not (home / "schedules").exists()
+    lock.close()
+    assert waiting.wait(timeout=60) == 0, waiting.stderr.read()[-2000:]
+
+    # four at once on another new home, let go together once all are ready: all succeed
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    procs = _get_instance_in(fresh, 4)
+    for p in procs:
+        p.stdin.close()
+    for p in procs:
+        assert p.wait(timeout=120) == 0, p.stderr.read()[-2000:]

@@ -71,7 +71,9 @@ def test_readers_never_fail_while_runs_publish(tmp_path):
     finally:
         stop.set()
         t.join()
-    assert codes == [0, 0], {case: (tmp_path / f"{case}.log").read_text()[-3000:] for case in cases}
+    # a str message: pytest shortens a dict's repr to a few hundred characters
+    assert codes == [0, 0], "\n\n".join(f"--- {case}:\n" + (tmp_path / f"{case}.log").read_text()[-6000:]
+                                         for case in cases)
     assert failures == [], failures[:3]
     assert reads[0] > 20
     assert {r[0] for r in query(wh, "select distinct study_id from staging.item_responses")} == {
