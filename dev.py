@@ -65,8 +65,11 @@ def main(argv: list[str]) -> None:
     if cmd == "demo":
         args = [str(_bin(VENV, "trialpipe")), "demo", *rest]
     elif cmd == "test":
-        # both cores; tests that share a server (the UI tests) are pinned to one worker by group
-        parallel = [] if any(a.startswith("-n") for a in rest) else ["-n", "2", "--dist", "loadgroup"]
+        # both cores, one test module per worker at a time: a module's fixtures (a built study, the UI
+        # tests' webserver) are built once. (pytest-xdist 3.8's loadgroup does nothing under pytest
+        # 9.2: it renames item._nodeid, which pytest no longer reads; the UI tests started two
+        # webservers and a module's study was built on both workers.)
+        parallel = [] if any(a.startswith("-n") for a in rest) else ["-n", "2", "--dist", "loadscope"]
         args = [str(_bin(VENV, "pytest")), *parallel, *rest]
     elif cmd == "ui":
         Path(env["DAGSTER_HOME"]).mkdir(exist_ok=True)

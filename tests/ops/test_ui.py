@@ -41,9 +41,8 @@ def _gql(port: int, query: str, variables: dict | None = None) -> dict:
 def webserver(tmp_path_factory):
     """trialpipe ui in its own process group (a bare `&` would make it ignore SIGTERM).
 
-    Session-scoped: the UI tests share one xdist group, so one worker runs them all, but it may run
-    other modules' tests between them; a module fixture was then torn down and started again (a
-    second server, ~30 s, and an empty run history for the tests after it)."""
+    Session-scoped, and `python3 dev.py test` hands a whole module to one worker (--dist
+    loadscope): one server for all the UI tests, and the run history they share."""
     home = tmp_path_factory.mktemp("ui_home")
     studies = tmp_path_factory.mktemp("ui_studies")
     env = {**os.environ, "DAGSTER_HOME": str(home), "TRIALPIPE_STUDIES_ROOT": str(studies),
@@ -115,7 +114,6 @@ def ui_run(webserver):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("dagster_webserver")
 def test_graphql_lists_assets_checks_schedule_sensor_and_runs_a_study(webserver, ui_run):
     port = webserver["port"]
     assets = {tuple(n["assetKey"]["path"]) for n in _gql(port, "{ assetNodes { assetKey { path } } }")["assetNodes"]}
@@ -148,7 +146,6 @@ def _chromium() -> str | None:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("dagster_webserver")
 @pytest.mark.skipif(_chromium() is None, reason="Chromium is not installed (apt-get install chromium)")
 def test_asset_graph_page_renders_in_headless_chromium(webserver, tmp_path):
     # the staging group's lineage page: its asset nodes carry the asset names
@@ -178,7 +175,6 @@ LAUNCH = ('mutation { launchPartitionBackfill(backfillParams: {selector: {partit
           'repositorySelector: {repositoryLocationName: "x", repositoryName: "x"}}, partitionNames: []}) { __typename } }')
 
 
-@pytest.mark.xdist_group("dagster_webserver")
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 def test_problem2_foreign_host_and_origin_are_refused_the_ui_works_from_loopback(webserver):
     """The audit's attack: the same mutation with a foreign Host (DNS rebinding) or Origin (CSRF)."""
@@ -209,7 +205,6 @@ def test_problem2_foreign_host_and_origin_are_refused_the_ui_works_from_loopback
     assert "nux" in info and "enabled: false" in info.split("nux:")[1][:40]
 
 
-@pytest.mark.xdist_group("dagster_webserver")
 def test_problem10_owners_kinds_figures_and_the_report_link(webserver, ui_run):
     port = webserver["port"]
     nodes = _gql(port, "{ assetNodes { assetKey { path } owners { ... on TeamAssetOwner { team } } kinds } }")["assetNodes"]
