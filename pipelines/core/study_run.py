@@ -156,6 +156,12 @@ class StudyRun:
         """The combined SHA-256 of the inputs: one value for run tags, sensors and schedules."""
         return hashlib.sha256(json.dumps(dict(self.input_sha256s), sort_keys=True).encode()).hexdigest()
 
+    @functools.cached_property
+    def input_bytes(self) -> int:
+        """The size of the study's source files (what its working database is sized by)."""
+        paths = (self.manifest.source_path(self.study_dir, s) for s in self.manifest.sources)
+        return sum(p.stat().st_size for p in paths if p.is_file())
+
     # -- places ----------------------------------------------------------------------------------
     @property
     def work_dir(self) -> Path:
@@ -208,7 +214,7 @@ class StudyRun:
     @contextlib.contextmanager
     def connect(self, run_id: str | None = None, *, db: str | Path | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
         """The study's working database (or ``db``), its schemas made, its DuckDB variables set."""
-        with warehouse.connect(db or self.working_db) as con:
+        with warehouse.connect(db or self.working_db, memory=warehouse.memory_limit(self.input_bytes)) as con:
             warehouse.ensure_schemas(con)
             warehouse.set_context(con, study_id=self.study_id, run_id=run_id or "")
             yield con

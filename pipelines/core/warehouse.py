@@ -23,8 +23,36 @@ from pipelines.core.paths import SQL_DIR
 SCHEMAS = ("raw", "ref", "staging", "analysis", "results", "qc", "meta")
 
 
+# DuckDB's memory cap for a working database, from the size of the study's input files: DuckDB
+# takes 80% of RAM by default and keeps pages cached up to its cap, and the pipeline shares the
+# machine (GX, statsmodels), so it is capped and spills to disk beyond. A study needs about 10 MB
+# of cap per MB of CSV in its biggest statements (staging.item_values, analysis.scores), within
+# [MEMORY_FLOOR_MB, MEMORY_CEILING_MB]. Measured (benchmarks/end_to_end.py): 1 GB at 50,000
+# subjects (58 MB of CSV) spills 0.86 GB building staging.item_responses; 2 GB raised a
+# 10,000-subject run's peak RSS from 1.7 to 2.3 GB and analysis.scores still ran out at 50,000;
+# a 10,000-subject run took the same time under 0.6 GB as under 1 GB, 0.37 GB less RSS.
+# TRIALPIPE_DUCKDB_MEMORY (e.g. '4GB') overrides it.
+MEMORY_FLOOR_MB, MEMORY_CEILING_MB, MEMORY_PER_INPUT_MB = 512, 1024, 10
+
+
+def memory_limit(input_bytes: int | None = None) -> str:
+    """The DuckDB ``memory_limit`` for a study whose input files hold ``input_bytes`` (the ceiling
+    when unknown)."""
+    override = os.environ.get("TRIALPIPE_DUCKDB_MEMORY")
+    if override:
+        return override
+    if input_bytes is None:
+        return f"{MEMORY_CEILING_MB}MB"
+    mb = MEMORY_FLOOR_MB + MEMORY_PER_INPUT_MB * input_bytes / 1e6
+    return f"{round(min(MEMORY_CEILING_MB, mb))}MB"
+
+
 @contextlib.contextmanager
-def connect(path: str | Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+def connect(
+    path: str | Path, *, read_only: bool = False, memory: str | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection to the DuckDB file ``path``; a writer's memory is capped at ``memory`` (see
+    :func:`memory_limit`)."""
     path = Path(path)
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -32,12 +60,7 @@ def connect(path: str | Path, *, read_only: bool = False) -> Iterator[duckdb.Duc
     con.execute("set enable_progress_bar = false")
     con.execute("set preserve_insertion_order = false")  # tables are sets; lets DuckDB write in parallel
     if not read_only:
-        # DuckDB takes 80% of RAM by default; the pipeline shares the machine (GX, statsmodels
-        # workers), so cap it and let DuckDB spill to disk beyond (TRIALPIPE_DUCKDB_MEMORY).
-        # Measured (notes/scale): at 50,000 subjects 1 GB spills 0.86 GB building
-        # staging.item_responses (2x slower), but 2 GB raised a 10,000-subject run's peak RSS
-        # from 1.7 to 2.3 GB and analysis.scores still ran out of memory at 50,000
-        con.execute(f"set memory_limit = '{os.environ.get('TRIALPIPE_DUCKDB_MEMORY', '1GB')}'")
+        con.execute(f"set memory_limit = '{memory or memory_limit()}'")
     con.execute(SQL_MACROS)  # tp_show / tp_label ...: what a message may repeat from a file
     try:
         yield con
