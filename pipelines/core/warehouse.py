@@ -103,6 +103,17 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         _IN_TRANSACTION.discard(key)
 
 
+@contextlib.contextmanager
+def threads(con: duckdb.DuckDBPyConnection, n: int) -> Iterator[None]:
+    """Run the statements inside on ``n`` DuckDB threads, then restore the setting."""
+    before = con.execute("select current_setting('threads')").fetchone()[0]
+    con.execute(f"set threads = {int(n)}")
+    try:
+        yield
+    finally:
+        con.execute(f"set threads = {int(before)}")
+
+
 def set_context(con: duckdb.DuckDBPyConnection, **variables: object) -> None:
     """Values SQL models read with getvariable('name'), e.g. study_id and run_id."""
     for name, value in variables.items():

@@ -104,10 +104,19 @@ def read_delimited(
     data = path.read_bytes()
     if not data.strip():
         raise InputFileError("is empty (0 data rows and no header)", file=label)
-    text = decode_bytes(data, encoding, label)
-    # Split off only the header lines; the body goes to the CSV parser untouched (fast on big files).
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    lines = text.split("\n", skip_lines + 1 + extra_header_lines)
+    text = decode_bytes(data, encoding, label)  # checks the encoding (the error names the line)
+    n_head = skip_lines + 1 + extra_header_lines
+    lines: list  # the header lines (str), then the rest of the file unsplit (str, or bytes below)
+    if encoding.lower().replace("_", "-") in ("utf-8", "utf8", "utf-8-sig") and b"\r" not in data:
+        # UTF-8 with \n line ends (checked above): the body goes to the CSV parser as the file's own
+        # bytes, not copied through Python text and back
+        raw = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
+        parts = raw.split(b"\n", n_head)
+        lines = [p.decode("utf-8") for p in parts[:n_head]] + parts[n_head:]
+    else:
+        # Split off only the header lines; the body goes to the CSV parser untouched (fast on big files).
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        lines = text.split("\n", n_head)
     if len(lines) <= skip_lines or not lines[skip_lines].strip():
         raise InputFileError(f"has no header line after line {skip_lines}", file=label)
     header_line = lines[skip_lines]
@@ -118,12 +127,12 @@ def read_delimited(
     body_start = skip_lines + 1 + extra_header_lines
     body = lines[body_start] if len(lines) > body_start else ""
     header_lines = body_start
-    if not body.strip():
+    if _blank(body):
         frame = pl.DataFrame({n: pl.Series(n, [], dtype=pl.String) for n in names})
     else:
         try:
             frame = pl.read_csv(
-                io.StringIO(body),
+                body if isinstance(body, bytes) else io.StringIO(body),
                 has_header=False,
                 new_columns=names,
                 separator=delimiter,
@@ -142,10 +151,19 @@ def read_delimited(
             raise InputFileError(
                 f"rows have {frame.width} fields but the header has {len(names)}", file=label
             )
-        # Polars keeps trailing blank lines out; strip stray whitespace around cells.
-        frame = frame.with_columns(pl.all().str.strip_chars())
+        # Polars keeps trailing blank lines out; strip stray whitespace around cells (in the columns
+        # that have any: finding them costs half of stripping every cell of every column).
+        padded = frame.select(pl.all().str.contains(r"^\s|\s$").any())
+        frame = frame.with_columns(pl.col(c).str.strip_chars() for c in padded.columns if padded[c][0])
     frame = frame.with_row_index(ROW_COL, offset=header_lines + 1).with_columns(pl.col(ROW_COL).cast(pl.Int64))
     return TextTable(frame=frame, columns=names, header_lines=header_lines)
+
+
+def _blank(body: str | bytes) -> bool:
+    """Nothing but whitespace (``str.strip`` would leave nothing), without copying the body."""
+    if isinstance(body, bytes):
+        body = body.decode("utf-8")  # valid: checked with the whole file
+    return not body or body.isspace()
 
 
 def _delim_name(d: str) -> str:

@@ -117,6 +117,29 @@ _AGE_MONTHS = re.compile(r"^(interview_age|age_months|age_in_months)$")
 _COMMENTISH = re.compile(r"(^|_)(comment|comments|note|notes|narrative|description|describe|specify|free_text|freetext|remarks|text)(_|$)")
 
 
+_PLAIN_NUMBER = r"^\s*-?\d{1,4}(\.\d+)?\s*$"
+
+
+def _filled(values: pl.Series) -> pl.Series:
+    return values.str.len_chars().fill_null(0) > 0
+
+
+def _column_flags(frame: pl.DataFrame, columns: list[str]) -> tuple[list[bool], list[bool]]:
+    """For each column: does any cell hold text, and is every filled cell a plain number (at most
+    4 digits before the point: a rating, a day, an age)? One select over the whole frame, which
+    polars runs on all cores, instead of two passes per column one after another (most files are
+    all ratings, and these two answers settle most of their columns)."""
+    if not columns:
+        return [], []
+    exprs = []
+    for i, col in enumerate(columns):
+        filled = pl.col(col).str.len_chars().fill_null(0) > 0
+        exprs.append(filled.any().alias(f"f{i}"))
+        exprs.append((pl.col(col).str.contains(_PLAIN_NUMBER).fill_null(True) | ~filled).all().alias(f"p{i}"))
+    row = frame.select(exprs).row(0)
+    return [bool(v) for v in row[0::2]], [bool(v) for v in row[1::2]]
+
+
 def _first_row(table: TextTable, mask: pl.Series) -> int | None:
     hits = table.frame.filter(mask)
     return int(hits[ROW_COL][0]) if hits.height else None
@@ -129,37 +152,38 @@ def screen(table: TextTable, manifest: Manifest, source: Source) -> list[Finding
     allow = {c.lower() for c in manifest.deidentification.allow_columns}
     coded = coded_columns(source)
     findings: list[Finding] = []
-    for col in table.columns:
-        if col.lower() in allow:
-            continue
-        values = table.frame[col]
-        filled = values.str.len_chars().fill_null(0) > 0
-        if not filled.any():
+    columns = [col for col in table.columns if col.lower() not in allow]
+    filled_any, plain_all = _column_flags(table.frame, columns)
+    for col, any_filled, plain in zip(columns, filled_any, plain_all):
+        if not any_filled:
             continue  # an empty column holds nothing identifying
+        values = table.frame[col]
         kind = name_finding(col)
         if kind:
-            findings.append(Finding(col, kind, _first_row(table, filled)))
+            findings.append(Finding(col, kind, _first_row(table, _filled(values))))
             continue
         key = _snake(col)
         # Most columns are ratings: plain numbers can only be ages; skip the text patterns.
-        if bool((values.str.contains(r"^\s*-?\d{1,4}(\.\d+)?\s*$").fill_null(True) | ~filled).all()):
+        if plain:
             age = _age_finding(table, col, key, manifest)
             if age:
                 findings.append(age)
             continue
-        # a calendar date or a plain decimal (0.123456789) is not a phone number
-        not_date = ~(values.str.contains(_DATE) | values.str.contains(r"^\s*-?\d+[.,]\d+\s*$")).fill_null(False)
+        # Every test below is cell by cell, so whether any cell matches is decided on the column's
+        # distinct values (a subject id column has a quarter of the cells, a visit column a handful);
+        # only a column that matches is scanned in full, for the first row that does.
+        distinct = values.unique()
+        distinct_not_date = _not_date(distinct)
         for pattern, what in _VALUE_PATTERNS:
-            mask = (values.str.contains(pattern).fill_null(False) & not_date)
-            if mask.any():
-                findings.append(Finding(col, f"values look like {what}", _first_row(table, mask)))
+            if (distinct.str.contains(pattern).fill_null(False) & distinct_not_date).any():
+                findings.append(Finding(col, f"values look like {what}", _first_row(table, _pattern_mask(values, pattern))))
                 break
         else:
-            dates = values.str.contains(_DATE).fill_null(False)
-            if dates.any() and not manifest.dates.shifted:
+            if _date_mask(distinct).any() and not manifest.dates.shifted:
                 findings.append(
                     Finding(col, "holds full calendar dates; dates are identifiers unless shifted per subject "
-                                 "(declare dates.shifted: true if they are, or remove the column)", _first_row(table, dates))
+                                 "(declare dates.shifted: true if they are, or remove the column)",
+                            _first_row(table, _date_mask(values)))
                 )
                 continue
             age = _age_finding(table, col, key, manifest)
@@ -167,7 +191,7 @@ def screen(table: TextTable, manifest: Manifest, source: Source) -> list[Finding
                 findings.append(age)
                 continue
             # MedDRA / CDISC controlled terms are dictionary vocabulary, not free text
-            text = None if col.lower() in coded else _free_text(table, col, key, values)
+            text = None if col.lower() in coded else _free_text(table, col, key, values, distinct)
             if text:
                 findings.append(text)
     return findings
@@ -191,15 +215,34 @@ def _age_finding(table: TextTable, col: str, key: str, manifest: Manifest) -> Fi
     return Finding(col, f"holds {rule}", _first_row(table, mask))
 
 
-def _free_text(table: TextTable, col: str, key: str, values: pl.Series) -> Finding | None:
+def _free_text(table: TextTable, col: str, key: str, values: pl.Series, distinct: pl.Series) -> Finding | None:
+    commentish = bool(_COMMENTISH.search(key))
+    if _text_mask(distinct, commentish).any():
+        return Finding(col, "holds free text, which may name people or places; remove it or clear it in allow_columns",
+                       _first_row(table, _text_mask(values, commentish)))
+    return None
+
+
+def _text_mask(values: pl.Series, commentish: bool) -> pl.Series:
     words = values.str.count_matches(r"[A-Za-z]{2,}").fill_null(0)
     long_text = (values.str.len_chars().fill_null(0) >= 100) | (words >= 8)
-    if _COMMENTISH.search(key):
+    if commentish:
         long_text = long_text | (words >= 3)
-    if long_text.any():
-        return Finding(col, "holds free text, which may name people or places; remove it or clear it in allow_columns",
-                       _first_row(table, long_text))
-    return None
+    return long_text
+
+
+def _date_mask(values: pl.Series) -> pl.Series:
+    return values.str.contains(_DATE).fill_null(False)
+
+
+def _not_date(values: pl.Series) -> pl.Series:
+    """A calendar date or a plain decimal (0.123456789) is not a phone number."""
+    return ~(values.str.contains(_DATE) | values.str.contains(r"^\s*-?\d+[.,]\d+\s*$")).fill_null(False)
+
+
+def _pattern_mask(values: pl.Series, pattern: str) -> pl.Series:
+    """Cells matching an identifier pattern, dates and decimals aside."""
+    return values.str.contains(pattern).fill_null(False) & _not_date(values)
 
 
 def check(table: TextTable, manifest: Manifest, source: Source) -> None:

@@ -268,8 +268,10 @@ class IngestResult:
 
 def write_reference(con: duckdb.DuckDBPyConnection, manifest: Manifest) -> None:
     warehouse.ensure_schemas(con)
-    for table, frame in reference_frames(manifest).items():
-        warehouse.write_frame(con, table, frame)
+    # one commit for the dozen small tables and their comments (each commit writes and syncs the WAL)
+    with warehouse.transaction(con):
+        for table, frame in reference_frames(manifest).items():
+            warehouse.write_frame(con, table, frame)
 
 
 def ingest(
@@ -287,6 +289,13 @@ def ingest(
     not read at all and are recorded as blocked.
     """
     warehouse.ensure_schemas(con)
+    with warehouse.transaction(con):
+        return _ingest(con, study_dir, manifest, run_id, on_file=on_file, blocked=blocked)
+
+
+def _ingest(con, study_dir, manifest, run_id, *, on_file, blocked) -> IngestResult:
+    """``ingest`` inside one transaction: one commit (and one checkpoint, which compresses the new
+    raw rows) for the whole raw layer instead of one per table, file and comment."""
     for table in raw_tables():
         con.execute(create_raw_table_sql(table))
     reads: list[SourceRead] = []
@@ -301,8 +310,13 @@ def ingest(
                 on_file(r)
             continue
         r = read_source(study_dir, manifest, source)
-        for table, frame in r.frames.items():
-            warehouse.write_frame(con, f"raw.{table}", frame, mode="append", documented=False)
+        # One thread per append: a file's rows are appended as they are (no sort), and split over
+        # threads they become partial row groups that each get compressed at the commit. Measured at
+        # 10,000 subjects (4 files, 128,425 rows): 0.58 s of CPU for the appends and the commit on
+        # one thread, 1.1-1.3 s on two.
+        with warehouse.threads(con, 1):
+            for table, frame in r.frames.items():
+                warehouse.write_frame(con, f"raw.{table}", frame, mode="append", documented=False)
         if r.unmapped_columns:
             log.info("%s: columns not mapped (not loaded): %s", r.file, ", ".join(r.unmapped_columns))
         reads.append(r)

@@ -12,30 +12,18 @@
 --   staging.vs_rows, staging.ex_rows, staging.ds_rows, raw.*.
 with
 
-{% for inst in instruments %}
-raw_{{ inst }} as (
-    select source, _source_file, _source_row,
-        json_object('source', source, '_source_file', _source_file, '_source_row', _source_row
-            {%- for c in raw_columns[inst] %}, '{{ c }}', tp_show({{ c }}){% endfor %}) as raw_values
-    from raw.{{ inst }}
-),
-{% endfor %}
-
-raw_randomization as (
-    select source, _source_file, _source_row,
-        json_object('source', source, '_source_file', _source_file, '_source_row', _source_row
-            {%- for c in raw_columns['randomization'] %}, '{{ c }}', tp_show({{ c }}){% endfor %}) as raw_values
-    from raw.randomization
-),
-
+-- raw_values is built after the join, for the rejected rows only (built for every raw row and then
+-- joined, it was most of this model's time: 0.3 s at 10,000 subjects for no rejected row).
 assessments as (
     {% for inst in instruments %}
     {{ 'union all' if not loop.first }}
     select
         a.study_id, a.source, a._source_file, a._source_row, 'raw.{{ inst }}' as raw_table,
-        a.usubjid, a.reason, r.raw_values
+        a.usubjid, a.reason,
+        json_object('source', r.source, '_source_file', r._source_file, '_source_row', r._source_row
+            {%- for c in raw_columns[inst] %}, '{{ c }}', tp_show(r.{{ c }}){% endfor %}) as raw_values
     from staging.assessment_rows as a
-    inner join raw_{{ inst }} as r
+    inner join raw.{{ inst }} as r
         on r._source_file = a._source_file and r._source_row = a._source_row and r.source = a.source
     where a.status = 'quarantined' and a.instrument_id = '{{ inst }}'
     {% endfor %}
@@ -44,9 +32,11 @@ assessments as (
 randomization as (
     select
         a.study_id, a.source, a._source_file, a._source_row, 'raw.randomization' as raw_table,
-        a.usubjid, a.reason, r.raw_values
+        a.usubjid, a.reason,
+        json_object('source', r.source, '_source_file', r._source_file, '_source_row', r._source_row
+            {%- for c in raw_columns['randomization'] %}, '{{ c }}', tp_show(r.{{ c }}){% endfor %}) as raw_values
     from staging.randomization_rows as a
-    inner join raw_randomization as r
+    inner join raw.randomization as r
         on r._source_file = a._source_file and r._source_row = a._source_row and r.source = a.source
     where a.status = 'quarantined'
 ),

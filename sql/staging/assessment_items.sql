@@ -86,15 +86,26 @@ parsed as (
     left join ref.instrument_items as ii on ii.instrument_id = r.instrument_id and ii.item = r.item
 ),
 
--- Only values that are not plainly valid need the missing-code lookup (most values skip it).
-classified as (
+-- Only values that are not plainly valid need the missing-code lookup (most values skip it): their
+-- lookup key is NULL, which matches no code. A left join on the (small, distinct) code list, not a
+-- correlated EXISTS: DuckDB runs that as a join over every distinct (value, source) of all 2 M
+-- ratings, and this view is read three times a build.
+checked as (
     select
         p.*,
-        p.is_blank or (
-            not (p.number is not null and p.number = round(p.number) and p.number between p.item_min and p.item_max)
-            and exists (select 1 from missing_codes as m where m.source = p.source and m.code = lower(trim(p.value_raw)))
-        ) as is_missing
+        not (p.number is not null and p.number = round(p.number) and p.number between p.item_min and p.item_max)
+            as not_plain
     from parsed as p
+),
+
+classified as (
+    select
+        c.* exclude (not_plain),
+        c.is_blank or (c.not_plain and m.code is not null) as is_missing
+    from checked as c
+    left join missing_codes as m
+        on m.source = c.source
+        and m.code = case when c.not_plain is distinct from false then lower(trim(c.value_raw)) end
 ),
 
 final as (
