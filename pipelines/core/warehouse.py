@@ -15,6 +15,7 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+import pyarrow as pa
 import yaml
 
 from pipelines.core.masking import SQL_MACROS
@@ -104,14 +105,16 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def threads(con: duckdb.DuckDBPyConnection, n: int) -> Iterator[None]:
-    """Run the statements inside on ``n`` DuckDB threads, then restore the setting."""
-    before = con.execute("select current_setting('threads')").fetchone()[0]
-    con.execute(f"set threads = {int(n)}")
+def settings(con: duckdb.DuckDBPyConnection, **values: object) -> Iterator[None]:
+    """Run the statements inside with DuckDB settings changed (``threads=1``), then restore them."""
+    before = {name: con.execute(f"select current_setting('{name}')").fetchone()[0] for name in values}
     try:
+        for name, value in values.items():
+            con.execute(f"set {name} = {_quote(str(value))}")
         yield
     finally:
-        con.execute(f"set threads = {int(before)}")
+        for name, value in before.items():
+            con.execute(f"set {name} = {_quote(str(value))}")
 
 
 def set_context(con: duckdb.DuckDBPyConnection, **variables: object) -> None:
@@ -120,17 +123,24 @@ def set_context(con: duckdb.DuckDBPyConnection, **variables: object) -> None:
         con.execute(f"set variable {name} = ?", [value])
 
 
-def write_frame(
-    con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, *, mode: str = "replace", documented: bool = True
-) -> None:
-    """Write a polars frame to ``schema.table`` (replace or append by column name).
+def to_arrow(frame: pl.DataFrame) -> pa.Table:
+    """The Arrow table :func:`write_frame` hands DuckDB (callers may make it ahead, in another thread).
 
     A column with no values at all has no type in polars (Null); it is written as VARCHAR, so a
     later study whose column has values (a manifest title, say) fits the same table."""
     nulls = [c for c, t in frame.schema.items() if t == pl.Null]
     if nulls:
         frame = frame.with_columns([pl.col(c).cast(pl.String) for c in nulls])
-    arrow = frame.to_arrow(compat_level=pl.CompatLevel.oldest())  # large_string: DuckDB ingests it ~2x faster than string_view
+    return frame.to_arrow(compat_level=pl.CompatLevel.oldest())  # large_string: DuckDB ingests it ~2x faster than string_view
+
+
+def write_frame(
+    con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame | pa.Table, *, mode: str = "replace",
+    documented: bool = True,
+) -> None:
+    """Write a polars frame (or the Arrow table :func:`to_arrow` made of one) to ``schema.table``
+    (replace or append by column name)."""
+    arrow = frame if isinstance(frame, pa.Table) else to_arrow(frame)
     con.register("_tp_frame", arrow)
     try:
         if mode == "replace":
