@@ -7,6 +7,9 @@ All in one run, on this machine, so the ratios compare like with like:
 * **the floor** — a trivial one-asset job materialised the way `trialpipe run` materialises a study:
   a fresh Python process, the persistent SQLite instance under DAGSTER_HOME, a dynamic partition,
   ``execute_in_process`` with the in-process executor. That is what Dagster itself costs.
+* **the floor with the libraries** — the same job in a process that first imports what every study
+  run needs (Great Expectations, statsmodels, scipy, matplotlib, polars, DuckDB): the least any run
+  that validates with GX and fits statsmodels models can cost, however little it does.
 * **Feder-size** — 15 + 15 subjects, PCL-5 (REDCap wide), CAPS-5 (NDA) and MADRS (SDTM), 4 visits,
   as `trialpipe run` in a fresh process; the ratio to the floor is printed with a per-step
   breakdown read from the run's Dagster event log (time before the first step, each step, the tail).
@@ -55,6 +58,12 @@ FLOOR_JOB = textwrap.dedent(
     sys.exit(0 if res.success else 1)
     """
 )
+
+
+# The floor job after importing the libraries every study run needs (Great Expectations for the
+# suites, statsmodels and scipy for the models, matplotlib for the figures, polars/DuckDB for the
+# data): what any run that validates with GX and fits statsmodels models costs before its first row.
+LIBRARIES = "import great_expectations, matplotlib.figure, polars, duckdb, scipy.stats, statsmodels.discrete.discrete_model\n"
 
 
 def measure(cmd: list[str], env: dict) -> dict:
@@ -130,23 +139,28 @@ def main() -> None:
     trialpipe = str(Path(sys.executable).with_name("trialpipe"))
     small = write_study(work / "feder", per_arm=15, formats=("wide", "nda", "sdtm"))
 
-    floor, feder = [], []
+    floor, libs, feder = [], [], []
     # one untimed run of each first: the first process after an install compiles and caches
     measure([sys.executable, "-c", FLOOR_JOB], env)
+    measure([sys.executable, "-c", LIBRARIES + FLOOR_JOB], env)
     measure([trialpipe, "run", str(small), "--warehouse", str(work / "wh" / "trialpipe.duckdb")], env)
-    for _ in range(args.repeats):  # alternate, so load drifts hit both alike
+    for _ in range(args.repeats):  # alternate, so load drifts hit all alike
         floor.append(measure([sys.executable, "-c", FLOOR_JOB], env))
+        libs.append(measure([sys.executable, "-c", LIBRARIES + FLOOR_JOB], env))
         feder.append(measure([trialpipe, "run", str(small), "--warehouse", str(work / "wh" / "trialpipe.duckdb")], env))
-    for name, runs in (("floor", floor), ("feder", feder)):
+    for name, runs in (("floor", floor), ("libraries", libs), ("feder", feder)):
         bad = [r for r in runs if r["exit_code"] != 0]
         if bad:
             sys.exit(f"{name} run failed: {bad[0]['stderr'][-2000:]}")
     floor_s = statistics.median(r["wall_seconds"] for r in floor)
     feder_s = statistics.median(r["wall_seconds"] for r in feder)
+    libs_s = statistics.median(r["wall_seconds"] for r in libs)
     breakdown = step_breakdown(home, run_id_of(feder[-1]["stdout"]))
     results: dict = {
         "floor": {"median_seconds": floor_s, "all": [r["wall_seconds"] for r in floor],
                   "peak_rss_mb": max(r["peak_rss_mb"] for r in floor)},
+        "floor_with_libraries": {"median_seconds": libs_s, "all": [r["wall_seconds"] for r in libs],
+                                 "peak_rss_mb": max(r["peak_rss_mb"] for r in libs)},
         "feder_size": {"median_seconds": feder_s, "all": [r["wall_seconds"] for r in feder],
                        "peak_rss_mb": max(r["peak_rss_mb"] for r in feder), "ratio_to_floor": feder_s / floor_s,
                        "breakdown": breakdown},
@@ -154,8 +168,11 @@ def main() -> None:
     }
     print(f"Dagster floor (trivial one-asset job, fresh process): {floor_s:6.2f} s  (runs: "
           + ", ".join(f"{r['wall_seconds']:.2f}" for r in floor) + ")")
+    print(f"the same after importing GX, statsmodels, scipy:    {libs_s:6.2f} s  (runs: "
+          + ", ".join(f"{r['wall_seconds']:.2f}" for r in libs) + ")")
     print(f"Feder-size trialpipe run:                           {feder_s:6.2f} s  (runs: "
-          + ", ".join(f"{r['wall_seconds']:.2f}" for r in feder) + f")  -> {feder_s / floor_s:.2f}x the floor")
+          + ", ".join(f"{r['wall_seconds']:.2f}" for r in feder) + f")  -> {feder_s / floor_s:.2f}x the floor, "
+          f"{feder_s / libs_s:.2f}x the floor with the libraries")
     steps_total = sum(breakdown["steps"].values())
     print(f"  before the first step {breakdown['before_first_step']:.2f} s; {breakdown['n_steps']} steps "
           f"{steps_total:.2f} s; after the last step {breakdown['after_last_step']:.2f} s")

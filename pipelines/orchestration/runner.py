@@ -100,8 +100,13 @@ def get_instance(*, capture_output: bool = True):
     # Dagster creates the SQLite storages' tables on first use without guarding against a second
     # process doing the same (its schedule storage then fails with 'table job_ticks already
     # exists'): two `trialpipe run`s started at once on a new DAGSTER_HOME take turns here
-    with open(Path(home) / ".trialpipe-instance.lock", "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)  # held for milliseconds: the storages' creation only
+    with contextlib.ExitStack() as held:
+        try:
+            fh = held.enter_context(open(Path(home) / ".trialpipe-instance.lock", "a"))  # noqa: SIM115
+        except OSError:
+            fh = None  # a home we may not write to: Dagster says so itself, better than we could
+        if fh is not None:
+            fcntl.flock(fh, fcntl.LOCK_EX)  # held for milliseconds: the storages' creation only
         return DagsterInstance.from_ref(pooled(InstanceRef.from_dir(home, overrides=overrides)))
 
 
