@@ -25,7 +25,7 @@ _DELIMITERS = [",", ";", "\t", "|"]
 
 @dataclass(frozen=True)
 class TextTable:
-    frame: pl.DataFrame  # all columns String, plus _source_row (Int64)
+    frame: pl.DataFrame  # all columns String (cells stripped of surrounding whitespace), plus _source_row (Int64)
     columns: list[str]  # the file's own column names, in file order
     header_lines: int  # lines before the first data row (for messages)
 
