@@ -125,10 +125,10 @@ def test_runs_started_together_on_a_new_home_create_its_storage_in_turn(tmp_path
     lock.close()
     assert waiting.wait(timeout=60) == 0, waiting.stderr.read()[-2000:]
 
-    # four at once on another new home, let go together once all are ready: all succeed
+    # three at once on another new home, let go together once all are ready: all succeed
     fresh = tmp_path / "fresh"
     fresh.mkdir()
-    procs = _get_instance_in(fresh, 4)
+    procs = _get_instance_in(fresh, 3)
     for p in procs:
         p.stdin.close()
     for p in procs:
