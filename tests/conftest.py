@@ -9,6 +9,13 @@ import duckdb
 import pytest
 
 
+def pytest_configure(config):
+    """Test processes run studies in-process: the same collector thresholds as a `trialpipe` process."""
+    from pipelines.core.process import collect_less
+
+    collect_less()
+
+
 def pytest_collection_modifyitems(config, items):
     """Modules holding a test marked slow first, each module kept whole (its module-scoped
     fixtures are built once) and the order stable otherwise: the xdist workers then finish

@@ -7,11 +7,12 @@ DuckDB or Great Expectations. Every command ends with one plain closing line; a
 
 from __future__ import annotations
 
-import gc
 import importlib
 import sys
 
 import click
+
+from pipelines.core.process import collect_less
 
 # name -> "module:attribute" of a click.Command; imported only when the command runs.
 COMMANDS: dict[str, str] = {
@@ -64,19 +65,11 @@ def cli() -> None:
 RUN_COMMANDS = {"run", "validate", "demo"}
 
 
-# The command line's processes import Dagster, Great Expectations, statsmodels and matplotlib: about
-# a million long-lived objects. With Python's default first threshold (700 allocations) the collector
-# ran ten full passes over them in a Feder-size `trialpipe run`, 1.4 s of its CPU; at 10,000 it runs
-# two (0.4 s), and short-lived cycles still go at once in a young generation. Measured: CPU per run
-# 13.5 s -> 12.5 s (in-process, three runs each).
-GC_THRESHOLD = (10_000, 10, 10)
-
-
 def main(argv: list[str] | None = None) -> None:
     # ``argv is None``: this is the `trialpipe` process itself (tests call main(argv) in their own)
     entry = argv is None
     if entry:
-        gc.set_threshold(*GC_THRESHOLD)
+        collect_less()  # the collector's thresholds for a process that runs studies (core/process.py)
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] in RUN_COMMANDS:
         from pipelines.core.signals import install_signal_proxy

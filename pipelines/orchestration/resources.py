@@ -8,6 +8,7 @@ from dagster import ConfigurableResource, InitResourceContext
 from pydantic import PrivateAttr
 
 from pipelines.core.paths import PROJECT_ROOT
+from pipelines.core.process import collect_less
 from pipelines.core.study_run import PARTITION_TAG, TAG_LAUNCHED_BY, TAG_PID, StudyRun
 
 
@@ -39,6 +40,7 @@ class TrialpipeResource(ConfigurableResource):
     # One run per study at a time: the run holds the study's lock for its whole life (runs of
     # different studies proceed in parallel). A run started by `trialpipe run` already holds it.
     def setup_for_execution(self, context: InitResourceContext) -> None:
+        collect_less()  # this process runs a study (a run worker the daemon started, or the CLI's)
         run = context.run
         key = run.tags.get(PARTITION_TAG) if run else None
         if not key:
