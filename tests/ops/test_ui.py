@@ -108,7 +108,7 @@ def ui_run(webserver):
         status = _gql(port, f'{{ runOrError(runId: "{run_id}") {{ ... on Run {{ status }} }} }}')["runOrError"]["status"]
         if status in ("SUCCESS", "FAILURE", "CANCELED"):
             break
-        time.sleep(2)
+        time.sleep(0.5)
     return {"sid": sid, "run_id": run_id, "status": status,
             "log": (webserver["home"] / "dagster_dev.log").read_text()[-3000:]}
 
