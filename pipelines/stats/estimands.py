@@ -416,6 +416,7 @@ def _responder_rows(con, study_id, e, paramcd, visit, visits, first, exp, ctl, a
           on q.study_id = s.study_id and q.usubjid = s.usubjid and q.paramcd = ?
         where s.study_id = ? and s.randfl = 'Y' and s.trt01p in (?, ?)
         group by s.usubjid, s.trt01p
+        order by s.usubjid  -- the logistic fits sum in this order: the same digits on every run
         """,
         [visit, visit, paramcd, study_id, exp, ctl],
     ).pl()
