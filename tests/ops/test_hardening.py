@@ -253,6 +253,18 @@ def _trialpipe(args: list[str], env: dict) -> subprocess.Popen:
                             stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
 
 
+def _finish(proc: subprocess.Popen, timeout: float = 300) -> tuple[int, str]:
+    """The process's exit code and output; a run still going after ``timeout`` seconds is killed
+    and fails the test with what it printed (reading stdout to its end would wait for good)."""
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        raise AssertionError(f"trialpipe still running after {timeout} s; its output:\n{out[-3000:]}") from None
+    return proc.returncode, out
+
+
 PHASES = {
     # phase -> (the step whose event in the run's event log triggers the signal, the event, the signal)
     "after ingest": ("ingest", "STEP_SUCCESS", signal.SIGINT),
@@ -295,8 +307,7 @@ def test_problem3_ctrl_c_at_five_phases_cancels_and_publishes_nothing(phase, tmp
                 time.sleep(0.1)
             time.sleep(2)
             lock.close()
-        out = proc.stdout.read()
-        code = proc.wait(timeout=300)
+        code, out = _finish(proc)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -313,8 +324,8 @@ def test_problem3_ctrl_c_at_five_phases_cancels_and_publishes_nothing(phase, tmp
     assert _leftovers(wh) == [], phase
     if phase == "just before publish":  # the next run recovers by itself and publishes
         again = _trialpipe(["run", str(CORPUS / "utf8_bom"), "--warehouse", str(wh)], env)
-        out = again.stdout.read()
-        assert again.wait(timeout=600) == 0, out
+        code, out = _finish(again, timeout=600)
+        assert code == 0, out
         assert "published to" in out
 
 
@@ -334,8 +345,8 @@ def test_problem4_a_run_killed_with_sigkill_is_marked_failed_by_the_next_run(tmp
     killed = [r for r in instance.get_runs() if r.tags.get("trialpipe/pid") == str(proc.pid)]
     assert len(killed) == 1 and killed[0].status == DagsterRunStatus.STARTED  # as the audit found it
     again = _trialpipe(["run", str(CORPUS / "utf8_bom"), "--warehouse", str(wh)], env)
-    out = again.stdout.read()
-    assert again.wait(timeout=600) == 0, out
+    code, out = _finish(again, timeout=600)
+    assert code == 0, out
     assert instance.get_run_by_id(killed[0].run_id).status == DagsterRunStatus.FAILURE
 
 
