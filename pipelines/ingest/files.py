@@ -160,7 +160,8 @@ def read_delimited(
 
 
 def _blank(body: str | bytes) -> bool:
-    """Nothing but whitespace (``str.strip`` would leave nothing), without copying the body."""
+    """Nothing but whitespace (``str.strip`` would leave nothing); a bytes body is decoded for the
+    test (Unicode whitespace, as ``str.strip`` sees it), not kept."""
     if isinstance(body, bytes):
         body = body.decode("utf-8")  # valid: checked with the whole file
     return not body or body.isspace()

@@ -97,17 +97,24 @@ def get_instance(*, capture_output: bool = True):
     _sqlite_event_log_without_fsync(home)
     overrides = None if capture_output else {
         "compute_logs": {"module": "dagster._core.storage.noop_compute_log_manager", "class": "NoOpComputeLogManager"}}
-    # Dagster creates the SQLite storages' tables on first use without guarding against a second
-    # process doing the same (its schedule storage then fails with 'table job_ticks already
-    # exists'): two `trialpipe run`s started at once on a new DAGSTER_HOME take turns here
-    with contextlib.ExitStack() as held:
-        try:
-            fh = held.enter_context(open(Path(home) / ".trialpipe-instance.lock", "a"))  # noqa: SIM115
-        except OSError:
-            fh = None  # a home we may not write to: Dagster says so itself, better than we could
-        if fh is not None:
-            fcntl.flock(fh, fcntl.LOCK_EX)  # held for milliseconds: the storages' creation only
+    with _instance_lock(home):
         return DagsterInstance.from_ref(pooled(InstanceRef.from_dir(home, overrides=overrides)))
+
+
+@contextlib.contextmanager
+def _instance_lock(home: str):
+    """Dagster creates the SQLite storages' tables on first use without guarding against a second
+    process doing the same (its schedule storage then fails with 'table job_ticks already exists'):
+    two `trialpipe run`s started at once on a new DAGSTER_HOME take turns creating the instance
+    (milliseconds). A home we may not write to is left to Dagster's own error."""
+    try:
+        fh = open(Path(home) / ".trialpipe-instance.lock", "a")  # noqa: SIM115 - closed below
+    except OSError:
+        yield
+        return
+    with fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
 
 
 def _step_label(step_key: str) -> str:
