@@ -433,7 +433,8 @@ def fit_mmrm(
 ):
     """Fit an MMRM (SAS PROC MIXED with a REPEATED statement) and return an :class:`MMRMResult`.
 
-    ``data``: polars or pandas DataFrame. ``formula``: R mmrm syntax,
+    ``data``: polars or pandas DataFrame, or a dict of columns (numpy arrays or lists; see
+    :mod:`.frame`). ``formula``: R mmrm syntax,
     e.g. ``"chg ~ base + trtp * avisit + us(avisit | usubjid)"``. ``reml``: REML (default) or ML.
     ``df_method``: kenward-roger (default), satterthwaite, residual or between-within
     (default between-within when ``vcov="empirical"``). ``vcov``: None (model-based; KR-adjusted
