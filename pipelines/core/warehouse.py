@@ -18,8 +18,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pyarrow as pa
-import yaml
 
+from pipelines.core import yamlio
 from pipelines.core.masking import SQL_MACROS
 from pipelines.core.paths import SQL_DIR
 
@@ -247,7 +247,7 @@ def table_docs() -> dict[str, dict]:
     docs: dict[str, dict] = {}
     for path in sorted(SQL_DIR.glob("*/_schema.yml")):
         with path.open(encoding="utf-8") as fh:
-            docs.update(yaml.safe_load(fh)["tables"])
+            docs.update(yamlio.safe_load(fh)["tables"])
     return docs
 
 
