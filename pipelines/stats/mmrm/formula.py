@@ -24,11 +24,11 @@ import re
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 
 from pipelines.core.errors import ModelSpecError
 
 from .covariance import STRUCTURES
+from .frame import Frame, as_column, as_frame
 
 _COV_RE = re.compile(
     r"^\s*(" + "|".join(sorted(STRUCTURES, key=len, reverse=True)) + r")\s*\((.*)\)\s*$", re.DOTALL
@@ -180,20 +180,22 @@ def check_one_row_per_visit(subjects: np.ndarray, visits: np.ndarray, n_visits: 
         )
 
 
-def _unique_labels(series: pd.Series) -> list[str]:
-    uniq = pd.unique(series.dropna())
+def _unique_labels(series) -> list[str]:
+    uniq = as_column(series).factorize()[1]
     return list(dict.fromkeys(format_level(v) for v in uniq))
 
 
-def factor_levels(series: pd.Series, column: str, given: list | None, ref, file: str | None) -> list[str]:
+def factor_levels(series, column: str, given: list | None, ref, file: str | None) -> list[str]:
     """Level order for a factor column (R order unless given), with the reference level first."""
     return factor_info(series, column, given, ref, file)[1]
 
 
-def factor_info(series: pd.Series, column: str, given: list | None, ref, file: str | None):
+def factor_info(series, column: str, given: list | None, ref, file: str | None):
     """(natural level order, coding order with the reference first, codes into ``labels``, labels)
-    for a factor column; codes are -1 for missing values."""
-    codes, uniq = pd.factorize(series, use_na_sentinel=True)
+    for a factor column (a :class:`.frame.Column`, pandas Series or array); codes are -1 for
+    missing values."""
+    col = as_column(series)
+    codes, uniq = col.factorize()
     labels = [format_level(u) for u in uniq]
     if given is not None:
         natural = [format_level(v) for v in given]
@@ -205,9 +207,9 @@ def factor_info(series: pd.Series, column: str, given: list | None, ref, file: s
                 column=column,
                 value=unknown[0],
             )
-    elif isinstance(series.dtype, pd.CategoricalDtype):
-        natural = [format_level(v) for v in series.cat.categories]
-    elif pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype):
+    elif col.kind == "factor":
+        natural = [format_level(v) for v in col.categories]
+    elif col.kind in ("number", "bool"):
         natural = [format_level(v) for v in sorted(uniq)]
     else:
         natural = sorted(set(labels))
@@ -224,7 +226,7 @@ def _natural_key(label: str):
     return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.findall(r"\d+|\D+", label)]
 
 
-def data_order_levels(frame: pd.DataFrame, column: str, subject: str) -> list[str]:
+def data_order_levels(frame, column: str, subject: str) -> list[str]:
     """Levels of a (text) time column in the order the data visit them.
 
     Within each subject the rows say which level comes before which; the levels are put in an order
@@ -232,12 +234,14 @@ def data_order_levels(frame: pd.DataFrame, column: str, subject: str) -> list[st
     where the data do not decide (no subject has both levels) the numeric-aware sort does ('W2'
     before 'W4'). A subject that skipped a visit does not matter. When subjects disagree (rows not in
     time order) the levels are sorted numeric-aware ('V2' before 'V10') instead."""
-    d = frame[[subject, column]].dropna()
-    if d.empty:
+    frame = as_frame(frame)
+    keep = ~(frame[subject].na | frame[column].na)
+    if not keep.any():
         return []
-    codes, uniq = pd.factorize(d[column].map(format_level))
-    labels = list(uniq)
-    subj = pd.factorize(d[subject])[0]
+    col_codes, col_uniq = frame[column].take(keep).factorize()
+    codes, labels = as_column([format_level(v) for v in col_uniq]).factorize()  # labels may coincide: 4 and 4.0
+    codes = codes[col_codes]
+    subj = frame[subject].take(keep).factorize()[0]
     same = subj[1:] == subj[:-1]
     a, b = codes[:-1][same], codes[1:][same]
     keep = a != b
@@ -345,7 +349,8 @@ class DesignBuilder:
     formulaic and R order them; anything else (transforms such as ``log(x)``, non-hierarchical
     terms) goes through formulaic. Both give formulaic's column names."""
 
-    def __init__(self, rhs: str, data: pd.DataFrame, factors: set[str]):
+    def __init__(self, rhs: str, data, factors: set[str]):
+        data = as_frame(data)
         self.rhs = rhs
         self.factors = set(factors)
         self.spec = None
@@ -377,7 +382,7 @@ class DesignBuilder:
                         fast = False
         self.fast = fast
         if fast:
-            self.levels = {f: list(data[f].cat.categories) for f in self.factors if f in data.columns}
+            self.levels = {f: list(data[f].categories) for f in self.factors if f in data.columns}
             self.columns = []
             self.term_indices = {}
             for fs in self.term_factors:
@@ -395,7 +400,7 @@ class DesignBuilder:
         else:
             import formulaic
 
-            mm = formulaic.model_matrix(rhs, data, na_action="raise")
+            mm = formulaic.model_matrix(rhs, data.to_pandas(), na_action="raise")
             self.spec = mm.model_spec
             self.columns = list(mm.columns)
             self.term_indices = {}
@@ -406,18 +411,22 @@ class DesignBuilder:
                 self.term_indices["1" if str(term) == "1" else str(term)] = list(cols)
             self._first = np.asarray(mm.values, dtype=float)
 
-    def matrix(self, data: pd.DataFrame) -> np.ndarray:
+    def matrix(self, data) -> np.ndarray:
+        """The design of ``data`` (a :class:`.frame.Frame` with the factors as factor columns, or a
+        pandas frame with them as Categorical); None: the frame the builder was made with (formulaic path)."""
         if not self.fast:
             if getattr(self, "_first", None) is not None and data is None:
                 return self._first
+            data = data.to_pandas() if isinstance(data, Frame) else data
             return np.asarray(self.spec.get_model_matrix(data, na_action="raise").values, dtype=float)
+        data = as_frame(data)
         n = len(data)
         blocks = []
         for fs in self.term_factors:
             cur = np.ones((n, 1))
             for f in fs:
                 if f in self.factors:
-                    codes = np.asarray(data[f].cat.codes, dtype=int)
+                    codes = np.asarray(data[f].values, dtype=int)
                     k = len(self.levels[f])
                     D = np.zeros((n, k))
                     D[np.arange(n), codes] = 1.0
@@ -425,7 +434,7 @@ class DesignBuilder:
                         D[codes < 0] = np.nan
                     F = D[:, 1:]
                 else:
-                    F = np.asarray(data[f], dtype=float)[:, None]
+                    F = data[f].to_float()[:, None]
                 # new factor's columns outer, existing columns inner (first factor fastest)
                 cur = (F[:, :, None] * cur[:, None, :]).reshape(n, -1)
             blocks.append(cur)

@@ -6,7 +6,6 @@ import difflib
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 
 from pipelines.core.errors import ModelSpecError
 
@@ -24,6 +23,7 @@ from .formula import (
     simple_terms,
     sum_coded_rhs,
 )
+from .frame import Column, Frame, as_frame, parse_number
 from .inference import DF_METHODS, Inference
 from .kenward_roger import kr_adjusted_vcov
 
@@ -48,7 +48,7 @@ _DF_ALIASES = {
 @dataclass
 class Design:
     parsed: object
-    data: pd.DataFrame  # analysis rows, factors as pandas Categorical
+    data: Frame  # analysis rows of the model's columns, factors as factor columns
     y: np.ndarray
     X_all: np.ndarray  # all columns (incl. aliased)
     keep: np.ndarray  # bool mask of estimable (non-aliased) columns
@@ -88,7 +88,7 @@ def sum_coded_design(design: Design):
 
     if design.X_sum is None:
         mm_s = formulaic.model_matrix(
-            sum_coded_rhs(design.parsed.fixed_rhs, design.fixed_factors), design.data, na_action="raise"
+            sum_coded_rhs(design.parsed.fixed_rhs, design.fixed_factors), design.data.to_pandas(), na_action="raise"
         )
         design.X_sum = np.asarray(mm_s.values, dtype=float)
         cols = {}
@@ -101,18 +101,7 @@ def sum_coded_design(design: Design):
     return design.X_sum, design.sum_term_cols
 
 
-def _to_pandas(data) -> pd.DataFrame:
-    if type(data).__module__.split(".")[0] == "polars":  # polars is imported only if it is in use
-        import polars as pl
-
-        if isinstance(data, pl.DataFrame):
-            return data.to_pandas()
-    if isinstance(data, pd.DataFrame):
-        return data.copy()
-    raise ModelSpecError(f"data must be a polars or pandas DataFrame, got {type(data).__name__}")
-
-
-def _check_columns(df: pd.DataFrame, names, file):
+def _check_columns(df: Frame, names, file):
     for name in names:
         if name not in df.columns:
             close = difflib.get_close_matches(name, [str(c) for c in df.columns], n=3)
@@ -126,25 +115,25 @@ def _check_columns(df: pd.DataFrame, names, file):
             )
 
 
-def _numeric(series: pd.Series, column: str, file, what: str) -> pd.Series:
-    if pd.api.types.is_bool_dtype(series.dtype):
-        return series.astype(float)
-    if pd.api.types.is_numeric_dtype(series.dtype):
-        return series.astype(float)
-    conv = pd.to_numeric(series, errors="coerce")
-    bad = conv.isna() & series.notna()
-    if bad.any():
-        pos = int(np.flatnonzero(bad.to_numpy())[0])
-        raise ModelSpecError(
-            f"{what} must be numeric", file=file, row=pos + 1, column=column, value=series.iloc[pos]
-        )
-    return conv.astype(float)
+def _numeric(series: Column, column: str, file, what: str) -> np.ndarray:
+    """float64 values of a column (missing -> NaN); text must hold numbers (pandas' to_numeric)."""
+    if series.kind in ("number", "bool"):
+        return series.to_float()
+    vals = series.labels() if series.kind == "factor" else series.values
+    out = np.full(len(vals), np.nan)
+    for pos, (v, miss) in enumerate(zip(vals.tolist(), series.na.tolist())):
+        if miss:
+            continue
+        x = parse_number(v)
+        if x is None:
+            raise ModelSpecError(f"{what} must be numeric", file=file, row=pos + 1, column=column, value=v)
+        out[pos] = x
+    return out
 
 
 def build_design(data, formula, *, weights=None, ref=None, levels=None, file=None) -> Design:
     parsed = parse_formula(formula)
-    df = _to_pandas(data)
-    df.index = pd.RangeIndex(len(df))
+    df = as_frame(data)
     ref = dict(ref or {})
     levels = dict(levels or {})
     try:
@@ -197,25 +186,24 @@ def build_design(data, formula, *, weights=None, ref=None, levels=None, file=Non
     if parsed.group:
         factor_set.add(parsed.group)
     for v in fixed_vars:
-        s = df[v]
-        if not pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype):
+        if not df[v].is_number:
             factor_set.add(v)
     for var in ref:
         if var not in factor_set and var in fixed_vars:
             factor_set.add(var)
 
     # analysis rows: complete cases of every model variable
-    y_np = y_all.to_numpy(dtype=float)
+    y_np = y_all
     used_mask = ~np.isnan(y_np)
     n_missing_y = int((~used_mask).sum())
     for v in [parsed.subject] + ([parsed.group] if parsed.group else []) + parsed.time + fixed_vars:
-        used_mask &= ~df[v].isna().to_numpy()
+        used_mask &= ~df[v].na
     if spatial:
         for t in parsed.time:
-            used_mask &= ~np.isnan(coords_cols[t].to_numpy(dtype=float))
+            used_mask &= ~np.isnan(coords_cols[t])
     n_missing_cov = int((~used_mask).sum()) - n_missing_y
     if w_all is not None:
-        w_np = w_all.to_numpy(dtype=float)
+        w_np = w_all
         used_mask &= ~np.isnan(w_np)
         nonpos = used_mask & (w_np <= 0)
         if nonpos.any():
@@ -223,12 +211,11 @@ def build_design(data, formula, *, weights=None, ref=None, levels=None, file=Non
             used_mask &= ~nonpos
     if n_missing_cov > 0:
         notes.append(f"{n_missing_cov} rows with a missing covariate, time, group or subject were not used")
-    used = pd.Series(used_mask, index=df.index)
     if not used_mask.any():
         raise ModelSpecError(
             "no rows left after dropping rows with missing values", file=file, column=parsed.response
         )
-    d = df.loc[used_mask, [c for c in dict.fromkeys(needed)]]
+    d = df.take(used_mask, list(dict.fromkeys(needed)))
 
     factors: dict[str, list[str]] = {}  # coding order: reference level first
     natural: dict[str, list[str]] = {}  # display / time order: R's order (or the given levels)
@@ -244,23 +231,24 @@ def build_design(data, formula, *, weights=None, ref=None, levels=None, file=Non
         natural[v] = [x for x in lv_nat if x in present]
         pos = {lab: i for i, lab in enumerate(lv)}
         lut = np.array([pos.get(lab, -1) for lab in labels] + [-1], dtype=int)
-        # object-dtype categories: with pandas' Arrow-backed strings every factor cost ~4 ms here
-        d[v] = pd.Categorical.from_codes(lut[codes_used], categories=pd.Index(lv, dtype=object), validate=False)
-    y = y_all[used].to_numpy(dtype=float)
+        d[v] = Column(lut[codes_used], "factor", lv)
+    y = y_all[used_mask]
 
     # subjects, time, groups
-    raw_codes, raw_uniques = pd.factorize(d[parsed.subject])
+    raw_codes, raw_uniques = d[parsed.subject].factorize()
     raw_labels = [format_level(u) for u in raw_uniques]
     subject_labels = sorted(set(raw_labels))
     spos = {s_: i for i, s_ in enumerate(subject_labels)}
     subj_codes = np.array([spos[x] for x in raw_labels], dtype=int)[raw_codes]
     time_codes = time_levels = coords = None
     if spatial:
-        coords = np.column_stack([coords_cols[t][used].to_numpy(float) for t in parsed.time])
-        key = pd.DataFrame({"s": subj_codes, **{f"c{i}": coords[:, i] for i in range(coords.shape[1])}})
-        dup = key.duplicated(keep=False)
+        coords = np.column_stack([coords_cols[t][used_mask] for t in parsed.time])
+        _, key, count = np.unique(
+            np.column_stack([subj_codes, coords]), axis=0, return_inverse=True, return_counts=True
+        )
+        dup = count[key.reshape(-1)] > 1
         if dup.any():
-            i = int(np.flatnonzero(dup.to_numpy())[0])
+            i = int(np.flatnonzero(dup)[0])
             raise ModelSpecError(
                 f"subject {subject_labels[subj_codes[i]]!r} has two rows at the same coordinates "
                 f"({', '.join(format_level(c) for c in coords[i])})",
@@ -275,15 +263,15 @@ def build_design(data, formula, *, weights=None, ref=None, levels=None, file=Non
         # the covariance structure uses the natural level order (a reference level changes contrasts only)
         time_levels = natural[tvar]
         tpos = np.array([time_levels.index(lv) for lv in factors[tvar]], dtype=int)
-        time_codes = tpos[d[tvar].cat.codes.to_numpy().astype(int)]
+        time_codes = tpos[d[tvar].values.astype(int)]
         check_one_row_per_visit(subj_codes, time_codes, len(time_levels), subject_labels=subject_labels,
-                                visit_labels=time_levels, rows=d.index.to_numpy() + 1, column=tvar, file=file)
+                                visit_labels=time_levels, rows=d.index + 1, column=tvar, file=file)
         time_order = time_codes
     n_subj = len(subject_labels)
     if parsed.group:
         group_levels = natural[parsed.group]
         gpos = np.array([group_levels.index(lv) for lv in factors[parsed.group]], dtype=int)
-        gcodes = gpos[d[parsed.group].cat.codes.to_numpy().astype(int)]
+        gcodes = gpos[d[parsed.group].values.astype(int)]
         gos = np.full(n_subj, -1)
         for s_, g_ in zip(subj_codes, gcodes):
             if gos[s_] not in (-1, g_):
@@ -301,7 +289,7 @@ def build_design(data, formula, *, weights=None, ref=None, levels=None, file=Non
     else:
         group_of_subject = np.zeros(n_subj, dtype=int)
         group_levels = ["all"]
-    wts = None if w_all is None else w_all[used].to_numpy(float)
+    wts = None if w_all is None else w_all[used_mask]
 
     # fixed-effects design (treatment contrasts, R names) and the sum-coded twin for Type III
     rhs = parsed.fixed_rhs
@@ -445,7 +433,8 @@ def fit_mmrm(
 ):
     """Fit an MMRM (SAS PROC MIXED with a REPEATED statement) and return an :class:`MMRMResult`.
 
-    ``data``: polars or pandas DataFrame. ``formula``: R mmrm syntax,
+    ``data``: polars or pandas DataFrame, or a dict of columns (numpy arrays or lists; see
+    :mod:`.frame`). ``formula``: R mmrm syntax,
     e.g. ``"chg ~ base + trtp * avisit + us(avisit | usubjid)"``. ``reml``: REML (default) or ML.
     ``df_method``: kenward-roger (default), satterthwaite, residual or between-within
     (default between-within when ``vcov="empirical"``). ``vcov``: None (model-based; KR-adjusted

@@ -6,11 +6,11 @@ import itertools
 import math
 
 import numpy as np
-import pandas as pd
 from scipy import special
 
 from pipelines.core.errors import ModelSpecError
 
+from .frame import Column, Frame
 from .inference import independent_rows
 
 
@@ -214,12 +214,10 @@ class MMRMResult:
         size = int(np.prod([len(x) for x in lv])) if lv else 1
         if size > 2_000_000:
             raise ModelSpecError("the LS-means reference grid is too large (more than 2 million cells)")
-        combos = list(itertools.product(*lv)) if lv else [()]
-        grid = pd.DataFrame(combos, columns=facs) if facs else pd.DataFrame(index=range(1))
-        for f in facs:
-            grid[f] = pd.Categorical(grid[f], categories=pd.Index(d.factors[f], dtype=object))
+        codes = np.array(list(itertools.product(*[range(len(x)) for x in lv])), dtype=np.int64).reshape(size, -1)
+        grid = Frame({f: Column(codes[:, i], "factor", d.factors[f]) for i, f in enumerate(facs)}, np.arange(size))
         for v in d.fixed_continuous:
-            grid[v] = float(d.data[v].astype(float).mean())
+            grid[v] = Column(np.full(size, d.data[v].mean()), "number")
         Xg = d.model_spec.matrix(grid)
         return grid, Xg
 
@@ -258,7 +256,7 @@ class MMRMResult:
         keys = list(itertools.product(*[d.natural_levels[f] for f in spec]))
         L = np.zeros((len(keys), Xg.shape[1]))
         if spec:
-            gk = list(zip(*[grid[f].astype(str) for f in spec]))
+            gk = list(zip(*[grid[f].labels().tolist() for f in spec]))
             index = {}
             for i, k in enumerate(gk):
                 index.setdefault(k, []).append(i)
