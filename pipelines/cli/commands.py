@@ -26,13 +26,12 @@ def _run(study_dir: Path, warehouse: Path | None, report_dir: Path | None, job: 
 
 def _summary(outcome, console):
     """Per-file counts and blocking failures of this run, from the study's working database."""
-    import duckdb
-
+    from pipelines.core.warehouse import open_database
     from pipelines.report.validation import print_summary, summarize
 
     if not outcome.working_db.exists():
         return None
-    con = duckdb.connect(str(outcome.working_db), read_only=True)
+    con = open_database(outcome.working_db, read_only=True)
     try:
         summary = summarize(con, outcome.study_id, outcome.run_id)
     finally:

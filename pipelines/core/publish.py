@@ -144,7 +144,7 @@ def _guard_against_writers(path: Path) -> duckdb.DuckDBPyConnection | None:
     if not path.exists():
         return None
     try:
-        con = duckdb.connect(str(path), read_only=True)
+        con = warehouse.open_database(path, read_only=True)
     except duckdb.IOException as exc:
         msg = str(exc)
         if "lock" not in msg.lower():
@@ -168,7 +168,7 @@ def _checkpoint_stale_wal(path: Path) -> None:
     deadline = time.monotonic() + 30
     while True:
         try:
-            con = duckdb.connect(str(path))
+            con = warehouse.open_database(path)
             break
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower():
@@ -218,7 +218,7 @@ def _swap(warehouse_path: Path, *, on_wait=None) -> Iterator[duckdb.DuckDBPyConn
         try:
             if path.exists():
                 shutil.copyfile(path, tmp)
-            con = duckdb.connect(str(tmp))
+            con = warehouse.open_database(tmp)
             con.execute("set enable_progress_bar = false")
             yield con
             con.execute("checkpoint")

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 import polars as pl
 import pyarrow as pa
-import yaml
 
+from pipelines.core import yamlio
 from pipelines.core.masking import SQL_MACROS
 from pipelines.core.paths import SQL_DIR
 
@@ -57,16 +59,46 @@ def connect(
     path = Path(path)
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path), read_only=read_only)
-    con.execute("set enable_progress_bar = false")
-    con.execute("set preserve_insertion_order = false")  # tables are sets; lets DuckDB write in parallel
-    if not read_only:
-        con.execute(f"set memory_limit = '{memory or memory_limit()}'")
-    con.execute(SQL_MACROS)  # tp_show / tp_label ...: what a message may repeat from a file
-    try:
+    con = open_database(path, read_only=read_only)
+    try:  # closed however the setup or the body ends (an interrupt may land anywhere)
+        con.execute("set enable_progress_bar = false")
+        con.execute("set preserve_insertion_order = false")  # tables are sets; lets DuckDB write in parallel
+        if not read_only:
+            con.execute(f"set memory_limit = '{memory or memory_limit()}'")
+        con.execute(SQL_MACROS)  # tp_show / tp_label ...: what a message may repeat from a file
         yield con
     finally:
         con.close()
+
+
+# How long duckdb.connect may wait on a closing instance of the same file before the collector runs.
+REOPEN_COLLECT_AFTER = 1.0
+
+
+def open_database(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """``duckdb.connect`` that cannot wait forever on garbage.
+
+    DuckDB keeps one instance per file in a process. While anything still holds the last closed
+    instance (a result stream, or an object an interrupted step left in a reference cycle with its
+    traceback), ``duckdb.connect`` on that file busy-waits for it to go, with the GIL released, and
+    nothing in the process runs the collector that would free it: a run cancelled at the wrong
+    moment spun there for good. So while connect waits longer than REOPEN_COLLECT_AFTER, a timer
+    thread runs the collector (again every few seconds); a normal connect takes milliseconds and
+    only starts and cancels the timer."""
+    done = threading.Event()
+
+    def collect_while_waiting() -> None:
+        wait = REOPEN_COLLECT_AFTER
+        while not done.wait(wait):
+            gc.collect()
+            wait = 5.0
+
+    watcher = threading.Thread(target=collect_while_waiting, name="trialpipe-duckdb-open", daemon=True)
+    watcher.start()
+    try:
+        return duckdb.connect(str(path), read_only=read_only)
+    finally:
+        done.set()
 
 
 def ensure_schemas(con: duckdb.DuckDBPyConnection) -> None:
@@ -215,7 +247,7 @@ def table_docs() -> dict[str, dict]:
     docs: dict[str, dict] = {}
     for path in sorted(SQL_DIR.glob("*/_schema.yml")):
         with path.open(encoding="utf-8") as fh:
-            docs.update(yaml.safe_load(fh)["tables"])
+            docs.update(yamlio.safe_load(fh)["tables"])
     return docs
 
 

@@ -14,8 +14,9 @@ import re
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from pipelines.core import yamlio
 
 HERE = Path(__file__).parent
 
@@ -368,7 +369,7 @@ class Instrument(BaseModel):
 
 def load_instrument_file(path: Path) -> Instrument:
     with path.open(encoding="utf-8") as fh:
-        inst = Instrument.model_validate(yaml.safe_load(fh))
+        inst = Instrument.model_validate(yamlio.safe_load(fh))
     if inst.id != path.stem:
         raise ValueError(f"{path.name}: id {inst.id!r} must equal the file stem")
     return inst

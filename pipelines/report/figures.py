@@ -16,6 +16,7 @@ import math
 from contextlib import contextmanager
 
 import matplotlib
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
 OKABE_ITO = {
@@ -246,11 +247,13 @@ def change_over_visits(
                     label=s["label"],
                 )[0]
                 handles.setdefault(s["label"], h)
-                for x, p in zip(xs, pts, strict=True):
-                    if _finite(p[2], p[3]):
-                        ax.plot([x, x], [p[2], p[3]], color=st["color"], lw=1.2)
-                        ax.plot([x - 0.03, x + 0.03], [p[2], p[2]], color=st["color"], lw=1.0)
-                        ax.plot([x - 0.03, x + 0.03], [p[3], p[3]], color=st["color"], lw=1.0)
+                bars = [(x, p[2], p[3]) for x, p in zip(xs, pts, strict=True) if _finite(p[2], p[3])]
+                if bars:  # CI bar and its two caps, one artist for the series
+                    ax.add_collection(LineCollection(
+                        [seg for x, lo, hi in bars for seg in (
+                            [(x, lo), (x, hi)], [(x - 0.03, lo), (x + 0.03, lo)], [(x - 0.03, hi), (x + 0.03, hi)])],
+                        colors=st["color"], linewidths=[1.2, 1.0, 1.0] * len(bars),
+                    ))
             ax.axhline(0, color=GREY, lw=0.7)
             if primary_index is not None:
                 ax.axvspan(primary_index - 0.4, primary_index + 0.4, color="#F2F2F2", zorder=0)

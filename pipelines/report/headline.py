@@ -18,6 +18,7 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines.core.warehouse import open_database
 from pipelines.report import fmt
 from pipelines.report import tables as T
 from pipelines.report.data import StudyData, load_study
@@ -194,7 +195,7 @@ def _print_lines(outcome, console, lines_of, *, say_unreadable: bool) -> bool:
     """Print ``lines_of(con, study_id)`` read from the run's published warehouse, indented; False
     when the warehouse cannot be opened (said on the console when ``say_unreadable``)."""
     try:
-        con = duckdb.connect(str(outcome.warehouse), read_only=True)
+        con = open_database(outcome.warehouse, read_only=True)
     except duckdb.Error as exc:
         if say_unreadable:
             console.print(f"  could not open {outcome.warehouse}: {exc}", markup=False, highlight=False)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from pipelines.core import yamlio
 from pipelines.core.errors import TrialpipeError
 
 SHELL_DIR = Path(__file__).parent / "shells"
@@ -54,7 +55,7 @@ class Shell:
 
 def _parse(path: Path) -> Shell:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = yamlio.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise TrialpipeError(f"output shell is not valid YAML: {exc}", file=str(path)) from None
     missing = [k for k in REQUIRED if not raw.get(k)]

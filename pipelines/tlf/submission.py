@@ -18,8 +18,8 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
-import yaml
 
+from pipelines.core import yamlio
 from pipelines.core.errors import SubmissionError
 from pipelines.report.data import read_table
 
@@ -66,7 +66,7 @@ class Dataset:
 
 @cache
 def spec() -> dict:
-    return yaml.safe_load(SPEC_PATH.read_text(encoding="utf-8"))
+    return yamlio.safe_load(SPEC_PATH.read_text(encoding="utf-8"))
 
 
 def _comment_label(table: str, column: str) -> str | None:
