@@ -64,19 +64,25 @@ def read_columns(path: str) -> dict:
     leading_zero = re.compile(r"^[ \t]*[+-]?0[0-9]", re.MULTILINE)
     out = {}
     for name, values in zip(header, zip(*body) if body else [()] * width):
-        missing = [v in _MISSING for v in values]
-        present = [v for v, m in zip(values, missing) if not m]
+        missing = np.fromiter((v in _MISSING for v in values), dtype=bool, count=len(values))
+        present = [v for v in values if v not in _MISSING] if missing.any() else values
         text = "\n".join(present)
         one_line = text.count("\n") == len(present) - 1  # no value spans lines (quoted newlines)
         if not present or (one_line and numbers.fullmatch(text) and not leading_zero.search(text)):
-            if not any(missing) and integers.fullmatch(text or "0") and all(
-                -(2**63) <= int(v) < 2**63 for v in present
+            if (
+                not missing.any()
+                and integers.fullmatch(text or "0")
+                and all(len(v) < 19 or -(2**63) <= int(v) < 2**63 for v in present)
             ):
-                out[name] = np.array([int(v) for v in present], dtype=np.int64)
+                out[name] = np.fromiter(map(int, present), dtype=np.int64, count=len(present))
             else:
-                out[name] = np.array([math.nan if m else float(v) for v, m in zip(values, missing)])
+                col = np.full(len(values), math.nan)
+                col[~missing] = np.fromiter(map(float, present), dtype=float, count=len(present))
+                out[name] = col
         else:
-            out[name] = np.array([None if m else v for v, m in zip(values, missing)], dtype=object)
+            col = np.array(values, dtype=object)
+            col[missing] = None
+            out[name] = col
     return out
 
 
