@@ -121,7 +121,6 @@ def run_model(con: duckdb.DuckDBPyConnection, model: str) -> dict[str, float | i
     elif not is_view and kind == "view" and warehouse.table_exists(con, model):
         con.execute(f"drop table {model}")
     con.execute(f"create or replace {kind} {model} as\n{sql}")
-    warehouse.document(con, model, is_view=kind == "view")
     # an intermediate view is not counted: counting it computes it (staging.assessment_items unpivots
     # every raw row: ~5 s of a 10,000-subject run for two counts); a published view is counted
     rows = warehouse.count(con, model) if kind == "table" or _header(model, "published") == "table" else None
