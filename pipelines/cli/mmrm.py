@@ -287,8 +287,8 @@ def mmrm(data, formula, ml, df_method, vcov, weights, refs, level_opts, lsmeans,
         if ls_spec and res.inference is not None:
             status.update("LS means")
             factor, by = ls_spec
-            ls_frame = res.lsmeans(factor, by=by)
-            contrast_frame = res.lsmean_contrasts(factor, by=by)
+            ls_frame = res.lsmean_columns(factor, by=by)  # {column: values}: no polars in this process
+            contrast_frame = res.lsmean_contrast_columns(factor, by=by)
         if res.inference is not None:
             from pipelines.stats.mmrm.result import TIDY_COLUMNS
 
@@ -325,33 +325,24 @@ def mmrm(data, formula, ml, df_method, vcov, weights, refs, level_opts, lsmeans,
             title = "Covariance matrix" + ("" if g == "all" else f" ({g})")
             _table(console, title, cov_rows, ["", *labels], text_columns={""})
     if ls_frame is not None:
-        lead = [
-            c
-            for c in ls_frame.columns
-            if c not in ("estimate", "std_error", "df", "statistic", "p_value", "conf_low", "conf_high")
-        ]
-        _table(console, "LS means", ls_frame, lead + ["estimate", "std_error", "df", "conf_low", "conf_high"])
-        lead = [
-            c
-            for c in contrast_frame.columns
-            if c
-            not in (
-                "estimate",
-                "std_error",
-                "df",
-                "statistic",
-                "p_value",
-                "conf_low",
-                "conf_high",
-                "reference",
-            )
-        ]
-        lead = [c for c in lead if c != ls_spec[0] and c != "contrast"] + ["contrast"]
+        from pipelines.stats.mmrm.result import TIDY_COLUMNS, records
+
+        lead = [c for c in ls_frame if c not in TIDY_COLUMNS]  # the factors' level columns (text)
+        _table(
+            console,
+            "LS means",
+            records(ls_frame),
+            lead + ["estimate", "std_error", "df", "conf_low", "conf_high"],
+            text_columns=set(lead),
+        )
+        text = [c for c in contrast_frame if c not in TIDY_COLUMNS]
+        lead = [c for c in text if c not in (ls_spec[0], "contrast", "reference")] + ["contrast"]
         _table(
             console,
             "Differences of LS means",
-            contrast_frame,
+            records(contrast_frame),
             lead + ["estimate", "std_error", "df", "p_value", "conf_low", "conf_high"],
+            text_columns=set(text),
         )
     for w in res.warnings:
         err.print(f"[yellow]warning:[/yellow] {w}")

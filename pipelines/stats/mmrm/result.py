@@ -162,6 +162,12 @@ class MMRMResult:
 
     @property
     def covariance_parameters(self) -> pl.DataFrame:
+        return pl.DataFrame(
+            self.covariance_parameter_rows(), schema={"group": pl.Utf8, "name": pl.Utf8, "estimate": pl.Float64}
+        )
+
+    def covariance_parameter_rows(self) -> list[dict]:
+        """The rows of :attr:`covariance_parameters` as dicts, without polars."""
         rows = []
         for g, st, ph in zip(self.design.group_levels, self.model.structures, self._group_phis()):
             for n, v in zip(st.param_names(), ph):
@@ -172,7 +178,7 @@ class MMRMResult:
                         "estimate": float(v),
                     }
                 )
-        return pl.DataFrame(rows, schema={"group": pl.Utf8, "name": pl.Utf8, "estimate": pl.Float64})
+        return rows
 
     @property
     def covariance(self) -> dict:
@@ -292,19 +298,27 @@ class MMRMResult:
         """LS means (SAS LSMEANS / emmeans): equal weights over the levels of the other factors,
         continuous covariates at their mean over the analysis rows. ``spec`` a factor (or list),
         ``by`` an optional factor (or list) -- the result has one row per combination."""
+        return pl.DataFrame(self.lsmean_columns(spec, by))
+
+    def lsmean_columns(self, spec, by=None) -> dict[str, list]:
+        """:meth:`lsmeans` as {column: values}, without polars (``trialpipe mmrm`` prints these)."""
         spec = [spec] if isinstance(spec, str) else list(spec)
         by = [] if by is None else ([by] if isinstance(by, str) else list(by))
         allf = spec + [b for b in by if b not in spec]
         keys, L = self._lsmean_rows(allf)
         rows = self._tidy_rows(L, self._spec_term_df(allf))
         cols = {f: [k[i] for k in keys] for i, f in enumerate(allf)}
-        frame = pl.DataFrame({**cols, **{c: [r[i] for r in rows] for i, c in enumerate(TIDY_COLUMNS)}})
-        return frame.select(allf + TIDY_COLUMNS)
+        tidy = {c: [float(r[i]) for r in rows] for i, c in enumerate(TIDY_COLUMNS)}
+        return {**cols, **tidy}
 
     def lsmean_contrasts(self, spec: str, by=None, ref=None, pairs: str = "reference") -> pl.DataFrame:
         """Differences of LS means of factor ``spec`` within each level of ``by``: every level minus
         ``ref`` (default: the factor's reference level), or all pairs (``pairs="all"``, level i minus
         level j for i before j, as SAS PDIFF)."""
+        return pl.DataFrame(self.lsmean_contrast_columns(spec, by, ref, pairs))
+
+    def lsmean_contrast_columns(self, spec: str, by=None, ref=None, pairs: str = "reference") -> dict[str, list]:
+        """:meth:`lsmean_contrasts` as {column: values}, without polars."""
         if not isinstance(spec, str):
             raise ModelSpecError("lsmean_contrasts takes a single factor")
         by = [] if by is None else ([by] if isinstance(by, str) else list(by))
@@ -330,16 +344,13 @@ class MMRMResult:
                 out_L.append(L[idx[(a,) + tuple(bc)]] - L[idx[(b,) + tuple(bc)]])
         Lc = np.array(out_L) if out_L else np.zeros((0, L.shape[1]))
         rows = self._tidy_rows(Lc, self._spec_term_df(allf))
-        frame = pl.DataFrame(
-            {
-                **{b: [k[2 + i] for k in out_keys] for i, b in enumerate(by)},
-                "contrast": [f"{k[0]} - {k[1]}" for k in out_keys],
-                spec: [k[0] for k in out_keys],
-                "reference": [k[1] for k in out_keys],
-                **{c: [r[i] for r in rows] for i, c in enumerate(TIDY_COLUMNS)},
-            }
-        )
-        return frame
+        return {
+            **{b: [k[2 + i] for k in out_keys] for i, b in enumerate(by)},
+            "contrast": [f"{k[0]} - {k[1]}" for k in out_keys],
+            spec: [k[0] for k in out_keys],
+            "reference": [k[1] for k in out_keys],
+            **{c: [float(r[i]) for r in rows] for i, c in enumerate(TIDY_COLUMNS)},
+        }
 
     # ------------------------------------------------------------------------------ tests
     def test(self, L, term=None) -> pl.DataFrame:
@@ -453,9 +464,12 @@ class MMRMResult:
         }
 
     def to_dict(self, lsmeans=None, contrasts=None) -> dict:
+        """The contract's JSON shape; ``lsmeans``/``contrasts``: tables from :meth:`lsmeans` and
+        :meth:`lsmean_contrasts` (polars) or their ``*_columns`` twins."""
         out = {k: _nan_to_none(v) if isinstance(v, float) else v for k, v in self.summary().items()}
         out["coefficients"] = [
-            {k: _nan_to_none(v) for k, v in row.items()} for row in self.coefficients.iter_rows(named=True)
+            {k: _nan_to_none(float(v) if k != "term" else v) for k, v in zip(["term", *TIDY_COLUMNS], row)}
+            for row in self.coefficient_rows()
         ]
         cov = self.covariance
 
@@ -470,15 +484,11 @@ class MMRMResult:
             out["covariance"] = mat(next(iter(cov.values())))
         else:
             out["covariance"] = {"groups": [{"group": g, **mat(cv)} for g, cv in cov.items()]}
-        out["covariance_parameters"] = self.covariance_parameters.to_dicts()
+        out["covariance_parameters"] = self.covariance_parameter_rows()
         if lsmeans is not None:
-            out["lsmeans"] = [
-                {k: _nan_to_none(v) for k, v in r.items()} for r in lsmeans.iter_rows(named=True)
-            ]
+            out["lsmeans"] = [{k: _nan_to_none(v) for k, v in r.items()} for r in records(lsmeans)]
         if contrasts is not None:
-            out["contrasts"] = [
-                {k: _nan_to_none(v) for k, v in r.items()} for r in contrasts.iter_rows(named=True)
-            ]
+            out["contrasts"] = [{k: _nan_to_none(v) for k, v in r.items()} for r in records(contrasts)]
         return out
 
     def __repr__(self):
@@ -486,6 +496,13 @@ class MMRMResult:
             f"<MMRMResult {self.formula!r} {self.method} {self.df_method}: -2LL {self.neg2_loglik:.6f}, "
             f"converged={self.converged}>"
         )
+
+
+def records(table) -> list[dict]:
+    """Rows as dicts of a polars frame or of {column: values}."""
+    if isinstance(table, dict):
+        return [dict(zip(table, vals)) for vals in zip(*table.values())]
+    return list(table.iter_rows(named=True))
 
 
 def format_coord(v):
