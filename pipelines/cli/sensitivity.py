@@ -20,13 +20,13 @@ def _replace_rows(con, table: str, frame, study_id: str) -> None:
         con.execute(f"delete from {table} where study_id = ?", [study_id])
         have = set(warehouse.column_names(con, table))
         if set(frame.columns) <= have:
-            warehouse.write_frame(con, table, frame, mode="append")
+            warehouse.write_frame(con, table, frame, mode="append", documented=True)
             return
         rest = con.execute(f"select * from {table}").pl()
         import polars as pl
 
         frame = pl.concat([rest, frame], how="diagonal_relaxed")
-    warehouse.write_frame(con, table, frame)
+    warehouse.write_frame(con, table, frame, documented=True)
 
 
 @click.command(name="sensitivity", context_settings={"help_option_names": ["-h", "--help"]})

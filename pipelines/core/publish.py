@@ -281,6 +281,7 @@ def publish(working_db: Path, warehouse_path: Path, study_id: str, run_row: dict
                     con.execute(f'delete from "{schema}"."{table}" where study_id = ?', [study_id])
             # 3. Its rows and the documentation of every table it brings.
             n_rows = 0
+            current = warehouse.comments(con)  # the comments the published tables carry already
             for schema, table in work_tables:
                 existing = catalog.get((main, schema, table), {})
                 incoming = catalog[("work", schema, table)]
@@ -288,7 +289,7 @@ def publish(working_db: Path, warehouse_path: Path, study_id: str, run_row: dict
                 # (staging.item_responses) a second time, 2.7 M joined ratings at 10,000 subjects
                 n_rows += int(con.execute(
                     f'insert into "{schema}"."{table}" by name select * from work."{schema}"."{table}"').fetchone()[0])
-                warehouse.document(con, f"{schema}.{table}", columns=set(existing) | set(incoming))
+                warehouse.document(con, f"{schema}.{table}", columns=set(existing) | set(incoming), current=current)
             if run_row is not None:
                 _record_run(con, run_row)
         con.execute("detach work")

@@ -2,14 +2,16 @@
 
 Every file ``sql/<layer>/<name>.sql`` is one ``select`` (import CTEs, transform CTEs,
 ``select * from final``) with a header comment saying what the table is, its grain and its inputs.
-The runner wraps it in ``create or replace table <layer>.<name> as ...`` and applies the table's
-documentation from ``sql/_schema.yml`` as ``COMMENT ON``. Files hold no DDL. Values that are not
-data (the run id) are read in SQL with ``getvariable('run_id')``.
+The runner wraps it in ``create or replace table <layer>.<name> as ...`` (the table's documentation
+from ``sql/_schema.yml`` becomes ``COMMENT ON`` when the study is published). Files hold no DDL.
+Values that are not data (the run id) are read in SQL with ``getvariable('run_id')``.
 
 Files are rendered with Jinja first, with two variables: ``instruments``, the ids of the instrument
 definitions (``pipelines/instruments/*.yaml``), and ``item_columns``, each instrument's raw item
 columns. It is what keeps the SQL generic over instruments:
-a new definition gets its raw table unpivoted and scored without a new code path. Steps several
+a new definition gets its raw table unpivoted and scored without a new code path. When a model is
+built, ``instruments`` lists only those whose raw table has rows (a study has 3 of the 10 scales,
+typically): the statement is the same for them and DuckDB plans a third of it. Steps several
 models share are Jinja macros under ``sql/_macros/`` (no layer: nothing there is a table), imported by
 name after the model's header, e.g. ``{% from "_macros/rows.sql" import subject_problems %}``.
 """
@@ -61,18 +63,41 @@ def _template(env, path: str, mtime_ns: int):
     return env.from_string(Path(path).read_text(encoding="utf-8"))
 
 
-def render(model: str) -> str:
+def render(model: str, instruments: list[str] | None = None) -> str:
+    """The model's SQL; ``instruments``: the instrument ids its loops run over (default: all, in
+    definition order)."""
     from pipelines.ingest.schema import raw_tables
     from pipelines.instruments import load_instruments
 
     path = model_path(model)
     template = _template(_environment(), str(path), path.stat().st_mtime_ns)
-    instruments = load_instruments()
+    defined = load_instruments()
     return template.render(
-        instruments=list(instruments),
-        item_columns={k: [f"item_{n}" for n in i.item_numbers] for k, i in instruments.items()},
+        instruments=[i for i in defined if instruments is None or i in instruments],
+        item_columns={k: [f"item_{n}" for n in i.item_numbers] for k, i in defined.items()},
         raw_columns=raw_tables(),
     )
+
+
+def _loops_over_instruments(model: str) -> bool:
+    return "in instruments" in model_path(model).read_text(encoding="utf-8")
+
+
+def instruments_with_rows(con: duckdb.DuckDBPyConnection) -> list[str] | None:
+    """Instrument ids whose ``raw.<id>`` table has a row; None (meaning all) when none has, or when
+    a raw table is missing (a database built before the raw layer)."""
+    from pipelines.instruments import load_instruments
+
+    ids = list(load_instruments())
+    tables = {r[0] for r in con.execute(
+        "select table_name from duckdb_tables() where database_name = current_database() and schema_name = 'raw'"
+    ).fetchall()}
+    if not set(ids) <= tables:
+        return None
+    found = [r[0] for r in con.execute(
+        " union all ".join(f"select '{i}' where exists (select 1 from raw.{i})" for i in ids)
+    ).fetchall()]
+    return found or None
 
 
 def materialization(model: str) -> str:
@@ -108,8 +133,8 @@ def publication() -> dict[str, str]:
 
 def run_model(con: duckdb.DuckDBPyConnection, model: str) -> dict[str, float | int]:
     """Build ``model`` (``layer.name``) from its SQL file; returns row count and seconds."""
-    sql = render(model)
     started = time.perf_counter()
+    sql = render(model, instruments_with_rows(con) if _loops_over_instruments(model) else None)
     warehouse.ensure_schemas(con)
     kind = materialization(model)
     schema, name = model.split(".")
@@ -121,7 +146,6 @@ def run_model(con: duckdb.DuckDBPyConnection, model: str) -> dict[str, float | i
     elif not is_view and kind == "view" and warehouse.table_exists(con, model):
         con.execute(f"drop table {model}")
     con.execute(f"create or replace {kind} {model} as\n{sql}")
-    warehouse.document(con, model, is_view=kind == "view")
     # an intermediate view is not counted: counting it computes it (staging.assessment_items unpivots
     # every raw row: ~5 s of a 10,000-subject run for two counts); a published view is counted
     rows = warehouse.count(con, model) if kind == "table" or _header(model, "published") == "table" else None

@@ -593,4 +593,3 @@ def record(con: duckdb.DuckDBPyConnection, outcome: CheckOutcome, study_id: str,
         con.executemany(
             "insert into qc.validation_results values (?, ?, ?, ?, ?, ?, ?, ?, ?, now())", rows
         )
-    warehouse.document(con, "qc.validation_results")

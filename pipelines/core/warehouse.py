@@ -168,10 +168,11 @@ def to_arrow(frame: pl.DataFrame) -> pa.Table:
 
 def write_frame(
     con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame | pa.Table, *, mode: str = "replace",
-    documented: bool = True,
+    documented: bool = False,
 ) -> None:
     """Write a polars frame (or the Arrow table :func:`to_arrow` made of one) to ``schema.table``
-    (replace or append by column name)."""
+    (replace or append by column name); ``documented``: apply the table's comments too (a table
+    written straight into the published warehouse - see :func:`document`)."""
     arrow = frame if isinstance(frame, pa.Table) else to_arrow(frame)
     con.register("_tp_frame", arrow)
     try:
@@ -269,10 +270,37 @@ def documentation(table: str) -> tuple[str, dict[str, str]] | None:
     return doc["description"], doc.get("columns", {})
 
 
+def comments(con: duckdb.DuckDBPyConnection, table: str | None = None) -> dict[tuple, str | None]:
+    """The comments the database carries now: (schema, table, column or None for the table itself)
+    -> comment; only ``schema.table``'s when given. One catalog query (duckdb_columns() takes ~4 ms
+    however narrow the filter, so a caller documenting many tables asks once)."""
+    where = "database_name = current_database()"
+    params: dict = {}
+    if table is not None:
+        params = dict(zip(("s", "t"), table.split("."), strict=True))
+        where += " and schema_name = $s and {name} = $t"
+    rows = con.execute(
+        f"select schema_name, table_name, null, comment from duckdb_tables() where {where.format(name='table_name')} "
+        f"union all select schema_name, view_name, null, comment from duckdb_views() where {where.format(name='view_name')} "
+        f"union all select schema_name, table_name, column_name, comment from duckdb_columns() "
+        f"where {where.format(name='table_name')}",
+        params,
+    ).fetchall()
+    return {(s, t, c): comment for s, t, c, comment in rows}
+
+
 def document(con: duckdb.DuckDBPyConnection, table: str, *, columns: set[str] | None = None,
-             is_view: bool | None = None) -> None:
-    """Apply the table's documented comments (sql/_schema.yml, or generated for raw tables).
-    ``columns`` (the table's columns) and ``is_view``, when the caller knows them, save the lookups."""
+             is_view: bool | None = None, current: dict[tuple, str | None] | None = None) -> None:
+    """Apply the table's documented comments (sql/_schema.yml, or generated for raw tables) where the
+    table does not carry them already.
+
+    Only the published warehouse is documented (``pipelines.core.publish`` does it for every table a
+    study brings; ``trialpipe sensitivity`` for the tables it writes there): a study's working
+    database is the pipeline's own, and each ``COMMENT ON`` costs DuckDB about 0.2 ms - 1,700 of them,
+    a quarter of building a small study, were written there and never read. A published table
+    keeps its comments from one publish to the next, so only what changed is written.
+    ``columns`` (the table's columns), ``is_view`` and ``current`` (:func:`comments` of the database,
+    read before), when the caller knows them, save lookups."""
     docs = documentation(table)
     if docs is None:
         return
@@ -283,10 +311,31 @@ def document(con: duckdb.DuckDBPyConnection, table: str, *, columns: set[str] | 
             "select count(*) from duckdb_views() where database_name = current_database() and schema_name = ? "
             "and view_name = ?", [schema, name]
         ).fetchone()[0])
-    statements = [f"comment on {'view' if is_view else 'table'} {table} is {_quote(desc.strip())}"]
-    present = columns if columns is not None else set(column_names(con, table))
-    statements += [
-        f"comment on column {table}.{col} is {_quote(str(text).strip())}" for col, text in cols.items() if col in present
+    current = current if current is not None else comments(con, table)
+    have = {c: comment for (s, t, c), comment in current.items() if (s, t) == (schema, name)}
+    present = columns if columns is not None else {c for c in have if c is not None}
+    wanted = {None: desc.strip()} | {col: str(text).strip() for col, text in cols.items() if col in present}
+    statements = [
+        f"comment on {'view' if is_view else 'table'} {table} is {_quote(text)}" if col is None
+        else f"comment on column {table}.{col} is {_quote(text)}"
+        for col, text in wanted.items() if (have.get(col) or "") != text
     ]
-    with transaction(con):  # one round trip and one commit for the whole table's documentation
-        con.execute(";\n".join(statements))
+    if statements:
+        with transaction(con):  # one round trip and one commit for the whole table's documentation
+            con.execute(";\n".join(statements))
+
+
+def undocumented(con: duckdb.DuckDBPyConnection, schema: str) -> list[tuple[str, str]]:
+    """(table, column) of the tables and views in ``schema`` that their documentation does not
+    describe (what publishing could not comment), in order; [] when everything is documented."""
+    out = []
+    for table, column in con.execute(
+        "select table_name, column_name from duckdb_columns() where database_name = current_database() "
+        "and schema_name = ? order by table_name, column_index", [schema]
+    ).fetchall():
+        docs = documentation(f"{schema}.{table}")
+        if docs is None or not docs[0].strip():
+            out.append((table, None))
+        elif column not in docs[1]:
+            out.append((table, column))
+    return list(dict.fromkeys(out))

@@ -19,7 +19,7 @@ from pipelines.core.errors import InputFileError
 from pipelines.ingest.guard import IdentifiableDataError
 from pipelines.ingest.readers import SourceRead
 from pipelines.ingest.source import read_source
-from pipelines.ingest.schema import create_raw_table_sql, raw_table_columns, raw_tables
+from pipelines.ingest.schema import create_raw_table_sql, raw_tables
 from pipelines.instruments import load_instruments
 from pipelines.core.manifest import Manifest
 
@@ -306,10 +306,9 @@ def ingest(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="trialpipe-read") as reader:
         ahead = read(0)
         warehouse.ensure_schemas(con)
-        with warehouse.transaction(con):  # one commit for the 16 tables and their comments
+        with warehouse.transaction(con):  # one commit for the 16 tables
             for table in raw_tables():
                 con.execute(create_raw_table_sql(table))
-                warehouse.document(con, f"raw.{table}", columns=set(raw_table_columns(table)), is_view=False)
         # Each file: its own commit, on one DuckDB thread, written to the database file at the
         # commit. One thread: a file's rows split over threads become partial row groups, each
         # compressed at the commit (appends and commits of the 4 files of 10,000 subjects: 0.58 s of
@@ -333,7 +332,7 @@ def ingest(
                 r, arrow = current.result()
                 with warehouse.transaction(con):
                     for table, frame in arrow.items():
-                        warehouse.write_frame(con, f"raw.{table}", frame, mode="append", documented=False)
+                        warehouse.write_frame(con, f"raw.{table}", frame, mode="append")
                 if r.unmapped_columns:
                     log.info("%s: columns not mapped (not loaded): %s", r.file, ", ".join(r.unmapped_columns))
                 reads.append(r)

@@ -195,11 +195,6 @@ def raw_tables() -> dict[str, list[str]]:
     return tables
 
 
-def raw_table_columns(table: str) -> list[str]:
-    """Every column of ``raw.<table>``, in the order :func:`create_raw_table_sql` makes them."""
-    return ["study_id", "source", *raw_tables()[table], *LINEAGE]
-
-
 def create_raw_table_sql(table: str) -> str:
     cols = raw_tables()[table]
     defs = ["study_id varchar not null", "source varchar not null"]
