@@ -379,23 +379,37 @@ def responders(groups: list[dict], *, level: float = 95, width: float = 7.5) -> 
 # -------------------------------------------------------------------------------------- flow
 def flow_diagram(stages: list[str], arms: list[dict], total: list[int | None]) -> Figure:
     """CONSORT-like boxes: a 'Randomized N' box splitting into one column per arm, each with a box per
-    stage. ``arms``: [{label, style, counts: [n per stage]}]; ``total``: N per stage."""
+    stage. ``arms``: [{label, style, counts: [n per stage]}]; ``total``: N per stage. A stage's boxes
+    are as tall as its longest text (a discontinuation box listing reasons has four lines)."""
     from matplotlib.patches import FancyBboxPatch
 
+    texts = []  # texts[stage][arm]
+    for i, stage in enumerate(stages):
+        row = []
+        for arm in arms:
+            detail = (arm.get("details") or [""] * len(stages))[i]
+            label = arm["label"] if i == 0 else _short_stage(stage)
+            row.append(f"{label}\nn = {arm['counts'][i]}" + (f"\n{_short_stage(detail)}" if detail else ""))
+        texts.append(row)
+    # data units: a two-line box is 0.66 tall, each further line adds 0.2; 0.29 between boxes
+    heights = [max(0.66, 0.26 + 0.2 * max((t.count("\n") + 1 for t in row), default=2)) for row in texts]
+    tops = [-0.57]
+    for h in heights[:-1]:
+        tops.append(tops[-1] - h - 0.29)
+    bottom = tops[-1] - heights[-1] - 0.07
     with style():
         ncol = max(len(arms), 1)
-        fig = new_figure(max(2.9 * ncol, 3.6) + 0.2, 0.9 + 0.8 * len(stages))
+        fig = new_figure(max(2.9 * ncol, 3.6) + 0.2, 0.1 + 0.84 * (0.95 - bottom))
         ax = fig.subplots()
         ax.set_axis_off()
         ax.set_xlim(-0.1 if ncol == 1 else 0, ncol + (0.1 if ncol == 1 else 0))
-        ax.set_ylim(-len(stages) - 0.1, 1.1)
 
-        def box(x, y, text, color):
+        def box(x, y, text, color, height=0.66):
             ax.add_patch(
                 FancyBboxPatch(
-                    (x - 0.44, y - 0.33),
+                    (x - 0.44, y - height / 2),
                     0.88,
-                    0.66,
+                    height,
                     boxstyle="round,pad=0.02,rounding_size=0.06",
                     fc="white",
                     ec=color,
@@ -412,23 +426,20 @@ def flow_diagram(stages: list[str], arms: list[dict], total: list[int | None]) -
             color = arm["style"]["color"]
             ax.annotate(
                 "",
-                xy=(x, -0.6),
+                xy=(x, tops[0]),
                 xytext=(ncol / 2, 0.25),
                 arrowprops={"arrowstyle": "-|>", "color": GREY, "lw": 0.9},
             )
-            for i, (stage, n) in enumerate(zip(stages, arm["counts"], strict=True)):
-                y = -0.9 - i * 0.95 + 0.0
-                label = arm["label"] if i == 0 else _short_stage(stage)
-                detail = (arm.get("details") or [""] * len(stages))[i]
-                box(x, y, f"{label}\nn = {n}" + (f"\n{_short_stage(detail)}" if detail else ""), color)
+            for i in range(len(stages)):
+                box(x, tops[i] - heights[i] / 2, texts[i][j], color, heights[i])
                 if i:
                     ax.annotate(
                         "",
-                        xy=(x, y + 0.33),
-                        xytext=(x, y + 0.62),
+                        xy=(x, tops[i]),
+                        xytext=(x, tops[i - 1] - heights[i - 1]),
                         arrowprops={"arrowstyle": "-|>", "color": GREY, "lw": 0.9},
                     )
-        ax.set_ylim(-0.9 - (len(stages) - 1) * 0.95 - 0.4, 0.95)
+        ax.set_ylim(bottom, 0.95)
     return fig
 
 
