@@ -213,6 +213,17 @@ SPAGHETTI_MAX_LINES = 200
 SPAGHETTI_SEED = 20210105
 
 
+def _spread_ticks(days: list, parts: int = 16) -> list:
+    """Visit days as axis ticks, leaving out a day closer than 1/parts of the range to the tick
+    before it (days 0, 1, 2, 4, 7, 9, 11, 14 ... 70 ran into each other: 0, 7, 14 ... 70 are kept)."""
+    gap = (days[-1] - days[0]) / parts if len(days) > 1 else 0
+    kept: list = []
+    for d in days:
+        if not kept or d - kept[-1] >= gap:
+            kept.append(d)
+    return kept
+
+
 def spaghetti_figure(data: StudyData, paramcd: str, value: str = "aval") -> Figure | None:
     adqs = data.adqs
     if adqs is None or adqs.is_empty():
@@ -254,7 +265,7 @@ def spaghetti_figure(data: StudyData, paramcd: str, value: str = "aval") -> Figu
                 "style": styles[a.id],
                 "subjects": subjects,
                 "mean": mean_pts,
-                "xticks": sorted({d for d in day_of.values() if d is not None}),
+                "xticks": _spread_ticks(sorted({d for d in day_of.values() if d is not None})),
             }
         )
     if not panels:
