@@ -9,7 +9,8 @@
 The reference level of the contrasts is the factor's reference (``--ref ARMCD=PBO``, otherwise its
 first level in R order). CSV reading: ``NA`` and empty cells are missing; a column whose values are
 all numbers is numeric unless a value has a leading zero (``"006"``), which marks an identifier and
-keeps the column as text.
+keeps the column as text. Blank lines are skipped and short rows padded with missing cells; a row
+with more cells than the header is an error naming the row.
 """
 
 from __future__ import annotations
