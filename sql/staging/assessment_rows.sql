@@ -100,7 +100,8 @@ item_problems as (
                    coalesce(' (' || i.instrument || ' items are numbers: ' || an.anchor_text || ')', '') else '' end,
             '; ' order by a.item nulls last
         ) filter (where a.value_problem is not null) as value_problems,
-        string_agg(distinct tp_quote(a.item_code_raw), ', ') filter (where a.record_type = 'unmapped') as unknown_codes
+        string_agg(distinct tp_quote(a.item_code_raw), ', ' order by tp_quote(a.item_code_raw))
+            filter (where a.record_type = 'unmapped') as unknown_codes
     from staging.assessment_items as a
     inner join ref.instruments as i on i.instrument_id = a.instrument_id
     left join anchors as an on an.instrument_id = a.instrument_id
@@ -157,7 +158,8 @@ dup_compare as (
     select
         d.*,
         count(distinct d.value_key) over w as n_values,
-        string_agg(d._source_file || ' row ' || d._source_row || ' = ' || d.value_key, ', ') over w as copies
+        string_agg(d._source_file || ' row ' || d._source_row || ' = ' || d.value_key, ', '
+                   order by d._source_file, d._source_row) over w as copies
     from dup_items as d
     window w as (partition by d.instrument_id, d.usubjid, d.visit_id, d.day, d.item_key, d.record_type, d.item)
 ),

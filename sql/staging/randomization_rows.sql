@@ -38,7 +38,8 @@ ranked as (
             over (partition by r.usubjid, r.arm_id order by r._source_file, r._source_row) as first_copy,
         first_value(r.source)
             over (partition by r.usubjid, r.arm_id order by r._source_file, r._source_row) as first_source,
-        string_agg(r.arm_id || ' in ' || r._source_file || ' row ' || r._source_row, '; ')
+        string_agg(r.arm_id || ' in ' || r._source_file || ' row ' || r._source_row, '; '
+                   order by r._source_file, r._source_row)
             over (partition by r.usubjid) as all_arms
     from rows as r
 ),

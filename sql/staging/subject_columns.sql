@@ -59,7 +59,8 @@ final as (
             || string_agg('''' || value || ''' in ' || rows_text, '; ' order by value)
             || '); the subject-level value is left empty - correct the source so every row agrees'
         end as conflict,
-        (select string_agg(distinct v.source || ' (' || v._source_file || ')', ', ')
+        (select string_agg(distinct v.source || ' (' || v._source_file || ')', ', '
+                           order by v.source || ' (' || v._source_file || ')')
          from valued as v where v.usubjid = p.usubjid and v.column_name = p.column_name) as sources
     from per_value as p
     group by usubjid, column_name

@@ -23,7 +23,8 @@ per_row as (
         v._source_file,
         v._source_row,
         bool_and(v.is_skipped) as all_skipped,
-        string_agg(v.value_problem, '; ') filter (where v.value_problem is not null) as value_problems
+        string_agg(v.value_problem, '; ' order by v.testcd_raw, v.value_problem)
+            filter (where v.value_problem is not null) as value_problems
     from staging.vs_records as v
     group by all
 ),
