@@ -325,9 +325,10 @@ def document(con: duckdb.DuckDBPyConnection, table: str, *, columns: set[str] | 
             con.execute(";\n".join(statements))
 
 
-def undocumented(con: duckdb.DuckDBPyConnection, schema: str) -> list[tuple[str, str]]:
+def undocumented(con: duckdb.DuckDBPyConnection, schema: str) -> list[tuple[str, str | None]]:
     """(table, column) of the tables and views in ``schema`` that their documentation does not
-    describe (what publishing could not comment), in order; [] when everything is documented."""
+    describe (what publishing could not comment), in order - column None: the table itself has no
+    description; [] when everything is documented."""
     out = []
     for table, column in con.execute(
         "select table_name, column_name from duckdb_columns() where database_name = current_database() "
