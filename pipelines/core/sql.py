@@ -58,9 +58,16 @@ def _environment_for(macro_files: tuple) -> object:
 
 @functools.lru_cache(maxsize=256)
 def _template(env, path: str, mtime_ns: int):
-    """The compiled model (compiling it was most of a render: 0.1 s of a 10,000-subject staging
-    build, which renders every model twice); made again when the file or a macro changes."""
-    return env.from_string(Path(path).read_text(encoding="utf-8"))
+    """The compiled model, and whether it loops over ``instruments`` (compiling it was most of a
+    render: 0.1 s of a 10,000-subject staging build, which renders every model twice); made again
+    when the file or a macro changes."""
+    text = Path(path).read_text(encoding="utf-8")
+    return env.from_string(text), "in instruments" in text
+
+
+def _compiled(model: str):
+    path = model_path(model)
+    return _template(_environment(), str(path), path.stat().st_mtime_ns)
 
 
 def render(model: str, instruments: list[str] | None = None) -> str:
@@ -69,18 +76,13 @@ def render(model: str, instruments: list[str] | None = None) -> str:
     from pipelines.ingest.schema import raw_tables
     from pipelines.instruments import load_instruments
 
-    path = model_path(model)
-    template = _template(_environment(), str(path), path.stat().st_mtime_ns)
+    template, _ = _compiled(model)
     defined = load_instruments()
     return template.render(
         instruments=[i for i in defined if instruments is None or i in instruments],
         item_columns={k: [f"item_{n}" for n in i.item_numbers] for k, i in defined.items()},
         raw_columns=raw_tables(),
     )
-
-
-def _loops_over_instruments(model: str) -> bool:
-    return "in instruments" in model_path(model).read_text(encoding="utf-8")
 
 
 def instruments_with_rows(con: duckdb.DuckDBPyConnection) -> list[str] | None:
@@ -134,7 +136,8 @@ def publication() -> dict[str, str]:
 def run_model(con: duckdb.DuckDBPyConnection, model: str) -> dict[str, float | int]:
     """Build ``model`` (``layer.name``) from its SQL file; returns row count and seconds."""
     started = time.perf_counter()
-    sql = render(model, instruments_with_rows(con) if _loops_over_instruments(model) else None)
+    _, loops_over_instruments = _compiled(model)
+    sql = render(model, instruments_with_rows(con) if loops_over_instruments else None)
     warehouse.ensure_schemas(con)
     kind = materialization(model)
     schema, name = model.split(".")

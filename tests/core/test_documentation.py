@@ -26,8 +26,7 @@ def _comments(con) -> list[str]:
 
 
 def _adsl(con) -> list[str]:
-    desc, cols = warehouse.documentation(TABLE)
-    names = list(cols)[:5]
+    names = list(warehouse.documentation(TABLE)[1])[:5]
     con.execute("create schema if not exists analysis")
     con.execute(f"create table {TABLE} ({', '.join(f'{c} varchar' for c in names)})")
     return names

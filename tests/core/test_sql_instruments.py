@@ -55,8 +55,6 @@ def test_render_names_only_the_given_instruments():
 
 @pytest.mark.parametrize("case", ["conflicting_duplicates", "madrs_out_of_range"])
 def test_a_study_built_over_its_own_instruments_equals_one_built_over_all(case, tmp_path, monkeypatch):
-    if not (CORPUS / case).exists():
-        pytest.skip(f"corpus case {case} is gone")
     subset_db, full_db = tmp_path / "subset.duckdb", tmp_path / "full.duckdb"
     build_study(CORPUS / case, subset_db)
     with warehouse.connect(subset_db, read_only=True) as con:
