@@ -10,6 +10,9 @@ import click
 from pipelines.cli.options import report_dir_option, study_dir_argument, warehouse_option
 
 
+VALIDATING_JOBS = ("study_job", "validate_job")  # the jobs whose checks run Great Expectations suites
+
+
 def _console():
     from rich.console import Console
 
@@ -17,11 +20,18 @@ def _console():
 
 
 def _run(study_dir: Path, warehouse: Path | None, report_dir: Path | None, job: str):
+    from pipelines.core import gx_worker
+
+    if job in VALIDATING_JOBS:  # GX imports on another core while this process launches the run
+        gx_worker.start()
     from pipelines.orchestration.runner import run_study
 
     console = _console()
     console.print(f"[bold]trialpipe[/] {'validating' if job == 'validate_job' else 'running'} {study_dir}")
-    return run_study(study_dir, warehouse=warehouse, report_dir=report_dir, job_name=job, console=console), console
+    try:
+        return run_study(study_dir, warehouse=warehouse, report_dir=report_dir, job_name=job, console=console), console
+    finally:
+        gx_worker.stop()
 
 
 def _summary(outcome, console):
@@ -117,7 +127,10 @@ DEMO_FOLLOW_UP_WEEKS = 8
 @click.option("--seed", type=int, default=20210105, show_default=True)
 def demo(directory: Path, seed: int) -> None:
     """Simulate a Feder-2021-sized trial into DIR and run the whole pipeline on it."""
+    from pipelines.core import gx_worker
     from pipelines.simulate import write_study
+
+    gx_worker.start()  # before simulating: GX imports on another core meanwhile
 
     console = _console()
     study_dir = directory / "study"

@@ -14,18 +14,15 @@ are SQL, with the same outcome shape. Every outcome is written to ``qc.validatio
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 
 import duckdb
 import polars as pl
 
-from pipelines.core import warehouse
+from pipelines.core import gx, gx_worker, warehouse
 from pipelines.core.manifest import Manifest
-from pipelines.core.paths import EXPECTATIONS_DIR
 
 log = logging.getLogger(__name__)
 
@@ -57,44 +54,11 @@ class CheckOutcome:
 
 
 # -- Great Expectations ---------------------------------------------------------------------
+# GX itself is imported only by pipelines.core.gx, in this process or in the GX helper process
 
 
-@functools.cache
-def _gx_context():
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)  # no tqdm bars in run logs
-    batch = context.data_sources.add_pandas(name="trialpipe").add_dataframe_asset(name="frame")
-    return context, batch.add_batch_definition_whole_dataframe("whole")
-
-
-def suite_path(name: str):
-    return EXPECTATIONS_DIR / f"{name}.json"
-
-
-def load_suite_json(name: str) -> dict:
-    return json.loads(suite_path(name).read_text(encoding="utf-8"))
-
-
-@functools.cache
-def _validation_definition(name: str, part: str = "all"):
-    """The suite as a GX validation definition: all of it, or (``part``) only its expectations on the
-    table's columns (``schema``) or only the others (``rows``), for a suite validated in batches."""
-    import great_expectations as gx
-
-    context, batch_def = _gx_context()
-    data = load_suite_json(name)
-    if part != "all":
-        data = {**data, "name": f"{data['name']}__{part}",
-                "expectations": [e for e in data["expectations"] if (e["type"] in _SCHEMA) == (part == "schema")]}
-    suite = context.suites.add(gx.ExpectationSuite(**{k: v for k, v in data.items() if k != "id"}))
-    return context.validation_definitions.add(
-        gx.ValidationDefinition(name=f"vd_{data['name']}", data=batch_def, suite=suite)
-    )
+suite_path = gx.suite_path
+load_suite_json = gx.load_suite_json
 
 
 def suite_parameters(con: duckdb.DuckDBPyConnection, manifest: Manifest) -> dict:
@@ -142,11 +106,7 @@ _UNIQUE = {  # duplicates can only be found within a batch when the key holds th
     "expect_column_values_to_be_unique": lambda kw: [kw.get("column")],
     "expect_compound_columns_to_be_unique": lambda kw: list(kw.get("column_list") or []),
 }
-_SCHEMA = {  # the same in every batch (one query)
-    "expect_table_columns_to_match_set",
-    "expect_table_columns_to_match_ordered_list",
-    "expect_column_to_exist",
-}
+_SCHEMA = gx.SCHEMA_TYPES  # the same in every batch (one query)
 _ROW_COUNT = {"expect_table_row_count_to_be_between", "expect_table_row_count_to_equal"}
 
 
@@ -176,15 +136,26 @@ def chunk_problems(data: dict) -> list[str]:
     return problems
 
 
-def _frame(con: duckdb.DuckDBPyConnection, query: str):
-    # text columns as pandas categoricals: ids, visits and file names repeat millions of times in a
-    # large study, and Python string objects made validation the run's memory peak
+def _frame(con: duckdb.DuckDBPyConnection, query: str) -> pl.DataFrame:
+    """The rows to validate, as the polars frame whose pandas copy GX validates."""
+    # text columns become pandas categoricals: ids, visits and file names repeat millions of times
+    # in a large study, and Python string objects made validation the run's memory peak
     pframe = con.execute(query).pl()
     # and integers in the smallest type that holds them (item numbers, days, row numbers): GX
     # copies the frame per expectation
     pframe = pframe.with_columns(pl.col(pl.String).cast(pl.Categorical))
-    pframe = pframe.with_columns([pframe[c].shrink_dtype() for c, t in pframe.schema.items() if t.is_integer()])
-    return pframe.to_pandas()
+    return pframe.with_columns([pframe[c].shrink_dtype() for c, t in pframe.schema.items() if t.is_integer()])
+
+
+def _validate(name: str, part: str, frame: pl.DataFrame, params: dict) -> list[gx.Result]:
+    """GX's results of suite ``name`` (or its ``part``) on ``frame``, in GX's order: from the GX
+    helper process when there is one and the frame is small, else from this process."""
+    worker = gx_worker.current()
+    if worker is not None and frame.height <= gx_worker.MAX_ROWS:
+        results = worker.validate(name, part, frame, params)
+        if results is not None:
+            return results
+    return gx.validate(name, part, frame, params)
 
 
 def _referenced_columns(data: dict) -> list[str]:
@@ -198,7 +169,7 @@ def _referenced_columns(data: dict) -> list[str]:
 
 
 def _batches(con: duckdb.DuckDBPyConnection, data: dict, key: str, chunk_rows: int):
-    """The rows of a partitioned suite as pandas frames of about ``chunk_rows`` rows, disjoint by a
+    """The rows of a partitioned suite as frames of about ``chunk_rows`` rows, disjoint by a
     hash of ``key`` (every row of one subject in the same frame), holding only the columns its
     expectations name. The partition filter goes where the query says ``{rows}``: on the table's
     rows, before the query's joins and windows (around the query, DuckDB evaluated all of it for
@@ -276,30 +247,29 @@ def run_suite(
         log.warning("suite %s validated in one batch: %s", name, "; ".join(problems))
         key = None
 
-    def run(vd, frame):
-        return vd.run(batch_parameters={"dataframe": frame}, expectation_parameters=params,
-                      result_format={"result_format": "SUMMARY"}).results
-
     if not key:
         frame = _frame(con, query)
-        total_rows = len(frame)
-        per_batch = [run(_validation_definition(name), frame)]
+        total_rows = frame.height
+        per_batch = [_validate(name, "all", frame, params)]
         del frame
     else:
-        def keyed(results):  # GX returns results in its own order; its expectation ids say whose
-            return {r.expectation_config.id: r for r in results}
+        def placed(part, results):  # GX returns results in its own order; each says its place in the part
+            return {(part, r.index): r for r in results}
 
-        schema_vd, rows_vd = _validation_definition(name, "schema"), _validation_definition(name, "rows")
-        schema_results = keyed(run(schema_vd, _frame(con, f"select * from ({query}) as q limit 0")))
+        schema_results = placed("schema", _validate(name, "schema", _frame(con, f"select * from ({query}) as q limit 0"), params))
         total_rows, row_results = 0, []
         for frame in _batches(con, data, key, chunk_rows):
-            total_rows += len(frame)
-            row_results.append(keyed(run(rows_vd, frame)))
+            total_rows += frame.height
+            row_results.append(placed("rows", _validate(name, "rows", frame, params)))
             del frame
-        # in the suite's order: the ids of its expectations, from the two parts in the order of the file
-        parts = {"schema": iter(schema_vd.suite.expectations), "rows": iter(rows_vd.suite.expectations)}
-        ids = [next(parts["schema" if e["type"] in _SCHEMA else "rows"]).id for e in data["expectations"]]
-        per_batch = [[{**schema_results, **batch}[i] for i in ids] for batch in row_results]
+        # in the suite's order: each expectation's place in its part, in the order of the file
+        seen = {"schema": 0, "rows": 0}
+        places = []
+        for e in data["expectations"]:
+            part = "schema" if e["type"] in _SCHEMA else "rows"
+            places.append((part, seen[part]))
+            seen[part] += 1
+        per_batch = [[{**schema_results, **batch}[p] for p in places] for batch in row_results]
     outcomes = []
     for parts in zip(*per_batch):
         cfg = parts[0].expectation_config

@@ -1,0 +1,205 @@
+"""Great Expectations in a helper process, so a run's own process never imports it.
+
+Importing GX takes about 1.6 s of a Feder-size `trialpipe run`'s 12 s (3.8 s in a fresh process), and
+nothing else in the run needs it. ``trialpipe run`` / ``validate`` / ``demo`` start this helper
+first thing (:func:`start`), when the machine has a free core: it imports GX on that core while
+the run's process imports Dagster, launches the run, loads the files and builds the staging
+tables. A suite's rows then go to it as a polars frame (pickled, Arrow IPC), and its answer comes
+back as plain :class:`pipelines.core.gx.Result` objects: the same call
+(:func:`pipelines.core.gx.validate`) the run's process would make, so the outcome is the same.
+
+The run's process validates a suite itself (importing GX then) when there is no helper (a run
+launched by the Dagster UI or a schedule, ``TRIALPIPE_GX_WORKER=0``, a busy machine), for a frame
+of more than :data:`MAX_ROWS` rows (a large study: the frame would cost more to send than GX's
+import), and whenever the helper fails: it died, it answered with an error (the local run then
+raises that error itself), or it was interrupted mid-call. Nothing about the outcome depends on
+where it ran; ``tests/validation/test_gx_worker.py`` compares the two.
+
+The helper reads requests from its stdin and answers on its stdout, each a pickle behind its
+8-byte length; end of input (the run's process closed the pipe, exited or was killed) ends it.
+It runs in its own session, so a Ctrl-C in the terminal reaches only the run's process.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import pickle
+import select
+import struct
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+MAX_ROWS = 250_000  # larger frames are validated in the run's process
+ENV = "TRIALPIPE_GX_WORKER"  # "0": never start the helper; "1": start it even on a busy machine
+_HEADER = struct.Struct("<Q")
+_CURRENT: dict = {"worker": None}
+
+
+def _free_core() -> bool:
+    """At least one core the load does not use (the helper would only compete on a busy machine)."""
+    try:
+        return (os.cpu_count() or 1) - os.getloadavg()[0] >= 1.0
+    except OSError:  # no load average on this platform
+        return False
+
+
+def start() -> Worker | None:
+    """Start the helper for this process's runs, unless ``TRIALPIPE_GX_WORKER=0`` or no core is free.
+    Idempotent; the helper stops when this process exits (or at :func:`stop`)."""
+    setting = os.environ.get(ENV, "")
+    if _CURRENT["worker"] is not None or setting == "0" or (setting != "1" and not _free_core()):
+        return _CURRENT["worker"]
+    try:
+        _CURRENT["worker"] = Worker()
+    except OSError as exc:
+        log.warning("the Great Expectations helper process did not start (%s); validating in this process", exc)
+    return _CURRENT["worker"]
+
+
+def current() -> Worker | None:
+    worker = _CURRENT["worker"]
+    return worker if worker is not None and worker.alive else None
+
+
+def stop() -> None:
+    worker, _CURRENT["worker"] = _CURRENT["worker"], None
+    if worker is not None:
+        worker.close()
+
+
+class Worker:
+    """The run's end of the helper process."""
+
+    def __init__(self) -> None:
+        root = str(Path(__file__).resolve().parents[2])
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", "from pipelines.core.gx_worker import serve; serve()"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, start_new_session=True, close_fds=True,
+        )
+        self.alive = True
+        self._lock = threading.Lock()
+        atexit.register(self.close)
+
+    def validate(self, name: str, part: str, frame, params: dict):
+        """The helper's :func:`pipelines.core.gx.validate` of the frame, or None when it could not
+        answer (the caller then validates in its own process)."""
+        with self._lock:
+            if not self.alive:
+                return None
+            try:
+                self._send(pickle.dumps((name, part, frame, params), protocol=pickle.HIGHEST_PROTOCOL))
+                status, payload = pickle.loads(self._receive())
+            except BaseException as exc:  # interrupted, or the helper died: its pipe may hold half a message
+                self.close()
+                if not isinstance(exc, Exception):
+                    raise
+                log.warning("the Great Expectations helper process failed (%s); validating in this process", exc)
+                return None
+        if status != "ok":
+            log.warning("the Great Expectations helper process could not validate %s (%s); "
+                        "validating in this process", name, payload)
+            return None
+        return payload
+
+    # the pipes are non-blocking and waited on with a timeout, so an interrupt of the run is raised
+    # within 0.2 s even while the helper is still importing GX
+    def _send(self, data: bytes) -> None:
+        fd = self.proc.stdin.fileno()
+        os.set_blocking(fd, False)
+        view = memoryview(_HEADER.pack(len(data)) + data)
+        while view:
+            self._check()
+            if select.select([], [fd], [], 0.2)[1]:
+                try:
+                    view = view[os.write(fd, view):]
+                except BlockingIOError:
+                    continue
+
+    def _receive(self) -> bytes:
+        fd = self.proc.stdout.fileno()
+        os.set_blocking(fd, False)
+        buf = bytearray()
+        need = _HEADER.size
+        while len(buf) < need:
+            if not select.select([fd], [], [], 0.2)[0]:
+                self._check()
+                continue
+            try:
+                chunk = os.read(fd, need - len(buf))
+            except BlockingIOError:
+                continue
+            if not chunk:
+                raise EOFError("the helper process closed its output")
+            buf += chunk
+            if need == _HEADER.size and len(buf) >= need:
+                need += _HEADER.unpack_from(buf)[0]
+        return bytes(buf[_HEADER.size:need])
+
+    def _check(self) -> None:
+        if self.proc.poll() is not None:
+            raise EOFError(f"the helper process exited with status {self.proc.returncode}")
+
+    def close(self) -> None:
+        """End the helper at once (it keeps nothing: a kill loses no work, and a run that ends
+        early does not wait for an import it no longer needs)."""
+        self.alive = False
+        proc = getattr(self, "proc", None)
+        if proc is None or proc.returncode is not None:
+            return
+        for pipe in (proc.stdin, proc.stdout):
+            try:
+                pipe.close()
+            except OSError:
+                pass
+        proc.kill()
+        proc.wait()
+
+
+def _read_exactly(stream, n: int) -> bytes | None:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = stream.read(n - len(buf))
+        if not chunk:
+            return None
+        buf += chunk
+    return bytes(buf)
+
+
+def serve() -> None:
+    """The helper's loop: import GX, then answer requests until end of input."""
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM):  # the run's process ends the helper, a terminal does not
+        signal.signal(sig, signal.SIG_IGN)
+    requests, answers = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # anything a library prints must not reach the answers' pipe
+    import polars  # noqa: F401 - the frames arrive as polars frames
+
+    from pipelines.core import gx
+
+    gx.import_gx()
+    while True:
+        header = _read_exactly(requests, _HEADER.size)
+        if header is None:
+            return
+        body = _read_exactly(requests, _HEADER.unpack(header)[0])
+        if body is None:
+            return
+        try:
+            name, part, frame, params = pickle.loads(body)
+            reply = ("ok", gx.validate(name, part, frame, params))
+        except Exception as exc:  # noqa: BLE001 - answered; the run's process validates again itself
+            reply = ("error", f"{type(exc).__name__}: {exc}")
+        data = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            answers.write(_HEADER.pack(len(data)) + data)
+            answers.flush()
+        except BrokenPipeError:
+            return

@@ -1,0 +1,151 @@
+"""The Great Expectations helper process gives the outcome the run's own process gives, and the run
+never depends on it: a dead or failing helper means the suite is validated in the run's process."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+
+from pipelines.core import gx_worker, validation, warehouse
+from pipelines.core.build import build_study
+from pipelines.core.manifest import load_manifest
+
+ROOT = Path(__file__).resolve().parents[2]
+CASE = ROOT / "tests" / "data" / "bad_inputs" / "utf8_bom"
+SUITES = sorted(p.stem for p in (ROOT / "expectations").glob("*.json"))
+# broken on purpose, so failures, counts and examples are compared too (tests/validation/test_suites.py)
+TAMPER = [
+    "update analysis.adqs set chg = chg + 1 where chg is not null and usubjid = 'S1'",
+    "update staging.item_values set value = 5 where item = 1 and row_id in "
+    "(select row_id from staging.assessment_rows where usubjid = 'S1')",
+    "insert into staging.item_values select * from staging.item_values limit 1",
+]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("gxworker")
+    build_study(CASE, folder / "clean.duckdb")
+    shutil.copy(folder / "clean.duckdb", folder / "broken.duckdb")
+    with warehouse.connect(folder / "broken.duckdb") as con:
+        for sql in TAMPER:
+            con.execute(sql)
+    return folder
+
+
+@pytest.fixture
+def worker(monkeypatch):
+    """The helper, started for this test (each GX import in it takes a few seconds of CPU)."""
+    monkeypatch.setenv(gx_worker.ENV, "1")
+    w = gx_worker.start()
+    assert w is not None
+    yield w
+    gx_worker.stop()
+
+
+def _outcomes(db: Path, chunk_rows: int = validation.CHUNK_ROWS) -> list[dict]:
+    with warehouse.connect(db) as con:
+        params = validation.suite_parameters(con, load_manifest(CASE))
+        return [asdict(validation.run_suite(con, s, params, chunk_rows=chunk_rows)) for s in SUITES]
+
+
+def _calls(w, monkeypatch) -> list[str]:
+    seen: list[str] = []
+    real = type(w).validate
+
+    def counted(self, name, part, frame, params):
+        out = real(self, name, part, frame, params)
+        seen.append(f"{name}/{part}" if out is not None else f"{name}/{part}: failed")
+        return out
+
+    monkeypatch.setattr(type(w), "validate", counted)
+    return seen
+
+
+def test_the_helper_gives_the_outcome_of_this_process(built, worker, monkeypatch):
+    calls = _calls(worker, monkeypatch)
+    cases = [("clean.duckdb", validation.CHUNK_ROWS), ("broken.duckdb", validation.CHUNK_ROWS),
+             ("broken.duckdb", 20)]  # the last in batches of 20 rows: partial results added up
+    by_worker = [_outcomes(built / db, chunk_rows=n) for db, n in cases]
+    assert not any("failed" in c for c in calls), calls
+    assert calls[:8] == [  # 4 suites whole, 2 in two parts (GX's order of suites: the files')
+        "adae/all", "adqs/schema", "adqs/rows", "adsl/all", "adtte/all", "item_responses/schema",
+        "item_responses/rows", "subjects/all"], calls
+    assert calls.count("item_responses/rows") > 3 and calls.count("adqs/rows") > 3, calls  # the batches
+    gx_worker.stop()
+    local = [_outcomes(built / db, chunk_rows=n) for db, n in cases]
+    for (db, n), mine, theirs in zip(cases, by_worker, local, strict=True):
+        assert json.dumps(mine, default=str) == json.dumps(theirs, default=str), (db, n)
+    # the comparison covers failures, with their counts and examples
+    failed = [e for o in local[1] for e in o["expectations"] if not e["success"]]
+    assert len(failed) >= 3 and all(e["unexpected_count"] for e in failed)
+
+
+def test_a_dead_helper_means_validating_here(built, worker, monkeypatch):
+    expected = _outcomes(built / "broken.duckdb")  # the helper alive (it answers every call)
+    worker.proc.kill()
+    worker.proc.wait()
+    calls = _calls(worker, monkeypatch)
+    assert json.dumps(_outcomes(built / "broken.duckdb"), default=str) == json.dumps(expected, default=str)
+    assert calls[0].endswith(": failed") and gx_worker.current() is None  # tried once, then not again
+    assert len(calls) == 1
+
+
+def test_an_error_in_the_helper_is_raised_here_and_large_frames_stay_here(built, worker, monkeypatch):
+    import polars as pl
+
+    # the helper answers with the error; the run's process validates itself and raises it there
+    assert worker.validate("no_such_suite", "all", pl.DataFrame({"a": [1]}), {}) is None
+    assert gx_worker.current() is worker  # still usable
+    with warehouse.connect(built / "clean.duckdb") as con, pytest.raises(FileNotFoundError):
+        validation.run_suite(con, "no_such_suite", {})
+
+    sent: list[tuple[str, int]] = []
+    real = type(worker).validate
+    monkeypatch.setattr(type(worker), "validate", lambda self, name, part, frame, params: (
+        sent.append((f"{name}/{part}", frame.height)), real(self, name, part, frame, params))[1])
+    monkeypatch.setattr(gx_worker, "MAX_ROWS", 0)
+    _outcomes(built / "clean.duckdb")
+    # only frames without rows went (the schema parts, and this study's empty safety tables)
+    assert {"adqs/schema", "item_responses/schema"} <= {c for c, _ in sent} and all(n == 0 for _, n in sent), sent
+    assert not {"subjects/all", "adqs/rows", "item_responses/rows", "adsl/all"} & {c for c, _ in sent}, sent
+
+
+def test_the_run_process_never_imports_gx(built, tmp_path):
+    """In a fresh interpreter with the helper: every suite validated, and great_expectations (and
+    the scipy.stats it brings) never imported there."""
+    shutil.copy(built / "broken.duckdb", tmp_path / "w.duckdb")
+    code = (
+        "import sys, json\n"
+        "from pipelines.core import gx_worker, validation, warehouse\n"
+        "from pipelines.core.manifest import load_manifest\n"
+        "assert gx_worker.start() is not None\n"
+        f"with warehouse.connect({str(tmp_path / 'w.duckdb')!r}) as con:\n"
+        f"    p = validation.suite_parameters(con, load_manifest({str(CASE)!r}))\n"
+        f"    out = [validation.run_suite(con, s, p) for s in {SUITES!r}]\n"
+        "print(json.dumps({'gx': 'great_expectations' in sys.modules, 'n': sum(len(o.expectations) for o in out),\n"
+        "                  'failed': sum(not o.success for o in out)}))\n"
+    )
+    env = {**os.environ, gx_worker.ENV: "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=240, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["gx"] is False and out["n"] == 55 and out["failed"] >= 2, out
+
+
+def test_the_helper_is_not_started_when_switched_off_or_on_a_busy_machine(monkeypatch):
+    monkeypatch.setenv(gx_worker.ENV, "0")
+    assert gx_worker.start() is None
+    monkeypatch.delenv(gx_worker.ENV)
+    monkeypatch.setattr(os, "getloadavg", lambda: (float(os.cpu_count() or 1), 0.0, 0.0))
+    assert gx_worker.start() is None
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert (gx_worker.start() is not None) == ((os.cpu_count() or 1) >= 2)
+    gx_worker.stop()
