@@ -34,8 +34,9 @@ def summary_markdown(summary: pl.DataFrame) -> str:
     return md_table(["arm", "responders", "losses", "median days", "95% CI"], rows)
 
 
-def km_png(curves: pl.DataFrame, summary: pl.DataFrame) -> str | None:
-    from pipelines.report.figures import kaplan_meier, png_base64
+def km_svg(curves: pl.DataFrame, summary: pl.DataFrame) -> str | None:
+    """The Kaplan-Meier curves as an SVG data URI (None without curves)."""
+    from pipelines.report.figures import kaplan_meier, svg_data_uri
 
     if curves.height == 0:
         return None
@@ -44,7 +45,7 @@ def km_png(curves: pl.DataFrame, summary: pl.DataFrame) -> str | None:
         steps = curves.filter(pl.col("trtp") == r["trtp"]).sort("time").to_dicts()
         if steps:
             arms.append({"label": r["arm_label"], "steps": steps, "median": r["median"]})
-    return png_base64(kaplan_meier(arms), dpi=80)
+    return svg_data_uri(kaplan_meier(arms))
 
 
 @study_assets(name="durability", specs=SPECS)
@@ -62,7 +63,7 @@ def durability(context: dg.AssetExecutionContext, trialpipe: TrialpipeResource):
         yield dg.MaterializeResult(
             asset_key=dg.AssetKey(["results", "durability"]),
             metadata={**table_metadata(con, "results.durability"),
-                      "summary": dg.MetadataValue.md(md_with_image(md, km_png(curves, summary), "Kaplan-Meier"))},
+                      "summary": dg.MetadataValue.md(md_with_image(md, km_svg(curves, summary), "Kaplan-Meier"))},
         )
         yield dg.MaterializeResult(
             asset_key=dg.AssetKey(["results", "durability_curve"]), metadata=table_metadata(con, "results.durability_curve")

@@ -22,7 +22,7 @@ SPECS = results_specs(TABLES)
 @study_assets(name="estimands", specs=SPECS)
 def estimands(context: dg.AssetExecutionContext, trialpipe: TrialpipeResource):
     """Run every estimand's imputation analyses and tipping point (pipelines.stats.estimands)."""
-    from pipelines.report.estimands import tipping_png
+    from pipelines.report.estimands import tipping_svg
     from pipelines.report.metadata import md_with_image
     from pipelines.stats.estimands import run_estimands
 
@@ -37,11 +37,11 @@ def estimands(context: dg.AssetExecutionContext, trialpipe: TrialpipeResource):
             meta = table_metadata(con, table)
             md = warehouse.frame_markdown(frame.drop("study_id", "run_id", strict=False).head(20))
             if table == "results.tipping_point":
-                pngs = [
-                    tipping_png(con, study.study_id, eid, study.manifest.analysis.alpha)
+                images = (
+                    tipping_svg(con, study.study_id, eid, study.manifest.analysis.alpha)
                     for eid in frame["estimand_id"].unique(maintain_order=True).to_list()
-                ]
-                md = md_with_image(md, next((p for p in pngs if p), None), alt="tipping point")
+                )
+                md = md_with_image(md, next((i for i in images if i), None), alt="tipping point")
             if table == "results.estimands" and frame.height:
                 md = (
                     "\n\n".join(

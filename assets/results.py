@@ -66,12 +66,13 @@ def efficacy(context: dg.AssetExecutionContext, trialpipe: TrialpipeResource):
         for table in tables:
             meta = table_metadata(con, table)
             if table not in ("results.notes", "results.missing_items"):
-                md, png = results_metadata(con, study.study_id, table, data=data)
-                meta["summary"] = dg.MetadataValue.md(md_with_image(md, png))
-                if png:  # the figure itself, short enough for the UI to show it inline (served by trialpipe ui)
+                md, image = results_metadata(con, study.study_id, table, data=data)
+                meta["summary"] = dg.MetadataValue.md(md_with_image(md, image))
+                if image:  # the figure itself, short enough for the UI to show it inline (served by trialpipe ui)
                     name = table.split(".")[1]
                     study.report_dir.mkdir(parents=True, exist_ok=True)
-                    (study.report_dir / f"{study.study_id}.{name}.png").write_bytes(base64.b64decode(png))
+                    svg = base64.b64decode(image.split(",", 1)[1])
+                    (study.report_dir / f"{study.study_id}.{name}.svg").write_bytes(svg)
                     meta["plot"] = dg.MetadataValue.md(f"![{FIGURES.get(name, name)}]({figure_url(study.study_id, name)})")
             else:
                 meta["notes"] = dg.MetadataValue.md("\n".join(f"* {n}" for n in out.notes) or "_(none)_")

@@ -14,7 +14,7 @@ what ``dagster-webserver`` serves) and wraps it in :class:`LocalOnly`, a small A
 Refusals are ``403`` (``405`` for a GET mutation) with a one-line reason. The same middleware
 serves the study reports at ``/trialpipe/reports/<study_id>.html`` (and ``.validation.html``), so
 the report link on the ``report/study_report`` asset opens from the UI, and the results figures
-(``<study_id>.treatment_effects.png``, the forest plot ...) the results assets show inline. The daemon (schedules,
+(``<study_id>.treatment_effects.svg``, the forest plot ...) the results assets show inline. The daemon (schedules,
 sensors, run queue, run monitoring) runs beside it as ``dagster-daemon run``, as ``dagster dev``
 would start it.
 """
@@ -32,7 +32,7 @@ import click
 
 from pipelines.core.paths import REPORTS_URL_PREFIX as REPORTS_PREFIX
 from pipelines.core.paths import report_url  # noqa: F401 - re-exported for callers of the UI
-_REPORT_NAME = re.compile(r"([A-Za-z][A-Za-z0-9_.-]{0,63}?)(\.validation)?\.html|([A-Za-z][A-Za-z0-9_.-]{0,63}?)\.([a-z_]{1,32})\.png")
+_REPORT_NAME = re.compile(r"([A-Za-z][A-Za-z0-9_.-]{0,63}?)(\.validation)?\.html|([A-Za-z][A-Za-z0-9_.-]{0,63}?)\.([a-z_]{1,32})\.svg")
 _MUTATION = re.compile(r"^\s*(#[^\n]*\n\s*)*(mutation|subscription)\b", re.IGNORECASE)
 
 
@@ -98,7 +98,7 @@ async def _report(scope, send):
     path = folder / name
     if not path.is_file():
         return await _plain(send, 404, f"no report {name!r} yet: run study {entry.study_id} first")
-    kind = "image/png" if name.endswith(".png") else "text/html; charset=utf-8"
+    kind = "image/svg+xml" if name.endswith(".svg") else "text/html; charset=utf-8"
     return await _plain(send, 200, "", kind, path.read_bytes())
 
 

@@ -41,5 +41,5 @@ def report_url(study_id: str, validation: bool = False) -> str:
 
 
 def figure_url(study_id: str, name: str) -> str:
-    """Where ``trialpipe ui`` serves a results figure (``<report_dir>/<study_id>.<name>.png``)."""
-    return f"{REPORTS_URL_PREFIX}{study_id}.{name}.png"
+    """Where ``trialpipe ui`` serves a results figure (``<report_dir>/<study_id>.<name>.svg``)."""
+    return f"{REPORTS_URL_PREFIX}{study_id}.{name}.svg"

@@ -4,7 +4,7 @@ Dagster-free; everything reads a DuckDB connection holding a study's tables unde
 names (docs: contract.md) and never raises for missing tables, columns or rows.
 
 * :func:`pipelines.report.study.build_report` - one self-contained HTML file per study;
-* :mod:`pipelines.report.metadata` - ``(markdown, png_base64)`` per results table for the asset UI;
+* :mod:`pipelines.report.metadata` - ``(markdown, SVG data URI)`` per results table for the asset UI;
 * :func:`pipelines.report.headline.headline_lines` / ``print_headline`` - what ``trialpipe demo`` prints;
 * :mod:`pipelines.report.validation` - what ingestion and validation did (console and HTML);
 * :mod:`pipelines.report.data` (the one reader), :mod:`.tables`, :mod:`.figures`, :mod:`.fmt` - shared parts.

@@ -51,9 +51,10 @@ def tipping_figure(
     return fig
 
 
-def tipping_png(
+def tipping_svg(
     con: duckdb.DuckDBPyConnection, study_id: str, estimand_id: str, alpha: float = 0.05
 ) -> str | None:
+    """An estimand's tipping-point grid as an SVG data URI (None without one)."""
     if not has_table(con, "results.tipping_point"):
         return None
     grid = con.execute(
@@ -61,7 +62,7 @@ def tipping_png(
     ).pl()
     if grid.height == 0:
         return None
-    return F.png_base64(tipping_figure(grid, alpha=alpha))
+    return F.svg_data_uri(tipping_figure(grid, alpha=alpha))
 
 
 def estimand_sections(con: duckdb.DuckDBPyConnection, data, *, svg) -> list[dict]:

@@ -78,20 +78,6 @@ def svg_data_uri(fig: Figure) -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def png_base64(fig: Figure, dpi: int = 72, max_bytes: int = 100_000) -> str:
-    """PNG as base64 (no data: prefix); the resolution drops until the file is at most ``max_bytes``."""
-    data = b""
-    while True:
-        buf = io.BytesIO()
-        with style():
-            fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
-        data = buf.getvalue()
-        if len(data) <= max_bytes or dpi <= 30:
-            break
-        dpi = int(dpi * 0.8)
-    return base64.b64encode(data).decode("ascii")
-
-
 def _legend_above(fig: Figure, handles: dict) -> None:
     """One legend for the figure, in a row above the panels (label -> artist, in drawing order)."""
     fig.legend(list(handles.values()), list(handles.keys()), loc="outside upper left", ncols=len(handles), frameon=False)

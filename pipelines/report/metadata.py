@@ -1,14 +1,14 @@
-"""Markdown tables and small PNG figures for the Dagster UI, one helper per results table.
+"""Markdown tables and figures for the Dagster UI, one helper per results table.
 
-Each helper returns ``(markdown_table, png_base64 | None)`` for one study's key rows; an asset puts
-them in its materialization with :func:`md_with_image`::
+Each helper returns ``(markdown_table, image | None)`` for one study's key rows, the image an SVG
+data URI; an asset puts them in its materialization with :func:`md_with_image`::
 
-    md, png = lsmeans_metadata(con, study_id)
-    context.add_output_metadata({"preview": MetadataValue.md(md_with_image(md, png))})
+    md, image = lsmeans_metadata(con, study_id)
+    context.add_output_metadata({"preview": MetadataValue.md(md_with_image(md, image))})
 
 ``con`` holds the study's tables (contract names); pass ``frame`` (the rows the asset just computed,
 contract columns) to describe them before they are written. Nothing here raises for missing tables
-or rows: the markdown says what is missing. PNGs are at most 100 kB.
+or rows: the markdown says what is missing.
 """
 
 from __future__ import annotations
@@ -22,14 +22,11 @@ import polars as pl
 from pipelines.report import fmt
 from pipelines.report import tables as T
 from pipelines.report.data import CONTRACT_COLUMNS, MODEL_LABEL, StudyData, load_study, with_columns
-from pipelines.report.study import change_figure, forest_figure, png, responder_figure
+from pipelines.report.study import change_figure, forest_figure, responder_figure, svg_uri
 
-MAX_PNG_BYTES = 100_000
-
-
-def md_with_image(markdown: str, png_b64: str | None, alt: str = "plot") -> str:
-    """The markdown followed by the PNG as an inline image (Dagster's MetadataValue.md renders it)."""
-    return markdown if not png_b64 else f"{markdown}\n\n![{alt}](data:image/png;base64,{png_b64})"
+def md_with_image(markdown: str, image: str | None, alt: str = "plot") -> str:
+    """The markdown followed by the image (a data: URI) inline (Dagster's MetadataValue.md renders it)."""
+    return markdown if not image else f"{markdown}\n\n![{alt}]({image})"
 
 
 def md_table(header: list[str], rows: list[list[str]], align: list[str] | None = None) -> str:
@@ -57,7 +54,7 @@ def _data(con: duckdb.DuckDBPyConnection, study_id: str, table: str, frame: pl.D
     return data
 
 
-# results table -> its helper, called as helper(con, study_id, frame=None, data=None) -> (markdown, png or None)
+# results table -> its helper, called as helper(con, study_id, frame=None, data=None) -> (markdown, SVG data URI or None)
 HELPERS: dict[str, Callable[..., tuple[str, str | None]]] = {}
 
 
@@ -115,7 +112,7 @@ def treatment_effects_metadata(data: StudyData, table: str) -> tuple[str, str | 
         )
         + f"\n\n{T.multiplicity_note(data, rows)}"
     )
-    return md, png(forest_figure, data, rows)
+    return md, svg_uri(forest_figure, data, rows)
 
 
 @_summarises("results.lsmeans")
@@ -144,7 +141,7 @@ def lsmeans_metadata(data: StudyData, table: str) -> tuple[str, str | None]:
         f"**LS-mean change from baseline in {data.param(pcd).full_label} by arm and visit** (model mmrm; "
         "lower = fewer symptoms)\n\n" + md_table(header, body)
     )
-    return md, png(change_figure, data, pcd)
+    return md, svg_uri(change_figure, data, pcd)
 
 
 @_summarises("results.responders")
@@ -166,7 +163,7 @@ def responders_metadata(data: StudyData, table: str) -> tuple[str, str | None]:
     md = f"**Responders at {data.visit_label(data.primary_visit)}**\n\n" + md_table(
         header, body, ["l"] + ["r"] * (len(header) - 2) + ["l"] if not data.single_arm else None
     )
-    return md, png(responder_figure, data, groups)
+    return md, svg_uri(responder_figure, data, groups)
 
 
 @_summarises("results.model_fits")

@@ -71,10 +71,13 @@ def svg(build, *args, **kwargs) -> Img | None:
     return Img(uri, round(fig.get_figwidth() * 96), round(fig.get_figheight() * 96))
 
 
-def png(build, *args, **kwargs) -> str | None:
-    """A figure builder's figure as base64 PNG of at most 100 kB (None when there is nothing to draw)."""
-    fig = _draw(build, *args, **kwargs)
-    return F.png_base64(fig) if fig is not None else None
+def svg_uri(build, *args, **kwargs) -> str | None:
+    """A figure builder's figure as an SVG data URI (None when there is nothing to draw): the Dagster
+    UI's images. SVG, not PNG: it is drawn in 0.06-0.14 s where a PNG of at most 100 kB took 0.08-0.43 s
+    (the responders chart was drawn three times before it fitted), it is half the size, and it stays
+    sharp when the UI scales it."""
+    img = svg(build, *args, **kwargs)
+    return img.uri if img is not None else None
 
 
 def _favours(data: StudyData) -> tuple[str, str] | None:

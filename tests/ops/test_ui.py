@@ -224,14 +224,14 @@ def test_problem10_owners_kinds_figures_and_the_report_link(webserver, ui_run):
     # the UI run materialized FEDERSIM-3 (the CLI run materialized UTF8-BOM)
     assert ui_run["status"] == "SUCCESS", ui_run
     effects = entries(["results", "treatment_effects"])
-    assert "data:image/png;base64," in effects["summary"]["mdStr"]  # the forest plot
+    assert "data:image/svg+xml;base64," in effects["summary"]["mdStr"]  # the forest plot
     lsmeans = entries(["results", "lsmeans"])
-    assert "data:image/png;base64," in lsmeans["summary"]["mdStr"]  # the mean-change plot
+    assert "data:image/svg+xml;base64," in lsmeans["summary"]["mdStr"]  # the mean-change plot
     # the figures inline ("plot": a short markdown image the UI renders without a click), served by trialpipe ui
     for entry in (effects, lsmeans):
         src = entry["plot"]["mdStr"].split("](")[1].rstrip(")")
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{src}", timeout=30) as resp:
-            assert resp.headers["Content-Type"] == "image/png" and resp.read(8) == b"\x89PNG\r\n\x1a\n"
+            assert resp.headers["Content-Type"] == "image/svg+xml" and resp.read(5) == b"<?xml"
     cols = effects["dagster/column_schema"]["schema"]["columns"]
     assert cols and all(c["description"] for c in cols), [c for c in cols if not c["description"]]
     report = entries(["report", "study_report"])

@@ -1,4 +1,4 @@
-"""Dagster metadata helpers: markdown with the expected rows and a small PNG."""
+"""Dagster metadata helpers: markdown with the expected rows and a small SVG figure."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import polars as pl
 import pytest
 
 from pipelines.report.metadata import (
-    MAX_PNG_BYTES,
     lsmeans_metadata,
     md_table,
     md_with_image,
@@ -33,13 +32,17 @@ def _table_rows(md: str) -> list[list[str]]:
     return [[c.strip() for c in ln.strip("|").split(" | ")] for ln in lines[2:]]
 
 
-def _is_small_png(b64: str | None) -> bool:
-    raw = base64.b64decode(b64)
-    return raw.startswith(b"\x89PNG\r\n\x1a\n") and len(raw) <= MAX_PNG_BYTES
+def _is_small_svg(uri: str | None, *texts: str) -> bool:
+    """An SVG data URI of at most 100 kB whose text (kept as text, not glyph outlines) holds ``texts``."""
+    prefix = "data:image/svg+xml;base64,"
+    if not uri or not uri.startswith(prefix):
+        return False
+    raw = base64.b64decode(uri[len(prefix):])
+    return raw.startswith(b"<?xml") and b"<svg" in raw and len(raw) <= 100_000 and all(t.encode() in raw for t in texts)
 
 
-def test_treatment_effects_markdown_and_forest_png(con):
-    md, png = treatment_effects_metadata(con, STUDY)
+def test_treatment_effects_markdown_and_forest_plot(con):
+    md, image = treatment_effects_metadata(con, STUDY)
     rows = _table_rows(md)
     assert len(rows) == 11
     assert rows[0] == ["CAPS-5 total ★", "-11.88", "(-20.01, -3.75)", "0.006", "—", "-1.13", ""]
@@ -55,11 +58,11 @@ def test_treatment_effects_markdown_and_forest_png(con):
     assert "| \u2003CAPS-5 cluster B (Intrusion) |" in md  # clusters indented under their total
     assert "Ketamine 0.5 mg/kg − Midazolam 0.045 mg/kg in LS-mean change from baseline at Week 2" in md
     assert "Testing hierarchy (serial gatekeeping) at Week 2: level 1: CAPS-5 total; level 2: Cluster B" in md
-    assert _is_small_png(png)
+    assert _is_small_svg(image, "Intrusion")
 
 
 def test_lsmeans_markdown_and_plot(con):
-    md, png = lsmeans_metadata(con, STUDY)
+    md, image = lsmeans_metadata(con, STUDY)
     rows = _table_rows(md)
     assert [r[0] for r in rows] == ["Day 1 (24 h after infusion 1)", "Week 1", "Week 2 (primary)"]
     assert rows[2] == [
@@ -69,11 +72,11 @@ def test_lsmeans_markdown_and_plot(con):
         "(-20.90, -6.94)",
         "(-9.02, 4.94)",
     ]
-    assert _is_small_png(png)
+    assert _is_small_svg(image, "Week 2")
 
 
 def test_responders_markdown_and_chart(con):
-    md, png = responders_metadata(con, STUDY)
+    md, image = responders_metadata(con, STUDY)
     rows = _table_rows(md)
     assert [r[0] for r in rows] == [
         "CAPS-5 total: response",
@@ -89,16 +92,16 @@ def test_responders_markdown_and_chart(con):
         "0.025",
         "Fisher exact",
     ]
-    assert _is_small_png(png)
+    assert _is_small_svg(image, "Ketamine")
 
 
 def test_model_fits_markdown(con):
-    md, png = model_fits_metadata(con, STUDY)
+    md, image = model_fits_metadata(con, STUDY)
     rows = _table_rows(md)
     assert len(rows) == 13
     assert rows[2][:4] == ["CAPS-5 cluster C (Avoidance)", "MMRM", "toeph (fallback)", "yes"]
     assert "13 models; 0 not converged; 1 MMRM covariance fallbacks" in md
-    assert png is None
+    assert image is None
 
 
 def test_frame_given_by_the_asset_replaces_the_table(con):
@@ -126,12 +129,12 @@ def test_missing_table_gives_a_sentence(built):
             "results.responders",
             "results.model_fits",
         ):
-            md, png = results_metadata(c, STUDY, table)
-            assert png is None
+            md, image = results_metadata(c, STUDY, table)
+            assert image is None
             assert md.startswith("No "), md
 
 
 def test_md_helpers():
     assert md_table(["a", "b"], [["x|y", "1"]]) == "| a | b |\n|:---|---:|\n| x\\|y | 1 |"
     assert md_with_image("T", None) == "T"
-    assert md_with_image("T", "QUJD") == "T\n\n![plot](data:image/png;base64,QUJD)"
+    assert md_with_image("T", "data:image/svg+xml;base64,QUJD") == "T\n\n![plot](data:image/svg+xml;base64,QUJD)"
