@@ -31,6 +31,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -41,12 +42,30 @@ _HEADER = struct.Struct("<Q")
 _CURRENT: dict = {"worker": None}
 
 
-def _free_core() -> bool:
-    """At least one core the load does not use (the helper would only compete on a busy machine)."""
+def _runnable() -> float:
+    """Threads runnable at this moment, this one included: the least of three looks at
+    ``/proc/loadavg``'s fourth field 5 ms apart (one look sometimes catches a passing kernel
+    thread). Where there is no /proc, the one-minute load average."""
     try:
-        return (os.cpu_count() or 1) - os.getloadavg()[0] >= 1.0
-    except OSError:  # no load average on this platform
-        return False
+        looks = []
+        for i in range(3):
+            if i:
+                time.sleep(0.005)
+            with open("/proc/loadavg", encoding="ascii") as f:
+                looks.append(int(f.read().split()[3].split("/")[0]))
+        return float(min(looks))
+    except (OSError, ValueError, IndexError):
+        try:
+            return os.getloadavg()[0]
+        except OSError:  # no load average on this platform: assume busy
+            return float("inf")
+
+
+def _free_core() -> bool:
+    """A core nothing else is using now (the helper would only compete on a busy machine). Not the
+    load average where /proc says more: that is a one-minute mean, and a run that has just finished
+    keeps it above 1 for a minute after it has gone."""
+    return (os.cpu_count() or 1) - _runnable() >= 1
 
 
 def start() -> Worker | None:

@@ -144,8 +144,8 @@ def test_the_helper_is_not_started_when_switched_off_or_on_a_busy_machine(monkey
     monkeypatch.setenv(gx_worker.ENV, "0")
     assert gx_worker.start() is None
     monkeypatch.delenv(gx_worker.ENV)
-    monkeypatch.setattr(os, "getloadavg", lambda: (float(os.cpu_count() or 1), 0.0, 0.0))
+    monkeypatch.setattr(gx_worker, "_runnable", lambda: float(os.cpu_count() or 1))  # every core busy
     assert gx_worker.start() is None
-    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    monkeypatch.setattr(gx_worker, "_runnable", lambda: 1.0)  # only this process
     assert (gx_worker.start() is not None) == ((os.cpu_count() or 1) >= 2)
     gx_worker.stop()
