@@ -8,6 +8,8 @@ what is absent is listed in ``StudyData.notes`` and the sections that need it sa
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -80,6 +82,8 @@ class Param:
 
 @dataclass
 class StudyData:
+    """One study's tables and options as the report and the Dagster metadata draw them."""
+
     study_id: str
     run_id: str | None
     arms: list[Arm]
@@ -290,6 +294,44 @@ def latest_run(con: duckdb.DuckDBPyConnection, study_id: str) -> str | None:
     return None
 
 
+def content_digest(*values) -> str | None:
+    """A digest of what ``values`` hold (a :class:`StudyData`, frames, rows, plain values), equal for
+    equal contents within this process; None when a value shows no content (a repr with its
+    address), so a cache keyed on it is never wrong, only missed. Frames count by schema and
+    row hashes (polars ``hash_rows``, stable within a process), in any order."""
+    h = hashlib.blake2b(digest_size=16)
+
+    def feed(v) -> bool:
+        if isinstance(v, pl.DataFrame):
+            h.update(repr(v.schema).encode())
+            h.update(str(v.height).encode())
+            if v.height and v.width:
+                try:
+                    # sorted: the same rows in another order (a scan without ORDER BY) are the same content
+                    h.update(v.hash_rows(seed=0).sort().to_numpy().tobytes())
+                except pl.exceptions.PolarsError:  # a column type polars cannot hash
+                    return False
+            return True
+        if isinstance(v, StudyData):
+            return all(feed(getattr(v, f.name)) for f in dataclasses.fields(v))
+        if isinstance(v, dict):
+            h.update(b"{")
+            ok = all(feed(k) and feed(x) for k, x in v.items())
+            h.update(b"}")
+            return ok
+        if isinstance(v, (list, tuple)):
+            h.update(b"[")
+            ok = all(feed(x) for x in v)
+            h.update(b"]")
+            return ok
+        text = repr(v)
+        h.update(text.encode())
+        h.update(b"|")
+        return " at 0x" not in text
+
+    return h.hexdigest() if all(feed(v) for v in values) else None
+
+
 def load_study(con: duckdb.DuckDBPyConnection, study_id: str, run_id: str | None = None) -> StudyData:
     notes: list[str] = []
     run_id = run_id or latest_run(con, study_id)
@@ -397,7 +439,7 @@ def load_study(con: duckdb.DuckDBPyConnection, study_id: str, run_id: str | None
     if adqs is not None and not adqs.is_empty() and "param" in adqs.columns:
         labels = dict(adqs.select("paramcd", "param").unique("paramcd").iter_rows())
     codes = set(labels) | set(all_paramcds())
-    params = {c: _param_from_code(c, labels.get(c)) for c in codes}
+    params = {c: _param_from_code(c, labels.get(c)) for c in sorted(codes)}  # one order in every process
 
     run = None
     runs = read_table(con, "meta.runs", study_id)
