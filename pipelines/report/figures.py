@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import io
 import math
+import re
 from contextlib import contextmanager
 
 import matplotlib
@@ -71,6 +72,17 @@ def new_figure(w: float, h: float) -> Figure:
 
 
 # ------------------------------------------------------------------------------------------ output
+def svg_sized(uri: str, px_per_inch: float) -> str:
+    """An SVG data URI from :func:`svg_data_uri` drawn at ``px_per_inch`` (its width and height in
+    px; matplotlib writes them in points, which a browser shows at 96 px per inch)."""
+    head, _, body = uri.partition(",")
+    text = base64.b64decode(body).decode("utf-8")
+    scale = px_per_inch / 72
+    text = re.sub(r'<svg([^>]*?) width="([\d.]+)pt" height="([\d.]+)pt"',
+                  lambda m: f'<svg{m[1]} width="{float(m[2]) * scale:g}" height="{float(m[3]) * scale:g}"', text, count=1)
+    return f"{head},{base64.b64encode(text.encode('utf-8')).decode('ascii')}"
+
+
 def svg_data_uri(fig: Figure) -> str:
     buf = io.BytesIO()
     with style():

@@ -7,6 +7,7 @@ import duckdb
 import polars as pl
 import pytest
 
+from pipelines.report import figures as F
 from pipelines.report import study as S
 from pipelines.report import tables as T
 from pipelines.report.data import content_digest, load_study
@@ -53,8 +54,20 @@ def test_the_same_rows_loaded_twice_draw_once(con, counted):
     rows = [r for r in T.effect_rows(first) if first.effect(r.paramcd)]
     uri = S.svg_uri(S.forest_figure, first, rows)  # as the efficacy step's metadata draws it
     img = S.svg(S.forest_figure, second, [r for r in T.effect_rows(second) if second.effect(r.paramcd)])  # the report
-    assert uri.startswith("data:image/svg+xml;base64,") and img.uri == uri
+    assert uri.startswith("data:image/svg+xml;base64,") and F.svg_sized(img.uri, px_per_inch=72) == uri
     assert counted.count("forest_figure") == 1
+
+
+def test_ui_figures_are_shown_at_72_px_per_inch():
+    import base64
+
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 4))
+    fig.add_subplot().plot([1, 2])
+    uri = F.svg_sized(F.svg_data_uri(fig), px_per_inch=72)
+    text = base64.b64decode(uri.split(",", 1)[1]).decode()
+    assert '<svg xmlns:xlink="http://www.w3.org/1999/xlink" width="576" height="288" viewBox="0 0 576 288"' in text
 
 
 def test_other_numbers_draw_again(con, counted):
