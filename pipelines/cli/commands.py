@@ -23,7 +23,7 @@ def _run(study_dir: Path, warehouse: Path | None, report_dir: Path | None, job: 
     from pipelines.core import gx_worker
 
     if job in VALIDATING_JOBS:  # GX imports on another core while this process launches the run
-        gx_worker.start()
+        gx_worker.start(study_dir)
     from pipelines.orchestration.runner import run_study
 
     console = _console()
@@ -130,7 +130,7 @@ def demo(directory: Path, seed: int) -> None:
     from pipelines.core import gx_worker
     from pipelines.simulate import write_study
 
-    gx_worker.start()  # before simulating: GX imports on another core meanwhile
+    gx_worker.start()  # before simulating (a Feder-size study): GX imports on another core meanwhile
 
     console = _console()
     study_dir = directory / "study"

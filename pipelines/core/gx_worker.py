@@ -2,7 +2,7 @@
 
 Importing GX takes about 1.6 s of a Feder-size `trialpipe run`'s 12 s (3.8 s in a fresh process), and
 nothing else in the run needs it. ``trialpipe run`` / ``validate`` / ``demo`` start this helper
-first thing (:func:`start`), when the machine has a free core: it imports GX on that core while
+first thing (:func:`start`), for a small study when the machine has a free core: it imports GX on that core while
 the run's process imports Dagster, launches the run, loads the files and builds the staging
 tables. A suite's rows then go to it as a polars frame (pickled, Arrow IPC), and its answer comes
 back as plain :class:`pipelines.core.gx.Result` objects: the same call
@@ -37,6 +37,10 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 MAX_ROWS = 250_000  # larger frames are validated in the run's process
+# A study whose files hold more than this is not small: its item rows alone outgrow MAX_ROWS (a
+# 1,000-subject study in wide CSVs is 1.2 MB and 300,000 item rows), so the run's process imports
+# GX anyway and a helper would only hold another 330 MB.
+MAX_STUDY_BYTES = 1_000_000
 ENV = "TRIALPIPE_GX_WORKER"  # "0": never start the helper; "1": start it even on a busy machine
 _HEADER = struct.Struct("<Q")
 _CURRENT: dict = {"worker": None}
@@ -68,12 +72,28 @@ def _free_core() -> bool:
     return (os.cpu_count() or 1) - _runnable() >= 1
 
 
-def start() -> Worker | None:
-    """Start the helper for this process's runs, unless ``TRIALPIPE_GX_WORKER=0`` or no core is free.
+def _larger_than(folder: Path, limit: int) -> bool:
+    """Whether the files under ``folder`` hold more than ``limit`` bytes (stops counting there)."""
+    total = 0
+    for path in folder.rglob("*"):
+        try:
+            total += path.stat().st_size if path.is_file() else 0
+        except OSError:
+            continue
+        if total > limit:
+            return True
+    return False
+
+
+def start(study_dir: str | Path | None = None) -> Worker | None:
+    """Start the helper for this process's runs of a small study (``study_dir``'s files at most
+    :data:`MAX_STUDY_BYTES`) when a core is free; ``TRIALPIPE_GX_WORKER=0`` never, ``=1`` always.
     Idempotent; the helper stops when this process exits (or at :func:`stop`)."""
     setting = os.environ.get(ENV, "")
-    if _CURRENT["worker"] is not None or setting == "0" or (setting != "1" and not _free_core()):
+    if _CURRENT["worker"] is not None or setting == "0":
         return _CURRENT["worker"]
+    if setting != "1" and (not _free_core() or (study_dir is not None and _larger_than(Path(study_dir), MAX_STUDY_BYTES))):
+        return None
     try:
         _CURRENT["worker"] = Worker()
     except OSError as exc:
@@ -104,7 +124,7 @@ class Worker:
         )
         self.alive = True
         self._lock = threading.Lock()
-        atexit.register(self.close)
+        atexit.register(self.close)  # a helper outliving its process would wait for input that never comes
 
     def validate(self, name: str, part: str, frame, params: dict):
         """The helper's :func:`pipelines.core.gx.validate` of the frame, or None when it could not
@@ -133,9 +153,10 @@ class Worker:
         fd = self.proc.stdin.fileno()
         os.set_blocking(fd, False)
         view = memoryview(_HEADER.pack(len(data)) + data)
+        ready = _poller(fd, select.POLLOUT)
         while view:
             self._check()
-            if select.select([], [fd], [], 0.2)[1]:
+            if ready():
                 try:
                     view = view[os.write(fd, view):]
                 except BlockingIOError:
@@ -146,8 +167,9 @@ class Worker:
         os.set_blocking(fd, False)
         buf = bytearray()
         need = _HEADER.size
+        ready = _poller(fd, select.POLLIN)
         while len(buf) < need:
-            if not select.select([fd], [], [], 0.2)[0]:
+            if not ready():
                 self._check()
                 continue
             try:
@@ -169,6 +191,7 @@ class Worker:
         """End the helper at once (it keeps nothing: a kill loses no work, and a run that ends
         early does not wait for an import it no longer needs)."""
         self.alive = False
+        atexit.unregister(self.close)
         proc = getattr(self, "proc", None)
         if proc is None or proc.returncode is not None:
             return
@@ -179,6 +202,14 @@ class Worker:
                 pass
         proc.kill()
         proc.wait()
+
+
+def _poller(fd: int, event: int):
+    """A wait of at most 0.2 s for ``event`` on ``fd``: True when it came (poll, not select, which
+    fails on descriptors past 1024 in a process holding many files)."""
+    poll = select.poll()
+    poll.register(fd, event | select.POLLERR | select.POLLHUP)
+    return lambda: bool(poll.poll(200))
 
 
 def _read_exactly(stream, n: int) -> bytes | None:

@@ -149,3 +149,17 @@ def test_the_helper_is_not_started_when_switched_off_or_on_a_busy_machine(monkey
     monkeypatch.setattr(gx_worker, "_runnable", lambda: 1.0)  # only this process
     assert (gx_worker.start() is not None) == ((os.cpu_count() or 1) >= 2)
     gx_worker.stop()
+
+
+def test_the_helper_is_for_small_studies(monkeypatch, tmp_path):
+    monkeypatch.delenv(gx_worker.ENV, raising=False)
+    monkeypatch.setattr(gx_worker, "_runnable", lambda: 0.0)  # every core free
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "items.csv").write_bytes(b"x" * 600_000)
+    assert gx_worker.start(tmp_path) is not None  # 0.6 MB
+    gx_worker.stop()
+    (tmp_path / "more.csv").write_bytes(b"x" * 600_000)
+    assert gx_worker.start(tmp_path) is None  # 1.2 MB: the run's process will import GX for its item rows anyway
+    monkeypatch.setenv(gx_worker.ENV, "1")
+    assert gx_worker.start(tmp_path) is not None  # unless asked for
+    gx_worker.stop()
