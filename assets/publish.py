@@ -21,7 +21,7 @@ def publish_asset(upstream: list[dg.AssetKey]):
         owners=OWNERS,
     )
     def published_warehouse(context: dg.AssetExecutionContext, trialpipe: TrialpipeResource) -> dg.MaterializeResult:
-        study = trialpipe.study(context.partition_key)
+        study, _ = trialpipe.for_run(context)  # a canceling run does not publish
         run = context.run
         stats = context.instance.get_run_stats(run.run_id)
         started = datetime.fromtimestamp(stats.start_time, UTC) if stats and stats.start_time else None
