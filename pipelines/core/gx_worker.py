@@ -228,8 +228,13 @@ def serve() -> None:
 
     for sig in (signal.SIGINT, signal.SIGTERM):  # the run's process ends the helper, a terminal does not
         signal.signal(sig, signal.SIG_IGN)
-    requests, answers = sys.stdin.buffer, sys.stdout.buffer
-    sys.stdout = sys.stderr  # anything a library prints must not reach the answers' pipe
+    # the answers get their own descriptor and file descriptor 1 becomes stderr, so nothing a
+    # library prints (from Python or from C) can reach the answers' pipe
+    sys.stdout.flush()
+    answers = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    requests = sys.stdin.buffer
     import polars  # noqa: F401 - the frames arrive as polars frames
 
     from pipelines.core import gx

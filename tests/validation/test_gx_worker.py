@@ -163,3 +163,19 @@ def test_the_helper_is_for_small_studies(monkeypatch, tmp_path):
     monkeypatch.setenv(gx_worker.ENV, "1")
     assert gx_worker.start(tmp_path) is not None  # unless asked for
     gx_worker.stop()
+
+
+def test_what_the_helper_prints_does_not_reach_its_answers(built, worker, monkeypatch):
+    """A library printing in the helper (to Python's stdout or straight to file descriptor 1) must
+    not corrupt the answers: a print is slipped into the helper through the suite parameters'
+    unpickling, which runs there."""
+    class Loud:
+        def __reduce__(self):
+            return (exec, ("import os, sys; print('from python'); sys.stdout.flush(); os.write(1, b'from C\\n')",))
+
+    with warehouse.connect(built / "clean.duckdb") as con:
+        params = validation.suite_parameters(con, load_manifest(CASE))
+        frame = validation._frame(con, "select * from staging.subjects")
+    results = worker.validate("subjects", "all", frame, {**params, "noise": Loud()})
+    assert results is not None and gx_worker.current() is worker  # answered, and still in step
+    assert worker.validate("subjects", "all", frame, params) is not None
