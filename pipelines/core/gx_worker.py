@@ -61,7 +61,7 @@ def _runnable() -> float:
     except (OSError, ValueError, IndexError):
         try:
             return os.getloadavg()[0]
-        except OSError:  # no load average on this platform: assume busy
+        except (OSError, AttributeError):  # no load average on this platform: assume busy
             return float("inf")
 
 
