@@ -36,7 +36,7 @@ def summary_markdown(summary: pl.DataFrame) -> str:
 
 def km_svg(curves: pl.DataFrame, summary: pl.DataFrame) -> str | None:
     """The Kaplan-Meier curves as an SVG data URI (None without curves)."""
-    from pipelines.report.figures import kaplan_meier, svg_data_uri, svg_sized
+    from pipelines.report.figures import kaplan_meier, svg_data_uri
 
     if curves.height == 0:
         return None
@@ -45,7 +45,7 @@ def km_svg(curves: pl.DataFrame, summary: pl.DataFrame) -> str | None:
         steps = curves.filter(pl.col("trtp") == r["trtp"]).sort("time").to_dicts()
         if steps:
             arms.append({"label": r["arm_label"], "steps": steps, "median": r["median"]})
-    return svg_sized(svg_data_uri(kaplan_meier(arms)), px_per_inch=80)
+    return svg_data_uri(kaplan_meier(arms), px_per_inch=80)
 
 
 @study_assets(name="durability", specs=SPECS)

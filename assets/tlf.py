@@ -63,7 +63,7 @@ def tlf_assets(available: list[dg.AssetKey]):
                 "path": dg.MetadataValue.path(str(out_dir)),
                 "outputs_written": len(pkg.written),
                 "outputs_without_data": len(pkg.absent),
-                "outputs": dg.MetadataValue.md(md_with_image(table, F.svg_sized(F.svg_data_uri(fig), px_per_inch=72) if fig is not None else None, "figure")),
+                "outputs": dg.MetadataValue.md(md_with_image(table, F.svg_data_uri(fig, px_per_inch=72) if fig is not None else None, "figure")),
             },
         )
         ds_table = md_table(

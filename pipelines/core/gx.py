@@ -55,7 +55,7 @@ class Config:
 @dataclass(frozen=True)
 class Result:
     """One expectation's outcome on one frame: GX's ``success``, ``result`` and ``exception_info``.
-    ``index`` is the expectation's place in the (part of the) suite file."""
+    ``index`` is the expectation's place in the suite file (whichever part was run)."""
 
     expectation_config: Config
     success: bool
@@ -100,7 +100,9 @@ def validate(name: str, part: str, frame, params: dict) -> list[Result]:
     what GX validates), with suite parameters ``params``. Results come in GX's order; each says its
     place in the file."""
     vd = _validation_definition(name, part)
-    place = {e.id: i for i, e in enumerate(vd.suite.expectations)}
+    full = load_suite_json(name)["expectations"]
+    in_part = [i for i, e in enumerate(full) if part == "all" or (e["type"] in SCHEMA_TYPES) == (part == "schema")]
+    place = {e.id: in_part[i] for i, e in enumerate(vd.suite.expectations)}
     results = vd.run(batch_parameters={"dataframe": frame.to_pandas()}, expectation_parameters=params,
                      result_format={"result_format": "SUMMARY"}).results
     out = []

@@ -2,16 +2,16 @@
 
 Importing GX takes about 1.6 s of a Feder-size `trialpipe run`'s 12 s (3.8 s in a fresh process), and
 nothing else in the run needs it. ``trialpipe run`` / ``validate`` / ``demo`` start this helper
-first thing (:func:`start`), for a small study when the machine has a free core: it imports GX on that core while
-the run's process imports Dagster, launches the run, loads the files and builds the staging
-tables. A suite's rows then go to it as a polars frame (pickled, Arrow IPC), and its answer comes
+first thing (:func:`start`), for a small study when the machine has a free core: it imports GX on
+that core while the run's process imports Dagster, launches the run, loads the files and builds the
+staging tables. A suite's rows then go to it as a polars frame (pickled, Arrow IPC), and its answer comes
 back as plain :class:`pipelines.core.gx.Result` objects: the same call
 (:func:`pipelines.core.gx.validate`) the run's process would make, so the outcome is the same.
 
 The run's process validates a suite itself (importing GX then) when there is no helper (a run
-launched by the Dagster UI or a schedule, ``TRIALPIPE_GX_WORKER=0``, a busy machine), for a frame
-of more than :data:`MAX_ROWS` rows (a large study: the frame would cost more to send than GX's
-import), and whenever the helper fails: it died, it answered with an error (the local run then
+launched by the Dagster UI or a schedule, a study of more than :data:`MAX_STUDY_BYTES`,
+``TRIALPIPE_GX_WORKER=0``, a busy machine), for a frame of more than :data:`MAX_ROWS` rows, and
+whenever the helper fails: it died, it answered with an error (the local run then
 raises that error itself), or it was interrupted mid-call. Nothing about the outcome depends on
 where it ran; ``tests/validation/test_gx_worker.py`` compares the two.
 
@@ -122,6 +122,10 @@ class Worker:
             [sys.executable, "-c", "from pipelines.core.gx_worker import serve; serve()"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, start_new_session=True, close_fds=True,
         )
+        # non-blocking, waited on with a timeout: an interrupt of the run is raised within 0.2 s,
+        # even while the helper is still importing GX
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            os.set_blocking(pipe.fileno(), False)
         self.alive = True
         self._lock = threading.Lock()
         atexit.register(self.close)  # a helper outliving its process would wait for input that never comes
@@ -147,11 +151,8 @@ class Worker:
             return None
         return payload
 
-    # the pipes are non-blocking and waited on with a timeout, so an interrupt of the run is raised
-    # within 0.2 s even while the helper is still importing GX
     def _send(self, data: bytes) -> None:
         fd = self.proc.stdin.fileno()
-        os.set_blocking(fd, False)
         view = memoryview(_HEADER.pack(len(data)) + data)
         ready = _poller(fd, select.POLLOUT)
         while view:
@@ -163,25 +164,25 @@ class Worker:
                     continue
 
     def _receive(self) -> bytes:
+        (size,) = _HEADER.unpack(self._read(_HEADER.size))
+        return self._read(size)
+
+    def _read(self, n: int) -> bytes:
         fd = self.proc.stdout.fileno()
-        os.set_blocking(fd, False)
         buf = bytearray()
-        need = _HEADER.size
         ready = _poller(fd, select.POLLIN)
-        while len(buf) < need:
+        while len(buf) < n:
             if not ready():
                 self._check()
                 continue
             try:
-                chunk = os.read(fd, need - len(buf))
+                chunk = os.read(fd, n - len(buf))
             except BlockingIOError:
                 continue
             if not chunk:
                 raise EOFError("the helper process closed its output")
             buf += chunk
-            if need == _HEADER.size and len(buf) >= need:
-                need += _HEADER.unpack_from(buf)[0]
-        return bytes(buf[_HEADER.size:need])
+        return bytes(buf)
 
     def _check(self) -> None:
         if self.proc.poll() is not None:

@@ -253,23 +253,17 @@ def run_suite(
         per_batch = [_validate(name, "all", frame, params)]
         del frame
     else:
-        def placed(part, results):  # GX returns results in its own order; each says its place in the part
-            return {(part, r.index): r for r in results}
+        def placed(results):  # GX returns results in its own order; each says its place in the file
+            return {r.index: r for r in results}
 
-        schema_results = placed("schema", _validate(name, "schema", _frame(con, f"select * from ({query}) as q limit 0"), params))
+        schema_results = placed(_validate(name, "schema", _frame(con, f"select * from ({query}) as q limit 0"), params))
         total_rows, row_results = 0, []
         for frame in _batches(con, data, key, chunk_rows):
             total_rows += frame.height
-            row_results.append(placed("rows", _validate(name, "rows", frame, params)))
+            row_results.append(placed(_validate(name, "rows", frame, params)))
             del frame
-        # in the suite's order: each expectation's place in its part, in the order of the file
-        seen = {"schema": 0, "rows": 0}
-        places = []
-        for e in data["expectations"]:
-            part = "schema" if e["type"] in _SCHEMA else "rows"
-            places.append((part, seen[part]))
-            seen[part] += 1
-        per_batch = [[{**schema_results, **batch}[p] for p in places] for batch in row_results]
+        # in the suite's order, the schema part's results in every batch
+        per_batch = [[{**schema_results, **batch}[i] for i in range(len(data["expectations"]))] for batch in row_results]
     outcomes = []
     for parts in zip(*per_batch):
         cfg = parts[0].expectation_config

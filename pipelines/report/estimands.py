@@ -62,7 +62,7 @@ def tipping_svg(
     ).pl()
     if grid.height == 0:
         return None
-    return F.svg_sized(F.svg_data_uri(tipping_figure(grid, alpha=alpha)), px_per_inch=72)
+    return F.svg_data_uri(tipping_figure(grid, alpha=alpha), px_per_inch=72)
 
 
 def estimand_sections(con: duckdb.DuckDBPyConnection, data, *, svg) -> list[dict]:

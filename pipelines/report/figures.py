@@ -72,22 +72,32 @@ def new_figure(w: float, h: float) -> Figure:
 
 
 # ------------------------------------------------------------------------------------------ output
-def svg_sized(uri: str, px_per_inch: float) -> str:
-    """An SVG data URI from :func:`svg_data_uri` drawn at ``px_per_inch`` (its width and height in
-    px; matplotlib writes them in points, which a browser shows at 96 px per inch)."""
-    head, _, body = uri.partition(",")
-    text = base64.b64decode(body).decode("utf-8")
+_SVG_URI = "data:image/svg+xml;base64,"
+
+
+def _sized(svg: str, px_per_inch: float) -> str:
+    """The SVG with its width and height in px at ``px_per_inch`` (matplotlib writes them in points,
+    which a browser shows at 96 px per inch); the viewBox keeps the drawing."""
     scale = px_per_inch / 72
-    text = re.sub(r'<svg([^>]*?) width="([\d.]+)pt" height="([\d.]+)pt"',
-                  lambda m: f'<svg{m[1]} width="{float(m[2]) * scale:g}" height="{float(m[3]) * scale:g}"', text, count=1)
-    return f"{head},{base64.b64encode(text.encode('utf-8')).decode('ascii')}"
+    return re.sub(r'<svg([^>]*?) width="([\d.]+)pt" height="([\d.]+)pt"',
+                  lambda m: f'<svg{m[1]} width="{float(m[2]) * scale:g}" height="{float(m[3]) * scale:g}"', svg, count=1)
 
 
-def svg_data_uri(fig: Figure) -> str:
+def svg_sized(uri: str, px_per_inch: float) -> str:
+    """An SVG data URI from :func:`svg_data_uri` shown at ``px_per_inch`` instead."""
+    svg = base64.b64decode(uri.removeprefix(_SVG_URI)).decode("utf-8")
+    return _SVG_URI + base64.b64encode(_sized(svg, px_per_inch).encode("utf-8")).decode("ascii")
+
+
+def svg_data_uri(fig: Figure, px_per_inch: float | None = None) -> str:
+    """The figure as an SVG data URI; ``px_per_inch``: shown at that size (default: the browser's,
+    96 px per inch)."""
     buf = io.BytesIO()
     with style():
         fig.savefig(buf, format="svg", metadata={"Date": None})
-    return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    if px_per_inch is None:
+        return _SVG_URI + base64.b64encode(buf.getvalue()).decode("ascii")
+    return _SVG_URI + base64.b64encode(_sized(buf.getvalue().decode("utf-8"), px_per_inch).encode("utf-8")).decode("ascii")
 
 
 def _legend_above(fig: Figure, handles: dict) -> None:

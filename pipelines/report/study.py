@@ -84,7 +84,7 @@ def svg(build, *args, **kwargs) -> Img | None:
     if fig is not None:
         uri = F.svg_data_uri(fig)  # saving lays the figure out; the size is final afterwards
         img = Img(uri, round(fig.get_figwidth() * 96), round(fig.get_figheight() * 96))
-    if key is not None and (img is not None or fig is None):
+    if key is not None:
         _DRAWN[key] = img
         while len(_DRAWN) > _DRAWN_MAX:
             _DRAWN.popitem(last=False)
