@@ -140,6 +140,34 @@ def test_the_run_process_never_imports_gx(built, tmp_path):
     assert out["gx"] is False and out["n"] == 55 and out["failed"] >= 2, out
 
 
+def test_the_helper_defers_what_gx_imports_for_nothing(built, tmp_path):
+    """The helper's deferral of scipy.stats and altair (0.9 s of its GX import): every suite runs in
+    an interpreter set up like the helper without executing either (a GX that starts using them
+    still works: they load on first use, and the outcome test above would see a difference)."""
+    shutil.copy(built / "broken.duckdb", tmp_path / "w.duckdb")
+    code = (
+        "import sys, json\n"
+        "from pipelines.core import gx, gx_worker, validation, warehouse\n"
+        "from pipelines.core.manifest import load_manifest\n"
+        "gx_worker.defer_imports(gx_worker.DEFERRED)\n"
+        "gx.import_gx()\n"
+        f"with warehouse.connect({str(tmp_path / 'w.duckdb')!r}) as con:\n"
+        f"    p = validation.suite_parameters(con, load_manifest({str(CASE)!r}))\n"
+        f"    out = [validation.run_suite(con, s, p) for s in {SUITES!r}]\n"
+        "seen = {'stats_py': 'scipy.stats._stats_py' in sys.modules, 'vegalite': 'altair.vegalite' in sys.modules,\n"
+        "        'lazy': type(sys.modules['scipy.stats']).__name__, 'n': sum(len(o.expectations) for o in out)}\n"
+        "import scipy.stats\n"  # a use (even this statement reads its __spec__) loads it
+        "seen.update(norm=float(scipy.stats.norm.cdf(0.0)), after='scipy.stats._stats_py' in sys.modules)\n"
+        "print(json.dumps(seen))\n"
+    )
+    env = {**os.environ, gx_worker.ENV: "0", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=240, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["n"] == 55 and not out["stats_py"] and not out["vegalite"] and out["lazy"] == "_LazyModule", out
+    assert out["norm"] == 0.5 and out["after"], out  # first use loads it
+
+
 def test_the_helper_is_not_started_when_switched_off_or_on_a_busy_machine(monkeypatch):
     monkeypatch.setenv(gx_worker.ENV, "0")
     assert gx_worker.start() is None
