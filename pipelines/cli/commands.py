@@ -20,10 +20,13 @@ def _console():
 
 
 def _run(study_dir: Path, warehouse: Path | None, report_dir: Path | None, job: str):
-    from pipelines.core import gx_worker
+    from pipelines.core import helper
 
-    if job in VALIDATING_JOBS:  # GX imports on another core while this process launches the run
-        gx_worker.start(study_dir)
+    # GX imports on another core while this process launches the run (a helper started by `demo`
+    # stays for its CSR package run, whose figures it draws)
+    mine = job in VALIDATING_JOBS and helper.current() is None
+    if mine:
+        helper.start(study_dir)
     from pipelines.orchestration.runner import run_study
 
     console = _console()
@@ -31,7 +34,8 @@ def _run(study_dir: Path, warehouse: Path | None, report_dir: Path | None, job: 
     try:
         return run_study(study_dir, warehouse=warehouse, report_dir=report_dir, job_name=job, console=console), console
     finally:
-        gx_worker.stop()
+        if mine:
+            helper.stop()
 
 
 def _summary(outcome, console):
@@ -127,10 +131,19 @@ DEMO_FOLLOW_UP_WEEKS = 8
 @click.option("--seed", type=int, default=20210105, show_default=True)
 def demo(directory: Path, seed: int) -> None:
     """Simulate a Feder-2021-sized trial into DIR and run the whole pipeline on it."""
-    from pipelines.core import gx_worker
-    from pipelines.simulate import write_study
+    from pipelines.core import helper
 
-    gx_worker.start()  # before simulating (a Feder-size study): GX imports on another core meanwhile
+    # before simulating (a Feder-size study): GX imports on another core meanwhile; the helper draws
+    # the CSR package's figures later
+    helper.start()
+    try:
+        _demo(directory, seed)
+    finally:
+        helper.stop()
+
+
+def _demo(directory: Path, seed: int) -> None:
+    from pipelines.simulate import write_study
 
     console = _console()
     study_dir = directory / "study"

@@ -3,7 +3,7 @@
 :func:`validate` runs a suite (or the ``schema`` / ``rows`` part of a suite validated in batches)
 on a polars frame and returns :class:`Result` objects made of builtins, numpy and pandas values
 only, never GX's classes. So the same call can run here or in the GX helper process
-(:mod:`pipelines.core.gx_worker`), and :mod:`pipelines.core.validation` reads either answer the
+(:mod:`pipelines.core.helper`), and :mod:`pipelines.core.validation` reads either answer the
 same way, without importing GX to read it.
 """
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import duckdb
 import polars as pl
 
-from pipelines.core import gx, gx_worker, warehouse
+from pipelines.core import gx, helper, warehouse
 from pipelines.core.manifest import Manifest
 
 log = logging.getLogger(__name__)
@@ -150,8 +150,8 @@ def _frame(con: duckdb.DuckDBPyConnection, query: str) -> pl.DataFrame:
 def _validate(name: str, part: str, frame: pl.DataFrame, params: dict) -> list[gx.Result]:
     """GX's results of suite ``name`` (or its ``part``) on ``frame``, in GX's order: from the GX
     helper process when there is one and the frame is small, else from this process."""
-    worker = gx_worker.current()
-    if worker is not None and frame.height <= gx_worker.MAX_ROWS:
+    worker = helper.current()
+    if worker is not None and frame.height <= helper.MAX_ROWS:
         results = worker.validate(name, part, frame, params)
         if results is not None:
             return results

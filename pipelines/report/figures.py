@@ -89,15 +89,38 @@ def svg_sized(uri: str, px_per_inch: float) -> str:
     return _SVG_URI + base64.b64encode(_sized(svg, px_per_inch).encode("utf-8")).decode("ascii")
 
 
+_NO_METADATA = {"svg": {"Date": None}, "png": {"Software": None}}  # the same bytes from the same figure
+
+
+def figure_bytes(fig: Figure, fmt: str, **options) -> bytes:
+    """The figure saved as ``fmt`` ("svg" or "png"; ``options`` such as ``dpi`` go to savefig), in
+    the house style. The run's process and its helper process draw with this same call."""
+    buf = io.BytesIO()
+    with style():
+        fig.savefig(buf, format=fmt, metadata=_NO_METADATA[fmt], **options)
+    return buf.getvalue()
+
+
+def drawing(fig: Figure, fmt: str, **options):
+    """:func:`figure_bytes` under way, in the helper process when there is one
+    (:class:`pipelines.core.helper.Later`; ``.result()`` waits for the bytes, the same either way)."""
+    from pipelines.core.helper import Later
+
+    return Later(figure_bytes, fig, fmt, **options)
+
+
+def svg_uri_of(svg: bytes, px_per_inch: float | None = None) -> str:
+    """SVG bytes from :func:`figure_bytes` as a data URI; ``px_per_inch``: shown at that size
+    (default: the browser's, 96 px per inch)."""
+    if px_per_inch is not None:
+        svg = _sized(svg.decode("utf-8"), px_per_inch).encode("utf-8")
+    return _SVG_URI + base64.b64encode(svg).decode("ascii")
+
+
 def svg_data_uri(fig: Figure, px_per_inch: float | None = None) -> str:
     """The figure as an SVG data URI; ``px_per_inch``: shown at that size (default: the browser's,
     96 px per inch)."""
-    buf = io.BytesIO()
-    with style():
-        fig.savefig(buf, format="svg", metadata={"Date": None})
-    if px_per_inch is None:
-        return _SVG_URI + base64.b64encode(buf.getvalue()).decode("ascii")
-    return _SVG_URI + base64.b64encode(_sized(buf.getvalue().decode("utf-8"), px_per_inch).encode("utf-8")).decode("ascii")
+    return svg_uri_of(figure_bytes(fig, "svg"), px_per_inch)
 
 
 def _legend_above(fig: Figure, handles: dict) -> None:

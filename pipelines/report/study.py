@@ -58,9 +58,19 @@ def _draw(build, *args, **kwargs):
 
 @dataclass
 class Img:
-    uri: str  # data: URI
-    width: int  # natural size, CSS px
+    """A figure as an SVG data URI with its natural size in CSS px. The SVG may still be being drawn
+    (in the helper process, :func:`pipelines.report.figures.drawing`) until ``uri`` is read: the
+    report asks for every figure first and reads them when the page is rendered."""
+
+    drawing: object  # a pipelines.core.helper.Later of the SVG's bytes, then the data URI
+    width: int
     height: int
+
+    @property
+    def uri(self) -> str:
+        if not isinstance(self.drawing, str):
+            self.drawing = F.svg_uri_of(self.drawing.result())
+        return self.drawing
 
 
 # Figures drawn in this process, by builder and a digest of what it was given: a run's efficacy step
@@ -82,8 +92,7 @@ def svg(build, *args, **kwargs) -> Img | None:
     fig = _draw(build, *args, **kwargs)
     img = None
     if fig is not None:
-        uri = F.svg_data_uri(fig)  # saving lays the figure out; the size is final afterwards
-        img = Img(uri, round(fig.get_figwidth() * 96), round(fig.get_figheight() * 96))
+        img = Img(F.drawing(fig, "svg"), round(fig.get_figwidth() * 96), round(fig.get_figheight() * 96))
     if key is not None:
         _DRAWN[key] = img
         while len(_DRAWN) > _DRAWN_MAX:

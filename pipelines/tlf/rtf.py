@@ -169,12 +169,15 @@ def _doc_absent(shell: Shell, out: Absent, study_id: str, run_id: str | None) ->
     )
 
 
-def figure_png(fig, path: Path, dpi: int = 200) -> tuple[float, float]:
-    """Write the figure as a PNG; its size in inches."""
+FIGURE_DPI = 200
+
+
+def figure_png(fig, path: Path, dpi: int = FIGURE_DPI, drawing=None) -> tuple[float, float]:
+    """Write the figure as a PNG (``drawing``: its bytes under way, :func:`pipelines.report.figures.drawing`);
+    its size in inches."""
     from pipelines.report import figures as F
 
-    with F.style():
-        fig.savefig(path, format="png", dpi=dpi, metadata={"Software": None})
+    path.write_bytes(drawing.result() if drawing is not None else F.figure_bytes(fig, "png", dpi=dpi))
     return fig.get_figwidth(), fig.get_figheight()
 
 
@@ -213,14 +216,15 @@ def load_fonts_once() -> None:
     strwidth.ImageFont = CachedImageFont
 
 
-def write_rtf(shell: Shell, out, path: Path, study_id: str, run_id: str | None, png: Path | None = None) -> Path:
-    """Render one built output to ``path`` (a figure's PNG is written beside it unless given)."""
+def write_rtf(shell: Shell, out, path: Path, study_id: str, run_id: str | None, png: Path | None = None, drawing=None) -> Path:
+    """Render one built output to ``path`` (a figure's PNG is written beside it unless given;
+    ``drawing``: the figure's PNG being drawn, :func:`figure_png`)."""
     load_fonts_once()
     if isinstance(out, TableOut):
         doc = _doc_table(shell, out, study_id, run_id)
     elif isinstance(out, FigureOut):
         png = png or path.with_suffix(".png")
-        size = figure_png(out.figure, png)
+        size = figure_png(out.figure, png, drawing=drawing)
         doc = _doc_figure(shell, out, png, size, study_id, run_id)
     else:
         doc = _doc_absent(shell, out, study_id, run_id)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.core import gx_worker, validation, warehouse
+from pipelines.core import helper, validation, warehouse
 from pipelines.core.build import build_study
 from pipelines.core.manifest import load_manifest
 
@@ -43,11 +43,11 @@ def built(tmp_path_factory):
 @pytest.fixture
 def worker(monkeypatch):
     """The helper, started for this test (each GX import in it takes a few seconds of CPU)."""
-    monkeypatch.setenv(gx_worker.ENV, "1")
-    w = gx_worker.start()
+    monkeypatch.setenv(helper.ENV, "1")
+    w = helper.start()
     assert w is not None
     yield w
-    gx_worker.stop()
+    helper.stop()
 
 
 def _outcomes(db: Path, chunk_rows: int = validation.CHUNK_ROWS) -> list[dict]:
@@ -79,7 +79,7 @@ def test_the_helper_gives_the_outcome_of_this_process(built, worker, monkeypatch
         "adae/all", "adqs/schema", "adqs/rows", "adsl/all", "adtte/all", "item_responses/schema",
         "item_responses/rows", "subjects/all"], calls
     assert calls.count("item_responses/rows") > 3 and calls.count("adqs/rows") > 3, calls  # the batches
-    gx_worker.stop()
+    helper.stop()
     local = [_outcomes(built / db, chunk_rows=n) for db, n in cases]
     for (db, n), mine, theirs in zip(cases, by_worker, local, strict=True):
         assert json.dumps(mine, default=str) == json.dumps(theirs, default=str), (db, n)
@@ -94,7 +94,7 @@ def test_a_dead_helper_means_validating_here(built, worker, monkeypatch):
     worker.proc.wait()
     calls = _calls(worker, monkeypatch)
     assert json.dumps(_outcomes(built / "broken.duckdb"), default=str) == json.dumps(expected, default=str)
-    assert calls[0].endswith(": failed") and gx_worker.current() is None  # tried once, then not again
+    assert calls[0].endswith(": failed") and helper.current() is None  # tried once, then not again
     assert len(calls) == 1
 
 
@@ -103,7 +103,7 @@ def test_an_error_in_the_helper_is_raised_here_and_large_frames_stay_here(built,
 
     # the helper answers with the error; the run's process validates itself and raises it there
     assert worker.validate("no_such_suite", "all", pl.DataFrame({"a": [1]}), {}) is None
-    assert gx_worker.current() is worker  # still usable
+    assert helper.current() is worker  # still usable
     with warehouse.connect(built / "clean.duckdb") as con, pytest.raises(FileNotFoundError):
         validation.run_suite(con, "no_such_suite", {})
 
@@ -111,7 +111,7 @@ def test_an_error_in_the_helper_is_raised_here_and_large_frames_stay_here(built,
     real = type(worker).validate
     monkeypatch.setattr(type(worker), "validate", lambda self, name, part, frame, params: (
         sent.append((f"{name}/{part}", frame.height)), real(self, name, part, frame, params))[1])
-    monkeypatch.setattr(gx_worker, "MAX_ROWS", 0)
+    monkeypatch.setattr(helper, "MAX_ROWS", 0)
     _outcomes(built / "clean.duckdb")
     # only frames without rows went (the schema parts, and this study's empty safety tables)
     assert {"adqs/schema", "item_responses/schema"} <= {c for c, _ in sent} and all(n == 0 for _, n in sent), sent
@@ -124,16 +124,16 @@ def test_the_run_process_never_imports_gx(built, tmp_path):
     shutil.copy(built / "broken.duckdb", tmp_path / "w.duckdb")
     code = (
         "import sys, json\n"
-        "from pipelines.core import gx_worker, validation, warehouse\n"
+        "from pipelines.core import helper, validation, warehouse\n"
         "from pipelines.core.manifest import load_manifest\n"
-        "assert gx_worker.start() is not None\n"
+        "assert helper.start() is not None\n"
         f"with warehouse.connect({str(tmp_path / 'w.duckdb')!r}) as con:\n"
         f"    p = validation.suite_parameters(con, load_manifest({str(CASE)!r}))\n"
         f"    out = [validation.run_suite(con, s, p) for s in {SUITES!r}]\n"
         "print(json.dumps({'gx': 'great_expectations' in sys.modules, 'n': sum(len(o.expectations) for o in out),\n"
         "                  'failed': sum(not o.success for o in out)}))\n"
     )
-    env = {**os.environ, gx_worker.ENV: "1", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, helper.ENV: "1", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=240, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -147,9 +147,9 @@ def test_the_helper_defers_what_gx_imports_for_nothing(built, tmp_path):
     shutil.copy(built / "broken.duckdb", tmp_path / "w.duckdb")
     code = (
         "import sys, json\n"
-        "from pipelines.core import gx, gx_worker, validation, warehouse\n"
+        "from pipelines.core import gx, helper, validation, warehouse\n"
         "from pipelines.core.manifest import load_manifest\n"
-        "gx_worker.defer_imports(gx_worker.DEFERRED)\n"
+        "helper.defer_imports(helper.DEFERRED)\n"
         "gx.import_gx()\n"
         f"with warehouse.connect({str(tmp_path / 'w.duckdb')!r}) as con:\n"
         f"    p = validation.suite_parameters(con, load_manifest({str(CASE)!r}))\n"
@@ -160,7 +160,7 @@ def test_the_helper_defers_what_gx_imports_for_nothing(built, tmp_path):
         "seen.update(norm=float(scipy.stats.norm.cdf(0.0)), after='scipy.stats._stats_py' in sys.modules)\n"
         "print(json.dumps(seen))\n"
     )
-    env = {**os.environ, gx_worker.ENV: "0", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, helper.ENV: "0", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=240, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -169,28 +169,28 @@ def test_the_helper_defers_what_gx_imports_for_nothing(built, tmp_path):
 
 
 def test_the_helper_is_not_started_when_switched_off_or_on_a_busy_machine(monkeypatch):
-    monkeypatch.setenv(gx_worker.ENV, "0")
-    assert gx_worker.start() is None
-    monkeypatch.delenv(gx_worker.ENV)
-    monkeypatch.setattr(gx_worker, "_runnable", lambda: float(os.cpu_count() or 1))  # every core busy
-    assert gx_worker.start() is None
-    monkeypatch.setattr(gx_worker, "_runnable", lambda: 1.0)  # only this process
-    assert (gx_worker.start() is not None) == ((os.cpu_count() or 1) >= 2)
-    gx_worker.stop()
+    monkeypatch.setenv(helper.ENV, "0")
+    assert helper.start() is None
+    monkeypatch.delenv(helper.ENV)
+    monkeypatch.setattr(helper, "_runnable", lambda: float(os.cpu_count() or 1))  # every core busy
+    assert helper.start() is None
+    monkeypatch.setattr(helper, "_runnable", lambda: 1.0)  # only this process
+    assert (helper.start() is not None) == ((os.cpu_count() or 1) >= 2)
+    helper.stop()
 
 
 def test_the_helper_is_for_small_studies(monkeypatch, tmp_path):
-    monkeypatch.delenv(gx_worker.ENV, raising=False)
-    monkeypatch.setattr(gx_worker, "_runnable", lambda: 0.0)  # every core free
+    monkeypatch.delenv(helper.ENV, raising=False)
+    monkeypatch.setattr(helper, "_runnable", lambda: 0.0)  # every core free
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "items.csv").write_bytes(b"x" * 600_000)
-    assert gx_worker.start(tmp_path) is not None  # 0.6 MB
-    gx_worker.stop()
+    assert helper.start(tmp_path) is not None  # 0.6 MB
+    helper.stop()
     (tmp_path / "more.csv").write_bytes(b"x" * 600_000)
-    assert gx_worker.start(tmp_path) is None  # 1.2 MB: the run's process will import GX for its item rows anyway
-    monkeypatch.setenv(gx_worker.ENV, "1")
-    assert gx_worker.start(tmp_path) is not None  # unless asked for
-    gx_worker.stop()
+    assert helper.start(tmp_path) is None  # 1.2 MB: the run's process will import GX for its item rows anyway
+    monkeypatch.setenv(helper.ENV, "1")
+    assert helper.start(tmp_path) is not None  # unless asked for
+    helper.stop()
 
 
 def test_what_the_helper_prints_does_not_reach_its_answers(built, worker, monkeypatch):
@@ -205,5 +205,5 @@ def test_what_the_helper_prints_does_not_reach_its_answers(built, worker, monkey
         params = validation.suite_parameters(con, load_manifest(CASE))
         frame = validation._frame(con, "select * from staging.subjects")
     results = worker.validate("subjects", "all", frame, {**params, "noise": Loud()})
-    assert results is not None and gx_worker.current() is worker  # answered, and still in step
+    assert results is not None and helper.current() is worker  # answered, and still in step
     assert worker.validate("subjects", "all", frame, params) is not None
