@@ -408,7 +408,9 @@ def serve() -> None:
     defer_imports(DEFERRED)
     gx.import_gx()
     if not select.select([requests], [], [], 0)[0]:  # idle: get ready for figures too
-        from pipelines.report import figures  # noqa: F401 - matplotlib
+        import matplotlib.backends.backend_agg  # noqa: F401
+        import matplotlib.backends.backend_svg  # noqa: F401
+        import matplotlib.figure  # noqa: F401
     # requests are read as they come, by a thread of their own: the run's process sends a figure
     # and goes on while the one before is still being drawn, rather than waiting on a full pipe
     inbox: queue.SimpleQueue = queue.SimpleQueue()

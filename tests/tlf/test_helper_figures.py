@@ -119,7 +119,7 @@ def test_the_run_process_takes_over_what_the_helper_has_not_begun(worker):
     calls itself (and the helper skips them); answers still go to the right requests."""
     import time
 
-    slow = helper.Later(time.sleep, 1.5)
+    slow = helper.Later(time.sleep, 1.0)
     figs = [_figure() for _ in range(4)]
     laters = [F.drawing(f, "png", dpi=40) for f in figs]
     waited = time.perf_counter()
