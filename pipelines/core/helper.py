@@ -126,15 +126,17 @@ def stop() -> None:
 class Ticket:
     """A request's answer to come: ``status`` is None until it came, then "ok" (``payload`` the
     result), "error" (``payload`` the helper's error) or "failed" (the helper is gone). A request
-    with a ``fallback`` (the same work, done in this process) that the helper has not come to yet
-    may be done here instead, while this process would otherwise wait (:meth:`Worker.answer`)."""
+    with a ``fallback`` (the same work, done in this process) that the helper has not begun (it says
+    when it begins one) is done here instead when this process would otherwise wait
+    (:meth:`Worker.answer`)."""
 
-    __slots__ = ("fallback", "payload", "rid", "status", "what")
+    __slots__ = ("begun", "fallback", "payload", "rid", "status", "what")
 
     def __init__(self, rid: int, what: str, fallback=None) -> None:
         self.rid, self.what, self.fallback = rid, what, fallback
         self.status: str | None = None
         self.payload = None
+        self.begun = False  # the helper said it began
 
 
 class Worker:
@@ -206,7 +208,7 @@ class Worker:
                     break
                 try:
                     self._pump(wait=False)
-                    spare = self._spare() if ticket.status is None else None
+                    spare = self._spare(ticket) if ticket.status is None else None
                     if spare is not None:  # rather than wait, do here what the helper has not begun
                         self._send(pickle.dumps((None, "cancel", spare.rid), protocol=pickle.HIGHEST_PROTOCOL))
                         spare.status, spare.payload = "ok", spare.fallback()
@@ -220,14 +222,14 @@ class Worker:
             log.warning("the helper process could not %s (%s); doing it in this process", ticket.what, ticket.payload)
         return ticket.payload if ticket.status == "ok" else None
 
-    def _spare(self) -> Ticket | None:
-        """The last request waiting that this process could do itself, unless it is the first
-        waiting (the one the helper is most likely working on)."""
-        for ticket in reversed(self._waiting):
-            if ticket is self._waiting[0]:
-                return None
-            if ticket.status is None and ticket.fallback is not None:
-                return ticket
+    def _spare(self, ticket: Ticket) -> Ticket | None:
+        """What this process can do itself rather than wait for ``ticket``: ``ticket``, when the
+        helper has not begun it, else the last request waiting that it has not begun."""
+        if not ticket.begun and ticket.fallback is not None:
+            return ticket
+        for other in reversed(self._waiting):
+            if other.status is None and not other.begun and other.fallback is not None:
+                return other
         return None
 
     def _fail(self, exc: BaseException) -> None:
@@ -292,6 +294,12 @@ class Worker:
                 break
             status, payload = pickle.loads(bytes(self._inbox[_HEADER.size:_HEADER.size + size]))
             del self._inbox[:_HEADER.size + size]
+            if status == "begun":  # not an answer: the helper began request ``payload``
+                for waiting in self._waiting:
+                    if waiting.rid == payload:
+                        waiting.begun = True
+                        break
+                continue
             if not self._waiting:
                 raise EOFError("the helper process answered a request it was not sent")
             ticket = self._waiting.popleft()
@@ -460,6 +468,8 @@ def serve() -> None:
         if ended:
             return
         rid, kind, args = pending.popleft()
+        if rid is not None and rid not in cancelled:
+            outbox.put(pickle.dumps(("begun", rid), protocol=pickle.HIGHEST_PROTOCOL))
         try:
             if kind == "error":
                 reply = ("error", args)

@@ -116,9 +116,11 @@ def test_a_dead_helper_means_drawing_here(worker):
 
 def test_the_run_process_takes_over_what_the_helper_has_not_begun(worker):
     """A slow call at the head of the queue: while waiting for it, this process does the later
-    calls itself (and the helper skips them); answers still go to the right requests."""
+    calls itself (and the helper skips them); answers still go to the right requests. A call the
+    helper has not begun is done here rather than waited for."""
     import time
 
+    assert worker.answer(worker.call(os.getpid, (), {})) == worker.proc.pid  # ready (GX imported)
     slow = helper.Later(time.sleep, 1.0)
     figs = [_figure() for _ in range(4)]
     laters = [F.drawing(f, "png", dpi=40) for f in figs]
@@ -140,3 +142,17 @@ def test_answers_larger_than_a_pipe_do_not_stop_either_process(worker):
     tickets = [worker.call(bytes, (big,), {}) for _ in range(6)]
     assert all(t is not None for t in tickets)
     assert all(worker.answer(t) == big for t in tickets)
+
+
+def test_a_call_the_helper_has_not_begun_is_done_here_not_waited_for(worker):
+    import time
+
+    assert worker.answer(worker.call(os.getpid, (), {})) == worker.proc.pid  # ready (GX imported)
+    busy = helper.Later(time.sleep, 1.0)
+    mine = helper.Later(os.getpid)
+    time.sleep(0.2)
+    t = time.perf_counter()
+    assert mine.result() == os.getpid()  # done here: the helper would have answered with its own pid
+    assert time.perf_counter() - t < 0.5
+    busy.result()
+    assert worker.answer(worker.call(os.getpid, (), {})) == worker.proc.pid  # still in step
