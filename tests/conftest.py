@@ -1,4 +1,5 @@
-"""Shared test helpers: a throw-away Dagster home, and study folders written from literal text."""
+"""Shared test helpers: a throw-away Dagster home, study folders written from literal text, and the
+helper process (pipelines/core/helper.py) started for a test."""
 
 from __future__ import annotations
 
@@ -53,6 +54,18 @@ def _isolated_state(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     monkeypatch.setenv("TRIALPIPE_WAREHOUSE", str(home / "warehouse" / "trialpipe.duckdb"))
     monkeypatch.setenv("TRIALPIPE_STUDIES_ROOT", str(home / "studies"))
+
+
+@pytest.fixture
+def worker(monkeypatch):
+    """The helper process, started for this test (its GX import takes a few seconds of CPU)."""
+    from pipelines.core import helper
+
+    monkeypatch.setenv(helper.ENV, "1")
+    w = helper.start()
+    assert w is not None
+    yield w
+    helper.stop()
 
 
 def write_study(root: Path, manifest: str, files: dict[str, str | bytes]) -> Path:

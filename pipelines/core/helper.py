@@ -8,12 +8,12 @@ files and builds the staging tables. A suite's rows then go to it as a polars fr
 IPC), and its answer comes back as plain :class:`pipelines.core.gx.Result` objects: the same call
 (:func:`pipelines.core.gx.validate`) the run's process would make, so the outcome is the same.
 
-**Figures.** After validating, the helper is idle. A matplotlib figure pickles in about 5 ms and is
-drawn in the helper by the same call (:func:`pipelines.report.figures.figure_bytes`) as in the run's
-process, to the same bytes, while the run's process goes on: the report's SVGs while it builds the
-rest of the report, the CSR package's PNGs while it writes the tables. :meth:`Worker.submit` sends
-a request without waiting, :meth:`Worker.answer` waits for its answer; answers come in the order
-the requests went.
+**Figures and files.** After validating, the helper is idle. A matplotlib figure pickles in about
+5 ms and is drawn in the helper by the same call (:func:`pipelines.report.figures.figure_bytes`) as
+in the run's process, to the same bytes, while the run's process goes on: the report's SVGs while it
+builds the rest of the report, the CSR package's PNGs and table RTF files while it writes the HTML
+and the datasets (:class:`Later`). :meth:`Worker.call` sends a call without waiting,
+:meth:`Worker.answer` waits for its answer; answers come in the order the calls went.
 
 The run's process does the work itself (importing GX then) when there is no helper (a run
 launched by the Dagster UI or a schedule, a study of more than :data:`MAX_STUDY_BYTES`,
@@ -21,7 +21,7 @@ launched by the Dagster UI or a schedule, a study of more than :data:`MAX_STUDY_
 figure that cannot be pickled, and whenever the helper fails: it died, it answered with an error
 (the local call then raises that error itself), or it was interrupted mid-call. Nothing about the
 outcome depends on where it ran; ``tests/validation/test_helper_gx.py`` and
-``tests/report/test_helper_figures.py`` compare the two.
+``tests/tlf/test_helper_figures.py`` compare the two.
 
 The helper reads requests from its stdin and answers on its stdout, each a pickle behind its
 8-byte length; end of input (the run's process closed the pipe, exited or was killed) ends it.
@@ -163,23 +163,22 @@ class Worker:
 
     def validate(self, name: str, part: str, frame, params: dict):
         """The helper's :func:`pipelines.core.gx.validate` of the frame, or None when it could not
-        answer (the caller then validates in its own process)."""
-        return self.answer(self.submit(("validate", name, part, frame, params), f"validate {name}"))
+        answer (the caller then validates in its own process, importing GX: never done here)."""
+        from pipelines.core import gx  # GX itself is imported inside gx.validate, in the helper
 
-    def call(self, func, args: tuple, kwargs: dict, fallback=None) -> Ticket | None:
+        return self.answer(self.call(gx.validate, (name, part, frame, params), {}, what=f"validate {name}"))
+
+    def call(self, func, args: tuple, kwargs: dict, fallback=None, what: str | None = None) -> Ticket | None:
         """Send ``func(*args, **kwargs)`` (a module-level function: it is pickled by name) to be
-        done in the helper; its result comes from :meth:`answer`. None when there is no helper or the
-        arguments do not pickle. ``fallback``: the same call here (see :class:`Ticket`)."""
-        return self.submit(("call", func, args, kwargs), getattr(func, "__qualname__", str(func)), fallback)
-
-    def submit(self, request: tuple, what: str, fallback=None) -> Ticket | None:
-        """Send ``request`` without waiting for its answer; None when it cannot go (no helper, or
-        it does not pickle: a figure holding a lambda)."""
+        done in the helper, without waiting; its result comes from :meth:`answer`. None when there is
+        no helper or the arguments do not pickle (a figure holding a lambda). ``fallback``: the same
+        call here (see :class:`Ticket`)."""
         if not self.alive:
             return None
         rid = next(self._rids)
+        what = what or getattr(func, "__qualname__", str(func))
         try:
-            data = pickle.dumps((rid, *request), protocol=pickle.HIGHEST_PROTOCOL)
+            data = pickle.dumps((rid, func, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:  # noqa: BLE001 - the caller does it itself
             log.debug("not sent to the helper process (%s): %s", what, exc)
             return None
@@ -210,8 +209,8 @@ class Worker:
                     self._pump(wait=False)
                     spare = self._spare(ticket) if ticket.status is None else None
                     if spare is not None:  # rather than wait, do here what the helper has not begun
-                        self._send(pickle.dumps((None, "cancel", spare.rid), protocol=pickle.HIGHEST_PROTOCOL))
-                        spare.status, spare.payload = "ok", spare.fallback()
+                        self._send(pickle.dumps((None, _CANCEL, (spare.rid,), {}), protocol=pickle.HIGHEST_PROTOCOL))
+                        self._do_here(spare)
                     elif ticket.status is None:
                         self._pump(wait=True)
                 except BaseException as exc:
@@ -221,6 +220,15 @@ class Worker:
         if ticket.status == "error":
             log.warning("the helper process could not %s (%s); doing it in this process", ticket.what, ticket.payload)
         return ticket.payload if ticket.status == "ok" else None
+
+    @staticmethod
+    def _do_here(ticket: Ticket) -> None:
+        """Do ``ticket``'s call in this process. An error in it is the call's, not the helper's:
+        the ticket gets no answer, and its owner's own call raises that error."""
+        try:
+            ticket.status, ticket.payload = "ok", ticket.fallback()
+        except Exception:  # noqa: BLE001 - raised again where the caller does it itself
+            ticket.status, ticket.payload = "failed", None
 
     def _spare(self, ticket: Ticket) -> Ticket | None:
         """What this process can do itself rather than wait for ``ticket``: ``ticket``, when the
@@ -268,16 +276,13 @@ class Worker:
         ``wait``: what comes within 0.2 s; else all it has written (a pipe holds 64 kB, so an answer
         of more comes in several reads, each as soon as the helper has refilled it)."""
         fd = self.proc.stdout.fileno()
-        if wait:
-            if _poller(fd, select.POLLIN)():
-                self._read(fd)
-            else:
-                self._check()
-            return
-        poll = select.poll()
+        poll = select.poll()  # not select, which fails on descriptors past 1024 in a busy process
         poll.register(fd, select.POLLIN | select.POLLERR | select.POLLHUP)
-        while poll.poll(5) and self._read(fd):
-            pass
+        if not wait:
+            while poll.poll(5) and self._read(fd):
+                pass
+        elif not (poll.poll(200) and self._read(fd)):
+            self._check()
 
     def _read(self, fd: int) -> bool:
         """One read of what the helper wrote (False: nothing there)."""
@@ -339,14 +344,6 @@ def _widen(fd: int) -> None:
         fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
     except (OSError, ImportError, ValueError):
         pass  # the size the system gives: slower, not wrong
-
-
-def _poller(fd: int, event: int):
-    """A wait of at most 0.2 s for ``event`` on ``fd``: True when it came (poll, not select, which
-    fails on descriptors past 1024 in a process holding many files)."""
-    poll = select.poll()
-    poll.register(fd, event | select.POLLERR | select.POLLHUP)
-    return lambda: bool(poll.poll(200))
 
 
 def _read_exactly(stream, n: int) -> bytes | None:
@@ -457,42 +454,31 @@ def serve() -> None:
                 ended = True
                 break
             try:
-                rid, kind, *args = pickle.loads(body)
+                rid, func, args, kwargs = pickle.loads(body)
             except Exception as exc:  # noqa: BLE001 - answered with the error
-                pending.append((None, "error", f"{type(exc).__name__}: {exc}"))
+                pending.append((None, exc))
                 continue
-            if kind == "cancel":
+            if func == _CANCEL:
                 cancelled.add(args[0])
             else:
-                pending.append((rid, kind, args))
+                pending.append((rid, functools.partial(func, *args, **kwargs)))
         if ended:
             return
-        rid, kind, args = pending.popleft()
-        if rid is not None and rid not in cancelled:
+        rid, call = pending.popleft()
+        if rid in cancelled:
+            reply = ("cancelled", None)
+        else:
             outbox.put(pickle.dumps(("begun", rid), protocol=pickle.HIGHEST_PROTOCOL))
-        try:
-            if kind == "error":
-                reply = ("error", args)
-            elif rid in cancelled:
-                reply = ("cancelled", None)
-            else:
-                reply = ("ok", _DO[kind](*args))
-        except Exception as exc:  # noqa: BLE001 - answered; the run's process does it again itself
-            reply = ("error", f"{type(exc).__name__}: {exc}")
+            try:
+                if isinstance(call, Exception):
+                    raise call
+                reply = ("ok", call())
+            except Exception as exc:  # noqa: BLE001 - answered; the run's process does it again itself
+                reply = ("error", f"{type(exc).__name__}: {exc}")
         outbox.put(pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL))
 
 
-def _validate(name: str, part: str, frame, params: dict):
-    from pipelines.core import gx
-
-    return gx.validate(name, part, frame, params)
-
-
-def _call(func, args: tuple, kwargs: dict):
-    return func(*args, **kwargs)
-
-
-_DO = {"validate": _validate, "call": _call}
+_CANCEL = "cancel"  # in a request's place of the function: the run's process did request args[0] itself
 
 
 class Later:

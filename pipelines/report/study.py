@@ -10,6 +10,7 @@ Where each number comes from is stated in the section's note and in :mod:`pipeli
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import jinja2
 import polars as pl
 from matplotlib.figure import Figure
 
+from pipelines.core.helper import Later
 from pipelines.report import figures as F
 from pipelines.report import fmt
 from pipelines.report import tables as T
@@ -62,15 +64,13 @@ class Img:
     (in the helper process, :func:`pipelines.report.figures.drawing`) until ``uri`` is read: the
     report asks for every figure first and reads them when the page is rendered."""
 
-    drawing: object  # a pipelines.core.helper.Later of the SVG's bytes, then the data URI
+    drawing: Later  # the SVG's bytes
     width: int
     height: int
 
-    @property
+    @functools.cached_property
     def uri(self) -> str:
-        if not isinstance(self.drawing, str):
-            self.drawing = F.svg_uri_of(self.drawing.result())
-        return self.drawing
+        return F.svg_uri_of(self.drawing.result())
 
 
 # Figures drawn in this process, by builder and a digest of what it was given: a run's efficacy step

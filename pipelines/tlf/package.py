@@ -13,8 +13,8 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines.report.data import load_study
 from pipelines.core.helper import Later
+from pipelines.report.data import load_study
 from pipelines.report.figures import drawing
 from pipelines.tlf.builders import BUILDERS, Absent, Context, FigureOut
 from pipelines.tlf.define import write_define
@@ -144,8 +144,8 @@ def build_package(
             _write_rtf(shell, b, out / f"{shell.file_stem}.rtf", study_id, run_id, png=out / f"{shell.file_stem}.png",
                        drawing=drawings[shell.file_stem])
             write(shell, b)
-        absent = isinstance(b, Absent)
-        say(f"{shell.label:<13} {'no data: ' + b.reason if absent else shell.title}")
+        o = outputs[shell.file_stem]
+        say(f"{shell.label:<13} {shell.title if o.status == 'written' else 'no data: ' + o.reason}")
     ready.result()
     pkg.outputs = [outputs[shell.file_stem] for shell, _ in built]
     if pkg.datasets:

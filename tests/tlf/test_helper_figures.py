@@ -23,15 +23,6 @@ STUDY = "FEDERSIM-7"
 STAMPED = {".xpt", ".xml"}  # creation times inside
 
 
-@pytest.fixture
-def worker(monkeypatch):
-    monkeypatch.setenv(helper.ENV, "1")
-    w = helper.start()
-    assert w is not None
-    yield w
-    helper.stop()
-
-
 def _calls(w, monkeypatch) -> list[str]:
     """What went to the helper (function names), as it is sent."""
     sent: list[str] = []

@@ -40,16 +40,6 @@ def built(tmp_path_factory):
     return folder
 
 
-@pytest.fixture
-def worker(monkeypatch):
-    """The helper, started for this test (each GX import in it takes a few seconds of CPU)."""
-    monkeypatch.setenv(helper.ENV, "1")
-    w = helper.start()
-    assert w is not None
-    yield w
-    helper.stop()
-
-
 def _outcomes(db: Path, chunk_rows: int = validation.CHUNK_ROWS) -> list[dict]:
     with warehouse.connect(db) as con:
         params = validation.suite_parameters(con, load_manifest(CASE))
@@ -118,25 +108,36 @@ def test_an_error_in_the_helper_is_raised_here_and_large_frames_stay_here(built,
     assert not {"subjects/all", "adqs/rows", "item_responses/rows", "adsl/all"} & {c for c, _ in sent}, sent
 
 
-def test_the_run_process_never_imports_gx(built, tmp_path):
-    """In a fresh interpreter with the helper: every suite validated, and great_expectations (and
-    the scipy.stats it brings) never imported there."""
+def _in_fresh_python(built, tmp_path, setting: str, setup: str, report: str) -> dict:
+    """Every suite validated on the broken study in a fresh interpreter (``TRIALPIPE_GX_WORKER`` =
+    ``setting``): ``setup`` runs first, ``report`` after, printing one JSON line from ``out`` (the
+    outcomes); that line."""
     shutil.copy(built / "broken.duckdb", tmp_path / "w.duckdb")
     code = (
         "import sys, json\n"
-        "from pipelines.core import helper, validation, warehouse\n"
+        "from pipelines.core import gx, helper, validation, warehouse\n"
         "from pipelines.core.manifest import load_manifest\n"
-        "assert helper.start() is not None\n"
-        f"with warehouse.connect({str(tmp_path / 'w.duckdb')!r}) as con:\n"
+        + setup
+        + f"with warehouse.connect({str(tmp_path / 'w.duckdb')!r}) as con:\n"
         f"    p = validation.suite_parameters(con, load_manifest({str(CASE)!r}))\n"
         f"    out = [validation.run_suite(con, s, p) for s in {SUITES!r}]\n"
-        "print(json.dumps({'gx': 'great_expectations' in sys.modules, 'n': sum(len(o.expectations) for o in out),\n"
-        "                  'failed': sum(not o.success for o in out)}))\n"
+        + report
     )
-    env = {**os.environ, helper.ENV: "1", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, helper.ENV: setting, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=240, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_the_run_process_never_imports_gx(built, tmp_path):
+    """In a fresh interpreter with the helper: every suite validated, and great_expectations (and
+    the scipy.stats it brings) never imported there."""
+    out = _in_fresh_python(
+        built, tmp_path, "1",
+        "assert helper.start() is not None\n",
+        "print(json.dumps({'gx': 'great_expectations' in sys.modules, 'n': sum(len(o.expectations) for o in out),\n"
+        "                  'failed': sum(not o.success for o in out)}))\n",
+    )
     assert out["gx"] is False and out["n"] == 55 and out["failed"] >= 2, out
 
 
@@ -144,26 +145,16 @@ def test_the_helper_defers_what_gx_imports_for_nothing(built, tmp_path):
     """The helper's deferral of scipy.stats and altair (0.9 s of its GX import): every suite runs in
     an interpreter set up like the helper without executing either (a GX that starts using them
     still works: they load on first use, and the outcome test above would see a difference)."""
-    shutil.copy(built / "broken.duckdb", tmp_path / "w.duckdb")
-    code = (
-        "import sys, json\n"
-        "from pipelines.core import gx, helper, validation, warehouse\n"
-        "from pipelines.core.manifest import load_manifest\n"
+    out = _in_fresh_python(
+        built, tmp_path, "0",
         "helper.defer_imports(helper.DEFERRED)\n"
-        "gx.import_gx()\n"
-        f"with warehouse.connect({str(tmp_path / 'w.duckdb')!r}) as con:\n"
-        f"    p = validation.suite_parameters(con, load_manifest({str(CASE)!r}))\n"
-        f"    out = [validation.run_suite(con, s, p) for s in {SUITES!r}]\n"
+        "gx.import_gx()\n",
         "seen = {'stats_py': 'scipy.stats._stats_py' in sys.modules, 'vegalite': 'altair.vegalite' in sys.modules,\n"
         "        'lazy': type(sys.modules['scipy.stats']).__name__, 'n': sum(len(o.expectations) for o in out)}\n"
         "import scipy.stats\n"  # a use (even this statement reads its __spec__) loads it
         "seen.update(norm=float(scipy.stats.norm.cdf(0.0)), after='scipy.stats._stats_py' in sys.modules)\n"
-        "print(json.dumps(seen))\n"
+        "print(json.dumps(seen))\n",
     )
-    env = {**os.environ, helper.ENV: "0", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=240, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["n"] == 55 and not out["stats_py"] and not out["vegalite"] and out["lazy"] == "_LazyModule", out
     assert out["norm"] == 0.5 and out["after"], out  # first use loads it
 
