@@ -456,7 +456,7 @@ def serve() -> None:
             try:
                 rid, func, args, kwargs = pickle.loads(body)
             except Exception as exc:  # noqa: BLE001 - answered with the error
-                pending.append((None, exc))
+                pending.append((None, functools.partial(_raise, exc)))
                 continue
             if func == _CANCEL:
                 cancelled.add(args[0])
@@ -466,16 +466,19 @@ def serve() -> None:
             return
         rid, call = pending.popleft()
         if rid in cancelled:
+            cancelled.discard(rid)  # a helper lives for the process: the set keeps only pending ones
             reply = ("cancelled", None)
         else:
             outbox.put(pickle.dumps(("begun", rid), protocol=pickle.HIGHEST_PROTOCOL))
             try:
-                if isinstance(call, Exception):
-                    raise call
                 reply = ("ok", call())
             except Exception as exc:  # noqa: BLE001 - answered; the run's process does it again itself
                 reply = ("error", f"{type(exc).__name__}: {exc}")
         outbox.put(pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def _raise(exc: Exception):
+    raise exc
 
 
 _CANCEL = "cancel"  # in a request's place of the function: the run's process did request args[0] itself
