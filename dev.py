@@ -64,8 +64,16 @@ def compile_project() -> None:
     (a few ms); one that does not compile is left for its import to report."""
     import compileall
 
-    for package in ("pipelines", "assets"):
+    for package in project_packages():
         compileall.compile_dir(ROOT / package, quiet=2)
+
+
+def project_packages() -> list[str]:
+    """trialpipe's own packages, as pyproject.toml lists them for the wheel."""
+    import tomllib  # here: dev.py must reach its Python-version message on an older Python
+
+    with (ROOT / "pyproject.toml").open("rb") as fh:
+        return tomllib.load(fh)["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
 
 
 def main(argv: list[str]) -> None:

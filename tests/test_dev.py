@@ -21,12 +21,14 @@ def test_the_project_is_compiled_where_python_writes_no_bytecode(tmp_path, monke
     compile the project's modules again; dev.py compiles them once, as uv does for the dependencies.
     Checked on a copy of the source tree without bytecode: each module gets the .pyc its import
     reads (this interpreter's cache tag, the source's mtime and size in the header)."""
-    for package in ("pipelines", "assets"):
-        shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
     dev = _dev_module()
+    packages = dev.project_packages()
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    for package in packages:
+        shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(dev, "ROOT", tmp_path)
     monkeypatch.setattr(sys, "dont_write_bytecode", True)
-    sources = sorted(p for package in ("pipelines", "assets") for p in (tmp_path / package).rglob("*.py"))
+    sources = sorted(p for package in packages for p in (tmp_path / package).rglob("*.py"))
     assert len(sources) > 100
     assert not any(Path(importlib.util.cache_from_source(str(p))).exists() for p in sources)
 
